@@ -1,0 +1,173 @@
+//! Turns a loaded config into runnable plugins and instances.
+//!
+//! Each plugin and each instance either loads or carries the reason it did
+//! not, so one broken plugin never keeps the others from running, and `check`
+//! can report every problem at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::bundled;
+use crate::config::{settings_json, Dsn, InstanceConfig, LoadedConfig, PluginId};
+use crate::runtime::{Instance, Plugin, PluginKind, Runtime};
+use crate::services::http::{self, HttpAccess};
+use crate::services::sql::{SqlDatabases, SqlGrant};
+use crate::services::InstanceContext;
+
+/// A failure with the fix to apply.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  = fix: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The plugins and instances of one config.
+pub struct Catalog {
+    pub runtime: Runtime,
+    pub sql: Arc<SqlDatabases>,
+    pub plugins: BTreeMap<String, Result<Arc<Plugin>, Failure>>,
+    pub instances: BTreeMap<String, Result<Instance, Failure>>,
+}
+
+/// The bytes of a plugin: bundled, or read from its file and checked.
+pub fn plugin_bytes(config: &LoadedConfig, id: &PluginId) -> Result<Vec<u8>, Failure> {
+    if let Some(source) = config.config.plugins.get(id) {
+        let path = config.resolve(source.path.get_ref());
+        let bytes = std::fs::read(&path).map_err(|e| Failure {
+            message: format!("plugin `{id}`: cannot read {}: {e}", path.display()),
+            hint: Some(format!("check `path` of [plugins.{id}] in {}", config.path.display())),
+        })?;
+        if let Some(expected) = &source.sha256 {
+            let actual = hex::encode(Sha256::digest(&bytes));
+            if !actual.eq_ignore_ascii_case(expected.get_ref()) {
+                return Err(Failure {
+                    message: format!("plugin `{id}`: {} has SHA-256 {actual}, not the configured {}", path.display(), expected.get_ref()),
+                    hint: Some("the file changed: restore the expected build, or update sha256 if the change is intended".into()),
+                });
+            }
+        }
+        return Ok(bytes);
+    }
+    bundled::bytes(id.as_str()).map(<[u8]>::to_vec).ok_or_else(|| Failure {
+        message: format!("plugin `{id}` is neither bundled nor declared"),
+        hint: Some(format!("declare [plugins.{id}] with its path")),
+    })
+}
+
+impl Catalog {
+    /// Loads every plugin the config uses and builds every instance.
+    pub fn load(config: &LoadedConfig) -> anyhow::Result<Self> {
+        let runtime = Runtime::new(Some(config.cache_dir()))?;
+        Ok(Self::load_with(config, runtime))
+    }
+
+    /// As [`Catalog::load`], on a given runtime.
+    pub fn load_with(config: &LoadedConfig, runtime: Runtime) -> Self {
+        let sql = Arc::new(SqlDatabases::default());
+        let client = http::client();
+        let used: std::collections::BTreeSet<&PluginId> = config
+            .config
+            .endpoints
+            .values()
+            .chain(config.config.mappers.values())
+            .map(|i| i.plugin.get_ref())
+            .collect();
+        let plugins: BTreeMap<String, Result<Arc<Plugin>, Failure>> = used
+            .into_iter()
+            .map(|id| {
+                let plugin = plugin_bytes(config, id).and_then(|bytes| {
+                    runtime.load_plugin(id.as_str(), &bytes).map_err(|e| Failure {
+                        message: e.to_string(),
+                        hint: None,
+                    })
+                });
+                (id.to_string(), plugin)
+            })
+            .collect();
+
+        let mut instances = BTreeMap::new();
+        for (section, kind, entries) in [
+            ("endpoints", PluginKind::Connector, &config.config.endpoints),
+            ("mappers", PluginKind::Mapper, &config.config.mappers),
+        ] {
+            for (name, instance) in entries {
+                let built = match &plugins[instance.plugin.get_ref().as_str()] {
+                    Err(failure) => Err(failure.clone()),
+                    Ok(plugin) if plugin.kind() != kind => Err(Failure {
+                        message: format!("[{section}.{name}] uses `{}`, which is a {}, not a {kind}", plugin.name, plugin.kind()),
+                        hint: Some(match kind {
+                            PluginKind::Connector => format!("move it to [mappers.{name}], or use a connector plugin"),
+                            PluginKind::Mapper => format!("move it to [endpoints.{name}], or use a mapper plugin"),
+                        }),
+                    }),
+                    Ok(plugin) => {
+                        let context = instance_context(config, section, name.as_str(), instance, &sql, &client);
+                        Ok(runtime.instance(plugin.clone(), context))
+                    }
+                };
+                instances.insert(name.to_string(), built);
+            }
+        }
+        Catalog { runtime, sql, plugins, instances }
+    }
+
+    /// A runnable instance by name, or why there is none.
+    pub fn instance(&self, name: &str) -> Result<&Instance, Failure> {
+        match self.instances.get(name) {
+            Some(Ok(instance)) => Ok(instance),
+            Some(Err(failure)) => Err(failure.clone()),
+            None => Err(Failure {
+                message: format!("there is no endpoint or mapper named `{name}`"),
+                hint: Some(format!(
+                    "configured: {}",
+                    self.instances.keys().cloned().collect::<Vec<_>>().join(", ")
+                )),
+            }),
+        }
+    }
+}
+
+/// What one instance is and may access, from its config.
+pub fn instance_context(
+    config: &LoadedConfig,
+    section: &str,
+    name: &str,
+    instance: &InstanceConfig,
+    databases: &SqlDatabases,
+    client: &reqwest::Client,
+) -> InstanceContext {
+    let sql = instance
+        .grants
+        .sql
+        .iter()
+        .map(|(connection, grant)| {
+            let Dsn::Sqlite(path) = grant.dsn.get_ref();
+            let grant = SqlGrant {
+                database: databases.get(&config.resolve(path)),
+                read_only: grant.read_only,
+                origin: format!("[{section}.{name}.grants.sql.{connection}]"),
+            };
+            (connection.to_string(), grant)
+        })
+        .collect();
+    InstanceContext {
+        name: name.to_owned(),
+        plugin: instance.plugin.get_ref().to_string(),
+        settings: settings_json(&instance.settings).to_string(),
+        sql,
+        http: HttpAccess { allow: instance.grants.http.allow.clone(), client: client.clone() },
+        limits: config.limits(instance),
+    }
+}

@@ -1,0 +1,139 @@
+//! `synchost check [CONFIG]`: validate the config and plugins, probe every connection.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{load_catalog, CommandError};
+use crate::catalog::Catalog;
+use crate::config::LoadedConfig;
+use crate::runtime::bindings::{Direction, EntityDef};
+use crate::runtime::{CallError, Instance};
+
+/// One line of the report.
+struct Report {
+    problems: usize,
+}
+
+impl Report {
+    fn ok(&self, name: &str, detail: &str) {
+        println!("  ok    {name:<20} {detail}");
+    }
+
+    fn fail(&mut self, name: &str, message: &str, hint: Option<&str>) {
+        self.problems += 1;
+        println!("  FAIL  {name:<20} {message}");
+        if let Some(hint) = hint {
+            println!("        {:<20} fix: {hint}", "");
+        }
+    }
+
+    fn call_failed(&mut self, name: &str, error: &CallError) {
+        self.fail(name, &error.to_string(), error.hint().as_deref());
+    }
+}
+
+fn describe_entities(entities: &[EntityDef]) -> String {
+    entities
+        .iter()
+        .map(|e| {
+            let mut traits = vec![format!("{} fields", e.fields.len())];
+            traits.push(if e.change_feed { "change feed".into() } else { "full scan".into() });
+            if e.soft_delete {
+                traits.push("soft delete".into());
+            }
+            if !e.writable {
+                traits.push("read-only".into());
+            }
+            format!("{} ({})", e.name, traits.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub async fn run(config_path: &Path) -> Result<(), CommandError> {
+    let (config, catalog) = load_catalog(config_path)?;
+    println!(
+        "config {}: ok ({} endpoint(s), {} mapper(s))",
+        config.path.display(),
+        config.config.endpoints.len(),
+        config.config.mappers.len()
+    );
+    let mut report = Report { problems: 0 };
+    check_plugins(&catalog, &mut report);
+    check_instances(&config, &catalog, &mut report).await;
+    println!();
+    if report.problems == 0 {
+        println!("everything is ready");
+        Ok(())
+    } else {
+        Err(CommandError::Reported(format!("{} problem(s) found", report.problems)))
+    }
+}
+
+fn check_plugins(catalog: &Catalog, report: &mut Report) {
+    println!("\nplugins:");
+    for (name, plugin) in &catalog.plugins {
+        match plugin {
+            Ok(plugin) => report.ok(
+                name,
+                &format!("{}, plugin API {}, sha256 {}", plugin.kind(), plugin.metadata.api_version, &plugin.sha256[..16]),
+            ),
+            Err(failure) => report.fail(name, &failure.message, failure.hint.as_deref()),
+        }
+    }
+}
+
+async fn check_instances(config: &LoadedConfig, catalog: &Catalog, report: &mut Report) {
+    for (title, names) in [
+        ("endpoints", config.config.endpoints.keys().map(|n| n.to_string()).collect::<Vec<_>>()),
+        ("mappers", config.config.mappers.keys().map(|n| n.to_string()).collect()),
+    ] {
+        if names.is_empty() {
+            continue;
+        }
+        println!("\n{title}:");
+        for name in names {
+            match catalog.instance(&name) {
+                Err(failure) => report.fail(&name, &failure.message, failure.hint.as_deref()),
+                Ok(instance) => check_instance(instance, report).await,
+            }
+        }
+    }
+}
+
+async fn check_instance(instance: &Instance, report: &mut Report) {
+    let name = instance.name();
+    let context = instance.context();
+    for (connection, grant) in &context.sql {
+        let label = format!("{name} sql:{connection}");
+        match grant.database.probe(&grant.origin) {
+            Ok(()) => report.ok(&label, &format!("{} opens", grant.database.path().display())),
+            Err(problem) => report.fail(&label, &problem.message, problem.hint.as_deref()),
+        }
+    }
+    for origin in &context.http.allow {
+        let label = format!("{name} http");
+        let port = origin.port.unwrap_or(if origin.scheme.as_deref() == Some("https") { 443 } else { 80 });
+        let address = format!("{}:{port}", origin.host);
+        match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&address)).await {
+            Ok(Ok(_)) => report.ok(&label, &format!("{address} reachable")),
+            Ok(Err(error)) => report.fail(
+                &label,
+                &format!("{address} is not reachable: {error}"),
+                Some(&format!("start the service at {address}, or correct [endpoints.{name}.grants.http] allow")),
+            ),
+            Err(_) => report.fail(&label, &format!("{address} did not answer within 3 s"), Some("check the network path to it")),
+        }
+    }
+    let plugin = &instance.plugin().name;
+    match instance.plugin().kind() {
+        crate::runtime::PluginKind::Connector => match instance.describe().await {
+            Ok(entities) => report.ok(name, &format!("{plugin}: {}", describe_entities(&entities))),
+            Err(error) => report.call_failed(name, &error),
+        },
+        crate::runtime::PluginKind::Mapper => match instance.map(Direction::LeftToRight, &[]).await {
+            Ok(_) => report.ok(name, &format!("{plugin}: settings accepted")),
+            Err(error) => report.call_failed(name, &error),
+        },
+    }
+}

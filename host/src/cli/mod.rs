@@ -1,0 +1,176 @@
+//! The `synchost` command line.
+//!
+//! - `check`: validate the config and plugins, probe every connection.
+//! - `plugin inspect`: what a plugin file is (API version, kind, entities).
+//! - `read`: read records through a connector, from a cursor.
+//! - `schema`: print the config's JSON Schema.
+//! - `demo`: the embedded default: sample CRM databases, a config, a tour.
+
+mod check;
+mod demo;
+mod inspect;
+pub mod output;
+mod read;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::catalog::{Catalog, Failure};
+use crate::config::{ConfigErrors, LoadedConfig, DEFAULT_CONFIG_FILE};
+use crate::runtime::CallError;
+
+/// synchost keeps business systems in sync through sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "synchost", version, about)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, short, global = true, env = "SYNCHOST_CONFIG", default_value = DEFAULT_CONFIG_FILE)]
+    config: PathBuf,
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the config and its plugins, and probe every granted connection.
+    Check {
+        /// The config file (default: --config).
+        file: Option<PathBuf>,
+    },
+    /// Work with plugin files.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Read records of an entity through an endpoint's connector.
+    Read {
+        /// The endpoint (a key of [endpoints]).
+        endpoint: String,
+        /// The entity, e.g. `contacts`.
+        entity: String,
+        /// Continue from this cursor (printed by the previous read).
+        #[arg(long)]
+        since: Option<String>,
+        /// Read at most this many records.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the config file.
+    Schema,
+    /// Set up sample CRM databases and a config, and show what synchost does with them.
+    Demo {
+        /// The folder to create the demo in.
+        #[arg(long, default_value = "synchost-demo")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Show a plugin's API version, kind and entities.
+    Inspect {
+        /// The plugin component (.wasm).
+        file: PathBuf,
+    },
+}
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum CommandError {
+    Config(ConfigErrors),
+    Failure(Failure),
+    Call(CallError),
+    Reported(String),
+    Other(anyhow::Error),
+}
+
+impl CommandError {
+    fn report(&self) -> ExitCode {
+        match self {
+            CommandError::Config(errors) => {
+                eprintln!("{errors}");
+                ExitCode::from(2)
+            }
+            CommandError::Failure(failure) => {
+                eprintln!("error: {failure}");
+                ExitCode::FAILURE
+            }
+            CommandError::Call(error) => {
+                eprintln!("error: {error}");
+                if let Some(hint) = error.hint() {
+                    eprintln!("  = fix: {hint}");
+                }
+                ExitCode::FAILURE
+            }
+            CommandError::Reported(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+            CommandError::Other(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Loads a config and everything it names.
+pub(crate) fn load_catalog(path: &Path) -> Result<(LoadedConfig, Catalog), CommandError> {
+    let config = LoadedConfig::load(path).map_err(CommandError::Config)?;
+    let catalog = Catalog::load(&config).map_err(CommandError::Other)?;
+    Ok((config, catalog))
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    let default = match verbose {
+        0 => "warn,synchost=info",
+        1 => "debug,cranelift_codegen=info,wasmtime=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.compact().init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.verbose);
+    let result = match &cli.command {
+        Command::Check { file } => check::run(file.as_deref().unwrap_or(&cli.config)).await,
+        Command::Plugin { command: PluginCommand::Inspect { file } } => inspect::run(file).await,
+        Command::Read { endpoint, entity, since, limit, json } => {
+            read::run(&cli.config, endpoint, entity, since.as_deref(), *limit, *json).await
+        }
+        Command::Schema => {
+            println!("{}", crate::schema::config_schema_json());
+            Ok(())
+        }
+        Command::Demo { dir } => demo::run(dir).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => error.report(),
+    }
+}

@@ -1,0 +1,154 @@
+//! Reads a config file and collects every error, each with its place and fix.
+//!
+//! Serde stops at the first error, so the document is parsed into spanned
+//! tables first and each section and each named entry is deserialized on its
+//! own: a mistake in one endpoint does not hide a mistake in another.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::types::{Config, HostSettings, InstanceConfig, PluginSource};
+use crate::bundled;
+
+const SECTIONS: &[&str] = &["host", "plugins", "endpoints", "mappers"];
+const SCHEMA_HINT: &str = "see schemas/synchost.schema.json for every setting";
+
+struct Collector<'a> {
+    file: &'a Path,
+    source: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Collector<'_> {
+    fn error(&mut self, span: Option<Range<usize>>, message: impl Into<String>, fix: impl Into<String>) {
+        self.errors.push(ConfigError::at(self.file, self.source, span, message).fix(fix));
+    }
+
+    fn from_toml(&mut self, error: toml::de::Error, fix: &str) {
+        let message = error.message().trim().replace('\n', " ");
+        self.error(error.span(), message, fix);
+    }
+
+    fn deserialize<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>, what: &str) -> Option<T> {
+        match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.from_toml(error, &format!("correct {what}; {SCHEMA_HINT}"));
+                None
+            }
+        }
+    }
+
+    /// A `[section.NAME]` table: each entry's name and body deserialized on its own.
+    fn named_entries<K, V>(&mut self, section: &str, value: Spanned<DeValue<'_>>) -> BTreeMap<K, V>
+    where
+        K: TryFrom<String, Error = String> + Ord,
+        V: DeserializeOwned,
+    {
+        let span = value.span();
+        let DeValue::Table(table) = value.into_inner() else {
+            self.error(Some(span), format!("`{section}` must be a table"), format!("write it as [{section}.NAME] sections"));
+            return BTreeMap::new();
+        };
+        let mut entries = BTreeMap::new();
+        for (name, body) in table {
+            let name_span = name.span();
+            let name = name.into_inner().into_owned();
+            let key = match K::try_from(name.clone()) {
+                Ok(key) => Some(key),
+                Err(message) => {
+                    self.error(Some(name_span), message, format!("rename [{section}.{name}]"));
+                    None
+                }
+            };
+            let body = self.deserialize::<V>(body, &format!("[{section}.{name}]"));
+            if let (Some(key), Some(body)) = (key, body) {
+                entries.insert(key, body);
+            }
+        }
+        entries
+    }
+}
+
+pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigErrors> {
+    let mut c = Collector { file, source, errors: Vec::new() };
+    let (root, syntax_errors) = DeTable::parse_recoverable(source);
+    if !syntax_errors.is_empty() {
+        for error in syntax_errors {
+            c.from_toml(error, "fix the TOML syntax at this place");
+        }
+        return Err(ConfigErrors(c.errors));
+    }
+
+    let mut config = Config::default();
+    for (key, value) in root.into_inner() {
+        let key_span = key.span();
+        match key.as_ref().as_ref() {
+            "host" => config.host = c.deserialize::<HostSettings>(value, "[host]").unwrap_or_default(),
+            "plugins" => config.plugins = c.named_entries::<_, PluginSource>("plugins", value),
+            "endpoints" => config.endpoints = c.named_entries::<_, InstanceConfig>("endpoints", value),
+            "mappers" => config.mappers = c.named_entries::<_, InstanceConfig>("mappers", value),
+            other => c.error(
+                Some(key_span),
+                format!("unknown section `{other}`"),
+                format!("the sections are: {}", SECTIONS.join(", ")),
+            ),
+        }
+    }
+    check_references(&mut c, &config);
+    if c.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(c.errors)) }
+}
+
+/// Checks what no single entry can check alone: names that refer to other entries.
+fn check_references(c: &mut Collector<'_>, config: &Config) {
+    let known: Vec<String> = bundled::NAMES
+        .iter()
+        .map(|n| n.to_string())
+        .chain(config.plugins.keys().map(|k| k.to_string()))
+        .collect();
+    for (section, instances) in [("endpoints", &config.endpoints), ("mappers", &config.mappers)] {
+        for (name, instance) in instances {
+            let plugin = instance.plugin.get_ref();
+            if !known.iter().any(|k| k == plugin.as_str()) {
+                c.error(
+                    Some(instance.plugin.span()),
+                    format!("[{section}.{name}] uses plugin `{plugin}`, which is neither bundled nor declared"),
+                    format!("use one of: {}; or declare [plugins.{plugin}] with its path", known.join(", ")),
+                );
+            }
+        }
+    }
+    for name in config.endpoints.keys() {
+        if config.mappers.contains_key(name) {
+            c.error(
+                None,
+                format!("`{name}` is both an endpoint and a mapper"),
+                "give the endpoint and the mapper different names",
+            );
+        }
+    }
+    for (name, plugin) in &config.plugins {
+        if bundled::NAMES.contains(&name.as_str()) {
+            c.error(
+                None,
+                format!("[plugins.{name}] has the name of a bundled plugin"),
+                format!("choose another name, e.g. `{name}-custom`"),
+            );
+        }
+        if let Some(sha) = &plugin.sha256 {
+            if sha.get_ref().len() != 64 || !sha.get_ref().chars().all(|ch| ch.is_ascii_hexdigit()) {
+                c.error(
+                    Some(sha.span()),
+                    format!("[plugins.{name}] sha256 is not 64 hex digits"),
+                    "write the file's SHA-256 as printed by `sha256sum`",
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The config file's types: what an admin writes in `synchost.toml`.
+//!
+//! Every struct denies unknown fields; names and values that have a shape are
+//! newtypes checked when the file is read, so a mistake is reported at its line.
+//! The JSON Schema in `schemas/synchost.schema.json` is generated from these types.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PluginId, Timeout};
+
+/// A synchost config file.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Settings of the host process itself.
+    #[serde(default)]
+    pub host: HostSettings,
+    /// Plugins loaded from `.wasm` files. Bundled plugins (`sql-table`,
+    /// `crm-mapper`) need no entry: they are known by name.
+    #[serde(default)]
+    pub plugins: BTreeMap<PluginId, PluginSource>,
+    /// Connector instances: a connector plugin, its settings and what it may access.
+    #[serde(default)]
+    pub endpoints: BTreeMap<InstanceName, InstanceConfig>,
+    /// Mapper instances: a mapper plugin and its rules.
+    #[serde(default)]
+    pub mappers: BTreeMap<InstanceName, InstanceConfig>,
+}
+
+/// `[host]`: where the host keeps its files, and default limits.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostSettings {
+    /// Folder for state and caches, relative to the config file.
+    /// Default: `synchost-data` beside the config file.
+    pub data_dir: Option<PathBuf>,
+    /// Folder for compiled plugins. Default: `<data_dir>/cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Limits for every plugin instance that does not set its own.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[plugins.NAME]`: a plugin loaded from a file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSource {
+    /// The plugin component (`.wasm`), relative to the config file.
+    #[schemars(with = "PathBuf")]
+    pub path: Spanned<PathBuf>,
+    /// Expected SHA-256 of the file (hex); the plugin is refused if it differs.
+    #[schemars(with = "Option<String>")]
+    pub sha256: Option<Spanned<String>>,
+}
+
+/// `[endpoints.NAME]` or `[mappers.NAME]`: one configured instance of a plugin.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// The plugin: a bundled plugin's name or a key of `[plugins]`.
+    #[schemars(with = "PluginId")]
+    pub plugin: Spanned<PluginId>,
+    /// Plugin-specific settings, passed to the plugin as JSON.
+    #[serde(default)]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
+    pub settings: toml::Table,
+    /// What the instance may access. Everything else is denied.
+    #[serde(default)]
+    pub grants: Grants,
+    /// Resource limits of one call into the plugin.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Capabilities granted to one plugin instance.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Named SQL connections the plugin may use, by the name it uses.
+    #[serde(default)]
+    pub sql: BTreeMap<ConnectionName, SqlGrant>,
+    /// HTTP access.
+    #[serde(default)]
+    pub http: HttpGrant,
+}
+
+/// One named SQL connection.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlGrant {
+    /// `sqlite:PATH` (relative to the config file).
+    #[schemars(with = "Dsn")]
+    pub dsn: Spanned<Dsn>,
+    /// Allow only queries, no writes. Default false.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// HTTP hosts a plugin may send requests to.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpGrant {
+    /// Allowed origins: `host`, `host:port`, or `scheme://host[:port]`.
+    #[serde(default)]
+    pub allow: Vec<HttpOrigin>,
+}
+
+/// Limits of one call into a plugin. Unset values fall back to `[host.limits]`,
+/// then to the built-in defaults.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock limit of one call, e.g. `30s`. Default 30 s.
+    pub timeout: Option<Timeout>,
+    /// Linear memory the plugin may grow to, e.g. `128MiB`. Default 128 MiB.
+    pub memory: Option<ByteSize>,
+    /// Largest result a call may return, e.g. `32MiB`. Default 32 MiB.
+    pub max_output: Option<ByteSize>,
+}

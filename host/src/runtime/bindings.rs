@@ -1,0 +1,37 @@
+//! Host-side bindings generated from `schemas/wit` (plugin API 0.1.x).
+//!
+//! The mapper world reuses the connector world's shared interfaces, so one
+//! `Record` type and one implementation of each host service serve both.
+
+/// The `connector-plugin` world.
+pub mod connector {
+    wasmtime::component::bindgen!({
+        world: "connector-plugin",
+        path: "../schemas/wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [PartialEq],
+    });
+}
+
+/// The `mapper-plugin` world.
+pub mod mapper {
+    wasmtime::component::bindgen!({
+        world: "mapper-plugin",
+        path: "../schemas/wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [PartialEq],
+        with: {
+            "synchost:plugin/types": super::connector::synchost::plugin::types,
+            "synchost:plugin/log": super::connector::synchost::plugin::log,
+            "synchost:plugin/context": super::connector::synchost::plugin::context,
+        },
+    });
+}
+
+pub use connector::exports::synchost::plugin::connector::{Applied, Change, ChangeKind, Outcome, ReadBatch};
+pub use connector::synchost::plugin::http as wit_http;
+pub use connector::synchost::plugin::sql as wit_sql;
+pub use connector::synchost::plugin::types::{EntityDef, Field, FieldDef, FieldType, Problem, Record, Value};
+pub use mapper::exports::synchost::plugin::mapper::{Direction, Mapped, Violation};

@@ -1,0 +1,368 @@
+//! The sandbox that runs plugins: wasmtime components, one call at a time.
+//!
+//! - One [`Runtime`] per host: one wasmtime `Engine` with the pooling
+//!   allocator and epoch interruption, a linker per plugin world, an epoch
+//!   ticker thread, and a cache of compiled components on disk.
+//! - A [`Plugin`] is a checked and compiled component with its `InstancePre`:
+//!   its API version is read and checked before anything is compiled.
+//! - An [`Instance`] is a plugin with one endpoint's or mapper's settings and
+//!   grants. Every call gets a fresh `Store`: a wall-clock deadline, a memory
+//!   limit and an output limit. A trap, a hang or a memory blow-up fails that
+//!   call with a [`CallError`] naming the plugin, the function and the cause.
+//!
+//! Nothing here is global: plugins and instances are values held in `Arc`s, so
+//! a new version can be swapped in while calls on the old one finish.
+
+pub mod bindings;
+mod cache;
+mod error;
+pub mod metadata;
+mod size;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+pub use error::{CallError, CallSite};
+pub use metadata::{PluginKind, PluginMetadata};
+
+use bindings::connector::ConnectorPluginPre;
+use bindings::mapper::MapperPluginPre;
+use bindings::{Change, Direction, EntityDef, Mapped, Outcome, ReadBatch, Record, Violation};
+use size::OutputSize;
+
+use crate::services::{HostState, InstanceContext};
+
+/// How often the epoch ticks; wall-clock limits are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The most linear memory any plugin instance may be given.
+pub const MAX_PLUGIN_MEMORY: u64 = 1 << 30;
+
+/// Why a plugin cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin `{plugin}` cannot be used: {source}")]
+    Metadata { plugin: String, source: metadata::MetadataError },
+    #[error("plugin `{plugin}` failed to compile: {message}")]
+    Compile { plugin: String, message: String },
+    #[error("plugin `{plugin}` does not fit the {kind} world of plugin API {api}: {message}")]
+    Link { plugin: String, kind: PluginKind, api: String, message: String },
+}
+
+/// The host's plugin sandbox.
+pub struct Runtime {
+    engine: Engine,
+    connector_linker: Linker<HostState>,
+    mapper_linker: Linker<HostState>,
+    cache: Option<cache::ComponentCache>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// A runtime that caches compiled plugins in `cache_dir`, if given.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(256)
+            .total_core_instances(1024)
+            .total_memories(256)
+            .total_tables(1024)
+            .max_memory_size(MAX_PLUGIN_MEMORY as usize);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config).map_err(into_anyhow)?;
+
+        let mut connector_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut connector_linker).map_err(into_anyhow)?;
+        bindings::connector::ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut connector_linker, |s| s).map_err(into_anyhow)?;
+        let mut mapper_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut mapper_linker).map_err(into_anyhow)?;
+        bindings::mapper::MapperPlugin::add_to_linker::<_, HasSelf<_>>(&mut mapper_linker, |s| s).map_err(into_anyhow)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new().name("synchost-epoch".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        }
+        let cache = cache_dir.map(|dir| cache::ComponentCache::new(dir, &engine));
+        Ok(Runtime { engine, connector_linker, mapper_linker, cache, ticker_stop })
+    }
+
+    /// Checks, compiles and links a plugin component. The API version is
+    /// checked first, so an incompatible plugin is never compiled or run.
+    pub fn load_plugin(&self, name: &str, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        let metadata = metadata::read(bytes).map_err(|source| LoadError::Metadata { plugin: name.into(), source })?;
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let compile_error = |e: wasmtime::Error| LoadError::Compile { plugin: name.into(), message: format!("{e:#}") };
+        let component = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes, &sha256).map_err(compile_error)?,
+            None => Component::new(&self.engine, bytes).map_err(compile_error)?,
+        };
+        let link_error = |e: wasmtime::Error| LoadError::Link {
+            plugin: name.into(),
+            kind: metadata.kind,
+            api: metadata.api_version.to_string(),
+            message: format!("{e:#}"),
+        };
+        let pre = match metadata.kind {
+            PluginKind::Connector => PluginPre::Connector(
+                ConnectorPluginPre::new(self.connector_linker.instantiate_pre(&component).map_err(link_error)?)
+                    .map_err(link_error)?,
+            ),
+            PluginKind::Mapper => PluginPre::Mapper(
+                MapperPluginPre::new(self.mapper_linker.instantiate_pre(&component).map_err(link_error)?)
+                    .map_err(link_error)?,
+            ),
+        };
+        Ok(Arc::new(Plugin { name: name.into(), metadata, sha256, pre }))
+    }
+
+    /// A plugin bound to one instance's settings, grants and limits.
+    pub fn instance(&self, plugin: Arc<Plugin>, context: InstanceContext) -> Instance {
+        Instance { engine: self.engine.clone(), plugin, context: Arc::new(context) }
+    }
+}
+
+fn into_anyhow(error: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{error:#}")
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+enum PluginPre {
+    Connector(ConnectorPluginPre<HostState>),
+    Mapper(MapperPluginPre<HostState>),
+}
+
+/// A checked, compiled and linked plugin, ready to instantiate.
+pub struct Plugin {
+    pub name: String,
+    pub metadata: PluginMetadata,
+    /// SHA-256 of the component file, hex.
+    pub sha256: String,
+    pre: PluginPre,
+}
+
+impl Plugin {
+    pub fn kind(&self) -> PluginKind {
+        self.metadata.kind
+    }
+}
+
+/// A plugin with one endpoint's or mapper's settings, grants and limits.
+#[derive(Clone)]
+pub struct Instance {
+    engine: Engine,
+    plugin: Arc<Plugin>,
+    context: Arc<InstanceContext>,
+}
+
+/// One guarded call: a fresh store, instantiate, call, then turn whatever
+/// happened into a value or a [`CallError`].
+macro_rules! guarded_call {
+    ($self:ident, $pre:expr, $function:literal, |$bindings:ident, $store:ident| $call:expr) => {{
+        let mut $store = $self.new_store();
+        let limit = $self.context.limits.timeout;
+        let outcome = tokio::time::timeout(limit + Duration::from_secs(1), async {
+            let $bindings = $pre.instantiate_async(&mut $store).await?;
+            $call.await
+        })
+        .await;
+        $self.finish($function, &$store, outcome)
+    }};
+}
+
+impl Instance {
+    pub fn name(&self) -> &str {
+        &self.context.name
+    }
+
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    pub fn context(&self) -> &Arc<InstanceContext> {
+        &self.context
+    }
+
+    fn site(&self, function: &'static str) -> CallSite {
+        CallSite { plugin: self.plugin.name.clone(), instance: self.context.name.clone(), function }
+    }
+
+    fn new_store(&self) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(self.context.clone()));
+        store.limiter(|state| &mut state.limiter);
+        let ticks = self.context.limits.timeout.as_millis() / EPOCH_TICK.as_millis() + 1;
+        store.set_epoch_deadline(ticks as u64);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    fn finish<T: OutputSize>(
+        &self,
+        function: &'static str,
+        store: &Store<HostState>,
+        outcome: Result<wasmtime::Result<Result<T, bindings::Problem>>, tokio::time::error::Elapsed>,
+    ) -> Result<T, CallError> {
+        let site = self.site(function);
+        let limits = self.context.limits;
+        let output = store.data().captured_output();
+        if !output.is_empty() {
+            tracing::warn!(plugin = %site.plugin, instance = %site.instance, function, "Plugin wrote to stdout/stderr: {output}");
+        }
+        let result = match outcome {
+            Err(_) => return Err(CallError::Timeout { site, limit: limits.timeout }),
+            Ok(result) => result,
+        };
+        match result {
+            Ok(Ok(value)) => {
+                let size = value.output_size();
+                if size > limits.max_output {
+                    return Err(CallError::OutputTooLarge { site, size, limit: limits.max_output });
+                }
+                Ok(value)
+            }
+            Ok(Err(problem)) => Err(CallError::Problem { site, problem }),
+            Err(error) => {
+                if let Some(attempted) = store.data().limiter.exceeded {
+                    return Err(CallError::MemoryLimit { site, attempted, limit: limits.memory });
+                }
+                match error.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => Err(CallError::Timeout { site, limit: limits.timeout }),
+                    Some(trap) => {
+                        let mut message = trap.to_string();
+                        // A Rust guest prints its panic message before it traps.
+                        if let Some(panic) = output.lines().find(|l| l.contains("panicked at")) {
+                            let detail: Vec<&str> = output.lines().skip_while(|l| !l.contains("panicked at")).take(3).collect();
+                            message = format!("{message}; {}", if detail.is_empty() { panic.to_owned() } else { detail.join(" ") });
+                        }
+                        Err(CallError::Trap { site, message })
+                    }
+                    None => {
+                        let message = format!("{error:#}");
+                        if message.contains("instance") && message.contains("limit") {
+                            Err(CallError::Instantiate { site, message })
+                        } else {
+                            Err(CallError::Trap { site, message })
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn connector(&self, function: &'static str) -> Result<&ConnectorPluginPre<HostState>, CallError> {
+        match &self.plugin.pre {
+            PluginPre::Connector(pre) => Ok(pre),
+            PluginPre::Mapper(_) => Err(self.wrong_kind(function, PluginKind::Connector)),
+        }
+    }
+
+    fn mapper(&self, function: &'static str) -> Result<&MapperPluginPre<HostState>, CallError> {
+        match &self.plugin.pre {
+            PluginPre::Mapper(pre) => Ok(pre),
+            PluginPre::Connector(_) => Err(self.wrong_kind(function, PluginKind::Mapper)),
+        }
+    }
+
+    fn wrong_kind(&self, function: &'static str, wanted: PluginKind) -> CallError {
+        CallError::Problem {
+            site: self.site(function),
+            problem: bindings::Problem {
+                code: "wrong-plugin-kind".into(),
+                message: format!("plugin `{}` is a {}, not a {wanted}", self.plugin.name, self.plugin.kind()),
+                hint: Some(format!(
+                    "use a {wanted} plugin for `{}`: connectors go under [endpoints], mappers under [mappers]",
+                    self.context.name
+                )),
+                retryable: false,
+            },
+        }
+    }
+
+    /// The entities the connector exposes.
+    pub async fn describe(&self) -> Result<Vec<EntityDef>, CallError> {
+        let pre = self.connector("describe")?;
+        guarded_call!(self, pre, "describe", |plugin, store| plugin.synchost_plugin_connector().call_describe(&mut store))
+    }
+
+    /// Records changed since `cursor`, at most `limit`.
+    pub async fn read(&self, entity: &str, cursor: Option<&str>, limit: u32) -> Result<ReadBatch, CallError> {
+        let pre = self.connector("read")?;
+        guarded_call!(self, pre, "read", |plugin, store| plugin
+            .synchost_plugin_connector()
+            .call_read(&mut store, entity, cursor, limit))
+    }
+
+    /// The current state of records by id.
+    pub async fn fetch(&self, entity: &str, ids: &[String]) -> Result<Vec<Record>, CallError> {
+        let pre = self.connector("fetch")?;
+        guarded_call!(self, pre, "fetch", |plugin, store| plugin.synchost_plugin_connector().call_fetch(&mut store, entity, ids))
+    }
+
+    /// Applies a batch of changes; one outcome per change.
+    pub async fn write(&self, entity: &str, changes: &[Change]) -> Result<Vec<Outcome>, CallError> {
+        let pre = self.connector("write")?;
+        let outcomes: Vec<Outcome> = guarded_call!(self, pre, "write", |plugin, store| plugin
+            .synchost_plugin_connector()
+            .call_write(&mut store, entity, changes))?;
+        if outcomes.len() != changes.len() {
+            return Err(self.broken_contract("write", changes.len(), outcomes.len()));
+        }
+        Ok(outcomes)
+    }
+
+    /// Maps a batch of records; one result per record.
+    pub async fn map(&self, direction: Direction, records: &[Record]) -> Result<Vec<Mapped>, CallError> {
+        let pre = self.mapper("map-records")?;
+        let mapped: Vec<Mapped> = guarded_call!(self, pre, "map-records", |plugin, store| plugin
+            .synchost_plugin_mapper()
+            .call_map_records(&mut store, direction, records))?;
+        if mapped.len() != records.len() {
+            return Err(self.broken_contract("map-records", records.len(), mapped.len()));
+        }
+        Ok(mapped)
+    }
+
+    /// Every rule each record breaks; one list per record.
+    pub async fn validate(&self, direction: Direction, records: &[Record]) -> Result<Vec<Vec<Violation>>, CallError> {
+        let pre = self.mapper("validate-records")?;
+        let found: Vec<Vec<Violation>> = guarded_call!(self, pre, "validate-records", |plugin, store| plugin
+            .synchost_plugin_mapper()
+            .call_validate_records(&mut store, direction, records))?;
+        if found.len() != records.len() {
+            return Err(self.broken_contract("validate-records", records.len(), found.len()));
+        }
+        Ok(found)
+    }
+
+    fn broken_contract(&self, function: &'static str, expected: usize, got: usize) -> CallError {
+        CallError::Problem {
+            site: self.site(function),
+            problem: bindings::Problem {
+                code: "broken-contract".into(),
+                message: format!("the plugin returned {got} results for {expected} records"),
+                hint: Some(format!("this is a bug in plugin `{}`: report it to its vendor", self.plugin.name)),
+                retryable: false,
+            },
+        }
+    }
+}

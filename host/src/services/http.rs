@@ -1,0 +1,114 @@
+//! HTTP requests a plugin asks the host to perform, to allow-listed origins only.
+//!
+//! Redirects are not followed (a redirect could lead off the allow-list); the
+//! plugin sees the 3xx and decides. Bodies are capped by the instance's
+//! `max_output` limit; every request has a timeout.
+
+use std::time::Duration;
+
+use crate::config::{EffectiveLimits, HttpOrigin};
+use crate::runtime::bindings::wit_http::{Request, Response};
+use crate::runtime::bindings::Problem;
+
+/// The longest a single request may take, whatever the plugin asks for.
+const MAX_REQUEST_TIME: Duration = Duration::from_secs(60);
+
+/// The origins one instance may reach, and the client that reaches them.
+#[derive(Debug, Clone)]
+pub struct HttpAccess {
+    pub allow: Vec<HttpOrigin>,
+    pub client: reqwest::Client,
+}
+
+/// A client for plugin requests: no redirects, no proxies from the environment.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("synchost/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client's fixed configuration is valid")
+}
+
+fn problem(code: &str, message: String, hint: Option<String>, retryable: bool) -> Problem {
+    Problem { code: code.into(), message, hint, retryable }
+}
+
+impl HttpAccess {
+    /// Performs a request if its origin is granted.
+    pub async fn send(&self, instance: &str, request: Request, limits: EffectiveLimits) -> Result<Response, Problem> {
+        let url = url::Url::parse(&request.url).map_err(|e| {
+            problem("bad-request", format!("`{}` is not a URL: {e}", request.url), None, false)
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(problem("bad-request", format!("`{}` is not an http(s) URL", request.url), None, false));
+        }
+        if !self.allow.iter().any(|origin| origin.allows(&url)) {
+            let origin = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+            tracing::warn!(instance, %origin, "Refused HTTP request to an origin that is not granted");
+            return Err(problem(
+                "capability-denied",
+                format!("`{instance}` may not send HTTP requests to {origin}"),
+                Some(format!("if it should, add \"{origin}\" to [endpoints.{instance}.grants.http] allow")),
+                false,
+            ));
+        }
+        let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| problem("bad-request", format!("`{}` is not an HTTP method", request.method), None, false))?;
+        let timeout = request
+            .timeout_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)))
+            .unwrap_or(MAX_REQUEST_TIME)
+            .min(MAX_REQUEST_TIME)
+            .min(limits.timeout);
+        let mut builder = self.client.request(method, url.clone()).timeout(timeout);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let host = url.host_str().unwrap_or("").to_owned();
+        let mut response = builder.send().await.map_err(|e| transport_problem(&host, &e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport_problem(&host, &e))? {
+            if (body.len() + chunk.len()) as u64 > limits.max_output {
+                return Err(problem(
+                    "response-too-large",
+                    format!("the response from {host} is larger than the max_output limit ({} bytes)", limits.max_output),
+                    Some("request smaller pages, or raise limits.max_output for the instance".into()),
+                    false,
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response { status, headers, body })
+    }
+}
+
+fn transport_problem(host: &str, error: &reqwest::Error) -> Problem {
+    if error.is_timeout() {
+        problem(
+            "http-timeout",
+            format!("{host} did not answer in time"),
+            Some(format!("check that {host} is up and not overloaded; the work is retried")),
+            true,
+        )
+    } else if error.is_connect() {
+        problem(
+            "http-unreachable",
+            format!("cannot connect to {host}: {error}"),
+            Some(format!("check that {host} is running and reachable from the synchost host; the work is retried")),
+            true,
+        )
+    } else {
+        problem("http-error", format!("request to {host} failed: {error}"), None, true)
+    }
+}

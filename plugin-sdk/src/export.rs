@@ -1,0 +1,154 @@
+//! The plugin traits and the glue that exports them as the WIT worlds.
+
+use std::marker::PhantomData;
+
+use crate::bindings::connector::exports::synchost::plugin::connector as wit_connector;
+use crate::bindings::mapper::exports::synchost::plugin::mapper as wit_mapper;
+use crate::{
+    Change, Context, Direction, EntityDef, Error, Mapped, Outcome, Problem, ReadBatch, Record,
+    Violation,
+};
+
+/// A connector to one business system.
+///
+/// The host creates a fresh instance for every call (each call runs in a new
+/// sandbox), so [`Connector::new`] runs once per call: keep it cheap, and keep
+/// no state between calls except in the system itself or the cursor.
+pub trait Connector: Sized {
+    /// Builds the connector from the instance's settings.
+    fn new(context: &Context) -> Result<Self, Error>;
+
+    /// The entities this connector exposes under its settings.
+    fn describe(&self) -> Result<Vec<EntityDef>, Error>;
+
+    /// Up to `limit` records changed since `cursor` (from the start when `None`),
+    /// in a stable order, with the cursor to continue from.
+    fn read(&mut self, entity: &str, cursor: Option<String>, limit: u32) -> Result<ReadBatch, Error>;
+
+    /// The current state of the records with these ids; unknown ids are left out.
+    fn fetch(&mut self, entity: &str, ids: Vec<String>) -> Result<Vec<Record>, Error>;
+
+    /// Applies a batch of changes and returns one [`Outcome`] per change, in order.
+    fn write(&mut self, entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error>;
+}
+
+/// A mapper with field-mapping and validation rules.
+pub trait Mapper: Sized {
+    /// Builds the mapper from the instance's settings.
+    fn new(context: &Context) -> Result<Self, Error>;
+
+    /// Maps a batch of records; one [`Mapped`] per record, in order.
+    fn map(&self, direction: Direction, records: Vec<Record>) -> Result<Vec<Mapped>, Error>;
+
+    /// Every rule each record breaks; one list per record, in order.
+    fn validate(&self, direction: Direction, records: &[Record]) -> Result<Vec<Vec<Violation>>, Error>;
+}
+
+fn instance<T>(new: fn(&Context) -> Result<T, Error>) -> Result<T, Problem> {
+    let context = Context::current().map_err(Error::into_problem)?;
+    new(&context).map_err(Error::into_problem)
+}
+
+/// Exports a [`Connector`] as the WIT `connector` interface; used by [`export_connector!`].
+#[doc(hidden)]
+pub struct ConnectorExport<T>(PhantomData<T>);
+
+impl<T: Connector> wit_connector::Guest for ConnectorExport<T> {
+    fn describe() -> Result<Vec<EntityDef>, Problem> {
+        instance(T::new)?.describe().map_err(Error::into_problem)
+    }
+
+    fn read(entity: String, cursor: Option<String>, limit: u32) -> Result<ReadBatch, Problem> {
+        instance(T::new)?.read(&entity, cursor, limit).map_err(Error::into_problem)
+    }
+
+    fn fetch(entity: String, ids: Vec<String>) -> Result<Vec<Record>, Problem> {
+        instance(T::new)?.fetch(&entity, ids).map_err(Error::into_problem)
+    }
+
+    fn write(entity: String, changes: Vec<Change>) -> Result<Vec<Outcome>, Problem> {
+        instance(T::new)?.write(&entity, changes).map_err(Error::into_problem)
+    }
+}
+
+/// Exports a [`Mapper`] as the WIT `mapper` interface; used by [`export_mapper!`].
+#[doc(hidden)]
+pub struct MapperExport<T>(PhantomData<T>);
+
+impl<T: Mapper> wit_mapper::Guest for MapperExport<T> {
+    fn map_records(direction: Direction, records: Vec<Record>) -> Result<Vec<Mapped>, Problem> {
+        instance(T::new)?.map(direction, records).map_err(Error::into_problem)
+    }
+
+    fn validate_records(direction: Direction, records: Vec<Record>) -> Result<Vec<Vec<Violation>>, Problem> {
+        instance(T::new)?.validate(direction, &records).map_err(Error::into_problem)
+    }
+}
+
+/// Copies a string into a fixed-size array, for the custom sections.
+#[doc(hidden)]
+pub const fn __section_bytes<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = text.as_bytes();
+    assert!(bytes.len() == N);
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// Embeds the plugin's API version and kind as custom sections, so the host can
+/// check them before it compiles or instantiates the component.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __embed_plugin_metadata {
+    ($kind:literal, $version:expr) => {
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "synchost:api-version")]
+        #[used]
+        static __SYNCHOST_API_VERSION: [u8; $version.len()] = $crate::__section_bytes($version);
+
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "synchost:plugin-kind")]
+        #[used]
+        static __SYNCHOST_PLUGIN_KIND: [u8; $kind.len()] = $crate::__section_bytes($kind);
+    };
+}
+
+/// Exports a type implementing [`Connector`] as this crate's plugin.
+///
+/// Call it once, at the crate root of a `cdylib` built for `wasm32-wasip2`.
+/// In a native build it expands to nothing, so the same crate can be unit-tested.
+#[macro_export]
+macro_rules! export_connector {
+    ($ty:ty) => {
+        $crate::export_connector!($ty, api_version = $crate::API_VERSION);
+    };
+    ($ty:ty, api_version = $version:expr) => {
+        #[cfg(target_arch = "wasm32")]
+        type __SynchostConnectorExport = $crate::ConnectorExport<$ty>;
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::connector::__export_connector_world!(__SynchostConnectorExport with_types_in $crate::bindings::connector);
+        $crate::__embed_plugin_metadata!("connector", $version);
+    };
+}
+
+/// Exports a type implementing [`Mapper`] as this crate's plugin.
+///
+/// Call it once, at the crate root of a `cdylib` built for `wasm32-wasip2`.
+/// In a native build it expands to nothing, so the same crate can be unit-tested.
+#[macro_export]
+macro_rules! export_mapper {
+    ($ty:ty) => {
+        $crate::export_mapper!($ty, api_version = $crate::API_VERSION);
+    };
+    ($ty:ty, api_version = $version:expr) => {
+        #[cfg(target_arch = "wasm32")]
+        type __SynchostMapperExport = $crate::MapperExport<$ty>;
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::mapper::__export_mapper_world!(__SynchostMapperExport with_types_in $crate::bindings::mapper);
+        $crate::__embed_plugin_metadata!("mapper", $version);
+    };
+}

@@ -1,0 +1,434 @@
+//! `sql-table`: a connector for tables in a SQL database, reached through a
+//! named connection the admin granted (SQLite now; the queries are written for
+//! PostgreSQL too). This is the CRM-tables connector: one entity per table.
+//!
+//! - Entities and their fields come from settings, or from the table itself.
+//! - With an `updated_at` column an entity has a change feed: reads go in
+//!   `(updated_at, key)` order from an opaque cursor, so a change is never
+//!   skipped or read twice, even when many rows share one timestamp.
+//! - Without one, reads page through a full scan in key order.
+//! - Writes are upserts: an update names the row by its own key; a create with
+//!   an `origin` column finds the row an earlier attempt made and updates it.
+//! - With a `soft_delete` status column, deletes become tombstones that reads return.
+//!
+//! # Layout
+//! - `settings`: the endpoint settings.
+//! - `schema`: resolving settings against the table's real columns.
+//! - `convert`: column values to typed record values and back.
+//! - `clock`: timestamps for `updated_at`.
+
+mod clock;
+mod convert;
+mod schema;
+mod settings;
+
+use serde::{Deserialize, Serialize};
+use synchost_plugin_sdk::host::{BatchMode, Dialect, Sql, Statement};
+use synchost_plugin_sdk::prelude::*;
+
+use convert::{from_column, id_to_key, to_column, to_id, version_to_value};
+use schema::{resolve, Table};
+use settings::{Settings, StampFormat};
+
+/// The sql-table connector for one call.
+pub struct SqlTable {
+    settings: Settings,
+    sql: Sql,
+    dialect: Dialect,
+}
+
+/// Where a read continues: the last row's `updated_at` and key (change feed),
+/// or its key alone (full scan). Kept as the raw column values.
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    u: Option<serde_json::Value>,
+    k: serde_json::Value,
+}
+
+fn to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => (*i).into(),
+        Value::Float(f) => (*f).into(),
+        Value::Boolean(b) => (*b).into(),
+        other => other.to_display_string().into(),
+    }
+}
+
+fn from_json(value: &serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Boolean(*b),
+        serde_json::Value::Number(n) => n.as_i64().map(Value::Integer).unwrap_or(Value::Float(n.as_f64().unwrap_or(0.0))),
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+fn quote(identifier: &str) -> String {
+    format!("\"{identifier}\"")
+}
+
+impl SqlTable {
+    /// Bound-parameter placeholder number `n` (1-based) in this dialect.
+    fn param(&self, n: usize) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// Null-safe equality in this dialect.
+    fn same(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "IS",
+            Dialect::Postgres => "IS NOT DISTINCT FROM",
+        }
+    }
+
+    fn table<'s>(&'s self, entity: &str) -> Result<Table<'s>, Error> {
+        let settings = self.settings.entities.get(entity).ok_or_else(|| {
+            let known: Vec<&str> = self.settings.entities.keys().map(String::as_str).collect();
+            Error::new("unknown-entity", format!("entity `{entity}` is not configured"))
+                .with_hint(format!("configured entities: {}", known.join(", ")))
+        })?;
+        let table = resolve(&self.sql, self.dialect, entity, settings)?;
+        if let Some((column, StampFormat::Rfc3339)) = &table.updated_at {
+            if column.kind == FieldType::Integer {
+                return Err(Error::settings(format!(
+                    "entity `{entity}`: updated_at column `{}` is an integer column, but updated_at_format is rfc3339",
+                    column.name
+                ))
+                .with_hint("set updated_at_format = \"unix-seconds\" or \"unix-millis\""));
+            }
+        }
+        Ok(table)
+    }
+
+    fn select_list(table: &Table<'_>) -> String {
+        table.select_columns().iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Turns a row read with `select_list` into a record.
+    fn record_from_row(table: &Table<'_>, row: Vec<Value>) -> Record {
+        let mut values = row.into_iter();
+        let id = to_id(&values.next().unwrap_or(Value::Null));
+        let version = table
+            .updated_at
+            .as_ref()
+            .map(|_| values.next().unwrap_or(Value::Null))
+            .filter(|v| !v.is_null())
+            .map(|v| to_id(&v));
+        let deleted = table.soft_delete.is_some_and(|soft| {
+            values.next().is_some_and(|status| status.as_str() == Some(soft.deleted.as_str()))
+        });
+        let fields = table
+            .fields
+            .iter()
+            .zip(values)
+            .map(|(def, raw)| Field { name: def.name.clone(), value: from_column(def.type_, raw) })
+            .collect();
+        Record { id, version, deleted, fields }
+    }
+
+    fn fetch_records(&self, table: &Table<'_>, ids: &[String]) -> Result<Vec<Record>, Error> {
+        let mut records = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let params = chunk.iter().map(|id| id_to_key(&table.key, id)).collect::<Result<Vec<_>, _>>()?;
+            let placeholders: Vec<String> = (1..=params.len()).map(|n| self.param(n)).collect();
+            let query = format!(
+                "SELECT {} FROM {} WHERE {} IN ({})",
+                Self::select_list(table),
+                quote(&table.table),
+                quote(&table.key.name),
+                placeholders.join(", ")
+            );
+            let rows = self.sql.query(&query, &params)?;
+            records.extend(rows.rows.into_iter().map(|row| Self::record_from_row(table, row)));
+        }
+        Ok(records)
+    }
+}
+
+/// One change turned into a statement, or rejected before any SQL runs.
+enum Planned {
+    Run { statement: Statement, target: Option<String>, kind: ChangeKind, guarded: bool },
+    Rejected(Error),
+}
+
+impl SqlTable {
+    /// Builds the statement for one change. `existing` is the row an earlier
+    /// create with the same origin made, if any.
+    fn plan(&self, table: &Table<'_>, change: Change, existing: Option<String>, now: &Value) -> Planned {
+        let build = || -> Result<Planned, Error> {
+            let target = change.target_id.clone().or(existing);
+            let mut params: Vec<Value> = Vec::new();
+            let mut param = |value: Value| {
+                params.push(value);
+                self.param(params.len())
+            };
+            let returning = match &table.updated_at {
+                Some((u, _)) => format!(" RETURNING {}, {}", quote(&table.key.name), quote(&u.name)),
+                None => format!(" RETURNING {}", quote(&table.key.name)),
+            };
+            // Stamp and status that every write sets.
+            let mut assignments: Vec<(String, String)> = Vec::new();
+            if change.kind == ChangeKind::Upsert {
+                for field in change.fields {
+                    let def = table.field(&field.name).ok_or_else(|| {
+                        let known: Vec<&str> = table.fields.iter().map(|f| f.name.as_str()).collect();
+                        Error::new("unknown-field", format!("entity `{}` has no field `{}`", table.entity, field.name))
+                            .with_hint(format!("writable fields: {}", known.join(", ")))
+                    })?;
+                    let value = to_column(def, field.value)?;
+                    assignments.push((quote(&field.name), param(value)));
+                }
+            }
+            if let Some((u, _)) = &table.updated_at {
+                assignments.push((quote(&u.name), param(now.clone())));
+            }
+            if let Some(soft) = table.soft_delete {
+                let status = if change.kind == ChangeKind::Delete { &soft.deleted } else { &soft.active };
+                assignments.push((quote(&soft.column), param(Value::Text(status.clone()))));
+            }
+
+            let guard = |param: &mut dyn FnMut(Value) -> String| -> Result<String, Error> {
+                match (&change.expected_version, &table.updated_at) {
+                    (Some(version), Some((u, _))) => Ok(format!(
+                        " AND {} {} {}",
+                        quote(&u.name),
+                        self.same(),
+                        param(version_to_value(u, version))
+                    )),
+                    _ => Ok(String::new()),
+                }
+            };
+
+            let sql = match (&change.kind, &target) {
+                (ChangeKind::Delete, None) => {
+                    return Err(Error::new("no-target", "a delete must name the record it deletes (target-id)"))
+                }
+                (ChangeKind::Delete, Some(id)) if table.soft_delete.is_none() => {
+                    let key = param(id_to_key(&table.key, id)?);
+                    let guard = guard(&mut param)?;
+                    format!("DELETE FROM {} WHERE {} = {key}{guard}{returning}", quote(&table.table), quote(&table.key.name))
+                }
+                (_, Some(id)) => {
+                    let key = param(id_to_key(&table.key, id)?);
+                    let guard = guard(&mut param)?;
+                    let set: Vec<String> = assignments.iter().map(|(c, p)| format!("{c} = {p}")).collect();
+                    if set.is_empty() {
+                        // Nothing to set: read the row back so the outcome still has its version.
+                        format!(
+                            "UPDATE {t} SET {k} = {k} WHERE {k} = {key}{guard}{returning}",
+                            t = quote(&table.table),
+                            k = quote(&table.key.name)
+                        )
+                    } else {
+                        format!(
+                            "UPDATE {} SET {} WHERE {} = {key}{guard}{returning}",
+                            quote(&table.table),
+                            set.join(", "),
+                            quote(&table.key.name)
+                        )
+                    }
+                }
+                (ChangeKind::Upsert, None) => {
+                    if let Some(origin) = &table.origin {
+                        assignments.push((quote(origin), param(Value::Text(change.origin.clone()))));
+                    }
+                    let (columns, values): (Vec<String>, Vec<String>) = assignments.into_iter().unzip();
+                    if columns.is_empty() {
+                        format!("INSERT INTO {} DEFAULT VALUES{returning}", quote(&table.table))
+                    } else {
+                        format!(
+                            "INSERT INTO {} ({}) VALUES ({}){returning}",
+                            quote(&table.table),
+                            columns.join(", "),
+                            values.join(", ")
+                        )
+                    }
+                }
+            };
+            Ok(Planned::Run {
+                statement: Statement { sql, params },
+                target,
+                kind: change.kind,
+                guarded: change.expected_version.is_some(),
+            })
+        };
+        build().unwrap_or_else(Planned::Rejected)
+    }
+
+    /// The rows earlier creates made, by origin, for creates that name no target.
+    fn existing_by_origin(&self, table: &Table<'_>, changes: &[Change]) -> Result<Vec<(String, String)>, Error> {
+        let Some(origin) = &table.origin else { return Ok(Vec::new()) };
+        let origins: Vec<Value> = changes
+            .iter()
+            .filter(|c| c.target_id.is_none() && c.kind == ChangeKind::Upsert)
+            .map(|c| Value::Text(c.origin.clone()))
+            .collect();
+        let mut found = Vec::new();
+        for chunk in origins.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| self.param(n)).collect();
+            let query = format!(
+                "SELECT {}, {} FROM {} WHERE {} IN ({})",
+                quote(origin),
+                quote(&table.key.name),
+                quote(&table.table),
+                quote(origin),
+                placeholders.join(", ")
+            );
+            for row in self.sql.query(&query, chunk)?.rows {
+                if let [origin, key] = row.as_slice() {
+                    found.push((to_id(origin), to_id(key)));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Connector for SqlTable {
+    fn new(context: &Context) -> Result<Self, Error> {
+        let settings: Settings = context.settings()?;
+        let sql = Sql::connection(settings.connection.as_str());
+        let dialect = sql.dialect()?;
+        Ok(SqlTable { settings, sql, dialect })
+    }
+
+    fn describe(&self) -> Result<Vec<EntityDef>, Error> {
+        self.settings.entities.keys().map(|entity| Ok(self.table(entity)?.definition())).collect()
+    }
+
+    fn read(&mut self, entity: &str, cursor: Option<String>, limit: u32) -> Result<ReadBatch, Error> {
+        let table = self.table(entity)?;
+        let cursor: Option<Cursor> = cursor
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| {
+                Error::new("bad-cursor", format!("cursor is not one this connector made: {e}"))
+                    .with_hint("read again without --since to start from the beginning")
+            })?;
+        let key = quote(&table.key.name);
+        let mut params: Vec<Value> = Vec::new();
+        let (filter, order) = match (&table.updated_at, &cursor) {
+            (Some((u, _)), cursor) => {
+                let u = quote(&u.name);
+                let filter = match cursor {
+                    None => String::new(),
+                    Some(Cursor { u: None | Some(serde_json::Value::Null), k }) => {
+                        params.push(from_json(k));
+                        format!(" WHERE ({u} IS NULL AND {key} > {}) OR {u} IS NOT NULL", self.param(1))
+                    }
+                    Some(Cursor { u: Some(last), k }) => {
+                        params.push(from_json(last));
+                        params.push(from_json(k));
+                        format!(" WHERE {u} > {p1} OR ({u} = {p1} AND {key} > {p2})", p1 = self.param(1), p2 = self.param(2))
+                    }
+                };
+                (filter, format!("{u} NULLS FIRST, {key}"))
+            }
+            (None, None) => (String::new(), key.clone()),
+            (None, Some(Cursor { k, .. })) => {
+                params.push(from_json(k));
+                (format!(" WHERE {key} > {}", self.param(1)), key.clone())
+            }
+        };
+        let limit = limit.max(1);
+        params.push(Value::Integer(i64::from(limit)));
+        let query = format!(
+            "SELECT {} FROM {}{filter} ORDER BY {order} LIMIT {}",
+            Self::select_list(&table),
+            quote(&table.table),
+            self.param(params.len())
+        );
+        let rows = self.sql.query(&query, &params)?.rows;
+        let has_more = rows.len() == limit as usize;
+        let next = rows.last().map(|row| Cursor {
+            u: table.updated_at.as_ref().map(|_| to_json(&row[1])),
+            k: to_json(&row[0]),
+        });
+        let cursor = match next {
+            Some(next) => Some(serde_json::to_string(&next)?),
+            None => cursor.map(|c| serde_json::to_string(&c)).transpose()?,
+        };
+        let records = rows.into_iter().map(|row| Self::record_from_row(&table, row)).collect();
+        Ok(ReadBatch { records, cursor, has_more })
+    }
+
+    fn fetch(&mut self, entity: &str, ids: Vec<String>) -> Result<Vec<Record>, Error> {
+        let table = self.table(entity)?;
+        self.fetch_records(&table, &ids)
+    }
+
+    fn write(&mut self, entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error> {
+        let table = self.table(entity)?;
+        if !table.writable {
+            return Err(Error::new("read-only", format!("entity `{entity}` is configured as not writable"))
+                .with_hint("set `writable = true` in the entity's settings to allow writes"));
+        }
+        let now = clock::now(table.updated_at.as_ref().map_or(StampFormat::Rfc3339, |(_, f)| *f));
+        let existing = self.existing_by_origin(&table, &changes)?;
+        let planned: Vec<Planned> = changes
+            .into_iter()
+            .map(|change| {
+                let earlier = (change.target_id.is_none())
+                    .then(|| existing.iter().find(|(o, _)| *o == change.origin).map(|(_, k)| k.clone()))
+                    .flatten();
+                self.plan(&table, change, earlier, &now)
+            })
+            .collect();
+
+        let statements: Vec<Statement> = planned
+            .iter()
+            .filter_map(|p| match p {
+                Planned::Run { statement, .. } => Some(statement.clone()),
+                Planned::Rejected(_) => None,
+            })
+            .collect();
+        let mut results = self.sql.execute(&statements, BatchMode::EachAlone)?.into_iter();
+
+        let mut outcomes = Vec::with_capacity(planned.len());
+        for plan in planned {
+            let outcome = match plan {
+                Planned::Rejected(error) => Outcome::Rejected(error.into_problem()),
+                Planned::Run { target, kind, guarded, .. } => match results.next() {
+                    None => Outcome::Rejected(
+                        Error::new("missing-result", "the host returned fewer results than statements").into_problem(),
+                    ),
+                    Some(Err(error)) => Outcome::Rejected(error.into_problem()),
+                    Some(Ok(executed)) => match executed.returned.into_iter().next() {
+                        Some(row) => Outcome::Applied(Applied {
+                            id: to_id(&row[0]),
+                            version: row.get(1).filter(|v| !v.is_null()).map(to_id),
+                        }),
+                        // No row matched: the record is gone, or changed since the expected version.
+                        None => {
+                            let id = target.unwrap_or_default();
+                            match self.fetch_records(&table, std::slice::from_ref(&id))?.pop() {
+                                Some(current) if guarded => Outcome::Conflict(current),
+                                Some(_) => Outcome::Rejected(
+                                    Error::transient("not-applied", format!("record `{id}` changed while it was written"))
+                                        .into_problem(),
+                                ),
+                                None if kind == ChangeKind::Delete => Outcome::Applied(Applied { id, version: None }),
+                                None => Outcome::Rejected(
+                                    Error::new("not-found", format!("record `{id}` of `{entity}` no longer exists"))
+                                        .with_hint("it was deleted on this side; resolve the delete before updating it")
+                                        .into_problem(),
+                                ),
+                            }
+                        }
+                    },
+                },
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+}
+
+export_connector!(SqlTable);
