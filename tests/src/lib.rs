@@ -1,1 +1,82 @@
-//! stub
+//! Helpers for synchost's end-to-end tests: the test guests' paths, configs
+//! written to temporary folders and loaded through the real host, and sample
+//! SQLite CRM databases.
+//!
+//! # Layout
+//! - [`guests`]: paths of the test guests, built by `build.rs`.
+//! - [`Scene`]: a temporary folder with a config and databases, loaded into a catalog.
+
+use std::path::{Path, PathBuf};
+
+use synchost::catalog::Catalog;
+use synchost::config::LoadedConfig;
+use synchost::runtime::Instance;
+
+/// Paths of the test guests (components that misbehave on purpose).
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// A temporary folder holding a config and its databases.
+pub struct Scene {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Scene {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scene {
+    pub fn new() -> Self {
+        Scene { dir: tempfile::tempdir().expect("temporary folder") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Creates a SQLite database in the scene from SQL.
+    pub fn database(&self, name: &str, sql: &str) -> PathBuf {
+        let path = self.path(name);
+        let connection = rusqlite::Connection::open(&path).expect("open database");
+        connection.execute_batch(sql).expect("database setup");
+        path
+    }
+
+    /// Runs SQL on a database of the scene, as a user of that system would.
+    pub fn sql(&self, name: &str, sql: &str) {
+        let connection = rusqlite::Connection::open(self.path(name)).expect("open database");
+        connection.execute_batch(sql).expect("sql");
+    }
+
+    /// A single value from a database of the scene.
+    pub fn query_one<T: rusqlite::types::FromSql>(&self, name: &str, sql: &str) -> T {
+        let connection = rusqlite::Connection::open(self.path(name)).expect("open database");
+        connection.query_row(sql, [], |row| row.get(0)).expect("query")
+    }
+
+    /// Writes `synchost.toml` and loads it through the real config loader and catalog.
+    pub fn load(&self, config: &str) -> Catalog {
+        let path = self.write_config(config);
+        let loaded = LoadedConfig::load(&path).unwrap_or_else(|e| panic!("config does not load:\n{e}"));
+        Catalog::load(&loaded).expect("runtime starts")
+    }
+
+    pub fn write_config(&self, config: &str) -> PathBuf {
+        let path = self.path("synchost.toml");
+        std::fs::write(&path, config).expect("write config");
+        path
+    }
+}
+
+/// An instance that must exist and load.
+pub fn instance<'c>(catalog: &'c Catalog, name: &str) -> &'c Instance {
+    catalog.instance(name).unwrap_or_else(|failure| panic!("instance `{name}` does not load: {failure}"))
+}
+
+/// A TOML string literal for a path.
+pub fn toml_path(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}

@@ -35,3 +35,18 @@ pub use connector::synchost::plugin::http as wit_http;
 pub use connector::synchost::plugin::sql as wit_sql;
 pub use connector::synchost::plugin::types::{EntityDef, Field, FieldDef, FieldType, Problem, Record, Value};
 pub use mapper::exports::synchost::plugin::mapper::{Direction, Mapped, Violation};
+
+impl Record {
+    /// The value of a field, if the record has it.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|f| f.name == name).map(|f| &f.value)
+    }
+
+    /// The text of a text field; `None` when absent or not text.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            Some(Value::Text(text)) => Some(text),
+            _ => None,
+        }
+    }
+}

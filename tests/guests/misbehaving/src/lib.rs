@@ -26,8 +26,11 @@ enum Behaviour {
     HugeOutput,
     /// Queries a SQL connection named `connection` (not granted in the tests).
     Sql,
-    /// Sends a GET to `url` (not allow-listed in the tests).
+    /// Sends a GET to `url` through the host's http service.
     Http,
+    /// Opens a TCP connection to `url` (`host:port`) with WASI sockets directly,
+    /// going around the host's http service.
+    RawTcp,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +101,10 @@ impl Connector for Misbehaving {
                 let response = http::send(&synchost_plugin_sdk::host::Request::new("GET", self.0.url.as_str()))?;
                 vec![Record::new("1").with("payload", response.text())]
             }
+            Behaviour::RawTcp => match std::net::TcpStream::connect(self.0.url.as_str()) {
+                Ok(_) => vec![Record::new("1").with("payload", "connected")],
+                Err(e) => return Err(Error::new("io", format!("raw TCP connect failed: {e}"))),
+            },
         };
         Ok(ReadBatch { records, cursor: None, has_more: false })
     }

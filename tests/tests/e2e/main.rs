@@ -1,0 +1,11 @@
+//! End-to-end tests through the real host, the real plugins (built for
+//! wasm32-wasip2 by the build scripts) and real SQLite files. One binary, so
+//! the suite links once.
+
+mod api_version;
+mod cache;
+mod capabilities;
+mod config;
+mod mapper;
+mod sandbox;
+mod sql_table;
