@@ -164,7 +164,7 @@ pub async fn main() -> ExitCode {
             read::run(&cli.config, endpoint, entity, since.as_deref(), *limit, *json).await
         }
         Command::Schema => {
-            println!("{}", crate::schema::config_schema_json());
+            print!("{}", crate::schema::config_schema_json());
             Ok(())
         }
         Command::Demo { dir } => demo::run(dir).await,

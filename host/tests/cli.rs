@@ -1,0 +1,135 @@
+//! The `synchost` binary as an admin uses it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn synchost(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(dir).args(args).output().expect("synchost runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const CONFIG: &str = r#"
+[endpoints.crm]
+plugin = "sql-table"
+grants.sql.main = { dsn = "sqlite:crm.sqlite" }
+
+[endpoints.crm.settings]
+connection = "main"
+entities.contacts = { updated_at = "updated_at" }
+"#;
+
+fn crm_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("crm.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT, updated_at TEXT NOT NULL);
+         INSERT INTO contacts VALUES (1, 'Ada', '030 1', '2026-01-01T00:00:00Z'), (2, 'Grace', '089 2', '2026-01-01T00:00:00Z');",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("synchost.toml"), CONFIG).unwrap();
+    dir
+}
+
+// Covers: C1, C7, H1
+#[test]
+fn read_prints_records_and_a_cursor_that_returns_only_changes() {
+    let dir = crm_folder();
+    let first = synchost(dir.path(), &["read", "crm", "contacts", "--json"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&first)).unwrap();
+    assert_eq!(json["records"].as_array().unwrap().len(), 2);
+    assert_eq!(json["records"][0]["fields"]["name"], "Ada");
+    let cursor = json["cursor"].as_str().unwrap().to_owned();
+
+    let db = rusqlite::Connection::open(dir.path().join("crm.sqlite")).unwrap();
+    db.execute("UPDATE contacts SET phone = '030 9', updated_at = '2026-01-02T00:00:00Z' WHERE id = 1", []).unwrap();
+
+    let next = synchost(dir.path(), &["read", "crm", "contacts", "--since", &cursor]);
+    assert!(next.status.success(), "{}", stderr(&next));
+    let text = stdout(&next);
+    assert!(text.contains("030 9") && !text.contains("Grace"), "{text}");
+    assert!(text.contains("1 record(s)"), "{text}");
+    assert!(text.contains("next: synchost read crm contacts --since"), "{text}");
+}
+
+// Covers: H6, T4
+#[test]
+fn check_reports_every_config_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[endpoints.crm]\nplugin = \"sql-tabel\"\n\n[endpoints.other]\nplugin = \"sql-table\"\nlimits = { memory = \"lots\" }\n",
+    )
+    .unwrap();
+    let output = synchost(dir.path(), &["check", "bad.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.contains("--> bad.toml:2:10"), "{text}");
+    assert!(text.contains("--> bad.toml:6:"), "{text}");
+    assert!(text.contains("2 errors in the config"), "{text}");
+}
+
+// Covers: T4, T6
+#[test]
+fn check_probes_connections_and_names_what_to_fix() {
+    let dir = crm_folder();
+    let ok = synchost(dir.path(), &["check"]);
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(stdout(&ok).contains("contacts (2 fields, change feed)"), "{}", stdout(&ok));
+
+    std::fs::remove_file(dir.path().join("crm.sqlite")).unwrap();
+    let failed = synchost(dir.path(), &["check"]);
+    assert_eq!(failed.status.code(), Some(1));
+    let text = stdout(&failed);
+    assert!(text.contains("FAIL  crm sql:main") && text.contains("does not exist"), "{text}");
+    assert!(text.contains("fix: check the dsn in [endpoints.crm.grants.sql.main]"), "{text}");
+}
+
+// Covers: H2
+#[test]
+fn plugin_inspect_shows_version_kind_and_entities() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crm-mapper.wasm");
+    std::fs::write(&file, synchost::bundled::bytes("crm-mapper").unwrap()).unwrap();
+    let output = synchost(dir.path(), &["plugin", "inspect", "crm-mapper.wasm"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("plugin API:  0.1.0 (compatible)"), "{text}");
+    assert!(text.contains("kind:        mapper"), "{text}");
+
+    let file = dir.path().join("sql-table.wasm");
+    std::fs::write(&file, synchost::bundled::bytes("sql-table").unwrap()).unwrap();
+    let text = stdout(&synchost(dir.path(), &["plugin", "inspect", "sql-table.wasm"]));
+    assert!(text.contains("kind:        connector"), "{text}");
+    assert!(text.contains("entities:    depend on the endpoint's settings"), "{text}");
+}
+
+// Covers: C1, C5, C7, C8, C9
+#[test]
+fn the_demo_runs_on_its_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = synchost(dir.path(), &["demo"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("everything is ready"), "{text}");
+    assert!(text.contains("second write: hq 1 -> branch 1000, hq 2 -> branch 1001, hq 4 -> branch 1002"), "{text}");
+    assert!(text.contains("fix: write it as name@example.com"), "{text}");
+    assert!(dir.path().join("synchost-demo/synchost.toml").exists());
+}
+
+#[test]
+fn the_checked_in_config_schema_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/synchost.schema.json");
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == synchost::schema::config_schema_json(),
+        "schemas/synchost.schema.json is out of date; renew it with:\n    cargo run -- schema > schemas/synchost.schema.json"
+    );
+}
