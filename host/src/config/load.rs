@@ -15,6 +15,7 @@ use toml::Spanned;
 use super::error::{ConfigError, ConfigErrors};
 use super::types::{Config, HostSettings, InstanceConfig, PluginSource};
 use crate::bundled;
+use crate::runtime::MAX_PLUGIN_MEMORY;
 
 const SECTIONS: &[&str] = &["host", "plugins", "endpoints", "mappers"];
 const SCHEMA_HINT: &str = "see schemas/synchost.schema.json for every setting";
@@ -120,6 +121,22 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
                     Some(instance.plugin.span()),
                     format!("[{section}.{name}] uses plugin `{plugin}`, which is neither bundled nor declared"),
                     format!("use one of: {}; or declare [plugins.{plugin}] with its path", known.join(", ")),
+                );
+            }
+        }
+    }
+    let all_limits = std::iter::once(("[host.limits]".to_owned(), &config.host.limits)).chain(
+        [("endpoints", &config.endpoints), ("mappers", &config.mappers)]
+            .into_iter()
+            .flat_map(|(section, entries)| entries.iter().map(move |(n, i)| (format!("[{section}.{n}]"), &i.limits))),
+    );
+    for (place, limits) in all_limits {
+        if let Some(memory) = &limits.memory {
+            if memory.get_ref().0 > MAX_PLUGIN_MEMORY {
+                c.error(
+                    Some(memory.span()),
+                    format!("{place} memory limit {} is over the host's maximum of 1 GiB per plugin instance", memory.get_ref()),
+                    "set limits.memory to 1GiB or less",
                 );
             }
         }

@@ -49,7 +49,7 @@ impl EffectiveLimits {
     pub fn overridden_by(self, limits: &Limits) -> Self {
         EffectiveLimits {
             timeout: limits.timeout.map_or(self.timeout, |t| t.0),
-            memory: limits.memory.map_or(self.memory, |m| m.0),
+            memory: limits.memory.as_ref().map_or(self.memory, |m| m.get_ref().0),
             max_output: limits.max_output.map_or(self.max_output, |m| m.0),
         }
     }

@@ -117,8 +117,9 @@ pub struct HttpGrant {
 pub struct Limits {
     /// Wall-clock limit of one call, e.g. `30s`. Default 30 s.
     pub timeout: Option<Timeout>,
-    /// Linear memory the plugin may grow to, e.g. `128MiB`. Default 128 MiB.
-    pub memory: Option<ByteSize>,
+    /// Linear memory the plugin may grow to, e.g. `128MiB`. Default 128 MiB, at most 1 GiB.
+    #[schemars(with = "Option<ByteSize>")]
+    pub memory: Option<Spanned<ByteSize>>,
     /// Largest result a call may return, e.g. `32MiB`. Default 32 MiB.
     pub max_output: Option<ByteSize>,
 }

@@ -22,6 +22,10 @@ limits = { timeout = "soon" }
 
 [pipelines.x]
 left = "crm"
+
+[mappers.big]
+plugin = "crm-mapper"
+limits = { memory = "2GiB" }
 "#;
 
 // Covers: H6
@@ -44,16 +48,17 @@ fn every_config_error_is_reported_with_its_location_and_fix() {
     expect(8, "uses plugin `sql-tabel`, which is neither bundled nor declared");
     expect(12, "unknown field `colour`");
     expect(19, "unknown section `pipelines`");
+    expect(24, "memory limit 2.0 GiB is over the host's maximum of 1 GiB");
     // The same entry can hold only its first error; `remote` has its own.
     assert!(found.iter().any(|(l, m)| (16..=17).contains(l) && (m.contains("PostgreSQL") || m.contains("soon"))), "{found:#?}");
-    assert_eq!(found.len(), 6, "{found:#?}");
+    assert_eq!(found.len(), 7, "{found:#?}");
     assert!(errors.0.iter().all(|e| e.fix.is_some()), "every error says how to fix it");
 
     let text = errors.to_string();
     assert!(text.contains("--> bad.toml:8:10"), "{text}");
     assert!(text.contains("plugin = \"sql-tabel\"\n  |          ^^^^^^^^^^^"), "{text}");
     assert!(text.contains("= fix: use one of: sql-table, crm-mapper"), "{text}");
-    assert!(text.ends_with("6 errors in the config"), "{text}");
+    assert!(text.ends_with("7 errors in the config"), "{text}");
 }
 
 // Covers: H6

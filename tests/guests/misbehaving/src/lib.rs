@@ -72,7 +72,10 @@ impl Connector for Misbehaving {
     fn read(&mut self, _entity: &str, _cursor: Option<String>, _limit: u32) -> Result<ReadBatch, Error> {
         let records = match self.0.behaviour {
             Behaviour::Ok => vec![Record::new("1").with("payload", "fine")],
+            #[cfg(target_arch = "wasm32")]
             Behaviour::Trap => core::arch::wasm32::unreachable(),
+            #[cfg(not(target_arch = "wasm32"))]
+            Behaviour::Trap => std::process::abort(),
             Behaviour::Panic => panic!("the misbehaving guest panics on purpose"),
             Behaviour::Loop => {
                 let mut n: u64 = 0;
