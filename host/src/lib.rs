@@ -7,6 +7,9 @@
 //! - [`runtime`]: the wasmtime sandbox: plugins, instances, guarded calls, the API version check.
 //! - [`services`]: what plugins may be granted (SQL connections, HTTP origins, log) and the per-call state.
 //! - [`catalog`]: a config turned into loaded plugins and runnable instances.
+//! - [`state`]: durable state in SQLite: links, base values, cursors, history, queues, health.
+//! - [`engine`]: one run of a pipeline: read, diff against base, resolve, map, validate, write, commit.
+//! - [`schedule`]: the daemon: pipelines on their schedules, backoff, resubmission, heartbeat.
 //! - [`bundled`]: the plugins built into the binary.
 //! - [`schema`]: the config's JSON Schema.
 //! - [`cli`]: the `synchost` command line.
@@ -15,6 +18,9 @@ pub mod bundled;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod runtime;
+pub mod schedule;
 pub mod schema;
 pub mod services;
+pub mod state;

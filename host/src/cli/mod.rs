@@ -5,7 +5,10 @@
 //! - `read`: read records through a connector, from a cursor.
 //! - `schema`: print the config's JSON Schema.
 //! - `demo`: the embedded default: sample CRM databases, a config, a tour.
+//! - `run`, `sync`, `status`, `history`, `conflicts`, `failed`, `links`,
+//!   `messages`, `pause`, `resume`: the sync engine and its queues (`admin`).
 
+pub mod admin;
 mod check;
 mod demo;
 mod inspect;
@@ -74,12 +77,118 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Run every pipeline on its schedule until stopped (Ctrl-C or SIGTERM).
+    Run,
+    /// Run a pipeline (or all) once now.
+    Sync {
+        /// The pipeline; all when not given.
+        pipeline: Option<String>,
+        /// Print what would be created, updated, deleted and which conflicts
+        /// would be resolved how, on each side; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Health of every pipeline by category, the scheduler's heartbeat, queues.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed, from which side, by which rule: a pipeline's or one record's history.
+    History {
+        pipeline: String,
+        /// A record: `left:ID`, `right:ID`, or an id on either side.
+        id: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The conflict queue.
+    Conflicts {
+        #[command(subcommand)]
+        command: ConflictsCommand,
+    },
+    /// Items that failed, with the reason and the fix.
+    Failed {
+        #[command(subcommand)]
+        command: FailedCommand,
+    },
+    /// The links between records of the two sides.
+    Links {
+        #[command(subcommand)]
+        command: LinksCommand,
+    },
+    /// The latest sync messages (the event log).
+    Messages {
+        /// From this time (RFC 3339) or this long ago (`1h`, `30m`).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Pause a pipeline (only an admin pauses or resumes).
+    Pause {
+        pipeline: String,
+        /// Who pauses it (default: $USER).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Resume a paused pipeline.
+    Resume { pipeline: String },
     /// Set up sample CRM databases and a config, and show what synchost does with them.
     Demo {
         /// The folder to create the demo in.
         #[arg(long, default_value = "synchost-demo")]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConflictsCommand {
+    /// List open conflicts.
+    List {
+        pipeline: Option<String>,
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Resolve a conflict by taking a side or setting a value.
+    Resolve {
+        id: i64,
+        /// left or right.
+        #[arg(long)]
+        take: Option<String>,
+        /// A value for both sides (a number, true/false, null or text).
+        #[arg(long)]
+        value: Option<String>,
+        /// Who decides (default: $USER).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FailedCommand {
+    /// List failed items with their reason and fix.
+    List {
+        pipeline: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resubmit failed items now (all of the pipeline, or these ids).
+    Retry { pipeline: String, ids: Vec<i64> },
+}
+
+#[derive(Debug, Subcommand)]
+enum LinksCommand {
+    /// List a pipeline's links.
+    List {
+        pipeline: String,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Remove the link of a record (either side's id); both records stay.
+    Unlink { pipeline: String, id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +277,21 @@ pub async fn main() -> ExitCode {
             Ok(())
         }
         Command::Demo { dir } => demo::run(dir).await,
+        Command::Run => admin::run(&cli.config).await,
+        Command::Sync { pipeline, dry_run } => admin::sync(&cli.config, pipeline.as_deref(), *dry_run).await,
+        Command::Status { json } => admin::status(&cli.config, *json).await,
+        Command::History { pipeline, id, limit, json } => admin::history(&cli.config, pipeline, id.as_deref(), *limit, *json),
+        Command::Conflicts { command: ConflictsCommand::List { pipeline, all } } => admin::conflicts_list(&cli.config, pipeline.as_deref(), *all),
+        Command::Conflicts { command: ConflictsCommand::Resolve { id, take, value, by } } => {
+            admin::conflicts_resolve(&cli.config, *id, take.as_deref(), value.as_deref(), by).await
+        }
+        Command::Failed { command: FailedCommand::List { pipeline, json } } => admin::failed_list(&cli.config, pipeline.as_deref(), *json),
+        Command::Failed { command: FailedCommand::Retry { pipeline, ids } } => admin::failed_retry(&cli.config, pipeline, ids).await,
+        Command::Links { command: LinksCommand::List { pipeline, limit } } => admin::links_list(&cli.config, pipeline, *limit),
+        Command::Links { command: LinksCommand::Unlink { pipeline, id } } => admin::links_unlink(&cli.config, pipeline, id),
+        Command::Messages { since, limit } => admin::messages(&cli.config, since.as_deref(), *limit),
+        Command::Pause { pipeline, by } => admin::pause(&cli.config, pipeline, Some(by)),
+        Command::Resume { pipeline } => admin::pause(&cli.config, pipeline, None),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

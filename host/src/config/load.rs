@@ -13,11 +13,12 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::error::{ConfigError, ConfigErrors};
+use super::pipeline::{ConflictPolicy, PipelineConfig};
 use super::types::{Config, HostSettings, InstanceConfig, PluginSource};
 use crate::bundled;
 use crate::runtime::MAX_PLUGIN_MEMORY;
 
-const SECTIONS: &[&str] = &["host", "plugins", "endpoints", "mappers"];
+const SECTIONS: &[&str] = &["host", "plugins", "endpoints", "mappers", "pipelines"];
 const SCHEMA_HINT: &str = "see schemas/synchost.schema.json for every setting";
 
 struct Collector<'a> {
@@ -95,6 +96,7 @@ pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigErrors> {
             "plugins" => config.plugins = c.named_entries::<_, PluginSource>("plugins", value),
             "endpoints" => config.endpoints = c.named_entries::<_, InstanceConfig>("endpoints", value),
             "mappers" => config.mappers = c.named_entries::<_, InstanceConfig>("mappers", value),
+            "pipelines" => config.pipelines = c.named_entries::<_, PipelineConfig>("pipelines", value),
             other => c.error(
                 Some(key_span),
                 format!("unknown section `{other}`"),
@@ -125,6 +127,7 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
             }
         }
     }
+    check_pipelines(c, config);
     let all_limits = std::iter::once(("[host.limits]".to_owned(), &config.host.limits)).chain(
         [("endpoints", &config.endpoints), ("mappers", &config.mappers)]
             .into_iter()
@@ -166,6 +169,73 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
                     "write the file's SHA-256 as printed by `sha256sum`",
                 );
             }
+        }
+    }
+}
+
+/// Checks that pipelines name existing endpoints and mappers and consistent fields.
+fn check_pipelines(c: &mut Collector<'_>, config: &Config) {
+    for (name, pipeline) in &config.pipelines {
+        for (side, end) in [("left", &pipeline.left), ("right", &pipeline.right)] {
+            let endpoint = end.endpoint.get_ref();
+            if !config.endpoints.contains_key(endpoint) {
+                let known: Vec<String> = config.endpoints.keys().map(|k| k.to_string()).collect();
+                c.error(
+                    Some(end.endpoint.span()),
+                    format!("[pipelines.{name}] {side} endpoint `{endpoint}` is not configured"),
+                    format!("use one of the endpoints: {}", if known.is_empty() { "(none yet)".into() } else { known.join(", ") }),
+                );
+            }
+        }
+        if pipeline.left.endpoint.get_ref() == pipeline.right.endpoint.get_ref() && pipeline.left.entity == pipeline.right.entity {
+            c.error(
+                Some(pipeline.right.endpoint.span()),
+                format!("[pipelines.{name}] syncs `{}` with itself", pipeline.left.entity),
+                "point left and right at different endpoints or entities",
+            );
+        }
+        if let Some(mapper) = &pipeline.mapper {
+            if !config.mappers.contains_key(mapper.get_ref()) {
+                c.error(
+                    Some(mapper.span()),
+                    format!("[pipelines.{name}] mapper `{}` is not configured", mapper.get_ref()),
+                    format!("declare [mappers.{}], or remove `mapper`", mapper.get_ref()),
+                );
+            }
+        }
+        if pipeline.fields.is_empty() {
+            c.error(None, format!("[pipelines.{name}] has no fields"), format!("list the synced fields under [pipelines.{name}.fields], e.g. email = {{}}"));
+        }
+        let mut right_names = std::collections::BTreeMap::new();
+        for (left, rule) in &pipeline.fields {
+            let right = rule.right.as_deref().unwrap_or(left);
+            if let Some(other) = right_names.insert(right.to_owned(), left.clone()) {
+                c.error(
+                    None,
+                    format!("[pipelines.{name}] fields `{other}` and `{left}` both map to right field `{right}`"),
+                    "give each left field its own right field",
+                );
+            }
+            let policy = rule.conflict.unwrap_or(pipeline.conflict);
+            if policy == ConflictPolicy::Mirror && rule.mirror.is_none() && rule.conflict.is_some() {
+                c.error(
+                    None,
+                    format!("[pipelines.{name}] field `{left}` uses the mirror policy but names no mirror fields"),
+                    format!("add mirror = {{ left = \"FIELD\", right = \"FIELD\" }} to [pipelines.{name}.fields.{left}]"),
+                );
+            }
+        }
+        for required in &pipeline.required {
+            if !pipeline.fields.contains_key(required) {
+                c.error(
+                    None,
+                    format!("[pipelines.{name}] requires `{required}`, which is not one of its fields"),
+                    "list required fields by their left name, as under [pipelines.NAME.fields]",
+                );
+            }
+        }
+        if pipeline.batch_size == 0 {
+            c.error(None, format!("[pipelines.{name}] batch_size is 0"), "set batch_size to 1 or more (default 500)");
         }
     }
 }

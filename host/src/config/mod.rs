@@ -7,6 +7,7 @@
 
 mod error;
 mod load;
+mod pipeline;
 mod types;
 mod values;
 
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{Config, Grants, HostSettings, HttpGrant, InstanceConfig, Limits, PluginSource, SqlGrant};
-pub use values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PluginId, Timeout};
+pub use pipeline::{ConflictPolicy, DeletePolicy, FieldRule, Flow, MirrorFields, PipelineConfig, RetryConfig, Side, SideConfig};
+pub use values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PipelineName, PluginId, Schedule, Timeout};
 
 /// The config file a command uses when none is given.
 pub const DEFAULT_CONFIG_FILE: &str = "synchost.toml";
@@ -81,6 +83,11 @@ impl LoadedConfig {
     /// The folder for state and caches.
     pub fn data_dir(&self) -> PathBuf {
         self.resolve(self.config.host.data_dir.as_deref().unwrap_or(Path::new("synchost-data")))
+    }
+
+    /// The state database.
+    pub fn state_path(&self) -> PathBuf {
+        self.data_dir().join("state.sqlite")
     }
 
     /// The folder for compiled plugins.

@@ -11,7 +11,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PluginId, Timeout};
+use super::pipeline::PipelineConfig;
+use super::values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PipelineName, PluginId, Timeout};
 
 /// A synchost config file.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -30,6 +31,9 @@ pub struct Config {
     /// Mapper instances: a mapper plugin and its rules.
     #[serde(default)]
     pub mappers: BTreeMap<InstanceName, InstanceConfig>,
+    /// Pipelines: one entity of one endpoint kept in sync with one of another.
+    #[serde(default)]
+    pub pipelines: BTreeMap<PipelineName, PipelineConfig>,
 }
 
 /// `[host]`: where the host keeps its files, and default limits.

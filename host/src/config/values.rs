@@ -72,6 +72,10 @@ name_type!(
     InstanceName, "instance name"
 );
 name_type!(
+    /// The name of a pipeline.
+    PipelineName, "pipeline name"
+);
+name_type!(
     /// The name a plugin uses for a granted SQL connection.
     ConnectionName, "connection name"
 );
@@ -235,5 +239,88 @@ impl JsonSchema for ByteSize {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "string", "description": "A size such as `128MiB` or `64MB`." })
+    }
+}
+
+/// When a pipeline runs: every interval (from 1 s), or on a cron schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Schedule {
+    /// Every this long, counted from the end of the previous run.
+    Every(Duration),
+    /// At the times of a cron expression (UTC).
+    Cron(Box<cron::Schedule>, String),
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::Every(Duration::from_secs(30))
+    }
+}
+
+impl Schedule {
+    /// How long until the next run, from now.
+    pub fn next_delay(&self) -> Duration {
+        match self {
+            Schedule::Every(every) => *every,
+            Schedule::Cron(schedule, _) => schedule
+                .upcoming(chrono::Utc)
+                .next()
+                .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+                .unwrap_or(Duration::from_secs(60)),
+        }
+    }
+
+    /// The typical time between runs, for the liveness check.
+    pub fn period(&self) -> Duration {
+        match self {
+            Schedule::Every(every) => *every,
+            Schedule::Cron(schedule, _) => {
+                let mut upcoming = schedule.upcoming(chrono::Utc);
+                match (upcoming.next(), upcoming.next()) {
+                    (Some(a), Some(b)) => (b - a).to_std().unwrap_or(Duration::from_secs(60)),
+                    _ => Duration::from_secs(60),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Every(every) => write!(f, "every {}", humantime::format_duration(*every)),
+            Schedule::Cron(_, text) => write!(f, "cron {text}"),
+        }
+    }
+}
+
+impl TryFrom<String> for Schedule {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if let Some(expression) = value.strip_prefix("cron:") {
+            let expression = expression.trim();
+            // Five fields are the classic form; the cron crate wants seconds first.
+            let full = if expression.split_whitespace().count() == 5 { format!("0 {expression}") } else { expression.to_owned() };
+            let schedule: cron::Schedule = full
+                .parse()
+                .map_err(|e| format!("`{value}` is not a cron expression ({e}); write e.g. `cron:*/5 * * * *`"))?;
+            return Ok(Schedule::Cron(Box::new(schedule), expression.to_owned()));
+        }
+        let every = humantime::parse_duration(&value)
+            .map_err(|e| format!("`{value}` is not a schedule ({e}); write an interval such as `30s` or `cron:*/5 * * * *`"))?;
+        if every < Duration::from_secs(1) {
+            return Err(format!("`{value}`: the shortest interval is 1s"));
+        }
+        Ok(Schedule::Every(every))
+    }
+}
+
+impl JsonSchema for Schedule {
+    fn schema_name() -> Cow<'static, str> {
+        "Schedule".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "description": "An interval from `1s` (e.g. `30s`, `5m`) or `cron:EXPRESSION`." })
     }
 }

@@ -10,7 +10,7 @@ pub mod connector {
         path: "../schemas/wit",
         imports: { default: async | trappable },
         exports: { default: async },
-        additional_derives: [PartialEq],
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
 }
 

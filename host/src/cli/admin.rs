@@ -1,0 +1,429 @@
+//! The engine's commands: `run`, `sync`, `status`, `history`, `conflicts`,
+//! `failed`, `links`, `messages`, `pause` and `resume`. They answer a person's
+//! questions ("why did this value change?", "what is stuck and how do I fix
+//! it?") from state, without reading logs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::output::value_text;
+use super::{load_catalog, CommandError};
+use crate::config::Side;
+use crate::engine::{Engine, Mode, Resolution, RunError, RunReport};
+use crate::runtime::bindings::Value;
+use crate::state::{HistoryEntry, State};
+
+/// Loads config, plugins and state into an engine.
+pub fn open_engine(config_path: &Path) -> Result<Engine, CommandError> {
+    let (config, catalog) = load_catalog(config_path)?;
+    let state = State::open(&config.state_path()).map_err(|e| CommandError::Other(e.into()))?;
+    Ok(Engine::new(Arc::new(config), Arc::new(catalog), Arc::new(state)))
+}
+
+fn run_error(error: RunError) -> CommandError {
+    let mut message = error.to_string();
+    if let Some(hint) = error.hint() {
+        message.push_str(&format!("\n  = fix: {hint}"));
+    }
+    CommandError::Reported(message)
+}
+
+fn state_error(error: crate::state::StateError) -> CommandError {
+    CommandError::Other(error.into())
+}
+
+fn id_text(side: Option<&str>, id: Option<&str>) -> String {
+    format!("{} {}", side.unwrap_or("?"), id.unwrap_or("(new)"))
+}
+
+/// One decision as a line (and its field changes below it).
+pub fn print_entry(entry: &HistoryEntry) {
+    let (source_id, target_id) = match entry.origin {
+        Some(Side::Right) => (entry.right_id.as_deref(), entry.left_id.as_deref()),
+        _ => (entry.left_id.as_deref(), entry.right_id.as_deref()),
+    };
+    let origin = entry.origin.map(Side::as_str);
+    let target = entry.target.map(Side::as_str);
+    match entry.target {
+        Some(_) => println!(
+            "  {:<8} {} <- {}   [{}]",
+            entry.action,
+            id_text(target, target_id),
+            id_text(origin, source_id),
+            entry.rule
+        ),
+        None => println!(
+            "  {:<8} left {} / right {}   [{}]",
+            entry.action,
+            entry.left_id.as_deref().unwrap_or("-"),
+            entry.right_id.as_deref().unwrap_or("-"),
+            entry.rule
+        ),
+    }
+    for (field, from, to) in &entry.fields {
+        match from {
+            Some(from) => println!("             {field}: {} -> {}", value_text(from), value_text(to)),
+            None => println!("             {field}: {}", value_text(to)),
+        }
+    }
+    if let Some(message) = &entry.message {
+        println!("             {message}");
+    }
+}
+
+fn print_report(pipeline: &str, report: &RunReport, dry_run: bool) {
+    for entry in &report.plan {
+        print_entry(entry);
+    }
+    let c = &report.counts;
+    println!(
+        "{}{pipeline}: read {} left, {} right; {} created, {} updated, {} deleted, {} conflicts, {} failed{}",
+        if dry_run { "dry run, nothing changed. " } else { "" },
+        c.read_left,
+        c.read_right,
+        c.created,
+        c.updated,
+        c.deleted,
+        c.conflicts,
+        c.failed,
+        report.run_id.map(|id| format!(" (run {id})")).unwrap_or_default()
+    );
+}
+
+/// `synchost sync PIPELINE [--dry-run]`
+pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool) -> Result<(), CommandError> {
+    let mut engine = open_engine(config)?;
+    let names: Vec<String> = match pipeline {
+        Some(name) => vec![name.to_owned()],
+        None => engine.config.config.pipelines.keys().map(|k| k.to_string()).collect(),
+    };
+    let progress = indicatif::ProgressBar::new_spinner();
+    progress.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} records read").expect("valid template"));
+    progress.enable_steady_tick(Duration::from_millis(120));
+    engine.progress = Some(progress.clone());
+    let mut failed = false;
+    for name in names {
+        let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+        match engine.run(&name, "manual", mode).await {
+            Ok(report) => {
+                progress.suspend(|| print_report(&name, &report, dry_run));
+            }
+            Err(error) => {
+                failed = true;
+                progress.suspend(|| eprintln!("{name}: {}", run_error(error).message()));
+            }
+        }
+    }
+    progress.finish_and_clear();
+    if failed { Err(CommandError::Reported("some pipelines failed; see above, and `synchost status`".into())) } else { Ok(()) }
+}
+
+/// `synchost run`: the daemon, until Ctrl-C or SIGTERM.
+pub async fn run(config: &Path) -> Result<(), CommandError> {
+    let engine = Arc::new(open_engine(config)?);
+    println!(
+        "synchost running {} pipeline(s); state in {}; Ctrl-C stops after the current batch",
+        engine.config.config.pipelines.len(),
+        engine.state.path().display()
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        let _ = stop.send(true);
+    });
+    crate::schedule::run(engine, stopped).await.map_err(CommandError::Other)
+}
+
+/// `synchost status [--json]`
+pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
+    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
+    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let heartbeat = state.heartbeat().map_err(state_error)?;
+    let now = chrono::Utc::now();
+    let age = |at: &str| chrono::DateTime::parse_from_rfc3339(at).ok().map(|t| (now - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default());
+    let scheduler_alive = heartbeat.as_ref().and_then(|h| age(&h.beat_at)).is_some_and(|a| a < crate::schedule::HEARTBEAT * 3);
+    let failed = state.failed(None).map_err(state_error)?;
+    let conflicts = state.conflicts(None, true).map_err(state_error)?;
+
+    let mut rows = Vec::new();
+    for (name, pipeline) in &config.config.pipelines {
+        let health = state.health(name.as_str()).map_err(state_error)?;
+        let last = state.runs(name.as_str(), 1).map_err(state_error)?.pop();
+        let period = pipeline.schedule.period();
+        let stalled_limit = period * pipeline.retry.stalled_after;
+        let since_success = health.as_ref().and_then(|h| h.last_success_at.as_deref()).and_then(age);
+        let stalled = scheduler_alive && health.as_ref().is_some_and(|h| h.state != "paused") && since_success.is_none_or(|a| a > stalled_limit);
+        let state_text = match &health {
+            None => "never run".to_owned(),
+            Some(h) if h.state == "paused" => format!("paused by {} at {}", h.paused_by.as_deref().unwrap_or("?"), h.since),
+            Some(h) if h.state == "degraded" => format!("degraded since {}: {}", h.since, h.reason.as_deref().unwrap_or("")),
+            Some(_) => "ok".to_owned(),
+        };
+        rows.push(serde_json::json!({
+            "pipeline": name.as_str(),
+            "category": pipeline.category.clone().unwrap_or_else(|| "uncategorised".into()),
+            "state": health.as_ref().map(|h| h.state.clone()).unwrap_or_else(|| "never-run".into()),
+            "summary": state_text,
+            "stalled": stalled,
+            "hint": health.as_ref().and_then(|h| h.hint.clone()),
+            "schedule": pipeline.schedule.to_string(),
+            "last_run": last.as_ref().map(|r| serde_json::json!({
+                "run_id": r.run_id, "at": r.started_at, "status": r.status, "counts": r.counts, "error": r.error,
+            })),
+            "last_success_at": health.as_ref().and_then(|h| h.last_success_at.clone()),
+            "failed_items": failed.iter().filter(|f| f.pipeline == name.as_str()).count(),
+            "open_conflicts": conflicts.iter().filter(|c| c.pipeline == name.as_str()).count(),
+            "links": state.link_count(name.as_str()).map_err(state_error)?,
+        }));
+    }
+    if json {
+        let out = serde_json::json!({
+            "scheduler": { "running": scheduler_alive, "heartbeat": heartbeat },
+            "pipelines": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
+        return Ok(());
+    }
+    match &heartbeat {
+        Some(h) if scheduler_alive => println!("scheduler: running (pid {} on {}, since {}, last heartbeat {})", h.pid, h.host, h.started_at, h.beat_at),
+        Some(h) => println!("scheduler: NOT RUNNING (last heartbeat {}): nothing syncs until `synchost run` is started", h.beat_at),
+        None => println!("scheduler: NOT RUNNING (never started): nothing syncs until `synchost run` is started"),
+    }
+    let mut categories: Vec<String> = rows.iter().map(|r| r["category"].as_str().unwrap_or("").to_owned()).collect();
+    categories.sort();
+    categories.dedup();
+    for category in categories {
+        println!("\n{category}:");
+        for row in rows.iter().filter(|r| r["category"] == category.as_str()) {
+            let stalled = if row["stalled"] == true { " STALLED" } else { "" };
+            println!("  {:<24} {}{stalled}", row["pipeline"].as_str().unwrap_or(""), row["summary"].as_str().unwrap_or(""));
+            if let Some(last) = row["last_run"].as_object() {
+                let c = &last["counts"];
+                println!(
+                    "  {:<24} last run {} at {}: {} created, {} updated, {} deleted, {} conflicts, {} failed",
+                    "", last["status"].as_str().unwrap_or(""), last["at"].as_str().unwrap_or(""), c["created"], c["updated"], c["deleted"], c["conflicts"], c["failed"]
+                );
+            }
+            println!(
+                "  {:<24} {} links, {} failed items, {} open conflicts, {}",
+                "", row["links"], row["failed_items"], row["open_conflicts"], row["schedule"].as_str().unwrap_or("")
+            );
+            if let Some(hint) = row["hint"].as_str() {
+                println!("  {:<24} fix: {hint}", "");
+            }
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailed items: {} (see `synchost failed list`)", failed.len());
+    }
+    if !conflicts.is_empty() {
+        println!("open conflicts: {} (see `synchost conflicts list`)", conflicts.len());
+    }
+    Ok(())
+}
+
+/// `synchost history PIPELINE [ID]`
+pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, json: bool) -> Result<(), CommandError> {
+    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
+    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let rows = state.history(pipeline, record, limit).map_err(state_error)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no history for {pipeline}{}", record.map(|r| format!(" record {r}")).unwrap_or_default());
+    }
+    for row in rows.iter().rev() {
+        println!(
+            "{} run {:<4} {:<8} left {} / right {}{}  [{}]",
+            row.at,
+            row.run_id.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            row.action,
+            row.left_id.as_deref().unwrap_or("-"),
+            row.right_id.as_deref().unwrap_or("-"),
+            match (&row.origin, &row.target) {
+                (Some(o), Some(t)) => format!(", {o} -> {t}"),
+                _ => String::new(),
+            },
+            row.rule
+        );
+        if let Some(fields) = row.fields.as_object() {
+            for (name, change) in fields {
+                match change.get("from").filter(|v| !v.is_null()) {
+                    Some(from) => println!("      {name}: {from} -> {}", change["to"]),
+                    None => println!("      {name}: {}", change["to"]),
+                }
+            }
+        }
+        if let Some(message) = &row.message {
+            println!("      {message}");
+        }
+    }
+    Ok(())
+}
+
+/// `synchost conflicts list [PIPELINE]`
+pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Result<(), CommandError> {
+    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
+    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let rows = state.conflicts(pipeline, !all).map_err(state_error)?;
+    if rows.is_empty() {
+        println!("no {}conflicts", if all { "" } else { "open " });
+    }
+    for c in rows {
+        println!(
+            "#{:<4} {:<20} left {} / right {}  field `{}`: left {} | right {}  ({}{})",
+            c.id,
+            c.pipeline,
+            c.left_id,
+            c.right_id,
+            c.field,
+            value_text(&c.left_value),
+            value_text(&c.right_value),
+            c.status,
+            c.resolution.map(|r| format!(": {r} by {}", c.resolved_by.unwrap_or_default())).unwrap_or_default()
+        );
+    }
+    println!("resolve with: synchost conflicts resolve ID --take left|right   or   --value VALUE");
+    Ok(())
+}
+
+/// Reads a value typed on the command line: a number, true/false, null, or text.
+pub fn parse_value(text: &str) -> Value {
+    if text == "null" {
+        Value::Null
+    } else if let Ok(i) = text.parse::<i64>() {
+        Value::Integer(i)
+    } else if let Ok(f) = text.parse::<f64>() {
+        Value::Float(f)
+    } else if let Ok(b) = text.parse::<bool>() {
+        Value::Boolean(b)
+    } else {
+        Value::Text(text.to_owned())
+    }
+}
+
+/// `synchost conflicts resolve ID --take SIDE | --value VALUE`
+pub async fn conflicts_resolve(config: &Path, id: i64, take: Option<&str>, value: Option<&str>, by: &str) -> Result<(), CommandError> {
+    let resolution = match (take, value) {
+        (Some(side), None) => Resolution::Take(Side::parse(side).ok_or_else(|| CommandError::Reported(format!("--take {side}: say left or right")))?),
+        (None, Some(value)) => Resolution::Value(parse_value(value)),
+        _ => return Err(CommandError::Reported("say --take left|right, or --value VALUE".into())),
+    };
+    let engine = open_engine(config)?;
+    let answer = engine.resolve_conflict(id, resolution, by).await.map_err(run_error)?;
+    println!("conflict {id} resolved: {answer}");
+    Ok(())
+}
+
+/// `synchost failed list [PIPELINE]`
+pub fn failed_list(config: &Path, pipeline: Option<&str>, json: bool) -> Result<(), CommandError> {
+    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
+    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let rows = state.failed(pipeline).map_err(state_error)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no failed items");
+    }
+    for f in rows {
+        println!(
+            "#{:<4} {:<20} {} record {}: {} ({}; {} attempt(s), last {})",
+            f.id, f.pipeline, f.side, f.source_id, f.reason, f.code, f.attempts, f.last_failed_at
+        );
+        if let Some(hint) = &f.hint {
+            println!("      fix: {hint}");
+        }
+    }
+    Ok(())
+}
+
+/// `synchost failed retry PIPELINE [ID...]`
+pub async fn failed_retry(config: &Path, pipeline: &str, ids: &[i64]) -> Result<(), CommandError> {
+    let engine = open_engine(config)?;
+    let report = engine.resubmit_failed(pipeline, (!ids.is_empty()).then_some(ids), "manual resubmit").await.map_err(run_error)?;
+    print_report(pipeline, &report, false);
+    Ok(())
+}
+
+/// `synchost links list PIPELINE`
+pub fn links_list(config: &Path, pipeline: &str, limit: u32) -> Result<(), CommandError> {
+    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
+    let state = State::open(&config.state_path()).map_err(state_error)?;
+    for link in state.links(pipeline, limit).map_err(state_error)? {
+        println!("left {:<12} <-> right {:<12} {:<14} {}", link.left_id, link.right_id, link.state, link.updated_at);
+    }
+    Ok(())
+}
+
+/// `synchost links unlink PIPELINE ID`
+pub fn links_unlink(config: &Path, pipeline: &str, id: &str) -> Result<(), CommandError> {
+    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
+    let state = State::open(&config.state_path()).map_err(state_error)?;
+    match state.unlink(pipeline, id).map_err(state_error)? {
+        Some((left, right)) => {
+            println!("unlinked left {left} and right {right}; the next change of either is synced as a new record");
+            Ok(())
+        }
+        None => Err(CommandError::Reported(format!("pipeline {pipeline} has no link with record {id}"))),
+    }
+}
+
+/// `synchost messages [--since WHEN]`: the latest sync events (P12).
+pub fn messages(config: &Path, since: Option<&str>, limit: u32) -> Result<(), CommandError> {
+    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
+    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let since = match since {
+        None => None,
+        Some(text) => Some(match humantime::parse_duration(text) {
+            Ok(ago) => (chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap_or_default())
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            Err(_) => text.to_owned(),
+        }),
+    };
+    let rows = state.events(since.as_deref(), limit).map_err(state_error)?;
+    if rows.is_empty() {
+        println!("no messages");
+    }
+    for e in rows {
+        println!("{} {:<5} {:<20} {}", e.at, e.level, e.pipeline.as_deref().unwrap_or("host"), e.message);
+        if let Some(hint) = e.hint {
+            println!("      fix: {hint}");
+        }
+    }
+    Ok(())
+}
+
+/// `synchost pause PIPELINE --by NAME` / `synchost resume PIPELINE`
+pub fn pause(config: &Path, pipeline: &str, by: Option<&str>) -> Result<(), CommandError> {
+    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
+    if !config.config.pipelines.keys().any(|k| k.as_str() == pipeline) {
+        return Err(CommandError::Reported(format!("there is no pipeline named `{pipeline}`")));
+    }
+    let state = State::open(&config.state_path()).map_err(state_error)?;
+    state.set_paused(pipeline, by).map_err(state_error)?;
+    let message = match by {
+        Some(by) => format!("{pipeline} paused by {by}"),
+        None => format!("{pipeline} resumed"),
+    };
+    state.event("info", Some(pipeline), None, &message, None).map_err(state_error)?;
+    println!("{message}");
+    Ok(())
+}
+
+impl CommandError {
+    fn message(&self) -> String {
+        match self {
+            CommandError::Reported(m) => m.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! `[pipelines.NAME]`: keep one entity of one endpoint in sync with one of another.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::values::{InstanceName, Schedule, Timeout};
+
+/// One pipeline: left and right side, the field correspondence, conflict and
+/// delete handling, schedule and retry.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The left side: an endpoint and one of its entities.
+    pub left: SideConfig,
+    /// The right side.
+    pub right: SideConfig,
+    /// The fields kept in sync, by their left name (C5). Fields not listed are never touched.
+    pub fields: BTreeMap<String, FieldRule>,
+    /// A mapper instance (a key of `[mappers]`) applied to records in left field
+    /// names: left to right before renaming, right to left after renaming.
+    #[schemars(with = "Option<InstanceName>")]
+    pub mapper: Option<Spanned<InstanceName>>,
+    /// What happens when a field changed on both sides since the last sync.
+    /// Default `manual`: parked for an admin, nothing is overwritten.
+    #[serde(default)]
+    pub conflict: ConflictPolicy,
+    /// How deletes propagate. Default `soft`.
+    #[serde(default)]
+    pub deletes: DeletePolicy,
+    /// Which side may create records on the other. Default both.
+    #[serde(default)]
+    pub create: Flow,
+    /// When the pipeline runs: an interval from `1s`, or a cron expression
+    /// (`cron:*/5 * * * *`, seconds field optional). Default `30s`.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Fields (left names) that must have a value for a record to be written.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// Records per read and write batch. Default 500.
+    #[serde(default = "default_batch")]
+    pub batch_size: u32,
+    /// Retry of failed runs and resubmission of failed items.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// The category this pipeline is shown under in `status` (e.g. "master data").
+    pub category: Option<String>,
+}
+
+fn default_batch() -> u32 {
+    500
+}
+
+/// An endpoint and one of its entities.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SideConfig {
+    /// A key of `[endpoints]`.
+    #[schemars(with = "InstanceName")]
+    pub endpoint: Spanned<InstanceName>,
+    /// One of the endpoint's entities.
+    pub entity: String,
+}
+
+/// How one field is kept in sync.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// The field's name on the right side. Default: the same as on the left.
+    pub right: Option<String>,
+    /// Which way changes flow (C2). Default `both`.
+    #[serde(default)]
+    pub direction: Flow,
+    /// The conflict policy of this field, overriding the pipeline's.
+    pub conflict: Option<ConflictPolicy>,
+    /// For the `mirror` policy: where each side keeps the other side's value.
+    pub mirror: Option<MirrorFields>,
+}
+
+/// Which way changes flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    /// Both ways.
+    #[default]
+    Both,
+    /// Only from left to right (export only, seen from the left).
+    LeftToRight,
+    /// Only from right to left.
+    RightToLeft,
+    /// Not synced.
+    Off,
+}
+
+impl Flow {
+    /// Whether changes on `from` flow to the other side.
+    pub fn allows(self, from: Side) -> bool {
+        matches!((self, from), (Flow::Both, _) | (Flow::LeftToRight, Side::Left) | (Flow::RightToLeft, Side::Right))
+    }
+}
+
+/// A side of a pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Side {
+    Left,
+    Right,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Left => Side::Right,
+            Side::Right => Side::Left,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Left => "left",
+            Side::Right => "right",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Side> {
+        match text {
+            "left" => Some(Side::Left),
+            "right" => Some(Side::Right),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens when a field changed on both sides since the last sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictPolicy {
+    /// The left value wins.
+    LeftWins,
+    /// The right value wins.
+    RightWins,
+    /// The record changed last wins (by the records' own timestamps; left on a tie).
+    LastWriterWins,
+    /// The record changed first wins; the later change is rejected with a
+    /// warning that its side must refresh (L1).
+    FirstWriterWins,
+    /// Each side keeps its own value; the other side's value is written to the
+    /// field's `mirror` fields (two sets of books, P10).
+    Mirror,
+    /// Parked in the conflict queue until an admin picks a side or a value.
+    #[default]
+    Manual,
+}
+
+impl ConflictPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictPolicy::LeftWins => "left-wins",
+            ConflictPolicy::RightWins => "right-wins",
+            ConflictPolicy::LastWriterWins => "last-writer-wins",
+            ConflictPolicy::FirstWriterWins => "first-writer-wins",
+            ConflictPolicy::Mirror => "mirror",
+            ConflictPolicy::Manual => "manual",
+        }
+    }
+}
+
+/// Where each side keeps the other side's value under the `mirror` policy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorFields {
+    /// A field on the left that receives the right's value.
+    pub left: Option<String>,
+    /// A field on the right that receives the left's value.
+    pub right: Option<String>,
+}
+
+/// How deletes propagate (C8).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeletePolicy {
+    /// A tombstone on one side becomes a tombstone on the other, when both
+    /// entities have soft delete; otherwise the delete is recorded, not propagated.
+    #[default]
+    Soft,
+    /// A tombstone on one side deletes the other's record, soft or hard.
+    Hard,
+    /// Deletes are recorded, never propagated.
+    Ignore,
+}
+
+/// Retry of failed runs and resubmission of failed items (T3, P4).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First wait after a failed run; doubles each time, with jitter. Default `5s`.
+    #[serde(default = "first_backoff")]
+    pub backoff: Timeout,
+    /// Longest wait between attempts. Default `5m`.
+    #[serde(default = "max_backoff")]
+    pub max_backoff: Timeout,
+    /// How often failed items are resubmitted. Default `1h`.
+    #[serde(default = "resubmit")]
+    pub resubmit: Timeout,
+    /// A pipeline with no successful run within this many periods is `stalled`. Default 5.
+    #[serde(default = "stalled_after")]
+    pub stalled_after: u32,
+}
+
+fn first_backoff() -> Timeout {
+    Timeout(std::time::Duration::from_secs(5))
+}
+fn max_backoff() -> Timeout {
+    Timeout(std::time::Duration::from_secs(300))
+}
+fn resubmit() -> Timeout {
+    Timeout(std::time::Duration::from_secs(3600))
+}
+fn stalled_after() -> u32 {
+    5
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig { backoff: first_backoff(), max_backoff: max_backoff(), resubmit: resubmit(), stalled_after: stalled_after() }
+    }
+}
+
+impl PipelineConfig {
+    /// The right-side name of a field given by its left name.
+    pub fn right_name<'a>(&'a self, left: &'a str) -> &'a str {
+        self.fields.get(left).and_then(|rule| rule.right.as_deref()).unwrap_or(left)
+    }
+
+    /// A field's name on one side.
+    pub fn name_on<'a>(&'a self, side: Side, left: &'a str) -> &'a str {
+        match side {
+            Side::Left => left,
+            Side::Right => self.right_name(left),
+        }
+    }
+
+    /// The conflict policy of a field.
+    pub fn policy_of(&self, left: &str) -> ConflictPolicy {
+        self.fields.get(left).and_then(|rule| rule.conflict).unwrap_or(self.conflict)
+    }
+}

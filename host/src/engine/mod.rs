@@ -1,0 +1,977 @@
+//! The sync engine: one run of a pipeline, as in the architecture notes.
+//!
+//! For each side in turn (left, then right), batch by batch:
+//! 1. read changes since the side's cursor;
+//! 2. join each record to its link and fetch the linked records of the other side;
+//! 3. per field, compare each side with its base (the last values both agreed
+//!    on, in each side's own names): changed on the source only flows, changed
+//!    on both is a conflict for the field's policy;
+//! 4. map (declared correspondence and the optional mapper plugin) and validate;
+//!    a record that fails becomes a failed item with the reason and the fix;
+//! 5. write to the other side in one batch, with an outcome per record;
+//! 6. commit links, base values, the cursor, history, failed items and
+//!    conflicts in one transaction.
+//!
+//! A crash before step 6 means the batch is read again from the old cursor:
+//! updates are idempotent (the base comparison finds nothing left to do or
+//! writes the same values), and creates are made idempotent by the target
+//! connector storing the change's origin (sql-table's `origin` column).
+//!
+//! - `policy`: conflict policies.
+//! - `resolve`: an admin's answer to a parked conflict, and resubmission of failed items.
+
+pub mod policy;
+mod resolve;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, Failure};
+use crate::config::{ConflictPolicy, DeletePolicy, Flow, LoadedConfig, PipelineConfig, Side};
+use crate::runtime::bindings::{Change, ChangeKind, Direction, EntityDef, Field, Mapped, Outcome, Record, Value, Violation};
+use crate::runtime::{CallError, Instance};
+use crate::state::{Base, Commit, ConflictEntry, FailedItem, HistoryEntry, Link, LinkRef, LinkWrite, RunCounts, State, StateError};
+use policy::Decision;
+
+pub use resolve::Resolution;
+
+/// Whether a run changes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    /// Compute everything, write nothing: the history entries are the plan.
+    DryRun,
+}
+
+/// Why a run could not be done. Item-level problems never end a run: they
+/// become failed items; this is for whole-run failures (an endpoint down).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("there is no pipeline named `{0}`")]
+    UnknownPipeline(String),
+    #[error("{0}")]
+    Instance(Failure),
+    #[error("{0}")]
+    Call(#[from] CallError),
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("{message}")]
+    Setup { message: String, hint: String },
+}
+
+impl RunError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RunError::UnknownPipeline(_) => Some("see the [pipelines] of the config, or `synchost status`".into()),
+            RunError::Instance(failure) => failure.hint.clone(),
+            RunError::Call(error) => error.hint(),
+            RunError::State(_) => Some("check that the data folder is writable and the disk not full".into()),
+            RunError::Setup { hint, .. } => Some(hint.clone()),
+        }
+    }
+
+    /// Whether the run may succeed later without a change by anyone (T3).
+    pub fn retryable(&self) -> bool {
+        match self {
+            RunError::Call(error) => error.retryable(),
+            RunError::State(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What a run did (or, in a dry run, would do).
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub run_id: Option<i64>,
+    pub counts: RunCounts,
+    /// Every decision, in order: what was (or would be) created, updated,
+    /// deleted, which conflicts and how they were resolved.
+    pub plan: Vec<HistoryEntry>,
+}
+
+/// The sync engine of one host.
+pub struct Engine {
+    pub config: Arc<LoadedConfig>,
+    pub catalog: Arc<Catalog>,
+    pub state: Arc<State>,
+    /// Set on shutdown: runs stop before their next batch (each batch is committed whole).
+    pub stop: Arc<AtomicBool>,
+    /// Shows batches as they are done, on a terminal.
+    pub progress: Option<indicatif::ProgressBar>,
+}
+
+/// A pipeline resolved for one run.
+pub(crate) struct Ctx<'a> {
+    pub name: &'a str,
+    pub config: &'a PipelineConfig,
+    pub left: &'a Instance,
+    pub right: &'a Instance,
+    pub left_def: EntityDef,
+    pub right_def: EntityDef,
+    pub mapper: Option<&'a Instance>,
+    pub mode: Mode,
+    pub run_id: Option<i64>,
+    /// Conflicts parked in this run (link, field): the other side's pass sees
+    /// the same conflict and must not count or record it again.
+    pub parked: std::sync::Mutex<std::collections::HashSet<(i64, String)>>,
+}
+
+impl Ctx<'_> {
+    pub fn instance(&self, side: Side) -> &Instance {
+        match side {
+            Side::Left => self.left,
+            Side::Right => self.right,
+        }
+    }
+
+    pub fn entity(&self, side: Side) -> &str {
+        match side {
+            Side::Left => &self.config.left.entity,
+            Side::Right => &self.config.right.entity,
+        }
+    }
+
+    pub fn def(&self, side: Side) -> &EntityDef {
+        match side {
+            Side::Left => &self.left_def,
+            Side::Right => &self.right_def,
+        }
+    }
+
+    /// The synced fields: (left name, rule), without those switched off.
+    pub fn rules(&self) -> impl Iterator<Item = (&str, &crate::config::FieldRule)> {
+        self.config.fields.iter().filter(|(_, r)| r.direction != Flow::Off).map(|(n, r)| (n.as_str(), r))
+    }
+}
+
+fn side_ids(side: Side, source_id: &str, target_id: Option<&str>) -> (Option<String>, Option<String>) {
+    let (s, t) = (Some(source_id.to_owned()), target_id.map(str::to_owned));
+    match side {
+        Side::Left => (s, t),
+        Side::Right => (t, s),
+    }
+}
+
+fn direction(source: Side) -> Direction {
+    match source {
+        Side::Left => Direction::LeftToRight,
+        Side::Right => Direction::RightToLeft,
+    }
+}
+
+/// A write planned for the target side, with what to commit once it is applied.
+struct Pending {
+    source_id: String,
+    source_version: Option<String>,
+    link: Option<Link>,
+    change: Change,
+    history: HistoryEntry,
+    /// Base values to store for the source side (source names).
+    base_source: Vec<(String, Value)>,
+    /// Base values to store for the target side (target names).
+    base_target: Vec<(String, Value)>,
+    link_state: Option<&'static str>,
+}
+
+/// The decisions for one batch of source records.
+#[derive(Default)]
+struct BatchPlan {
+    pending: Vec<Pending>,
+    commit: Commit,
+    counts: RunCounts,
+}
+
+impl Engine {
+    pub fn new(config: Arc<LoadedConfig>, catalog: Arc<Catalog>, state: Arc<State>) -> Self {
+        Engine { config, catalog, state, stop: Arc::new(AtomicBool::new(false)), progress: None }
+    }
+
+    pub(crate) fn pipeline(&self, name: &str) -> Result<&PipelineConfig, RunError> {
+        self.config
+            .config
+            .pipelines
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, p)| p)
+            .ok_or_else(|| RunError::UnknownPipeline(name.to_owned()))
+    }
+
+    /// Resolves a pipeline's instances and entities for a run.
+    pub(crate) async fn context<'a>(&'a self, name: &'a str, mode: Mode) -> Result<Ctx<'a>, RunError> {
+        let config = self.pipeline(name)?;
+        let left = self.catalog.instance(config.left.endpoint.get_ref().as_str()).map_err(RunError::Instance)?;
+        let right = self.catalog.instance(config.right.endpoint.get_ref().as_str()).map_err(RunError::Instance)?;
+        let mapper = match &config.mapper {
+            Some(m) => Some(self.catalog.instance(m.get_ref().as_str()).map_err(RunError::Instance)?),
+            None => None,
+        };
+        let find = |defs: Vec<EntityDef>, side: Side, entity: &str, endpoint: &Instance| {
+            let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
+            defs.into_iter().find(|d| d.name == entity).ok_or_else(|| RunError::Setup {
+                message: format!("pipeline `{name}`: the {side} endpoint `{}` has no entity `{entity}`", endpoint.name()),
+                hint: format!("its entities are: {}", names.join(", ")),
+            })
+        };
+        let left_def = find(left.describe().await?, Side::Left, &config.left.entity, left)?;
+        let right_def = find(right.describe().await?, Side::Right, &config.right.entity, right)?;
+        Ok(Ctx { name, config, left, right, left_def, right_def, mapper, mode, run_id: None, parked: Default::default() })
+    }
+
+    /// One run of a pipeline: both sides, every batch, until no changes are waiting.
+    pub async fn run(&self, name: &str, trigger: &str, mode: Mode) -> Result<RunReport, RunError> {
+        let mut ctx = self.context(name, mode).await?;
+        if mode == Mode::Apply {
+            ctx.run_id = Some(self.state.begin_run(name, trigger)?);
+        }
+        let span = tracing::info_span!("run", pipeline = name, run = ctx.run_id, trigger);
+        let _entered = span.enter();
+        let mut report = RunReport { run_id: ctx.run_id, ..RunReport::default() };
+        let outcome = async {
+            for side in [Side::Left, Side::Right] {
+                self.sync_side(&ctx, side, &mut report).await?;
+            }
+            Ok::<(), RunError>(())
+        }
+        .await;
+        if let Some(run_id) = ctx.run_id {
+            let error = outcome.as_ref().err().map(|e| (e.to_string(), e.hint()));
+            self.state.finish_run(run_id, &report.counts, error.as_ref().map(|(m, h)| (m.as_str(), h.as_deref())))?;
+            let summary = format!(
+                "run {run_id}: {} created, {} updated, {} deleted, {} conflicts, {} failed",
+                report.counts.created, report.counts.updated, report.counts.deleted, report.counts.conflicts, report.counts.failed
+            );
+            match &error {
+                None => {
+                    self.state.record_success(name)?;
+                    let quiet = RunCounts { read_left: report.counts.read_left, read_right: report.counts.read_right, ..Default::default() };
+                    if report.counts != quiet {
+                        self.state.event("info", Some(name), Some(run_id), &summary, None)?;
+                    }
+                }
+                Some((message, hint)) => {
+                    self.state.record_failure(name, message, hint.as_deref())?;
+                    self.state.event("error", Some(name), Some(run_id), &format!("run {run_id} failed: {message}"), hint.as_deref())?;
+                }
+            }
+        }
+        outcome.map(|()| report)
+    }
+
+    /// Reads one side's changes batch by batch and processes them.
+    async fn sync_side(&self, ctx: &Ctx<'_>, side: Side, report: &mut RunReport) -> Result<(), RunError> {
+        let full_scan = !ctx.def(side).change_feed;
+        // A full scan starts from the beginning every run; a change feed from its cursor.
+        let mut cursor = if full_scan { None } else { self.state.cursor(ctx.name, side)? };
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                tracing::info!(pipeline = ctx.name, "Stopped between batches");
+                return Ok(());
+            }
+            let span = tracing::debug_span!("batch", side = side.as_str());
+            let _entered = span.enter();
+            let batch = ctx.instance(side).read(ctx.entity(side), cursor.as_deref(), ctx.config.batch_size).await?;
+            match side {
+                Side::Left => report.counts.read_left += batch.records.len() as u64,
+                Side::Right => report.counts.read_right += batch.records.len() as u64,
+            }
+            if let Some(progress) = &self.progress {
+                progress.inc(batch.records.len() as u64);
+                progress.set_message(format!("{} {side}", ctx.name));
+            }
+            let mut plan = self.plan_batch(ctx, side, &batch.records).await?;
+            if !full_scan {
+                plan.commit.cursor = Some((side, batch.cursor.clone()));
+            }
+            self.finish_batch(ctx, side, plan, report).await?;
+            cursor = batch.cursor;
+            if !batch.has_more || batch.records.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes a batch's planned changes and commits what happened.
+    async fn finish_batch(&self, ctx: &Ctx<'_>, source: Side, mut plan: BatchPlan, report: &mut RunReport) -> Result<(), RunError> {
+        let target = source.other();
+        let outcomes: Vec<Option<Outcome>> = match ctx.mode {
+            Mode::DryRun => plan.pending.iter().map(|_| None).collect(),
+            Mode::Apply if plan.pending.is_empty() => Vec::new(),
+            Mode::Apply => {
+                let changes: Vec<Change> = plan.pending.iter().map(|p| p.change.clone()).collect();
+                ctx.instance(target).write(ctx.entity(target), &changes).await?.into_iter().map(Some).collect()
+            }
+        };
+        for (pending, outcome) in plan.pending.into_iter().zip(outcomes) {
+            record_outcome(&mut plan.commit, &mut plan.counts, source, pending, outcome);
+        }
+        report.counts.created += plan.counts.created;
+        report.counts.updated += plan.counts.updated;
+        report.counts.deleted += plan.counts.deleted;
+        report.counts.conflicts += plan.counts.conflicts;
+        report.counts.failed += plan.counts.failed;
+        if ctx.mode == Mode::Apply && !plan.commit.is_empty() {
+            self.state.apply(ctx.name, ctx.run_id, &plan.commit)?;
+        }
+        report.plan.append(&mut plan.commit.history);
+        Ok(())
+    }
+
+    /// Maps source records to the synced fields in left (canonical) names,
+    /// through the mapper if there is one, and validates them.
+    async fn map_batch(&self, ctx: &Ctx<'_>, source: Side, records: &[&Record]) -> Result<Vec<Result<BTreeMap<String, Value>, Vec<Violation>>>, RunError> {
+        let canonical: Vec<Record> = records
+            .iter()
+            .map(|r| Record {
+                id: r.id.clone(),
+                version: r.version.clone(),
+                deleted: r.deleted,
+                fields: ctx
+                    .rules()
+                    .filter_map(|(left, _)| {
+                        r.get(ctx.config.name_on(source, left)).map(|v| Field { name: left.to_owned(), value: v.clone() })
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut results: Vec<Result<Record, Vec<Violation>>> = match ctx.mapper {
+            None => canonical.into_iter().map(Ok).collect(),
+            Some(mapper) if canonical.is_empty() => {
+                let _ = mapper;
+                Vec::new()
+            }
+            Some(mapper) => {
+                let mapped = mapper.map(direction(source), &canonical).await?;
+                let mut results: Vec<Result<Record, Vec<Violation>>> = mapped
+                    .into_iter()
+                    .map(|m| match m {
+                        Mapped::Ok(record) => Ok(record),
+                        Mapped::Invalid(violations) => Err(violations),
+                    })
+                    .collect();
+                let valid: Vec<Record> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+                let found = if valid.is_empty() { Vec::new() } else { mapper.validate(direction(source), &valid).await? };
+                let mut found = found.into_iter();
+                for result in &mut results {
+                    if result.is_ok() {
+                        let violations = found.next().unwrap_or_default();
+                        if !violations.is_empty() {
+                            *result = Err(violations);
+                        }
+                    }
+                }
+                results
+            }
+        };
+        for result in &mut results {
+            if let Ok(record) = result {
+                let missing: Vec<Violation> = ctx
+                    .config
+                    .required
+                    .iter()
+                    .filter(|f| record.get(f).is_none_or(|v| v.is_empty()))
+                    .map(|f| Violation {
+                        field: Some(f.clone()),
+                        message: format!("`{f}` is required by pipeline `{}` but empty", ctx.name),
+                        hint: Some(format!("fill in `{f}` on the {source} side")),
+                    })
+                    .collect();
+                if !missing.is_empty() {
+                    *result = Err(missing);
+                }
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.map(|record| record.fields.into_iter().map(|f| (f.name, f.value)).collect()))
+            .collect())
+    }
+
+    /// Decides what each source record means for the other side.
+    async fn plan_batch(&self, ctx: &Ctx<'_>, source: Side, records: &[Record]) -> Result<BatchPlan, RunError> {
+        let target = source.other();
+        let mut plan = BatchPlan::default();
+        // The newest state of each record wins if a batch holds it twice.
+        let mut latest: Vec<&Record> = Vec::new();
+        for record in records {
+            match latest.iter().position(|r| r.id == record.id) {
+                Some(i) => latest[i] = record,
+                None => latest.push(record),
+            }
+        }
+        let ids: Vec<String> = latest.iter().map(|r| r.id.clone()).collect();
+        let links = self.state.links_by_ids(ctx.name, source, &ids)?;
+        let link_ids: Vec<i64> = links.values().map(|l| l.link_id).collect();
+        let bases = self.state.base_of(&link_ids)?;
+        let counterpart_ids: Vec<String> = links.values().map(|l| l.id_on(target).to_owned()).collect();
+        let counterparts: HashMap<String, Record> = if counterpart_ids.is_empty() {
+            HashMap::new()
+        } else {
+            ctx.instance(target).fetch(ctx.entity(target), &counterpart_ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect()
+        };
+        let live: Vec<&Record> = latest.iter().copied().filter(|r| !r.deleted).collect();
+        let mapped = self.map_batch(ctx, source, &live).await?;
+        let mut mapped: HashMap<&str, Result<BTreeMap<String, Value>, Vec<Violation>>> =
+            live.iter().map(|r| r.id.as_str()).zip(mapped).collect();
+
+        for record in latest {
+            let link = links.get(&record.id);
+            let empty = Base::default();
+            let base = link.and_then(|l| bases.get(&l.link_id)).unwrap_or(&empty);
+            let counterpart = link.and_then(|l| counterparts.get(l.id_on(target)));
+            match (link, record.deleted) {
+                (None, true) => {}
+                (None, false) => {
+                    if !ctx.config.create.allows(source) {
+                        continue;
+                    }
+                    match mapped.remove(record.id.as_str()) {
+                        Some(Ok(values)) => plan_create(ctx, source, record, &values, &mut plan),
+                        Some(Err(violations)) => fail_invalid(ctx, source, record, None, violations, &mut plan),
+                        None => {}
+                    }
+                }
+                (Some(link), _) if link.state != "active" => {}
+                (Some(link), true) => plan_delete(ctx, source, record, link, base, counterpart, &mut plan),
+                (Some(link), false) => match (mapped.remove(record.id.as_str()), counterpart) {
+                    (_, None) => {
+                        let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
+                        plan.commit.history.push(HistoryEntry {
+                            left_id,
+                            right_id,
+                            action: "skip",
+                            target: Some(target),
+                            origin: Some(source),
+                            fields: Vec::new(),
+                            rule: "missing target".into(),
+                            message: Some(format!(
+                                "the linked {target} record {} no longer exists; it is not created again (`synchost links unlink {} {}` to sync it anew)",
+                                link.id_on(target), ctx.name, record.id
+                            )),
+                        });
+                        plan.commit.links.push(LinkWrite {
+                            link: LinkRef::Existing(link.link_id),
+                            left_version: None,
+                            right_version: None,
+                            state: Some(match target {
+                                Side::Left => "left-deleted",
+                                Side::Right => "right-deleted",
+                            }),
+                            base: Vec::new(),
+                        });
+                    }
+                    (Some(Ok(values)), Some(counterpart)) => plan_update(ctx, source, record, link, base, counterpart, &values, &mut plan),
+                    (Some(Err(violations)), Some(_)) => fail_invalid(ctx, source, record, Some(link), violations, &mut plan),
+                    (None, Some(_)) => {}
+                },
+            }
+        }
+        Ok(plan)
+    }
+}
+
+impl Value {
+    /// Null, or text that is only whitespace.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Value::Null => true,
+            Value::Text(t) => t.trim().is_empty(),
+            _ => false,
+        }
+    }
+}
+
+fn fail_invalid(ctx: &Ctx<'_>, source: Side, record: &Record, link: Option<&Link>, violations: Vec<Violation>, plan: &mut BatchPlan) {
+    let reason = violations
+        .iter()
+        .map(|v| match &v.field {
+            Some(field) => format!("{field}: {}", v.message),
+            None => v.message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let hint = violations.iter().filter_map(|v| v.hint.clone()).collect::<Vec<_>>().join("; ");
+    let (left_id, right_id) = side_ids(source, &record.id, link.map(|l| l.id_on(source.other())));
+    plan.commit.history.push(HistoryEntry {
+        left_id,
+        right_id,
+        action: "fail",
+        target: Some(source.other()),
+        origin: Some(source),
+        fields: Vec::new(),
+        rule: "validation".into(),
+        message: Some(format!("{reason} (fix: {hint})")),
+    });
+    plan.commit.failed.push(FailedItem {
+        side: source,
+        source_id: record.id.clone(),
+        code: "invalid".into(),
+        reason,
+        hint: (!hint.is_empty()).then_some(hint),
+        retryable: false,
+    });
+    plan.counts.failed += 1;
+    let _ = ctx;
+}
+
+/// A new source record: create it on the target.
+fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: &BTreeMap<String, Value>, plan: &mut BatchPlan) {
+    let target = source.other();
+    let mut fields = Vec::new();
+    let mut base_source = Vec::new();
+    let mut base_target = Vec::new();
+    for (left, rule) in ctx.rules() {
+        if let Some(raw) = record.get(ctx.config.name_on(source, left)) {
+            base_source.push((ctx.config.name_on(source, left).to_owned(), raw.clone()));
+        }
+        if !rule.direction.allows(source) {
+            continue;
+        }
+        if let Some(value) = values.get(left) {
+            let name = ctx.config.name_on(target, left).to_owned();
+            fields.push(Field { name: name.clone(), value: value.clone() });
+            base_target.push((name, value.clone()));
+        }
+    }
+    let (left_id, right_id) = side_ids(source, &record.id, None);
+    plan.pending.push(Pending {
+        source_id: record.id.clone(),
+        source_version: record.version.clone(),
+        link: None,
+        change: Change {
+            origin: format!("{}/{}/{}", ctx.name, source, record.id),
+            target_id: None,
+            expected_version: None,
+            kind: ChangeKind::Upsert,
+            fields: fields.clone(),
+        },
+        history: HistoryEntry {
+            left_id,
+            right_id,
+            action: "create",
+            target: Some(target),
+            origin: Some(source),
+            fields: fields.into_iter().map(|f| (f.name, None, f.value)).collect(),
+            rule: format!("new on the {source} side"),
+            message: None,
+        },
+        base_source,
+        base_target,
+        link_state: None,
+    });
+}
+
+/// A linked source record changed: per field, flow, accept, or resolve a conflict.
+#[allow(clippy::too_many_arguments)]
+fn plan_update(
+    ctx: &Ctx<'_>,
+    source: Side,
+    record: &Record,
+    link: &Link,
+    base: &Base,
+    counterpart: &Record,
+    values: &BTreeMap<String, Value>,
+    plan: &mut BatchPlan,
+) {
+    let target = source.other();
+    let (base_s, base_t) = (base.side(source), base.side(target));
+    let any_source_change = ctx.rules().any(|(left, _)| {
+        let name = ctx.config.name_on(source, left);
+        record.get(name).is_some_and(|v| base_s.get(name) != Some(v))
+    });
+    let mut writes: Vec<(String, Option<Value>, Value)> = Vec::new();
+    let mut base_source = Vec::new();
+    let mut base_target = Vec::new();
+    let mut rules_used: Vec<String> = Vec::new();
+    // Conflicts the other side won: (rule, message), recorded without a write here.
+    let mut lost: Vec<(String, String)> = Vec::new();
+    let mut warning: Option<String> = None;
+
+    for (left, rule) in ctx.rules() {
+        let (s_name, t_name) = (ctx.config.name_on(source, left), ctx.config.name_on(target, left));
+        let raw = record.get(s_name);
+        // Derived fields (the mapper makes them, the source has none) change with the record.
+        let source_changed = match raw {
+            Some(value) => base_s.get(s_name) != Some(value),
+            None => any_source_change && values.contains_key(left),
+        };
+        if !source_changed {
+            continue;
+        }
+        if !rule.direction.allows(source) {
+            // The source may hold its own value of a field that flows the other way.
+            if let Some(value) = raw {
+                base_source.push((s_name.to_owned(), value.clone()));
+            }
+            continue;
+        }
+        let Some(new_value) = values.get(left) else { continue };
+        let current = counterpart.get(t_name);
+        let target_changed = current != base_t.get(t_name);
+        if current == Some(new_value) {
+            // Already equal (e.g. both sides made the same edit): only the base moves.
+            raw.inspect(|v| base_source.push((s_name.to_owned(), (*v).clone())));
+            base_target.push((t_name.to_owned(), new_value.clone()));
+            continue;
+        }
+        if !(target_changed && rule.direction == Flow::Both) {
+            raw.inspect(|v| base_source.push((s_name.to_owned(), (*v).clone())));
+            writes.push((t_name.to_owned(), current.cloned(), new_value.clone()));
+            base_target.push((t_name.to_owned(), new_value.clone()));
+            rules_used.push(format!("{t_name}: direction {}", flow_name(rule.direction)));
+            continue;
+        }
+        // Changed on both sides since base: a conflict for the field's policy.
+        let policy = ctx.config.policy_of(left);
+        let (left_version, right_version) = match source {
+            Side::Left => (record.version.as_deref(), counterpart.version.as_deref()),
+            Side::Right => (counterpart.version.as_deref(), record.version.as_deref()),
+        };
+        let current_value = current.cloned().unwrap_or(Value::Null);
+        let (left_value, right_value) = match source {
+            Side::Left => (new_value.clone(), current_value.clone()),
+            Side::Right => (current_value.clone(), new_value.clone()),
+        };
+        plan.counts.conflicts += 1;
+        match policy::decide(policy, left_version, right_version) {
+            Decision::Wins(winner) if winner == source => {
+                raw.inspect(|v| base_source.push((s_name.to_owned(), (*v).clone())));
+                writes.push((t_name.to_owned(), current.cloned(), new_value.clone()));
+                base_target.push((t_name.to_owned(), new_value.clone()));
+                rules_used.push(format!("{t_name}: conflict, policy {} ({source} wins)", policy.as_str()));
+                if policy == ConflictPolicy::FirstWriterWins {
+                    warning = Some(format!(
+                        "the {target} change to {t_name} was rejected: the {source} side changed it first; the {target} side must refresh"
+                    ));
+                }
+            }
+            Decision::Wins(winner) => {
+                // The winner's value flows when the other side's changes are processed.
+                lost.push((
+                    format!("policy {}", policy.as_str()),
+                    format!(
+                        "`{left}` changed on both sides; the {winner} value {} replaces the {source} value {}{}",
+                        crate::cli::output::value_text(&current_value),
+                        crate::cli::output::value_text(new_value),
+                        if policy == ConflictPolicy::FirstWriterWins {
+                            format!("; the {source} change was rejected because the {winner} side changed it first: the {source} side must refresh")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                ));
+            }
+            Decision::KeepBoth => {
+                raw.inspect(|v| base_source.push((s_name.to_owned(), (*v).clone())));
+                base_target.push((t_name.to_owned(), current_value.clone()));
+                let mirror = ctx.config.fields.get(left).and_then(|r| r.mirror.as_ref());
+                let target_mirror = mirror.and_then(|m| match target {
+                    Side::Left => m.left.clone(),
+                    Side::Right => m.right.clone(),
+                });
+                if let Some(mirror_field) = target_mirror {
+                    writes.push((mirror_field.clone(), counterpart.get(&mirror_field).cloned(), new_value.clone()));
+                }
+                rules_used.push(format!("{t_name}: conflict, policy mirror (each side keeps its value)"));
+            }
+            Decision::Park => {
+                let first_time = ctx.parked.lock().unwrap_or_else(|e| e.into_inner()).insert((link.link_id, left.to_owned()));
+                if !first_time {
+                    plan.counts.conflicts -= 1;
+                    continue;
+                }
+                plan.commit.conflicts.push(ConflictEntry {
+                    link: LinkRef::Existing(link.link_id),
+                    field: left.to_owned(),
+                    left_value,
+                    right_value,
+                });
+                let (left_id, right_id) = side_ids(source, &record.id, Some(&counterpart.id));
+                plan.commit.history.push(HistoryEntry {
+                    left_id,
+                    right_id,
+                    action: "conflict",
+                    target: None,
+                    origin: Some(source),
+                    fields: vec![(left.to_owned(), Some(current_value), new_value.clone())],
+                    rule: "policy manual".into(),
+                    message: Some(format!("`{left}` changed on both sides; parked until an admin resolves it (`synchost conflicts list`)")),
+                });
+            }
+        }
+    }
+
+    let (left_id, right_id) = side_ids(source, &record.id, Some(&counterpart.id));
+    for (rule, message) in lost {
+        plan.commit.history.push(HistoryEntry {
+            left_id: left_id.clone(),
+            right_id: right_id.clone(),
+            action: "conflict",
+            target: None,
+            origin: Some(source),
+            fields: Vec::new(),
+            rule,
+            message: Some(message),
+        });
+    }
+    if writes.is_empty() {
+        if !base_source.is_empty() || !base_target.is_empty() {
+            plan.commit.links.push(link_write(link.link_id, source, record.version.clone(), None, base_source, base_target));
+        }
+        plan.commit.cleared_failures.push((source, record.id.clone()));
+        return;
+    }
+    plan.pending.push(Pending {
+        source_id: record.id.clone(),
+        source_version: record.version.clone(),
+        link: Some(link.clone()),
+        change: Change {
+            origin: format!("{}/{}/{}", ctx.name, source, record.id),
+            target_id: Some(counterpart.id.clone()),
+            expected_version: counterpart.version.clone(),
+            kind: ChangeKind::Upsert,
+            fields: writes.iter().map(|(name, _, value)| Field { name: name.clone(), value: value.clone() }).collect(),
+        },
+        history: HistoryEntry {
+            left_id,
+            right_id,
+            action: "update",
+            target: Some(target),
+            origin: Some(source),
+            fields: writes,
+            rule: rules_used.join("; "),
+            message: warning,
+        },
+        base_source,
+        base_target,
+        link_state: None,
+    });
+}
+
+/// A linked source record was deleted: propagate by the delete policy; an
+/// edit on the other side since base makes it a conflict.
+fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: &Base, counterpart: Option<&Record>, plan: &mut BatchPlan) {
+    let target = source.other();
+    let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
+    let source_deleted_state = match source {
+        Side::Left => "left-deleted",
+        Side::Right => "right-deleted",
+    };
+    let note = |action: &'static str, rule: String, message: String, state: &'static str, plan: &mut BatchPlan| {
+        plan.commit.history.push(HistoryEntry {
+            left_id: left_id.clone(),
+            right_id: right_id.clone(),
+            action,
+            target: None,
+            origin: Some(source),
+            fields: Vec::new(),
+            rule,
+            message: Some(message),
+        });
+        plan.commit.links.push(LinkWrite { link: LinkRef::Existing(link.link_id), left_version: None, right_version: None, state: Some(state), base: Vec::new() });
+    };
+    let Some(counterpart) = counterpart.filter(|c| !c.deleted) else {
+        note("delete", "deleted on both sides".into(), "deleted on both sides".into(), "deleted", plan);
+        return;
+    };
+    let base_t = base.side(target);
+    let edited: Vec<&str> = ctx
+        .rules()
+        .map(|(left, _)| ctx.config.name_on(target, left))
+        .filter(|name| counterpart.get(name) != base_t.get(*name))
+        .collect();
+    if !edited.is_empty() {
+        let policy = ctx.config.conflict;
+        let (lv, rv) = match source {
+            Side::Left => (record.version.as_deref(), counterpart.version.as_deref()),
+            Side::Right => (counterpart.version.as_deref(), record.version.as_deref()),
+        };
+        plan.counts.conflicts += 1;
+        match policy::decide(policy, lv, rv) {
+            Decision::Wins(winner) if winner == source => {}
+            Decision::Park => {
+                plan.commit.conflicts.push(ConflictEntry {
+                    link: LinkRef::Existing(link.link_id),
+                    field: "*".into(),
+                    left_value: if source == Side::Left { Value::Text("deleted".into()) } else { Value::Text("edited".into()) },
+                    right_value: if source == Side::Right { Value::Text("deleted".into()) } else { Value::Text("edited".into()) },
+                });
+                note(
+                    "conflict",
+                    "policy manual".into(),
+                    format!("deleted on the {source} side while {} changed on the {target} side; parked for an admin", edited.join(", ")),
+                    "active",
+                    plan,
+                );
+                return;
+            }
+            _ => {
+                note(
+                    "conflict",
+                    format!("policy {}", policy.as_str()),
+                    format!(
+                        "deleted on the {source} side while {} changed on the {target} side; the {target} record is kept, the {source} record stays deleted",
+                        edited.join(", ")
+                    ),
+                    source_deleted_state,
+                    plan,
+                );
+                return;
+            }
+        }
+    }
+    let propagate = match ctx.config.deletes {
+        DeletePolicy::Ignore => Err("deletes = \"ignore\"".to_owned()),
+        DeletePolicy::Soft if !ctx.def(target).soft_delete || !ctx.def(source).soft_delete => Err(format!(
+            "deletes propagate as tombstones only when both sides have soft delete; the {target} entity has {}; set deletes = \"hard\" to remove its rows",
+            if ctx.def(target).soft_delete { "it" } else { "none" }
+        )),
+        _ => Ok(()),
+    };
+    if let Err(reason) = propagate {
+        note("skip", "delete policy".into(), format!("deleted on the {source} side, not propagated: {reason}"), source_deleted_state, plan);
+        return;
+    }
+    plan.pending.push(Pending {
+        source_id: record.id.clone(),
+        source_version: record.version.clone(),
+        link: Some(link.clone()),
+        change: Change {
+            origin: format!("{}/{}/{}", ctx.name, source, record.id),
+            target_id: Some(counterpart.id.clone()),
+            expected_version: counterpart.version.clone(),
+            kind: ChangeKind::Delete,
+            fields: Vec::new(),
+        },
+        history: HistoryEntry {
+            left_id,
+            right_id,
+            action: "delete",
+            target: Some(target),
+            origin: Some(source),
+            fields: Vec::new(),
+            rule: format!("deletes {}", match ctx.config.deletes { DeletePolicy::Hard => "hard", _ => "soft" }),
+            message: None,
+        },
+        base_source: Vec::new(),
+        base_target: Vec::new(),
+        link_state: Some("deleted"),
+    });
+}
+
+fn flow_name(flow: Flow) -> &'static str {
+    match flow {
+        Flow::Both => "both",
+        Flow::LeftToRight => "left-to-right",
+        Flow::RightToLeft => "right-to-left",
+        Flow::Off => "off",
+    }
+}
+
+fn link_write(
+    link_id: i64,
+    source: Side,
+    source_version: Option<String>,
+    target_version: Option<Option<String>>,
+    base_source: Vec<(String, Value)>,
+    base_target: Vec<(String, Value)>,
+) -> LinkWrite {
+    let target = source.other();
+    let (left_version, right_version) = match source {
+        Side::Left => (Some(source_version), target_version),
+        Side::Right => (target_version, Some(source_version)),
+    };
+    LinkWrite {
+        link: LinkRef::Existing(link_id),
+        left_version,
+        right_version,
+        state: None,
+        base: base_source
+            .into_iter()
+            .map(|(f, v)| (source, f, v))
+            .chain(base_target.into_iter().map(|(f, v)| (target, f, v)))
+            .collect(),
+    }
+}
+
+/// Turns a write's outcome (or, in a dry run, its plan) into state changes.
+fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pending: Pending, outcome: Option<Outcome>) {
+    let target = source.other();
+    let Pending { source_id, source_version, link, change, mut history, base_source, base_target, link_state } = pending;
+    match outcome {
+        // Dry run: the plan as if it were applied.
+        None => {
+            match history.action {
+                "create" => counts.created += 1,
+                "delete" => counts.deleted += 1,
+                _ => counts.updated += 1,
+            }
+            commit.history.push(history);
+        }
+        Some(Outcome::Applied(applied)) => {
+            match history.action {
+                "create" => counts.created += 1,
+                "delete" => counts.deleted += 1,
+                _ => counts.updated += 1,
+            }
+            let link_ref = match &link {
+                Some(link) => LinkRef::Existing(link.link_id),
+                None => {
+                    let (left_id, right_id) = match source {
+                        Side::Left => (source_id.clone(), applied.id.clone()),
+                        Side::Right => (applied.id.clone(), source_id.clone()),
+                    };
+                    match target {
+                        Side::Left => history.left_id = Some(applied.id.clone()),
+                        Side::Right => history.right_id = Some(applied.id.clone()),
+                    }
+                    LinkRef::New { left_id, right_id }
+                }
+            };
+            let mut write = link_write(0, source, source_version, Some(applied.version.clone()), base_source, base_target);
+            write.link = link_ref;
+            write.state = link_state;
+            commit.links.push(write);
+            commit.history.push(history);
+            commit.cleared_failures.push((source, source_id));
+        }
+        Some(Outcome::Rejected(problem)) => {
+            counts.failed += 1;
+            history.action = "fail";
+            history.message = Some(match &problem.hint {
+                Some(hint) => format!("{}: {} (fix: {hint})", problem.code, problem.message),
+                None => format!("{}: {}", problem.code, problem.message),
+            });
+            commit.history.push(history);
+            commit.failed.push(FailedItem {
+                side: source,
+                source_id,
+                code: problem.code,
+                reason: problem.message,
+                hint: problem.hint,
+                retryable: problem.retryable,
+            });
+        }
+        Some(Outcome::Conflict(current)) => {
+            counts.failed += 1;
+            history.action = "fail";
+            let reason = format!(
+                "the {target} record {} changed while this change was written (now version {})",
+                current.id,
+                current.version.as_deref().unwrap_or("unknown")
+            );
+            history.message = Some(reason.clone());
+            commit.history.push(history);
+            commit.failed.push(FailedItem {
+                side: source,
+                source_id,
+                code: "changed-meanwhile".into(),
+                reason,
+                hint: Some("nothing to do: the item is resubmitted and merged with the newer version".into()),
+                retryable: true,
+            });
+        }
+    }
+    let _ = change;
+}

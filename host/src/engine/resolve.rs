@@ -1,0 +1,200 @@
+//! What an admin does about items the engine could not decide: resolve a
+//! parked conflict, resubmit failed items.
+
+use super::{Ctx, Engine, Mode, RunError, RunReport};
+use crate::config::Side;
+use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome, Record, Value};
+use crate::state::{Commit, HistoryEntry, LinkRef, LinkWrite};
+
+/// An admin's answer to a conflict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    /// Keep this side's value (for a delete against an edit: this side's state).
+    Take(Side),
+    /// Set this value on both sides.
+    Value(Value),
+}
+
+impl Engine {
+    async fn one(&self, ctx: &Ctx<'_>, side: Side, id: &str) -> Result<Option<Record>, RunError> {
+        Ok(ctx.instance(side).fetch(ctx.entity(side), &[id.to_owned()]).await?.pop())
+    }
+
+    /// Resolves a parked conflict: writes the chosen value where it differs,
+    /// moves the base, closes the conflict, and records who decided.
+    pub async fn resolve_conflict(&self, id: i64, resolution: Resolution, by: &str) -> Result<String, RunError> {
+        let conflict = self.state.conflict(id)?.ok_or_else(|| RunError::Setup {
+            message: format!("there is no conflict {id}"),
+            hint: "list them with `synchost conflicts list`".into(),
+        })?;
+        if conflict.status != "open" {
+            return Err(RunError::Setup {
+                message: format!("conflict {id} was already resolved ({})", conflict.resolution.unwrap_or_default()),
+                hint: "list the open ones with `synchost conflicts list`".into(),
+            });
+        }
+        let ctx = self.context(&conflict.pipeline, Mode::Apply).await?;
+        let left = self.one(&ctx, Side::Left, &conflict.left_id).await?;
+        let right = self.one(&ctx, Side::Right, &conflict.right_id).await?;
+        let mut commit = Commit::default();
+        let mut written = Vec::new();
+
+        if conflict.field == "*" {
+            // A delete against an edit: keep the record, or delete it on both sides.
+            let deleted_side = if conflict.left_value == Value::Text("deleted".into()) { Side::Left } else { Side::Right };
+            let keep = match &resolution {
+                Resolution::Take(side) => *side != deleted_side,
+                Resolution::Value(_) => {
+                    return Err(RunError::Setup {
+                        message: format!("conflict {id} is a delete against an edit; it has no value to set"),
+                        hint: "answer with --take left or --take right".into(),
+                    })
+                }
+            };
+            let state = if keep {
+                match deleted_side {
+                    Side::Left => "left-deleted",
+                    Side::Right => "right-deleted",
+                }
+            } else {
+                let edited = deleted_side.other();
+                let target_id = match edited {
+                    Side::Left => &conflict.left_id,
+                    Side::Right => &conflict.right_id,
+                };
+                let change = Change {
+                    origin: format!("{}/conflict/{id}", conflict.pipeline),
+                    target_id: Some(target_id.clone()),
+                    expected_version: None,
+                    kind: ChangeKind::Delete,
+                    fields: Vec::new(),
+                };
+                self.write_one(&ctx, edited, change).await?;
+                written.push(format!("deleted the {edited} record"));
+                "deleted"
+            };
+            commit.links.push(LinkWrite { link: LinkRef::Existing(conflict.link_id), left_version: None, right_version: None, state: Some(state), base: Vec::new() });
+        } else {
+            let field = conflict.field.as_str();
+            let names = [(Side::Left, field.to_owned(), left.as_ref()), (Side::Right, ctx.config.right_name(field).to_owned(), right.as_ref())];
+            let chosen = match &resolution {
+                Resolution::Value(value) => value.clone(),
+                Resolution::Take(side) => {
+                    let (_, name, record) = &names[if *side == Side::Left { 0 } else { 1 }];
+                    record.and_then(|r| r.get(name)).cloned().unwrap_or(Value::Null)
+                }
+            };
+            let mut base = Vec::new();
+            for (side, name, record) in &names {
+                let Some(record) = record else { continue };
+                if record.get(name) != Some(&chosen) {
+                    let change = Change {
+                        origin: format!("{}/conflict/{id}", conflict.pipeline),
+                        target_id: Some(record.id.clone()),
+                        expected_version: None,
+                        kind: ChangeKind::Upsert,
+                        fields: vec![Field { name: name.clone(), value: chosen.clone() }],
+                    };
+                    self.write_one(&ctx, *side, change).await?;
+                    written.push(format!("set {side} {name}"));
+                }
+                base.push((*side, name.clone(), chosen.clone()));
+            }
+            commit.links.push(LinkWrite { link: LinkRef::Existing(conflict.link_id), left_version: None, right_version: None, state: None, base });
+        }
+        let answer = match &resolution {
+            Resolution::Take(side) => format!("took the {side} side"),
+            Resolution::Value(value) => format!("set {}", crate::cli::output::value_text(value)),
+        };
+        commit.resolved_conflicts.push((id, answer.clone(), by.to_owned()));
+        commit.history.push(HistoryEntry {
+            left_id: Some(conflict.left_id.clone()),
+            right_id: Some(conflict.right_id.clone()),
+            action: "resolve",
+            target: None,
+            origin: None,
+            fields: Vec::new(),
+            rule: format!("admin {by}"),
+            message: Some(format!("conflict {id} on `{}`: {answer}{}", conflict.field, if written.is_empty() { String::new() } else { format!(" ({})", written.join(", ")) })),
+        });
+        self.state.apply(&conflict.pipeline, None, &commit)?;
+        self.state.event("info", Some(&conflict.pipeline), None, &format!("conflict {id} resolved by {by}: {answer}"), None)?;
+        Ok(answer)
+    }
+
+    async fn write_one(&self, ctx: &Ctx<'_>, side: Side, change: Change) -> Result<(), RunError> {
+        match ctx.instance(side).write(ctx.entity(side), &[change]).await?.pop() {
+            Some(Outcome::Applied(_)) => Ok(()),
+            Some(Outcome::Rejected(problem)) => Err(RunError::Setup {
+                message: format!("the {side} side refused the change: {}", problem.message),
+                hint: problem.hint.unwrap_or_else(|| "fix the record, then resolve again".into()),
+            }),
+            Some(Outcome::Conflict(_)) | None => Err(RunError::Setup {
+                message: format!("the {side} record changed meanwhile"),
+                hint: "resolve again".into(),
+            }),
+        }
+    }
+
+    /// Runs failed items of a pipeline again (all, or these ids): each source
+    /// record is fetched anew and goes through the engine as if just changed.
+    pub async fn resubmit_failed(&self, pipeline: &str, only: Option<&[i64]>, trigger: &str) -> Result<RunReport, RunError> {
+        let items: Vec<_> = self
+            .state
+            .failed(Some(pipeline))?
+            .into_iter()
+            .filter(|f| only.is_none_or(|ids| ids.contains(&f.id)))
+            .collect();
+        let mut report = RunReport::default();
+        if items.is_empty() {
+            return Ok(report);
+        }
+        let mut ctx = self.context(pipeline, Mode::Apply).await?;
+        ctx.run_id = Some(self.state.begin_run(pipeline, trigger)?);
+        report.run_id = ctx.run_id;
+        let outcome = async {
+            for side in [Side::Left, Side::Right] {
+                let ids: Vec<String> = items.iter().filter(|f| f.side == side.as_str()).map(|f| f.source_id.clone()).collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let records = ctx.instance(side).fetch(ctx.entity(side), &ids).await?;
+                let mut plan = self.plan_batch(&ctx, side, &records).await?;
+                for gone in ids.iter().filter(|id| !records.iter().any(|r| &r.id == *id)) {
+                    plan.commit.cleared_failures.push((side, gone.clone()));
+                    let (left_id, right_id) = super::side_ids(side, gone, None);
+                    plan.commit.history.push(HistoryEntry {
+                        left_id,
+                        right_id,
+                        action: "skip",
+                        target: None,
+                        origin: Some(side),
+                        fields: Vec::new(),
+                        rule: "resubmission".into(),
+                        message: Some("the failed record no longer exists on its side; dropped from the failed items".into()),
+                    });
+                }
+                // A failed item that now plans nothing (already in sync) is done.
+                for record in &records {
+                    if !plan.commit.failed.iter().any(|f| f.source_id == record.id) {
+                        plan.commit.cleared_failures.push((side, record.id.clone()));
+                    }
+                }
+                self.finish_batch(&ctx, side, plan, &mut report).await?;
+            }
+            Ok::<(), RunError>(())
+        }
+        .await;
+        let run_id = ctx.run_id.expect("set above");
+        let error = outcome.as_ref().err().map(|e| (e.to_string(), e.hint()));
+        self.state.finish_run(run_id, &report.counts, error.as_ref().map(|(m, h)| (m.as_str(), h.as_deref())))?;
+        self.state.event(
+            if error.is_some() { "error" } else { "info" },
+            Some(pipeline),
+            Some(run_id),
+            &format!("resubmitted {} failed item(s): {} still failing", items.len(), report.counts.failed),
+            None,
+        )?;
+        outcome.map(|()| report)
+    }
+}

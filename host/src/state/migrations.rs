@@ -1,0 +1,146 @@
+//! Versioned migrations of the state database. Each step runs once, in order,
+//! inside a transaction; the applied version is in `PRAGMA user_version`.
+
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "links, base values, cursors, runs, history, failed items, conflicts, events, health",
+    r#"
+CREATE TABLE links (
+    link_id INTEGER PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    left_id TEXT NOT NULL,
+    right_id TEXT NOT NULL,
+    left_version TEXT,
+    right_version TEXT,
+    -- active | left-deleted | right-deleted | deleted
+    state TEXT NOT NULL DEFAULT 'active',
+    created_run INTEGER,
+    updated_at TEXT NOT NULL,
+    UNIQUE (pipeline, left_id),
+    UNIQUE (pipeline, right_id)
+);
+
+-- The last values both sides agreed on, per link, side and field (each side's own names).
+CREATE TABLE base (
+    link_id INTEGER NOT NULL REFERENCES links (link_id) ON DELETE CASCADE,
+    side TEXT NOT NULL CHECK (side IN ('left', 'right')),
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (link_id, side, field)
+) WITHOUT ROWID;
+
+CREATE TABLE cursors (
+    pipeline TEXT NOT NULL,
+    side TEXT NOT NULL,
+    cursor TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (pipeline, side)
+) WITHOUT ROWID;
+
+CREATE TABLE runs (
+    run_id INTEGER PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    -- running | ok | failed
+    status TEXT NOT NULL,
+    read_left INTEGER NOT NULL DEFAULT 0,
+    read_right INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    conflicts INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    hint TEXT
+);
+CREATE INDEX runs_by_pipeline ON runs (pipeline, run_id);
+
+-- Every change the engine made or decided, and why.
+CREATE TABLE history (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER,
+    pipeline TEXT NOT NULL,
+    at TEXT NOT NULL,
+    left_id TEXT,
+    right_id TEXT,
+    -- create | update | delete | conflict | resolve | fail | unlink | skip
+    action TEXT NOT NULL,
+    -- the side that was written, if any
+    target TEXT,
+    -- the side the change came from
+    origin TEXT,
+    -- JSON: {field: {"from": value, "to": value}}
+    fields TEXT NOT NULL DEFAULT '{}',
+    -- which rule decided: "direction both", "policy left-wins", ...
+    rule TEXT NOT NULL,
+    message TEXT
+);
+CREATE INDEX history_by_left ON history (pipeline, left_id);
+CREATE INDEX history_by_right ON history (pipeline, right_id);
+
+CREATE TABLE failed_items (
+    id INTEGER PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    side TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    first_failed_at TEXT NOT NULL,
+    last_failed_at TEXT NOT NULL,
+    code TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    hint TEXT,
+    retryable INTEGER NOT NULL,
+    UNIQUE (pipeline, side, source_id)
+);
+
+CREATE TABLE conflicts (
+    id INTEGER PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    link_id INTEGER NOT NULL REFERENCES links (link_id) ON DELETE CASCADE,
+    -- the field's left name, or `*` for a delete against an edit
+    field TEXT NOT NULL,
+    left_value TEXT NOT NULL,
+    right_value TEXT NOT NULL,
+    detected_run INTEGER,
+    detected_at TEXT NOT NULL,
+    -- open | resolved
+    status TEXT NOT NULL DEFAULT 'open',
+    resolution TEXT,
+    resolved_by TEXT,
+    resolved_at TEXT
+);
+CREATE UNIQUE INDEX one_open_conflict ON conflicts (pipeline, link_id, field) WHERE status = 'open';
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    level TEXT NOT NULL,
+    pipeline TEXT,
+    run_id INTEGER,
+    message TEXT NOT NULL,
+    hint TEXT
+);
+
+CREATE TABLE health (
+    pipeline TEXT PRIMARY KEY,
+    -- ok | degraded | paused
+    state TEXT NOT NULL,
+    reason TEXT,
+    hint TEXT,
+    since TEXT NOT NULL,
+    paused_by TEXT,
+    last_run_at TEXT,
+    last_success_at TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    beat_at TEXT NOT NULL
+);
+"#,
+)];

@@ -1,0 +1,452 @@
+//! Durable state in SQLite: links, base values, cursors, runs, history, failed
+//! items, the conflict queue, the event log, health and the scheduler's heartbeat.
+//!
+//! One database file per host (`<data_dir>/state.sqlite`), WAL mode, versioned
+//! migrations. The engine changes state only through [`Commit`], applied in one
+//! transaction, so a crash leaves either all of a batch's effects or none.
+
+mod migrations;
+mod queries;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+pub use queries::{ConflictRow, EventRow, FailedRow, HealthRow, HeartbeatRow, HistoryRow, LinkRow, RunRow};
+
+use crate::config::Side;
+use crate::runtime::bindings::Value;
+
+/// Why the state store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("state database {path} was written by a newer synchost (schema {found}, this one knows {known})")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("cannot create the data folder {path}: {source}")]
+    Folder { path: PathBuf, source: std::io::Error },
+}
+
+/// The current time as stored: RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A value as stored in `base` and in history.
+pub fn encode(value: &Value) -> String {
+    serde_json::to_string(value).expect("values serialize")
+}
+
+/// A stored value; unreadable text reads as null (it can only come from a newer host).
+pub fn decode(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// The link between a left and a right record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub link_id: i64,
+    pub left_id: String,
+    pub right_id: String,
+    pub left_version: Option<String>,
+    pub right_version: Option<String>,
+    pub state: String,
+}
+
+impl Link {
+    pub fn id_on(&self, side: Side) -> &str {
+        match side {
+            Side::Left => &self.left_id,
+            Side::Right => &self.right_id,
+        }
+    }
+}
+
+/// The base values of one link: each side's fields in its own names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Base {
+    pub left: BTreeMap<String, Value>,
+    pub right: BTreeMap<String, Value>,
+}
+
+impl Base {
+    pub fn side(&self, side: Side) -> &BTreeMap<String, Value> {
+        match side {
+            Side::Left => &self.left,
+            Side::Right => &self.right,
+        }
+    }
+}
+
+/// A link that exists or is made by this commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkRef {
+    Existing(i64),
+    New { left_id: String, right_id: String },
+}
+
+/// Changes to one link: versions, state and base values.
+#[derive(Debug, Clone)]
+pub struct LinkWrite {
+    pub link: LinkRef,
+    pub left_version: Option<Option<String>>,
+    pub right_version: Option<Option<String>>,
+    pub state: Option<&'static str>,
+    pub base: Vec<(Side, String, Value)>,
+}
+
+/// One line of history.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub left_id: Option<String>,
+    pub right_id: Option<String>,
+    pub action: &'static str,
+    pub target: Option<Side>,
+    pub origin: Option<Side>,
+    /// field (target's name) -> (old value, new value)
+    pub fields: Vec<(String, Option<Value>, Value)>,
+    pub rule: String,
+    pub message: Option<String>,
+}
+
+/// An item that could not be synced, with the reason and the fix.
+#[derive(Debug, Clone)]
+pub struct FailedItem {
+    pub side: Side,
+    pub source_id: String,
+    pub code: String,
+    pub reason: String,
+    pub hint: Option<String>,
+    pub retryable: bool,
+}
+
+/// A field changed on both sides, parked for an admin.
+#[derive(Debug, Clone)]
+pub struct ConflictEntry {
+    pub link: LinkRef,
+    pub field: String,
+    pub left_value: Value,
+    pub right_value: Value,
+}
+
+/// Everything one processed batch changes in state, applied in one transaction.
+#[derive(Debug, Default)]
+pub struct Commit {
+    pub cursor: Option<(Side, Option<String>)>,
+    pub links: Vec<LinkWrite>,
+    pub history: Vec<HistoryEntry>,
+    pub failed: Vec<FailedItem>,
+    pub cleared_failures: Vec<(Side, String)>,
+    pub conflicts: Vec<ConflictEntry>,
+    pub resolved_conflicts: Vec<(i64, String, String)>,
+    pub unlinks: Vec<i64>,
+}
+
+impl Commit {
+    pub fn is_empty(&self) -> bool {
+        self.cursor.is_none()
+            && self.links.is_empty()
+            && self.history.is_empty()
+            && self.failed.is_empty()
+            && self.cleared_failures.is_empty()
+            && self.conflicts.is_empty()
+            && self.resolved_conflicts.is_empty()
+            && self.unlinks.is_empty()
+    }
+}
+
+/// The state database.
+pub struct State {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl State {
+    /// Opens (creating if needed) and migrates the state database.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StateError::Folder { path: dir.to_owned(), source })?;
+        }
+        let open_error = |source| StateError::Open { path: path.to_owned(), source };
+        let mut connection = Connection::open(path).map_err(open_error)?;
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+            .map_err(open_error)?;
+        let found: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = migrations::MIGRATIONS.len() as i64;
+        if found > known {
+            return Err(StateError::TooNew { path: path.to_owned(), found, known });
+        }
+        for (index, (_, sql)) in migrations::MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let transaction = connection.transaction()?;
+            transaction.execute_batch(sql)?;
+            transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+            transaction.commit()?;
+        }
+        Ok(State { path: path.to_owned(), connection: Mutex::new(connection) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StateError> {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(f(&mut connection)?)
+    }
+
+    /// The links of these record ids on one side.
+    pub fn links_by_ids(&self, pipeline: &str, side: Side, ids: &[String]) -> Result<HashMap<String, Link>, StateError> {
+        let column = match side {
+            Side::Left => "left_id",
+            Side::Right => "right_id",
+        };
+        self.with(|c| {
+            let mut statement = c.prepare_cached(&format!(
+                "SELECT link_id, left_id, right_id, left_version, right_version, state FROM links WHERE pipeline = ?1 AND {column} = ?2"
+            ))?;
+            let mut found = HashMap::new();
+            for id in ids {
+                if let Some(link) = statement.query_row(params![pipeline, id], link_from_row).optional()? {
+                    found.insert(id.clone(), link);
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    /// The base values of these links.
+    pub fn base_of(&self, link_ids: &[i64]) -> Result<HashMap<i64, Base>, StateError> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached("SELECT side, field, value FROM base WHERE link_id = ?1")?;
+            let mut found = HashMap::new();
+            for id in link_ids {
+                let mut base = Base::default();
+                let mut rows = statement.query([id])?;
+                while let Some(row) = rows.next()? {
+                    let side: String = row.get(0)?;
+                    let field: String = row.get(1)?;
+                    let value = decode(&row.get::<_, String>(2)?);
+                    match side.as_str() {
+                        "left" => base.left.insert(field, value),
+                        _ => base.right.insert(field, value),
+                    };
+                }
+                found.insert(*id, base);
+            }
+            Ok(found)
+        })
+    }
+
+    pub fn cursor(&self, pipeline: &str, side: Side) -> Result<Option<String>, StateError> {
+        self.with(|c| {
+            c.query_row("SELECT cursor FROM cursors WHERE pipeline = ?1 AND side = ?2", params![pipeline, side.as_str()], |r| r.get(0))
+                .optional()
+                .map(Option::flatten)
+        })
+    }
+
+    pub fn begin_run(&self, pipeline: &str, trigger: &str) -> Result<i64, StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (pipeline, trigger, started_at, status) VALUES (?1, ?2, ?3, 'running')",
+                params![pipeline, trigger, now()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Records the end of a run with its counters.
+    pub fn finish_run(&self, run_id: i64, counts: &RunCounts, error: Option<(&str, Option<&str>)>) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET finished_at = ?2, status = ?3, read_left = ?4, read_right = ?5, created = ?6, updated = ?7,
+                 deleted = ?8, conflicts = ?9, failed = ?10, error = ?11, hint = ?12 WHERE run_id = ?1",
+                params![
+                    run_id,
+                    now(),
+                    if error.is_some() { "failed" } else { "ok" },
+                    counts.read_left,
+                    counts.read_right,
+                    counts.created,
+                    counts.updated,
+                    counts.deleted,
+                    counts.conflicts,
+                    counts.failed,
+                    error.map(|e| e.0),
+                    error.and_then(|e| e.1),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Writes an event to the event log.
+    pub fn event(&self, level: &str, pipeline: Option<&str>, run_id: Option<i64>, message: &str, hint: Option<&str>) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO events (at, level, pipeline, run_id, message, hint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![now(), level, pipeline, run_id, message, hint],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Applies one batch's changes in one transaction.
+    pub fn apply(&self, pipeline: &str, run_id: Option<i64>, commit: &Commit) -> Result<(), StateError> {
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            apply_commit(&transaction, pipeline, run_id, commit)?;
+            transaction.commit()
+        })
+    }
+}
+
+/// Counters of one run.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RunCounts {
+    pub read_left: u64,
+    pub read_right: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub conflicts: u64,
+    pub failed: u64,
+}
+
+fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+    Ok(Link {
+        link_id: row.get(0)?,
+        left_id: row.get(1)?,
+        right_id: row.get(2)?,
+        left_version: row.get(3)?,
+        right_version: row.get(4)?,
+        state: row.get(5)?,
+    })
+}
+
+fn resolve_link(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, link: &LinkRef) -> rusqlite::Result<i64> {
+    match link {
+        LinkRef::Existing(id) => Ok(*id),
+        LinkRef::New { left_id, right_id } => {
+            // A redo after a crash may find the link made the first time.
+            let existing: Option<i64> = transaction
+                .query_row(
+                    "SELECT link_id FROM links WHERE pipeline = ?1 AND left_id = ?2 AND right_id = ?3",
+                    params![pipeline, left_id, right_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = existing {
+                return Ok(id);
+            }
+            transaction.execute(
+                "INSERT INTO links (pipeline, left_id, right_id, created_run, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![pipeline, left_id, right_id, run_id, now()],
+            )?;
+            Ok(transaction.last_insert_rowid())
+        }
+    }
+}
+
+fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, commit: &Commit) -> rusqlite::Result<()> {
+    let at = now();
+    for write in &commit.links {
+        let link_id = resolve_link(transaction, pipeline, run_id, &write.link)?;
+        if let Some(version) = &write.left_version {
+            transaction.execute("UPDATE links SET left_version = ?2, updated_at = ?3 WHERE link_id = ?1", params![link_id, version, at])?;
+        }
+        if let Some(version) = &write.right_version {
+            transaction.execute("UPDATE links SET right_version = ?2, updated_at = ?3 WHERE link_id = ?1", params![link_id, version, at])?;
+        }
+        if let Some(state) = write.state {
+            transaction.execute("UPDATE links SET state = ?2, updated_at = ?3 WHERE link_id = ?1", params![link_id, state, at])?;
+        }
+        let mut statement = transaction.prepare_cached("INSERT OR REPLACE INTO base (link_id, side, field, value) VALUES (?1, ?2, ?3, ?4)")?;
+        for (side, field, value) in &write.base {
+            statement.execute(params![link_id, side.as_str(), field, encode(value)])?;
+        }
+    }
+    for conflict in &commit.conflicts {
+        let link_id = resolve_link(transaction, pipeline, run_id, &conflict.link)?;
+        transaction.execute(
+            "INSERT INTO conflicts (pipeline, link_id, field, left_value, right_value, detected_run, detected_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (pipeline, link_id, field) WHERE status = 'open'
+             DO UPDATE SET left_value = excluded.left_value, right_value = excluded.right_value, detected_run = excluded.detected_run",
+            params![pipeline, link_id, conflict.field, encode(&conflict.left_value), encode(&conflict.right_value), run_id, at],
+        )?;
+    }
+    for (id, resolution, by) in &commit.resolved_conflicts {
+        transaction.execute(
+            "UPDATE conflicts SET status = 'resolved', resolution = ?2, resolved_by = ?3, resolved_at = ?4 WHERE id = ?1",
+            params![id, resolution, by, at],
+        )?;
+    }
+    let mut history = transaction.prepare_cached(
+        "INSERT INTO history (run_id, pipeline, at, left_id, right_id, action, target, origin, fields, rule, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for entry in &commit.history {
+        let fields: serde_json::Map<String, serde_json::Value> = entry
+            .fields
+            .iter()
+            .map(|(name, from, to)| {
+                (name.clone(), serde_json::json!({ "from": from.as_ref().map(history_value), "to": history_value(to) }))
+            })
+            .collect();
+        history.execute(params![
+            run_id,
+            pipeline,
+            at,
+            entry.left_id,
+            entry.right_id,
+            entry.action,
+            entry.target.map(Side::as_str),
+            entry.origin.map(Side::as_str),
+            serde_json::Value::Object(fields).to_string(),
+            entry.rule,
+            entry.message,
+        ])?;
+    }
+    for item in &commit.failed {
+        transaction.execute(
+            "INSERT INTO failed_items (pipeline, side, source_id, attempts, first_failed_at, last_failed_at, code, reason, hint, retryable)
+             VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (pipeline, side, source_id) DO UPDATE SET attempts = attempts + 1, last_failed_at = excluded.last_failed_at,
+                code = excluded.code, reason = excluded.reason, hint = excluded.hint, retryable = excluded.retryable",
+            params![pipeline, item.side.as_str(), item.source_id, at, item.code, item.reason, item.hint, item.retryable],
+        )?;
+    }
+    for (side, id) in &commit.cleared_failures {
+        // A record that failed again in this same commit stays failed.
+        if commit.failed.iter().any(|f| f.side == *side && &f.source_id == id) {
+            continue;
+        }
+        transaction.execute(
+            "DELETE FROM failed_items WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3",
+            params![pipeline, side.as_str(), id],
+        )?;
+    }
+    for link_id in &commit.unlinks {
+        transaction.execute("DELETE FROM links WHERE link_id = ?1", [link_id])?;
+    }
+    if let Some((side, cursor)) = &commit.cursor {
+        transaction.execute(
+            "INSERT INTO cursors (pipeline, side, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (pipeline, side) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            params![pipeline, side.as_str(), cursor, at],
+        )?;
+    }
+    Ok(())
+}
+
+/// A value as people read it in history.
+fn history_value(value: &Value) -> serde_json::Value {
+    crate::cli::output::value_json(value)
+}

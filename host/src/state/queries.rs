@@ -1,0 +1,400 @@
+//! Reads for people (status, history, queues) and the small writes of health,
+//! heartbeat and admin actions.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::{decode, now, State, StateError};
+use crate::runtime::bindings::Value;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub run_id: i64,
+    pub pipeline: String,
+    pub trigger: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub counts: super::RunCounts,
+    pub error: Option<String>,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub run_id: Option<i64>,
+    pub at: String,
+    pub left_id: Option<String>,
+    pub right_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub origin: Option<String>,
+    pub fields: serde_json::Value,
+    pub rule: String,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedRow {
+    pub id: i64,
+    pub pipeline: String,
+    pub side: String,
+    pub source_id: String,
+    pub attempts: i64,
+    pub first_failed_at: String,
+    pub last_failed_at: String,
+    pub code: String,
+    pub reason: String,
+    pub hint: Option<String>,
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictRow {
+    pub id: i64,
+    pub pipeline: String,
+    pub link_id: i64,
+    pub left_id: String,
+    pub right_id: String,
+    pub field: String,
+    #[serde(skip)]
+    pub left_value: Value,
+    #[serde(skip)]
+    pub right_value: Value,
+    pub detected_at: String,
+    pub status: String,
+    pub resolution: Option<String>,
+    pub resolved_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: String,
+    pub level: String,
+    pub pipeline: Option<String>,
+    pub run_id: Option<i64>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthRow {
+    pub pipeline: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub hint: Option<String>,
+    pub since: String,
+    pub paused_by: Option<String>,
+    pub last_run_at: Option<String>,
+    pub last_success_at: Option<String>,
+    pub consecutive_failures: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeartbeatRow {
+    pub pid: i64,
+    pub host: String,
+    pub started_at: String,
+    pub beat_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkRow {
+    pub link_id: i64,
+    pub left_id: String,
+    pub right_id: String,
+    pub state: String,
+    pub updated_at: String,
+}
+
+const RUN_COLUMNS: &str = "run_id, pipeline, trigger, started_at, finished_at, status, read_left, read_right, created, updated, deleted, conflicts, failed, error, hint";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        run_id: r.get(0)?,
+        pipeline: r.get(1)?,
+        trigger: r.get(2)?,
+        started_at: r.get(3)?,
+        finished_at: r.get(4)?,
+        status: r.get(5)?,
+        counts: super::RunCounts {
+            read_left: r.get(6)?,
+            read_right: r.get(7)?,
+            created: r.get(8)?,
+            updated: r.get(9)?,
+            deleted: r.get(10)?,
+            conflicts: r.get(11)?,
+            failed: r.get(12)?,
+        },
+        error: r.get(13)?,
+        hint: r.get(14)?,
+    })
+}
+
+const CONFLICT_COLUMNS: &str = "c.id, c.pipeline, c.link_id, l.left_id, l.right_id, c.field, c.left_value, c.right_value, c.detected_at, c.status, c.resolution, c.resolved_by";
+
+fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConflictRow> {
+    Ok(ConflictRow {
+        id: r.get(0)?,
+        pipeline: r.get(1)?,
+        link_id: r.get(2)?,
+        left_id: r.get(3)?,
+        right_id: r.get(4)?,
+        field: r.get(5)?,
+        left_value: decode(&r.get::<_, String>(6)?),
+        right_value: decode(&r.get::<_, String>(7)?),
+        detected_at: r.get(8)?,
+        status: r.get(9)?,
+        resolution: r.get(10)?,
+        resolved_by: r.get(11)?,
+    })
+}
+
+const FAILED_COLUMNS: &str = "id, pipeline, side, source_id, attempts, first_failed_at, last_failed_at, code, reason, hint, retryable";
+
+fn failed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FailedRow> {
+    Ok(FailedRow {
+        id: r.get(0)?,
+        pipeline: r.get(1)?,
+        side: r.get(2)?,
+        source_id: r.get(3)?,
+        attempts: r.get(4)?,
+        first_failed_at: r.get(5)?,
+        last_failed_at: r.get(6)?,
+        code: r.get(7)?,
+        reason: r.get(8)?,
+        hint: r.get(9)?,
+        retryable: r.get(10)?,
+    })
+}
+
+impl State {
+    pub fn runs(&self, pipeline: &str, limit: u32) -> Result<Vec<RunRow>, StateError> {
+        self.with(|c| {
+            let mut s = c.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE pipeline = ?1 ORDER BY run_id DESC LIMIT ?2"))?;
+            s.query_map(params![pipeline, limit], run_row)?.collect()
+        })
+    }
+
+    /// History of a pipeline, newest first; of one record when `record` is
+    /// given: `left:ID`, `right:ID`, or an id on either side.
+    pub fn history(&self, pipeline: &str, record: Option<&str>, limit: u32) -> Result<Vec<HistoryRow>, StateError> {
+        let (left, right) = match record.map(|r| r.split_once(':').unwrap_or(("", r))) {
+            None => (None, None),
+            Some(("left", id)) => (Some(id), None),
+            Some(("right", id)) => (None, Some(id)),
+            Some((_, _)) => (record, record),
+        };
+        self.with(|c| {
+            let mut s = c.prepare(
+                "SELECT id, run_id, at, left_id, right_id, action, target, origin, fields, rule, message FROM history
+                 WHERE pipeline = ?1 AND ((?2 IS NULL AND ?3 IS NULL) OR left_id = ?2 OR right_id = ?3) ORDER BY id DESC LIMIT ?4",
+            )?;
+            s.query_map(params![pipeline, left, right, limit], |r| {
+                Ok(HistoryRow {
+                    id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    at: r.get(2)?,
+                    left_id: r.get(3)?,
+                    right_id: r.get(4)?,
+                    action: r.get(5)?,
+                    target: r.get(6)?,
+                    origin: r.get(7)?,
+                    fields: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
+                    rule: r.get(9)?,
+                    message: r.get(10)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    pub fn failed(&self, pipeline: Option<&str>) -> Result<Vec<FailedRow>, StateError> {
+        self.with(|c| {
+            let mut s = c.prepare(&format!(
+                "SELECT {FAILED_COLUMNS} FROM failed_items WHERE ?1 IS NULL OR pipeline = ?1 ORDER BY pipeline, id"
+            ))?;
+            s.query_map(params![pipeline], failed_row)?.collect()
+        })
+    }
+
+    pub fn failed_item(&self, id: i64) -> Result<Option<FailedRow>, StateError> {
+        self.with(|c| c.query_row(&format!("SELECT {FAILED_COLUMNS} FROM failed_items WHERE id = ?1"), [id], failed_row).optional())
+    }
+
+    pub fn conflicts(&self, pipeline: Option<&str>, open_only: bool) -> Result<Vec<ConflictRow>, StateError> {
+        self.with(|c| {
+            let mut s = c.prepare(&format!(
+                "SELECT {CONFLICT_COLUMNS} FROM conflicts c JOIN links l USING (link_id)
+                 WHERE (?1 IS NULL OR c.pipeline = ?1) AND (?2 = 0 OR c.status = 'open') ORDER BY c.id"
+            ))?;
+            s.query_map(params![pipeline, open_only], conflict_row)?.collect()
+        })
+    }
+
+    pub fn conflict(&self, id: i64) -> Result<Option<ConflictRow>, StateError> {
+        self.with(|c| {
+            c.query_row(&format!("SELECT {CONFLICT_COLUMNS} FROM conflicts c JOIN links l USING (link_id) WHERE c.id = ?1"), [id], conflict_row)
+                .optional()
+        })
+    }
+
+    pub fn links(&self, pipeline: &str, limit: u32) -> Result<Vec<LinkRow>, StateError> {
+        self.with(|c| {
+            let mut s = c.prepare("SELECT link_id, left_id, right_id, state, updated_at FROM links WHERE pipeline = ?1 ORDER BY link_id LIMIT ?2")?;
+            s.query_map(params![pipeline, limit], |r| {
+                Ok(LinkRow { link_id: r.get(0)?, left_id: r.get(1)?, right_id: r.get(2)?, state: r.get(3)?, updated_at: r.get(4)? })
+            })?
+            .collect()
+        })
+    }
+
+    pub fn link_count(&self, pipeline: &str) -> Result<i64, StateError> {
+        self.with(|c| c.query_row("SELECT count(*) FROM links WHERE pipeline = ?1", [pipeline], |r| r.get(0)))
+    }
+
+    /// The events at or after `since` (RFC 3339), oldest first, at most `limit` of the newest.
+    pub fn events(&self, since: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StateError> {
+        self.with(|c| {
+            let mut s = c.prepare(
+                "SELECT * FROM (SELECT id, at, level, pipeline, run_id, message, hint FROM events
+                 WHERE ?1 IS NULL OR at >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+            )?;
+            s.query_map(params![since, limit], |r| {
+                Ok(EventRow {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    level: r.get(2)?,
+                    pipeline: r.get(3)?,
+                    run_id: r.get(4)?,
+                    message: r.get(5)?,
+                    hint: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    pub fn health(&self, pipeline: &str) -> Result<Option<HealthRow>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT pipeline, state, reason, hint, since, paused_by, last_run_at, last_success_at, consecutive_failures FROM health WHERE pipeline = ?1",
+                [pipeline],
+                |r| {
+                    Ok(HealthRow {
+                        pipeline: r.get(0)?,
+                        state: r.get(1)?,
+                        reason: r.get(2)?,
+                        hint: r.get(3)?,
+                        since: r.get(4)?,
+                        paused_by: r.get(5)?,
+                        last_run_at: r.get(6)?,
+                        last_success_at: r.get(7)?,
+                        consecutive_failures: r.get(8)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// A successful run: the pipeline is `ok` again (unless an admin paused it).
+    pub fn record_success(&self, pipeline: &str) -> Result<(), StateError> {
+        let at = now();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO health (pipeline, state, since, last_run_at, last_success_at) VALUES (?1, 'ok', ?2, ?2, ?2)
+                 ON CONFLICT (pipeline) DO UPDATE SET
+                    state = CASE WHEN state = 'paused' THEN 'paused' ELSE 'ok' END,
+                    since = CASE WHEN state = 'ok' OR state = 'paused' THEN since ELSE excluded.since END,
+                    reason = CASE WHEN state = 'paused' THEN reason ELSE NULL END,
+                    hint = CASE WHEN state = 'paused' THEN hint ELSE NULL END,
+                    last_run_at = excluded.last_run_at, last_success_at = excluded.last_success_at, consecutive_failures = 0",
+                params![pipeline, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A failed run: the pipeline is `degraded` with the reason; it keeps running.
+    pub fn record_failure(&self, pipeline: &str, reason: &str, hint: Option<&str>) -> Result<i64, StateError> {
+        let at = now();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO health (pipeline, state, reason, hint, since, last_run_at, consecutive_failures) VALUES (?1, 'degraded', ?2, ?3, ?4, ?4, 1)
+                 ON CONFLICT (pipeline) DO UPDATE SET
+                    state = CASE WHEN state = 'paused' THEN 'paused' ELSE 'degraded' END,
+                    since = CASE WHEN state = 'degraded' OR state = 'paused' THEN since ELSE excluded.since END,
+                    reason = excluded.reason, hint = excluded.hint, last_run_at = excluded.last_run_at,
+                    consecutive_failures = consecutive_failures + 1",
+                params![pipeline, reason, hint, at],
+            )?;
+            c.query_row("SELECT consecutive_failures FROM health WHERE pipeline = ?1", [pipeline], |r| r.get(0))
+        })
+    }
+
+    /// An admin pauses a pipeline; only an admin resumes it (T3).
+    pub fn set_paused(&self, pipeline: &str, paused_by: Option<&str>) -> Result<(), StateError> {
+        let at = now();
+        self.with(|c| {
+            match paused_by {
+                Some(by) => c.execute(
+                    "INSERT INTO health (pipeline, state, since, paused_by) VALUES (?1, 'paused', ?2, ?3)
+                     ON CONFLICT (pipeline) DO UPDATE SET state = 'paused', since = excluded.since, paused_by = excluded.paused_by",
+                    params![pipeline, at, by],
+                )?,
+                None => c.execute(
+                    "UPDATE health SET state = CASE WHEN consecutive_failures > 0 THEN 'degraded' ELSE 'ok' END, since = ?2, paused_by = NULL
+                     WHERE pipeline = ?1 AND state = 'paused'",
+                    params![pipeline, at],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    /// The scheduler's heartbeat (C10).
+    pub fn beat(&self, pid: u32, host: &str, started_at: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO heartbeat (id, pid, host, started_at, beat_at) VALUES (1, ?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host, started_at = excluded.started_at, beat_at = excluded.beat_at",
+                params![pid, host, started_at, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn heartbeat(&self) -> Result<Option<HeartbeatRow>, StateError> {
+        self.with(|c| {
+            c.query_row("SELECT pid, host, started_at, beat_at FROM heartbeat WHERE id = 1", [], |r| {
+                Ok(HeartbeatRow { pid: r.get(0)?, host: r.get(1)?, started_at: r.get(2)?, beat_at: r.get(3)? })
+            })
+            .optional()
+        })
+    }
+
+    /// Removes a link by either side's id; the records stay as they are.
+    pub fn unlink(&self, pipeline: &str, id: &str) -> Result<Option<(String, String)>, StateError> {
+        self.with(|c| {
+            let link: Option<(i64, String, String)> = c
+                .query_row(
+                    "SELECT link_id, left_id, right_id FROM links WHERE pipeline = ?1 AND (left_id = ?2 OR right_id = ?2)",
+                    params![pipeline, id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((link_id, left, right)) = link else { return Ok(None) };
+            let transaction = c.transaction()?;
+            transaction.execute("DELETE FROM links WHERE link_id = ?1", [link_id])?;
+            transaction.execute(
+                "INSERT INTO history (pipeline, at, left_id, right_id, action, rule, message) VALUES (?1, ?2, ?3, ?4, 'unlink', 'admin', 'unlinked by an admin')",
+                params![pipeline, now(), left, right],
+            )?;
+            transaction.commit()?;
+            Ok(Some((left, right)))
+        })
+    }
+}
