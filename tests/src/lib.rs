@@ -8,9 +8,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use synchost::catalog::Catalog;
 use synchost::config::LoadedConfig;
+use synchost::engine::Engine;
 use synchost::runtime::Instance;
+use synchost::state::State;
 
 /// Paths of the test guests (components that misbehave on purpose).
 pub mod guests {
@@ -62,6 +66,38 @@ impl Scene {
         let path = self.write_config(config);
         let loaded = LoadedConfig::load(&path).unwrap_or_else(|e| panic!("config does not load:\n{e}"));
         Catalog::load(&loaded).expect("runtime starts")
+    }
+
+    /// Writes `synchost.toml` and opens an engine on it (state in the scene's folder).
+    pub fn engine(&self, config: &str) -> Engine {
+        let path = self.write_config(config);
+        let loaded = LoadedConfig::load(&path).unwrap_or_else(|e| panic!("config does not load:\n{e}"));
+        let catalog = Catalog::load(&loaded).expect("runtime starts");
+        let state = State::open(&loaded.state_path()).expect("state opens");
+        Engine::new(Arc::new(loaded), Arc::new(catalog), Arc::new(state))
+    }
+
+    /// All rows of a table as (key column, other columns joined by `|`), ordered by key.
+    pub fn rows(&self, db: &str, sql: &str) -> Vec<String> {
+        let connection = rusqlite::Connection::open(self.path(db)).expect("open database");
+        let mut statement = connection.prepare(sql).expect("prepare");
+        let columns = statement.column_count();
+        statement
+            .query_map([], |row| {
+                Ok((0..columns)
+                    .map(|i| match row.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Null => "∅".to_owned(),
+                        rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                        rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                        rusqlite::types::ValueRef::Blob(b) => format!("<{} bytes>", b.len()),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
     }
 
     pub fn write_config(&self, config: &str) -> PathBuf {

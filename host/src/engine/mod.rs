@@ -179,6 +179,8 @@ struct Pending {
 #[derive(Default)]
 struct BatchPlan {
     pending: Vec<Pending>,
+    /// Writes back to the source side (mirror fields), with their history.
+    reverse: Vec<(Change, HistoryEntry)>,
     commit: Commit,
     counts: RunCounts,
 }
@@ -305,6 +307,23 @@ impl Engine {
         };
         for (pending, outcome) in plan.pending.into_iter().zip(outcomes) {
             record_outcome(&mut plan.commit, &mut plan.counts, source, pending, outcome);
+        }
+        if !plan.reverse.is_empty() {
+            let outcomes: Vec<Option<Outcome>> = match ctx.mode {
+                Mode::DryRun => plan.reverse.iter().map(|_| None).collect(),
+                Mode::Apply => {
+                    let changes: Vec<Change> = plan.reverse.iter().map(|(c, _)| c.clone()).collect();
+                    ctx.instance(source).write(ctx.entity(source), &changes).await?.into_iter().map(Some).collect()
+                }
+            };
+            for ((_, mut history), outcome) in plan.reverse.into_iter().zip(outcomes) {
+                if let Some(Outcome::Rejected(problem)) = &outcome {
+                    history.action = "fail";
+                    history.message = Some(format!("{}: {}", problem.code, problem.message));
+                    plan.counts.failed += 1;
+                }
+                plan.commit.history.push(history);
+            }
         }
         report.counts.created += plan.counts.created;
         report.counts.updated += plan.counts.updated;
@@ -461,6 +480,9 @@ impl Engine {
                             base: Vec::new(),
                         });
                     }
+                    // The other side deleted it: its tombstone decides (with the
+                    // delete policy and the conflict policy) in that side's pass.
+                    (Some(Ok(_)), Some(counterpart)) if counterpart.deleted => {}
                     (Some(Ok(values)), Some(counterpart)) => plan_update(ctx, source, record, link, base, counterpart, &values, &mut plan),
                     (Some(Err(violations)), Some(_)) => fail_invalid(ctx, source, record, Some(link), violations, &mut plan),
                     (None, Some(_)) => {}
@@ -672,6 +694,32 @@ fn plan_update(
                 });
                 if let Some(mirror_field) = target_mirror {
                     writes.push((mirror_field.clone(), counterpart.get(&mirror_field).cloned(), new_value.clone()));
+                }
+                let source_mirror = mirror.and_then(|m| match source {
+                    Side::Left => m.left.clone(),
+                    Side::Right => m.right.clone(),
+                });
+                if let Some(mirror_field) = source_mirror {
+                    let (left_id, right_id) = side_ids(source, &record.id, Some(&counterpart.id));
+                    plan.reverse.push((
+                        Change {
+                            origin: format!("{}/{}/{}", ctx.name, target, counterpart.id),
+                            target_id: Some(record.id.clone()),
+                            expected_version: None,
+                            kind: ChangeKind::Upsert,
+                            fields: vec![Field { name: mirror_field.clone(), value: current_value.clone() }],
+                        },
+                        HistoryEntry {
+                            left_id,
+                            right_id,
+                            action: "update",
+                            target: Some(source),
+                            origin: Some(target),
+                            fields: vec![(mirror_field.clone(), record.get(&mirror_field).cloned(), current_value.clone())],
+                            rule: format!("{s_name}: conflict, policy mirror (the {target} value kept in {mirror_field})"),
+                            message: None,
+                        },
+                    ));
                 }
                 rules_used.push(format!("{t_name}: conflict, policy mirror (each side keeps its value)"));
             }

@@ -9,7 +9,8 @@
 //! - Without one, reads page through a full scan in key order.
 //! - Writes are upserts: an update names the row by its own key; a create with
 //!   an `origin` column finds the row an earlier attempt made and updates it.
-//! - With a `soft_delete` status column, deletes become tombstones that reads return.
+//! - With a `soft_delete` status column, deletes become tombstones that reads
+//!   return; updates never change the status, so they cannot revive a record.
 //!
 //! # Layout
 //! - `settings`: the endpoint settings.
@@ -188,9 +189,17 @@ impl SqlTable {
             if let Some((u, _)) = &table.updated_at {
                 assignments.push((quote(&u.name), param(now.clone())));
             }
+            // A delete writes the tombstone; a create starts live; an update leaves
+            // the status alone, so updating a deleted record never revives it.
             if let Some(soft) = table.soft_delete {
-                let status = if change.kind == ChangeKind::Delete { &soft.deleted } else { &soft.active };
-                assignments.push((quote(&soft.column), param(Value::Text(status.clone()))));
+                let status = match (change.kind, &target) {
+                    (ChangeKind::Delete, _) => Some(&soft.deleted),
+                    (ChangeKind::Upsert, None) => Some(&soft.active),
+                    (ChangeKind::Upsert, Some(_)) => None,
+                };
+                if let Some(status) = status {
+                    assignments.push((quote(&soft.column), param(Value::Text(status.clone()))));
+                }
             }
 
             let guard = |param: &mut dyn FnMut(Value) -> String| -> Result<String, Error> {

@@ -6,6 +6,7 @@ mod api_version;
 mod cache;
 mod capabilities;
 mod config;
+mod engine;
 mod mapper;
 mod sandbox;
 mod sql_table;

@@ -1,0 +1,363 @@
+//! The sync engine through the real host, the sql-table plugin and real SQLite
+//! files: per-field directions, every conflict policy, deletes, failed items,
+//! and convergence under random edits.
+
+use synchost::engine::{Engine, Mode, Resolution};
+use synchost::config::Side;
+use synchost_tests::Scene;
+
+const TABLE: &str = "CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT,
+    phone TEXT,
+    status TEXT,
+    notes TEXT,
+    phone_other TEXT,
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    record_status TEXT NOT NULL DEFAULT 'active',
+    origin TEXT UNIQUE
+);";
+
+fn endpoints(soft_delete_right: bool) -> String {
+    let right_delete = if soft_delete_right { ", soft_delete = { column = \"record_status\" }" } else { "" };
+    format!(
+        r#"
+[endpoints.hq]
+plugin = "sql-table"
+grants.sql.db = {{ dsn = "sqlite:hq.sqlite" }}
+settings = {{ connection = "db", entities = {{ contacts = {{ updated_at = "updated_at", soft_delete = {{ column = "record_status" }}, origin = "origin" }} }} }}
+
+[endpoints.branch]
+plugin = "sql-table"
+grants.sql.db = {{ dsn = "sqlite:branch.sqlite" }}
+settings = {{ connection = "db", entities = {{ contacts = {{ updated_at = "updated_at", origin = "origin"{right_delete} }} }} }}
+"#
+    )
+}
+
+fn scene(pipeline: &str) -> (Scene, Engine) {
+    scene_with(pipeline, true)
+}
+
+fn scene_with(pipeline: &str, soft_delete_right: bool) -> (Scene, Engine) {
+    let scene = Scene::new();
+    scene.database("hq.sqlite", TABLE);
+    scene.database("branch.sqlite", TABLE);
+    let engine = scene.engine(&format!("{}\n{pipeline}", endpoints(soft_delete_right)));
+    (scene, engine)
+}
+
+async fn sync(engine: &Engine) -> synchost::engine::RunReport {
+    engine.run("p", "test", Mode::Apply).await.unwrap_or_else(|e| panic!("run failed: {e}"))
+}
+
+/// Edits a row as a user would, stamping the change time (explicitly, so tests control the order).
+fn edit(scene: &Scene, db: &str, id: i64, set: &str, at: &str) {
+    scene.sql(db, &format!("UPDATE contacts SET {set}, updated_at = '{at}' WHERE id = {id}"));
+}
+
+const BOTH_WAYS: &str = r#"
+[pipelines.p]
+left = { endpoint = "hq", entity = "contacts" }
+right = { endpoint = "branch", entity = "contacts" }
+conflict = "left-wins"
+fields = { name = {}, phone = {}, status = {} }
+"#;
+
+// Covers: C1, C2, C5, C9
+#[tokio::test(flavor = "multi_thread")]
+async fn each_field_flows_only_in_its_direction() {
+    let (scene, engine) = scene(
+        r#"
+[pipelines.p]
+left = { endpoint = "hq", entity = "contacts" }
+right = { endpoint = "branch", entity = "contacts" }
+conflict = "left-wins"
+[pipelines.p.fields]
+name = {}
+phone = { right = "phone_other", direction = "left-to-right" }
+status = { direction = "right-to-left" }
+notes = { direction = "off" }
+"#,
+    );
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name, phone, status, notes) VALUES ('Ada', '030 1', 'A', 'hq note')");
+    sync(&engine).await;
+    // Created on the right with its own id; status flows only right to left, notes never.
+    assert_eq!(scene.rows("branch.sqlite", "SELECT id, name, phone, phone_other, status, notes, origin FROM contacts"), ["1|Ada|∅|030 1|∅|∅|p/left/1"]);
+
+    edit(&scene, "branch.sqlite", 1, "name = 'Ada L.', phone_other = '999', status = 'L', notes = 'branch note'", "2030-01-01T00:00:01Z");
+    edit(&scene, "hq.sqlite", 1, "phone = '030 2'", "2030-01-01T00:00:02Z");
+    sync(&engine).await;
+    assert_eq!(scene.rows("hq.sqlite", "SELECT name, phone, status, notes FROM contacts"), ["Ada L.|030 2|L|hq note"]);
+    // The right's own edit of a left-to-right field stays until the left changes it again: here it did.
+    assert_eq!(scene.rows("branch.sqlite", "SELECT name, phone_other, status, notes FROM contacts"), ["Ada L.|030 2|L|branch note"]);
+
+    // The system ids never cross: each side kept its own numbering.
+    scene.sql("branch.sqlite", "INSERT INTO contacts (id, name) VALUES (50, 'Branch only')");
+    sync(&engine).await;
+    assert_eq!(scene.rows("hq.sqlite", "SELECT id, name, origin FROM contacts ORDER BY id"), ["1|Ada L.|∅", "2|Branch only|p/right/50"]);
+}
+
+/// One conflicting edit on both sides, the left one earlier, under a policy.
+async fn conflict_under(policy: &str) -> (Scene, Engine) {
+    let (scene, engine) = scene(&format!(
+        r#"
+[pipelines.p]
+left = {{ endpoint = "hq", entity = "contacts" }}
+right = {{ endpoint = "branch", entity = "contacts" }}
+conflict = "{policy}"
+[pipelines.p.fields]
+name = {{}}
+phone = {{ mirror = {{ left = "phone_other", right = "phone_other" }} }}
+"#
+    ));
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name, phone) VALUES ('Ada', '030 0')");
+    sync(&engine).await;
+    edit(&scene, "hq.sqlite", 1, "phone = 'left'", "2030-01-01T00:00:01Z");
+    edit(&scene, "branch.sqlite", 1, "phone = 'right'", "2030-01-01T00:00:02Z");
+    sync(&engine).await;
+    (scene, engine)
+}
+
+fn phones(scene: &Scene) -> (String, String) {
+    let left = scene.rows("hq.sqlite", "SELECT phone FROM contacts").join("");
+    let right = scene.rows("branch.sqlite", "SELECT phone FROM contacts").join("");
+    (left, right)
+}
+
+// Covers: C8, H6, L1, P10
+#[tokio::test(flavor = "multi_thread")]
+async fn every_conflict_policy_decides_as_documented() {
+    for (policy, expected) in [
+        ("left-wins", ("left", "left")),
+        ("right-wins", ("right", "right")),
+        ("last-writer-wins", ("right", "right")),
+        ("first-writer-wins", ("left", "left")),
+        ("mirror", ("left", "right")),
+    ] {
+        let (scene, engine) = conflict_under(policy).await;
+        assert_eq!(phones(&scene), (expected.0.to_owned(), expected.1.to_owned()), "policy {policy}");
+        let history = engine.state.history("p", None, 50).unwrap();
+        assert!(history.iter().any(|h| h.rule.contains(policy)), "policy {policy} is in the history: {history:#?}");
+        // A second run changes nothing: the policy's outcome is stable.
+        let again = sync(&engine).await;
+        assert_eq!((again.counts.updated, again.counts.conflicts), (0, 0), "policy {policy}");
+        assert_eq!(phones(&scene), (expected.0.to_owned(), expected.1.to_owned()), "policy {policy}");
+        if policy == "mirror" {
+            // Two sets of books: each side keeps its value and sees the other's.
+            assert_eq!(scene.rows("hq.sqlite", "SELECT phone_other FROM contacts"), ["right"]);
+            assert_eq!(scene.rows("branch.sqlite", "SELECT phone_other FROM contacts"), ["left"]);
+        }
+        if policy == "first-writer-wins" {
+            assert!(history.iter().any(|h| h.message.as_deref().is_some_and(|m| m.contains("must refresh"))), "{history:#?}");
+        }
+    }
+}
+
+// Covers: H6, C7
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_conflicts_wait_for_an_admin() {
+    let (scene, engine) = conflict_under("manual").await;
+    assert_eq!(phones(&scene), ("left".to_owned(), "right".to_owned()), "nothing is overwritten");
+    let open = engine.state.conflicts(Some("p"), true).unwrap();
+    assert_eq!(open.len(), 1, "one conflict, however often it is seen");
+    assert_eq!(open[0].field, "phone");
+    sync(&engine).await;
+    assert_eq!(engine.state.conflicts(Some("p"), true).unwrap().len(), 1);
+
+    engine.resolve_conflict(open[0].id, Resolution::Value(synchost::runtime::bindings::Value::Text("agreed".into())), "alice").await.unwrap();
+    assert_eq!(phones(&scene), ("agreed".to_owned(), "agreed".to_owned()));
+    assert!(engine.state.conflicts(Some("p"), true).unwrap().is_empty());
+    let report = sync(&engine).await;
+    assert_eq!((report.counts.updated, report.counts.conflicts), (0, 0));
+    let history = engine.state.history("p", Some("left:1"), 50).unwrap();
+    assert!(history.iter().any(|h| h.action == "resolve" && h.rule == "admin alice"), "{history:#?}");
+}
+
+// Covers: C8
+#[tokio::test(flavor = "multi_thread")]
+async fn soft_deletes_propagate_as_tombstones_and_never_resurrect() {
+    let (scene, engine) = scene(BOTH_WAYS);
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada'), ('Grace')");
+    sync(&engine).await;
+    edit(&scene, "hq.sqlite", 1, "record_status = 'deleted'", "2030-01-01T00:00:01Z");
+    let report = sync(&engine).await;
+    assert_eq!(report.counts.deleted, 1);
+    assert_eq!(scene.rows("branch.sqlite", "SELECT name, record_status FROM contacts ORDER BY id"), ["Ada|deleted", "Grace|active"]);
+    // Editing the tombstone on the other side does not bring the record back.
+    edit(&scene, "branch.sqlite", 1, "name = 'Ada again'", "2030-01-01T00:00:02Z");
+    sync(&engine).await;
+    assert_eq!(scene.rows("hq.sqlite", "SELECT name, record_status FROM contacts ORDER BY id"), ["Ada|deleted", "Grace|active"]);
+}
+
+// Covers: C8
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_against_an_edit_goes_through_the_policy() {
+    for (policy, branch_after) in [("left-wins", "deleted"), ("right-wins", "active"), ("manual", "active")] {
+        let (scene, engine) = scene(&BOTH_WAYS.replace("left-wins", policy));
+        scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada')");
+        sync(&engine).await;
+        edit(&scene, "hq.sqlite", 1, "record_status = 'deleted'", "2030-01-01T00:00:01Z");
+        edit(&scene, "branch.sqlite", 1, "name = 'Ada edited'", "2030-01-01T00:00:02Z");
+        sync(&engine).await;
+        assert_eq!(scene.rows("branch.sqlite", "SELECT record_status FROM contacts"), [branch_after], "policy {policy}");
+        assert_eq!(scene.rows("hq.sqlite", "SELECT record_status FROM contacts"), ["deleted"], "policy {policy}: no resurrection");
+        if policy == "manual" {
+            let open = engine.state.conflicts(Some("p"), true).unwrap();
+            assert_eq!(open[0].field, "*");
+            engine.resolve_conflict(open[0].id, Resolution::Take(Side::Left), "bob").await.unwrap();
+            assert_eq!(scene.rows("branch.sqlite", "SELECT record_status FROM contacts"), ["deleted"]);
+        }
+    }
+}
+
+// Covers: C8
+#[tokio::test(flavor = "multi_thread")]
+async fn deletes_need_soft_delete_on_both_sides_unless_hard_is_configured() {
+    let (scene, engine) = scene_with(BOTH_WAYS, false);
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada')");
+    sync(&engine).await;
+    edit(&scene, "hq.sqlite", 1, "record_status = 'deleted'", "2030-01-01T00:00:01Z");
+    sync(&engine).await;
+    assert_eq!(scene.rows("branch.sqlite", "SELECT count(*) FROM contacts"), ["1"], "not propagated");
+    let history = engine.state.history("p", None, 10).unwrap();
+    assert!(history[0].message.as_deref().unwrap().contains("set deletes = \"hard\""), "{history:#?}");
+
+    let (scene, engine) = scene_with(&BOTH_WAYS.replace("conflict = \"left-wins\"", "conflict = \"left-wins\"\ndeletes = \"hard\""), false);
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada')");
+    sync(&engine).await;
+    edit(&scene, "hq.sqlite", 1, "record_status = 'deleted'", "2030-01-01T00:00:01Z");
+    sync(&engine).await;
+    assert_eq!(scene.rows("branch.sqlite", "SELECT count(*) FROM contacts"), ["0"], "hard delete");
+}
+
+// Covers: P4, P12, T2
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_records_become_failed_items_and_are_resubmitted_once_fixed() {
+    let (scene, engine) = scene(&format!("{BOTH_WAYS}required = [\"phone\"]\n"));
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name, phone) VALUES ('Ada', '030 1'), ('Grace', NULL)");
+    let report = sync(&engine).await;
+    assert_eq!((report.counts.created, report.counts.failed), (1, 1));
+    let failed = engine.state.failed(Some("p")).unwrap();
+    assert_eq!((failed[0].side.as_str(), failed[0].source_id.as_str()), ("left", "2"));
+    assert!(failed[0].reason.contains("`phone` is required"), "{}", failed[0].reason);
+    assert_eq!(failed[0].hint.as_deref(), Some("fill in `phone` on the left side"));
+
+    // Fixed at the source without touching its change time: only resubmission finds it.
+    scene.sql("hq.sqlite", "UPDATE contacts SET phone = '089 2' WHERE id = 2");
+    assert_eq!(sync(&engine).await.counts.created, 0);
+    let report = engine.resubmit_failed("p", None, "test").await.unwrap();
+    assert_eq!(report.counts.created, 1);
+    assert!(engine.state.failed(Some("p")).unwrap().is_empty());
+    assert_eq!(scene.rows("branch.sqlite", "SELECT name, phone FROM contacts ORDER BY id"), ["Ada|030 1", "Grace|089 2"]);
+}
+
+// Covers: P12
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_plans_and_changes_nothing() {
+    let (scene, engine) = scene(BOTH_WAYS);
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada')");
+    scene.sql("branch.sqlite", "INSERT INTO contacts (name) VALUES ('Alan')");
+    let report = engine.run("p", "test", Mode::DryRun).await.unwrap();
+    assert_eq!(report.counts.created, 2);
+    assert_eq!(report.plan.iter().filter(|e| e.action == "create").count(), 2);
+    assert_eq!(scene.rows("branch.sqlite", "SELECT count(*) FROM contacts"), ["1"]);
+    assert!(engine.state.links("p", 10).unwrap().is_empty());
+    assert!(engine.state.runs("p", 10).unwrap().is_empty());
+}
+
+mod convergence {
+    //! Random inserts, edits and deletes on both sides between runs always
+    //! converge to the state the policy (left-wins) defines.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert { left: bool, name: u8 },
+        Edit { left: bool, pick: u8, field: u8, value: u8 },
+        Delete { left: bool, pick: u8 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<bool>(), any::<u8>()).prop_map(|(left, name)| Op::Insert { left, name }),
+            (any::<bool>(), any::<u8>(), 0u8..3, any::<u8>()).prop_map(|(left, pick, field, value)| Op::Edit { left, pick, field, value }),
+            (any::<bool>(), any::<u8>()).prop_map(|(left, pick)| Op::Delete { left, pick }),
+        ]
+    }
+
+    const FIELDS: [&str; 3] = ["name", "phone", "status"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+        // Covers: C1, C2, C8, C9, H6
+        #[test]
+        fn random_edits_on_both_sides_converge(rounds in prop::collection::vec(prop::collection::vec(op(), 0..6), 1..4)) {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+            runtime.block_on(check(rounds));
+        }
+    }
+
+    async fn check(rounds: Vec<Vec<Op>>) {
+        let (scene, engine) = scene(BOTH_WAYS);
+        let mut clock = 0u32;
+        let mut stamp = || {
+            clock += 1;
+            format!("2030-01-01T00:{:02}:{:02}Z", clock / 60, clock % 60)
+        };
+        for round in rounds {
+            for op in round {
+                match op {
+                    Op::Insert { left, name } => {
+                        let db = if left { "hq.sqlite" } else { "branch.sqlite" };
+                        scene.sql(db, &format!("INSERT INTO contacts (name, phone, status, updated_at) VALUES ('n{name}', 'p{name}', 's', '{}')", stamp()));
+                    }
+                    Op::Edit { left, pick, field, value } => {
+                        let db = if left { "hq.sqlite" } else { "branch.sqlite" };
+                        let live = scene.rows(db, "SELECT id FROM contacts WHERE record_status = 'active' ORDER BY id");
+                        if let Some(id) = (!live.is_empty()).then(|| &live[pick as usize % live.len()]) {
+                            let at = stamp();
+                            scene.sql(db, &format!("UPDATE contacts SET {} = 'v{value}', updated_at = '{at}' WHERE id = {id}", FIELDS[field as usize]));
+                        }
+                    }
+                    Op::Delete { left, pick } => {
+                        let db = if left { "hq.sqlite" } else { "branch.sqlite" };
+                        let live = scene.rows(db, "SELECT id FROM contacts WHERE record_status = 'active' ORDER BY id");
+                        if let Some(id) = (!live.is_empty()).then(|| &live[pick as usize % live.len()]) {
+                            let at = stamp();
+                            scene.sql(db, &format!("UPDATE contacts SET record_status = 'deleted', updated_at = '{at}' WHERE id = {id}"));
+                        }
+                    }
+                }
+            }
+            sync(&engine).await;
+        }
+        // Once nobody edits, one more run changes nothing, and both sides agree.
+        let settled = sync(&engine).await;
+        assert_eq!((settled.counts.created, settled.counts.updated, settled.counts.deleted), (0, 0, 0), "a settled pipeline is quiet");
+        let links = engine.state.links("p", 10_000).unwrap();
+        let mut pairs = Vec::new();
+        for link in &links {
+            let left = scene.rows("hq.sqlite", &format!("SELECT name, phone, status, record_status FROM contacts WHERE id = {}", link.left_id));
+            let right = scene.rows("branch.sqlite", &format!("SELECT name, phone, status, record_status FROM contacts WHERE id = {}", link.right_id));
+            pairs.push((link.left_id.clone(), link.right_id.clone()));
+            if link.state == "active" {
+                assert_eq!(left, right, "linked records agree (left {}, right {})", link.left_id, link.right_id);
+            } else {
+                // A delete happened on at least one side; neither came back to life.
+                assert!(left[0].ends_with("|deleted") || right[0].ends_with("|deleted"), "{left:?} {right:?}");
+            }
+        }
+        // Every live record is linked exactly once: nothing lost, nothing duplicated.
+        for (db, side) in [("hq.sqlite", 0), ("branch.sqlite", 1)] {
+            for id in scene.rows(db, "SELECT id FROM contacts WHERE record_status = 'active'") {
+                let count = pairs.iter().filter(|p| if side == 0 { p.0 == id } else { p.1 == id }).count();
+                assert_eq!(count, 1, "{db} record {id} is linked once");
+            }
+        }
+    }
+}
