@@ -111,7 +111,7 @@ fn plugin_inspect_shows_version_kind_and_entities() {
     assert!(text.contains("entities:    depend on the endpoint's settings"), "{text}");
 }
 
-// Covers: C1, C5, C7, C8, C9
+// Covers: C1, C2, C5, C6, C7, C8, C9, H6
 #[test]
 fn the_demo_runs_on_its_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,9 +119,39 @@ fn the_demo_runs_on_its_embedded_default() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("everything is ready"), "{text}");
-    assert!(text.contains("second write: hq 1 -> branch 1000, hq 2 -> branch 1001, hq 4 -> branch 1002"), "{text}");
+    // Use case 1: contacts one way, mapped; an invalid one is a failed item with its fix.
+    assert!(text.contains("1000       Lovelace, Ada  ada@example.com    +49301234567  active  2024-03-01"), "{text}");
     assert!(text.contains("fix: write it as name@example.com"), "{text}");
-    assert!(dir.path().join("synchost-demo/synchost.toml").exists());
+    // Use case 2: payments one way, status the other.
+    assert!(text.contains("paid_amount: ∅ -> 499") && text.contains("status: new -> shipped"), "{text}");
+    // Use case 3 and the policies: one numbering in three CRMs, conflicts decided, a tombstone everywhere.
+    assert_eq!(text.matches("INV-3001    Barbara Liskov").count(), 3, "{text}");
+    assert!(text.contains("amount: conflict, policy left-wins (left wins)"), "{text}");
+    assert!(text.contains("status: conflict, policy last-writer-wins (right wins)"), "{text}");
+    assert!(text.contains("conflict #1 on invoices-branch `note`"), "{text}");
+    assert_eq!(text.matches("INV-3001    deleted").count(), 3, "{text}");
+
+    // The admin commands answer from state, in the demo folder.
+    let demo = dir.path().join("synchost-demo");
+    let status = stdout(&synchost(&demo, &["status"]));
+    assert!(status.contains("scheduler: NOT RUNNING"), "{status}");
+    assert!(status.contains("invoices:") && status.contains("master data:"), "{status}");
+    assert!(status.contains("1 failed items, 0 open conflicts"), "{status}");
+    let history = stdout(&synchost(&demo, &["history", "invoices-branch", "left:1"]));
+    assert!(history.contains(r#"amount: "1100" -> "1250""#), "{history}");
+    let conflicts = stdout(&synchost(&demo, &["conflicts", "list"]));
+    assert!(conflicts.contains("field `note`: left net 30, agreed by phone | right customer asks for net 60"), "{conflicts}");
+    let resolved = synchost(&demo, &["conflicts", "resolve", "1", "--take", "right", "--by", "carol"]);
+    assert!(resolved.status.success(), "{}", stderr(&resolved));
+    let hq = rusqlite::Connection::open(demo.join("hq.sqlite")).unwrap();
+    let note: String = hq.query_row("SELECT note FROM invoices WHERE invoice_no = 'INV-1001'", [], |r| r.get(0)).unwrap();
+    assert_eq!(note, "customer asks for net 60");
+    let failed = stdout(&synchost(&demo, &["failed", "list"]));
+    assert!(failed.contains("left record 3") && failed.contains("fix: write it as name@example.com"), "{failed}");
+    let messages = stdout(&synchost(&demo, &["messages"]));
+    assert!(messages.contains("conflict 1 resolved by carol: took the right side"), "{messages}");
+    let dry = stdout(&synchost(&demo, &["sync", "--dry-run"]));
+    assert!(dry.contains("dry run, nothing changed"), "{dry}");
 }
 
 #[test]

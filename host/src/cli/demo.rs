@@ -1,228 +1,349 @@
-//! `synchost demo`: the embedded default. Creates two sample CRM databases
-//! (head office and branch) and a config, then walks through what the host does
-//! with them: check, read with a cursor, a change picked up, mapping and
-//! validation with hints, idempotent writes, a soft delete.
+//! `synchost demo`: the embedded default. Creates three CRM databases (a head
+//! office, a branch and a shop) as SQLite files and a config, then shows what
+//! the host does with them: contacts one way with mapping and validation,
+//! orders with payments flowing one way and status the other, one invoices
+//! table with one numbering across all three, conflicting edits resolved by
+//! policy, a soft delete propagating, a record failing validation with its hint.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use super::output::records_table;
-use super::{check, load_catalog, CommandError};
-use crate::runtime::bindings::{Change, ChangeKind, Direction, Mapped, Outcome, Record};
+use super::admin::{open_engine, print_entry};
+use super::{check, CommandError};
+use crate::engine::{Engine, Mode};
 
-const CONFIG: &str = r#"# synchost demo: the CRM of a head office and of a branch, as SQLite files.
-# Try: synchost --config synchost.toml check
-#      synchost --config synchost.toml read hq-crm contacts
+const CONFIG: &str = r#"# synchost demo: the CRMs of a head office, a branch and a shop, as SQLite files.
+# Keep them in sync:   synchost run        (edit the .sqlite files with sqlite3 meanwhile)
+# Look around:         synchost status | history PIPELINE | conflicts list | failed list | messages
 
 [host]
 data_dir = "state"
 
-# The head office CRM: table `contacts`, changes tracked by `updated_at`,
-# deletes kept as tombstones in `record_status`.
-[endpoints.hq-crm]
+# --- the three CRM instances -------------------------------------------------
+[endpoints.hq]
 plugin = "sql-table"
+grants.sql.crm = { dsn = "sqlite:hq.sqlite" }
 
-[endpoints.hq-crm.settings]
+[endpoints.hq.settings]
 connection = "crm"
+entities.contacts = { updated_at = "updated_at", soft_delete = { column = "record_status" }, origin = "sync_origin" }
+entities.orders = { updated_at = "updated_at", soft_delete = { column = "record_status" }, origin = "sync_origin" }
+entities.invoices = { updated_at = "updated_at", soft_delete = { column = "record_status" }, origin = "sync_origin" }
 
-[endpoints.hq-crm.settings.entities.contacts]
-updated_at = "updated_at"
-soft_delete = { column = "record_status" }
-
-[endpoints.hq-crm.grants.sql.crm]
-dsn = "sqlite:hq.sqlite"
-
-# The branch CRM: its own table and column names, its own numbering.
-[endpoints.branch-crm]
+[endpoints.branch]
 plugin = "sql-table"
+grants.sql.crm = { dsn = "sqlite:branch.sqlite" }
 
-[endpoints.branch-crm.settings]
+[endpoints.branch.settings]
 connection = "crm"
+entities.clients = { key = "client_no", updated_at = "changed_at", origin = "hq_ref" }
+entities.orders = { updated_at = "updated_at", soft_delete = { column = "record_status" }, origin = "sync_origin" }
+entities.invoices = { updated_at = "updated_at", soft_delete = { column = "record_status" }, origin = "sync_origin" }
 
-[endpoints.branch-crm.settings.entities.contacts]
-table = "clients"
-key = "client_no"
-updated_at = "changed_at"
-origin = "hq_ref"
+[endpoints.shop]
+plugin = "sql-table"
+grants.sql.crm = { dsn = "sqlite:shop.sqlite" }
 
-[endpoints.branch-crm.grants.sql.crm]
-dsn = "sqlite:branch.sqlite"
+[endpoints.shop.settings]
+connection = "crm"
+entities.invoices = { updated_at = "updated_at", soft_delete = { column = "record_status" }, origin = "sync_origin" }
 
-# Field mapping and validation between the two.
-[mappers.hq-to-branch]
+# --- mapping and validation of contacts ------------------------------------------
+[mappers.contact-rules]
 plugin = "crm-mapper"
 
-[mappers.hq-to-branch.settings]
-renames = { first_name = "given_name", last_name = "family_name", phone = "phone_number", status = "state", customer_since = "since" }
+[mappers.contact-rules.settings]
 phones = ["phone"]
 default_country_code = "49"
 emails = ["email"]
 dates = ["customer_since"]
 derived = { display_name = "{last_name}, {first_name}" }
 required = ["email"]
+lookups = { status = { A = "active", L = "lead", X = "closed" } }
 
-[mappers.hq-to-branch.settings.lookups.status]
-A = "active"
-L = "lead"
-X = "closed"
+# --- use case 1: contact fields one way, head office -> branch -------------------
+[pipelines.contacts]
+category = "master data"
+left = { endpoint = "hq", entity = "contacts" }
+right = { endpoint = "branch", entity = "clients" }
+mapper = "contact-rules"
+create = "left-to-right"
+schedule = "10s"
+
+[pipelines.contacts.fields]
+first_name = { right = "given_name", direction = "left-to-right" }
+last_name = { right = "family_name", direction = "left-to-right" }
+display_name = { direction = "left-to-right" }
+email = { direction = "left-to-right" }
+phone = { right = "phone_number", direction = "left-to-right" }
+status = { right = "state", direction = "left-to-right" }
+customer_since = { right = "since", direction = "left-to-right" }
+
+# --- use case 2: orders, payments head office -> branch, status branch -> head office
+[pipelines.orders]
+category = "orders"
+left = { endpoint = "hq", entity = "orders" }
+right = { endpoint = "branch", entity = "orders" }
+schedule = "10s"
+
+[pipelines.orders.fields]
+order_no = {}
+customer = {}
+item = {}
+paid_amount = { direction = "left-to-right" }
+paid_at = { direction = "left-to-right" }
+status = { direction = "right-to-left" }
+
+# --- use case 3: one invoices table, one numbering, across all three -----------
+# The head office is the hub: branch and shop each sync with it.
+[pipelines.invoices-branch]
+category = "invoices"
+left = { endpoint = "hq", entity = "invoices" }
+right = { endpoint = "branch", entity = "invoices" }
+conflict = "last-writer-wins"
+schedule = "10s"
+
+[pipelines.invoices-branch.fields]
+invoice_no = {}
+customer = {}
+amount = { conflict = "left-wins" }
+note = { conflict = "manual" }
+status = {}
+
+[pipelines.invoices-shop]
+category = "invoices"
+left = { endpoint = "hq", entity = "invoices" }
+right = { endpoint = "shop", entity = "invoices" }
+conflict = "last-writer-wins"
+schedule = "10s"
+
+[pipelines.invoices-shop.fields]
+invoice_no = {}
+customer = {}
+amount = { conflict = "left-wins" }
+note = { conflict = "manual" }
+status = {}
 "#;
 
-const HQ_SCHEMA: &str = "
-CREATE TABLE contacts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    first_name TEXT NOT NULL,
-    last_name TEXT NOT NULL,
-    email TEXT,
-    phone TEXT,
-    status TEXT NOT NULL DEFAULT 'L',
-    customer_since TEXT,
-    updated_at TEXT NOT NULL,
-    record_status TEXT NOT NULL DEFAULT 'active'
-);
-INSERT INTO contacts (first_name, last_name, email, phone, status, customer_since, updated_at) VALUES
-    ('Ada', 'Lovelace', ' Ada@Example.COM ', '030 1234567', 'A', '01.03.2024', '2026-11-01T09:00:00.000Z'),
-    ('Grace', 'Hopper', 'grace@example.com', '+49 (89) 555-0100', 'A', '2023/07/15', '2026-11-01T09:00:00.000Z'),
-    ('Alan', 'Turing', 'alan(at)example.org', '0049 40 7654321', 'L', '12.10.2025', '2026-11-01T09:05:00.000Z'),
-    ('Edsger', 'Dijkstra', 'edsger@example.nl', '+31 20 555 0199', 'X', NULL, '2026-11-01T09:07:00.000Z'),
-    ('Barbara', 'Liskov', NULL, '+1 617 555 0123', 'A', '2022-01-10', '2026-11-01T09:08:00.000Z');
-";
+const STAMP: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
-const BRANCH_SCHEMA: &str = "
+fn common_tables() -> String {
+    format!(
+        "
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, order_no TEXT, customer TEXT, item TEXT,
+    paid_amount DECIMAL(10,2), paid_at DATE, status TEXT,
+    updated_at TEXT NOT NULL DEFAULT ({STAMP}), record_status TEXT NOT NULL DEFAULT 'active', sync_origin TEXT UNIQUE);
+CREATE TABLE invoices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, invoice_no TEXT UNIQUE, customer TEXT, amount DECIMAL(10,2), note TEXT, status TEXT,
+    updated_at TEXT NOT NULL DEFAULT ({STAMP}), record_status TEXT NOT NULL DEFAULT 'active', sync_origin TEXT UNIQUE);
+"
+    )
+}
+
+fn hq_schema() -> String {
+    format!(
+        "
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, first_name TEXT NOT NULL, last_name TEXT NOT NULL, email TEXT, phone TEXT,
+    status TEXT NOT NULL DEFAULT 'L', customer_since TEXT,
+    updated_at TEXT NOT NULL DEFAULT ({STAMP}), record_status TEXT NOT NULL DEFAULT 'active', sync_origin TEXT UNIQUE);
+{}
+INSERT INTO contacts (first_name, last_name, email, phone, status, customer_since) VALUES
+    ('Ada', 'Lovelace', ' Ada@Example.COM ', '030 1234567', 'A', '01.03.2024'),
+    ('Grace', 'Hopper', 'grace@example.com', '+49 (89) 555-0100', 'A', '2023/07/15'),
+    ('Alan', 'Turing', 'alan(at)example.org', '0049 40 7654321', 'L', '12.10.2025');
+INSERT INTO orders (order_no, customer, item, paid_amount, status) VALUES
+    ('O-1', 'Ada Lovelace', 'Analytical engine', NULL, 'new'),
+    ('O-2', 'Grace Hopper', 'Compiler licence', NULL, 'new');
+-- The head office numbers invoices 1000-1999, the branch 2000-2999, the shop 3000-3999.
+INSERT INTO invoices (invoice_no, customer, amount, note, status) VALUES
+    ('INV-1001', 'Ada Lovelace', 1200.00, 'net 30', 'open'),
+    ('INV-1002', 'Grace Hopper', 350.00, NULL, 'open');
+",
+        common_tables()
+    )
+}
+
+fn branch_schema() -> String {
+    format!(
+        "
+-- The branch's own contact table: other names, its own numbering from 1000.
 CREATE TABLE clients (
-    client_no INTEGER PRIMARY KEY AUTOINCREMENT,
-    given_name TEXT NOT NULL,
-    family_name TEXT NOT NULL,
-    display_name TEXT,
-    email TEXT,
-    phone_number TEXT,
-    state TEXT,
-    since DATE,
-    changed_at TEXT,
-    hq_ref TEXT UNIQUE
-);
--- The branch numbers its clients from 1000: ids are never copied between systems.
+    client_no INTEGER PRIMARY KEY AUTOINCREMENT, given_name TEXT NOT NULL, family_name TEXT NOT NULL, display_name TEXT,
+    email TEXT, phone_number TEXT, state TEXT, since DATE, changed_at TEXT, hq_ref TEXT UNIQUE);
 INSERT INTO sqlite_sequence (name, seq) VALUES ('clients', 999);
-";
+{}
+INSERT INTO invoices (invoice_no, customer, amount, status) VALUES ('INV-2001', 'Edsger Dijkstra', 90.00, 'open');
+",
+        common_tables()
+    )
+}
+
+fn shop_schema() -> String {
+    format!(
+        "{}
+INSERT INTO invoices (invoice_no, customer, amount, status) VALUES ('INV-3001', 'Barbara Liskov', 42.00, 'paid');
+",
+        common_tables()
+    )
+}
 
 fn step(title: &str) {
     println!("\n== {title}\n");
+}
+
+fn other(error: impl Into<anyhow::Error>) -> CommandError {
+    CommandError::Other(error.into())
 }
 
 fn fresh_database(path: &Path, schema: &str) -> Result<(), CommandError> {
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
         if file.exists() {
-            std::fs::remove_file(&file).map_err(|e| CommandError::Other(e.into()))?;
+            std::fs::remove_file(&file).map_err(other)?;
         }
     }
-    let connection = Connection::open(path).map_err(|e| CommandError::Other(e.into()))?;
-    connection.execute_batch(schema).map_err(|e| CommandError::Other(e.into()))
+    Connection::open(path).map_err(other)?.execute_batch(schema).map_err(other)
 }
 
-fn sql(path: &Path, statement: &str) -> Result<(), CommandError> {
-    let connection = Connection::open(path).map_err(|e| CommandError::Other(e.into()))?;
-    connection.execute_batch(statement).map_err(|e| CommandError::Other(e.into()))
+/// Runs SQL on a database as a user of that CRM would.
+fn sql(dir: &Path, db: &str, statement: &str) -> Result<(), CommandError> {
+    Connection::open(dir.join(db)).map_err(other)?.execute_batch(statement).map_err(other)
+}
+
+/// Prints a query's rows as a small table.
+fn show(dir: &Path, db: &str, query: &str) -> Result<(), CommandError> {
+    let connection = Connection::open(dir.join(db)).map_err(other)?;
+    let mut statement = connection.prepare(query).map_err(other)?;
+    let columns: Vec<String> = statement.column_names().iter().map(|c| c.to_string()).collect();
+    let rows: Vec<Vec<String>> = statement
+        .query_map([], |row| {
+            Ok((0..columns.len())
+                .map(|i| match row.get_ref(i) {
+                    Ok(rusqlite::types::ValueRef::Null) | Err(_) => "∅".to_owned(),
+                    Ok(rusqlite::types::ValueRef::Integer(n)) => n.to_string(),
+                    Ok(rusqlite::types::ValueRef::Real(f)) => format!("{f:.2}"),
+                    Ok(rusqlite::types::ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+                    Ok(rusqlite::types::ValueRef::Blob(b)) => format!("<{} bytes>", b.len()),
+                })
+                .collect())
+        })
+        .map_err(other)?
+        .collect::<Result<_, _>>()
+        .map_err(other)?;
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([columns[i].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String]| cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
+    println!("  {db}:");
+    println!("    {}", line(&columns));
+    for row in rows {
+        println!("    {}", line(&row));
+    }
+    Ok(())
+}
+
+async fn sync(engine: &Engine, pipeline: &str) -> Result<(), CommandError> {
+    let report = engine.run(pipeline, "demo", Mode::Apply).await.map_err(|e| CommandError::Reported(e.to_string()))?;
+    let c = &report.counts;
+    println!(
+        "{pipeline}: {} created, {} updated, {} deleted, {} conflicts, {} failed",
+        c.created, c.updated, c.deleted, c.conflicts, c.failed
+    );
+    for entry in &report.plan {
+        print_entry(entry);
+    }
+    Ok(())
+}
+
+async fn sync_all(engine: &Engine) -> Result<(), CommandError> {
+    // Shop invoices reach the branch through the head office, so the hub's two
+    // pipelines run twice.
+    for pipeline in ["contacts", "orders", "invoices-branch", "invoices-shop", "invoices-branch", "invoices-shop"] {
+        sync(engine, pipeline).await?;
+    }
+    Ok(())
 }
 
 pub async fn run(dir: &Path) -> Result<(), CommandError> {
-    std::fs::create_dir_all(dir).map_err(|e| CommandError::Other(e.into()))?;
-    let (hq, branch, config_path) = (dir.join("hq.sqlite"), dir.join("branch.sqlite"), dir.join("synchost.toml"));
-    fresh_database(&hq, HQ_SCHEMA)?;
-    fresh_database(&branch, BRANCH_SCHEMA)?;
-    std::fs::write(&config_path, CONFIG).map_err(|e| CommandError::Other(e.into()))?;
-    println!("synchost demo in {}: two CRM databases (hq.sqlite, branch.sqlite) and synchost.toml", dir.display());
+    std::fs::create_dir_all(dir).map_err(other)?;
+    let state_dir = dir.join("state");
+    if state_dir.exists() {
+        std::fs::remove_dir_all(&state_dir).map_err(other)?;
+    }
+    fresh_database(&dir.join("hq.sqlite"), &hq_schema())?;
+    fresh_database(&dir.join("branch.sqlite"), &branch_schema())?;
+    fresh_database(&dir.join("shop.sqlite"), &shop_schema())?;
+    let config_path = dir.join("synchost.toml");
+    std::fs::write(&config_path, CONFIG).map_err(other)?;
+    println!("synchost demo in {}: three CRM databases (hq, branch, shop) and synchost.toml", dir.display());
 
     step("1. Check the config, the plugins and every connection");
     check::run(&config_path).await?;
-    let (_, catalog) = load_catalog(&config_path)?;
-    let hq_crm = catalog.instance("hq-crm").map_err(CommandError::Failure)?;
-    let branch_crm = catalog.instance("branch-crm").map_err(CommandError::Failure)?;
-    let mapper = catalog.instance("hq-to-branch").map_err(CommandError::Failure)?;
+    let engine = open_engine(&config_path)?;
 
-    step("2. Read the head office's contacts through the sql-table plugin");
-    let first = hq_crm.read("contacts", None, 100).await.map_err(CommandError::Call)?;
-    println!("{}", records_table(&first.records));
-    let cursor = first.cursor.clone().unwrap_or_default();
-    println!("\ncursor: {cursor}");
+    step("2. First sync of every pipeline");
+    sync_all(&engine).await?;
+    println!("\nContacts went one way, mapped: renamed fields, E.164 phones, lower-case emails, ISO dates,");
+    println!("status looked up, a derived display name, and the branch's own numbering (1000...). Alan's");
+    println!("email failed validation: he is a failed item with the fix, not silently dropped.");
+    show(dir, "branch.sqlite", "SELECT client_no, display_name, email, phone_number, state, since, hq_ref FROM clients")?;
+    println!("\nOne invoices table with one numbering in all three CRMs; each keeps its own ids:");
+    for db in ["hq.sqlite", "branch.sqlite", "shop.sqlite"] {
+        show(dir, db, "SELECT id, invoice_no, customer, amount, status FROM invoices ORDER BY invoice_no")?;
+    }
 
-    step("3. Someone edits Grace's phone at the head office; the next read from the cursor returns only that change");
-    sql(&hq, "UPDATE contacts SET phone = '089 5550111', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE first_name = 'Grace'")?;
-    let changed = hq_crm.read("contacts", Some(&cursor), 100).await.map_err(CommandError::Call)?;
-    println!("{}", records_table(&changed.records));
-    let cursor = changed.cursor.clone().unwrap_or(cursor);
+    step("3. The head office books a payment; the branch ships the order");
+    sql(dir, "hq.sqlite", &format!("UPDATE orders SET paid_amount = 499.00, paid_at = '2026-11-20', updated_at = {STAMP} WHERE order_no = 'O-1'"))?;
+    sql(dir, "branch.sqlite", &format!("UPDATE orders SET status = 'shipped', updated_at = {STAMP} WHERE order_no = 'O-1'"))?;
+    sync(&engine, "orders").await?;
+    println!("\nPayments flow head office -> branch, order status branch -> head office:");
+    for db in ["hq.sqlite", "branch.sqlite"] {
+        show(dir, db, "SELECT id, order_no, paid_amount, paid_at, status FROM orders ORDER BY order_no")?;
+    }
 
-    step("4. Map the contacts to the branch's fields and validate them (crm-mapper plugin)");
-    let latest: Vec<Record> = first
-        .records
-        .into_iter()
-        .map(|r| changed.records.iter().find(|c| c.id == r.id).cloned().unwrap_or(r))
-        .collect();
-    let mapped = mapper.map(Direction::LeftToRight, &latest).await.map_err(CommandError::Call)?;
-    let candidates: Vec<(String, Record)> = latest
-        .iter()
-        .zip(mapped)
-        .filter_map(|(source, result)| match result {
-            Mapped::Ok(record) => Some((source.id.clone(), record)),
-            Mapped::Invalid(violations) => {
-                println!("contact {}: cannot be mapped", source.id);
-                for v in violations {
-                    println!("    {}: {}\n      fix: {}", v.field.unwrap_or_default(), v.message, v.hint.unwrap_or_default());
-                }
-                None
-            }
-        })
-        .collect();
-    let records: Vec<Record> = candidates.iter().map(|(_, r)| r.clone()).collect();
-    let violations = mapper.validate(Direction::LeftToRight, &records).await.map_err(CommandError::Call)?;
-    let mut valid = Vec::new();
-    for ((source_id, record), found) in candidates.into_iter().zip(violations) {
-        if found.is_empty() {
-            println!("contact {source_id}: ok -> {}", record.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "));
-            valid.push((source_id, record));
-        } else {
-            println!("contact {source_id}: fails validation");
-            for v in found {
-                println!("    {}: {}\n      fix: {}", v.field.unwrap_or_default(), v.message, v.hint.unwrap_or_default());
-            }
+    step("4. Conflicting edits of INV-1001 at the head office and at the branch");
+    sql(dir, "hq.sqlite", &format!("UPDATE invoices SET amount = 1250.00, note = 'net 30, agreed by phone', status = 'disputed', updated_at = {STAMP} WHERE invoice_no = 'INV-1001'"))?;
+    sql(dir, "branch.sqlite", "UPDATE invoices SET amount = 1100.00, note = 'customer asks for net 60', status = 'reminded', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+1 second') WHERE invoice_no = 'INV-1001'")?;
+    sync(&engine, "invoices-branch").await?;
+    println!("\namount: the head office wins (left-wins); status: the later edit wins (last-writer-wins);");
+    println!("note: parked for an admin (manual):");
+    for db in ["hq.sqlite", "branch.sqlite"] {
+        show(dir, db, "SELECT invoice_no, amount, status, note FROM invoices WHERE invoice_no = 'INV-1001'")?;
+    }
+    for conflict in engine.state.conflicts(None, true).map_err(other)? {
+        println!(
+            "  conflict #{} on {} `{}`: hq {:?} | branch {:?}",
+            conflict.id,
+            conflict.pipeline,
+            conflict.field,
+            super::output::value_text(&conflict.left_value),
+            super::output::value_text(&conflict.right_value)
+        );
+        println!("    resolve with: synchost conflicts resolve {} --take left   (or --take right, or --value TEXT)", conflict.id);
+    }
+
+    step("5. The shop deletes INV-3001; the tombstone reaches the head office, then the branch");
+    sql(dir, "shop.sqlite", &format!("UPDATE invoices SET record_status = 'deleted', updated_at = {STAMP} WHERE invoice_no = 'INV-3001'"))?;
+    sync(&engine, "invoices-shop").await?;
+    sync(&engine, "invoices-branch").await?;
+    for db in ["hq.sqlite", "branch.sqlite", "shop.sqlite"] {
+        show(dir, db, "SELECT invoice_no, record_status FROM invoices WHERE invoice_no = 'INV-3001'")?;
+    }
+
+    step("6. What is stuck, and how to fix it");
+    for item in engine.state.failed(None).map_err(other)? {
+        println!("  {} {} record {}: {}", item.pipeline, item.side, item.source_id, item.reason);
+        if let Some(hint) = item.hint {
+            println!("    fix: {hint}");
         }
     }
 
-    step("5. Write the valid contacts to the branch; writing them again changes nothing (idempotent by origin)");
-    let changes: Vec<Change> = valid
-        .iter()
-        .map(|(source_id, record)| Change {
-            origin: format!("hq-crm/contacts/{source_id}"),
-            target_id: None,
-            expected_version: None,
-            kind: ChangeKind::Upsert,
-            fields: record.fields.clone(),
-        })
-        .collect();
-    for attempt in ["first write ", "second write"] {
-        let outcomes = branch_crm.write("contacts", &changes).await.map_err(CommandError::Call)?;
-        let summary: Vec<String> = valid
-            .iter()
-            .zip(&outcomes)
-            .map(|((source_id, _), outcome)| match outcome {
-                Outcome::Applied(applied) => format!("hq {source_id} -> branch {}", applied.id),
-                Outcome::Rejected(problem) => format!("hq {source_id} rejected: {}", problem.message),
-                Outcome::Conflict(_) => format!("hq {source_id} conflict"),
-            })
-            .collect();
-        println!("{attempt}: {}", summary.join(", "));
-    }
-    let branch_rows = branch_crm.read("contacts", None, 100).await.map_err(CommandError::Call)?;
-    println!("\n{}", records_table(&branch_rows.records));
-
-    step("6. Edsger's contact is deleted at the head office: the read returns a tombstone");
-    sql(&hq, "UPDATE contacts SET record_status = 'deleted', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE first_name = 'Edsger'")?;
-    let deleted = hq_crm.read("contacts", Some(&cursor), 100).await.map_err(CommandError::Call)?;
-    println!("{}", records_table(&deleted.records));
-
     println!(
-        "\nDone. Explore further with:\n  synchost --config {0} check\n  synchost --config {0} read hq-crm contacts --json\n  synchost --config {0} read branch-crm contacts",
-        config_path.display()
+        "\nDone. Keep the three CRMs in sync while you edit them (with sqlite3, on any side):\n  cd {} && synchost run\nand watch with `synchost status`, `synchost history invoices-branch`, `synchost messages`.",
+        dir.display()
     );
     Ok(())
 }

@@ -116,6 +116,8 @@ pub(crate) struct Ctx<'a> {
     /// Conflicts parked in this run (link, field): the other side's pass sees
     /// the same conflict and must not count or record it again.
     pub parked: std::sync::Mutex<std::collections::HashSet<(i64, String)>>,
+    /// Conflicts already open before this run: kept up to date, not recorded again.
+    pub open: std::collections::HashSet<(i64, String)>,
 }
 
 impl Ctx<'_> {
@@ -218,7 +220,8 @@ impl Engine {
         };
         let left_def = find(left.describe().await?, Side::Left, &config.left.entity, left)?;
         let right_def = find(right.describe().await?, Side::Right, &config.right.entity, right)?;
-        Ok(Ctx { name, config, left, right, left_def, right_def, mapper, mode, run_id: None, parked: Default::default() })
+        let open = self.state.conflicts(Some(name), true)?.into_iter().map(|c| (c.link_id, c.field)).collect();
+        Ok(Ctx { name, config, left, right, left_def, right_def, mapper, mode, run_id: None, parked: Default::default(), open })
     }
 
     /// One run of a pipeline: both sides, every batch, until no changes are waiting.
@@ -556,6 +559,14 @@ fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: &BTreeMap<S
             base_target.push((name, value.clone()));
         }
     }
+    // Fields the create does not write start empty on the target: reading the new
+    // record back must not look like a change made there.
+    for (left, _) in ctx.rules() {
+        let name = ctx.config.name_on(target, left);
+        if !base_target.iter().any(|(n, _)| n == name) {
+            base_target.push((name.to_owned(), Value::Null));
+        }
+    }
     let (left_id, right_id) = side_ids(source, &record.id, None);
     plan.pending.push(Pending {
         source_id: record.id.clone(),
@@ -669,7 +680,9 @@ fn plan_update(
                 }
             }
             Decision::Wins(winner) => {
-                // The winner's value flows when the other side's changes are processed.
+                // The winner's value flows when the other side's changes are
+                // processed; the conflict is counted there.
+                plan.counts.conflicts -= 1;
                 lost.push((
                     format!("policy {}", policy.as_str()),
                     format!(
@@ -724,7 +737,8 @@ fn plan_update(
                 rules_used.push(format!("{t_name}: conflict, policy mirror (each side keeps its value)"));
             }
             Decision::Park => {
-                let first_time = ctx.parked.lock().unwrap_or_else(|e| e.into_inner()).insert((link.link_id, left.to_owned()));
+                let key = (link.link_id, left.to_owned());
+                let first_time = ctx.parked.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
                 if !first_time {
                     plan.counts.conflicts -= 1;
                     continue;
@@ -735,6 +749,11 @@ fn plan_update(
                     left_value,
                     right_value,
                 });
+                if ctx.open.contains(&key) {
+                    // Still waiting for an admin: keep its values current, say nothing new.
+                    plan.counts.conflicts -= 1;
+                    continue;
+                }
                 let (left_id, right_id) = side_ids(source, &record.id, Some(&counterpart.id));
                 plan.commit.history.push(HistoryEntry {
                     left_id,
