@@ -234,6 +234,9 @@ impl Engine {
         let _entered = span.enter();
         let mut report = RunReport { run_id: ctx.run_id, ..RunReport::default() };
         let outcome = async {
+            if mode == Mode::Apply {
+                self.finish_intents(&ctx, &mut report).await?;
+            }
             for side in [Side::Left, Side::Right] {
                 self.sync_side(&ctx, side, &mut report).await?;
             }
@@ -262,6 +265,26 @@ impl Engine {
             }
         }
         outcome.map(|()| report)
+    }
+
+    /// Drives creates a crash left between their write and their commit: the
+    /// source records go through the engine again, the target connector finds
+    /// the rows made the first time (by origin), and the links are stored.
+    async fn finish_intents(&self, ctx: &Ctx<'_>, report: &mut RunReport) -> Result<(), RunError> {
+        let intents = self.state.intents(ctx.name)?;
+        for side in [Side::Left, Side::Right] {
+            let ids: Vec<String> = intents.iter().filter(|(s, _)| *s == side).map(|(_, id)| id.clone()).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            tracing::info!(pipeline = ctx.name, side = side.as_str(), count = ids.len(), "Finishing creates interrupted by a crash");
+            let records = ctx.instance(side).fetch(ctx.entity(side), &ids).await?;
+            let mut plan = self.plan_batch(ctx, side, &records).await?;
+            // Intents whose source is gone, or that need no write any more, are done.
+            plan.commit.finished_intents.extend(ids.into_iter().map(|id| (side, id)));
+            self.finish_batch(ctx, side, plan, report).await?;
+        }
+        Ok(())
     }
 
     /// Reads one side's changes batch by batch and processes them.
@@ -304,6 +327,12 @@ impl Engine {
             Mode::DryRun => plan.pending.iter().map(|_| None).collect(),
             Mode::Apply if plan.pending.is_empty() => Vec::new(),
             Mode::Apply => {
+                // Creates are not idempotent until their link is stored: note them first.
+                let creates: Vec<String> = plan.pending.iter().filter(|p| p.link.is_none()).map(|p| p.source_id.clone()).collect();
+                if !creates.is_empty() {
+                    self.state.add_intents(ctx.name, source, &creates)?;
+                    plan.commit.finished_intents.extend(creates.into_iter().map(|id| (source, id)));
+                }
                 let changes: Vec<Change> = plan.pending.iter().map(|p| p.change.clone()).collect();
                 ctx.instance(target).write(ctx.entity(target), &changes).await?.into_iter().map(Some).collect()
             }

@@ -143,4 +143,20 @@ CREATE TABLE heartbeat (
     beat_at TEXT NOT NULL
 );
 "#,
+),
+(
+    "intents: creates written but not yet committed",
+    r#"
+-- A create is recorded here before it is written to the target and removed in
+-- the commit that stores its link. One left behind by a crash is driven again
+-- (idempotently, by origin) at the start of the next run, so the row it made is
+-- linked before either side's changes are read.
+CREATE TABLE intents (
+    pipeline TEXT NOT NULL,
+    side TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (pipeline, side, source_id)
+) WITHOUT ROWID;
+"#,
 )];

@@ -145,6 +145,8 @@ pub struct Commit {
     pub conflicts: Vec<ConflictEntry>,
     pub resolved_conflicts: Vec<(i64, String, String)>,
     pub unlinks: Vec<i64>,
+    /// Creates now committed: their intents are done.
+    pub finished_intents: Vec<(Side, String)>,
 }
 
 impl Commit {
@@ -157,6 +159,7 @@ impl Commit {
             && self.conflicts.is_empty()
             && self.resolved_conflicts.is_empty()
             && self.unlinks.is_empty()
+            && self.finished_intents.is_empty()
     }
 }
 
@@ -297,6 +300,33 @@ impl State {
         })
     }
 
+    /// Records creates about to be written, before they are written.
+    pub fn add_intents(&self, pipeline: &str, side: Side, source_ids: &[String]) -> Result<(), StateError> {
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            {
+                let mut statement = transaction.prepare_cached(
+                    "INSERT OR IGNORE INTO intents (pipeline, side, source_id, at) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                let at = now();
+                for id in source_ids {
+                    statement.execute(params![pipeline, side.as_str(), id, at])?;
+                }
+            }
+            transaction.commit()
+        })
+    }
+
+    /// Creates a crash left unfinished: (source side, source id).
+    pub fn intents(&self, pipeline: &str) -> Result<Vec<(Side, String)>, StateError> {
+        self.with(|c| {
+            let mut statement = c.prepare("SELECT side, source_id FROM intents WHERE pipeline = ?1 ORDER BY side, source_id")?;
+            statement
+                .query_map([pipeline], |r| Ok((Side::parse(&r.get::<_, String>(0)?).unwrap_or(Side::Left), r.get(1)?)))?
+                .collect()
+        })
+    }
+
     /// Applies one batch's changes in one transaction.
     pub fn apply(&self, pipeline: &str, run_id: Option<i64>, commit: &Commit) -> Result<(), StateError> {
         self.with(|c| {
@@ -430,6 +460,12 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
         }
         transaction.execute(
             "DELETE FROM failed_items WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3",
+            params![pipeline, side.as_str(), id],
+        )?;
+    }
+    for (side, id) in &commit.finished_intents {
+        transaction.execute(
+            "DELETE FROM intents WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3",
             params![pipeline, side.as_str(), id],
         )?;
     }

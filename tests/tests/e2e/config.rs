@@ -20,7 +20,7 @@ plugin = "sql-table"
 grants.sql.main = { dsn = "postgres://db.example.com/crm" }
 limits = { timeout = "soon" }
 
-[pipelines.x]
+[pipeline.x]
 left = "crm"
 
 [mappers.big]
@@ -47,7 +47,7 @@ fn every_config_error_is_reported_with_its_location_and_fix() {
     expect(4, "`Bad_Name` is not a valid instance name");
     expect(8, "uses plugin `sql-tabel`, which is neither bundled nor declared");
     expect(12, "unknown field `colour`");
-    expect(19, "unknown section `pipelines`");
+    expect(19, "unknown section `pipeline`");
     expect(24, "memory limit 2.0 GiB is over the host's maximum of 1 GiB");
     // The same entry can hold only its first error; `remote` has its own.
     assert!(found.iter().any(|(l, m)| (16..=17).contains(l) && (m.contains("PostgreSQL") || m.contains("soon"))), "{found:#?}");
