@@ -175,6 +175,10 @@ struct Pending {
     /// Base values to store for the target side (target names).
     base_target: Vec<(String, Value)>,
     link_state: Option<&'static str>,
+    /// Whether the target held nothing unsynced when it was fetched, so that the
+    /// version our write leaves can be remembered as synced. When it did, its
+    /// own change must still be read and compared in its side's pass.
+    target_in_sync: bool,
 }
 
 /// The decisions for one batch of source records.
@@ -444,15 +448,27 @@ impl Engine {
         let target = source.other();
         let mut plan = BatchPlan::default();
         // The newest state of each record wins if a batch holds it twice.
-        let mut latest: Vec<&Record> = Vec::new();
+        let mut latest: Vec<&Record> = Vec::with_capacity(records.len());
+        let mut position: HashMap<&str, usize> = HashMap::with_capacity(records.len());
         for record in records {
-            match latest.iter().position(|r| r.id == record.id) {
-                Some(i) => latest[i] = record,
-                None => latest.push(record),
+            match position.get(record.id.as_str()) {
+                Some(&i) => latest[i] = record,
+                None => {
+                    position.insert(&record.id, latest.len());
+                    latest.push(record);
+                }
             }
         }
         let ids: Vec<String> = latest.iter().map(|r| r.id.clone()).collect();
         let links = self.state.links_by_ids(ctx.name, source, &ids)?;
+        // A record still at the version of the last sync is unchanged since (most
+        // often the echo of the engine's own write): nothing to compare.
+        latest.retain(|r| {
+            let synced = links.get(&r.id).and_then(|l| l.version_on(source));
+            r.version.is_none() || synced != r.version.as_deref()
+        });
+        let remaining: std::collections::HashSet<&str> = latest.iter().map(|r| r.id.as_str()).collect();
+        let links: HashMap<String, Link> = links.into_iter().filter(|(id, _)| remaining.contains(id.as_str())).collect();
         let link_ids: Vec<i64> = links.values().map(|l| l.link_id).collect();
         let bases = self.state.base_of(&link_ids)?;
         let counterpart_ids: Vec<String> = links.values().map(|l| l.id_on(target).to_owned()).collect();
@@ -621,6 +637,7 @@ fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: &BTreeMap<S
         base_source,
         base_target,
         link_state: None,
+        target_in_sync: true,
     });
 }
 
@@ -641,6 +658,10 @@ fn plan_update(
     let any_source_change = ctx.rules().any(|(left, _)| {
         let name = ctx.config.name_on(source, left);
         record.get(name).is_some_and(|v| base_s.get(name) != Some(v))
+    });
+    let target_in_sync = ctx.rules().all(|(left, _)| {
+        let name = ctx.config.name_on(target, left);
+        counterpart.get(name).is_none_or(|v| base_t.get(name) == Some(v))
     });
     let mut writes: Vec<(String, Option<Value>, Value)> = Vec::new();
     let mut base_source = Vec::new();
@@ -842,6 +863,7 @@ fn plan_update(
         base_source,
         base_target,
         link_state: None,
+        target_in_sync,
     });
 }
 
@@ -953,6 +975,7 @@ fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: 
         base_source: Vec::new(),
         base_target: Vec::new(),
         link_state: Some("deleted"),
+        target_in_sync: true,
     });
 }
 
@@ -994,7 +1017,7 @@ fn link_write(
 /// Turns a write's outcome (or, in a dry run, its plan) into state changes.
 fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pending: Pending, outcome: Option<Outcome>) {
     let target = source.other();
-    let Pending { source_id, source_version, link, change, mut history, base_source, base_target, link_state } = pending;
+    let Pending { source_id, source_version, link, change, mut history, base_source, base_target, link_state, target_in_sync } = pending;
     match outcome {
         // Dry run: the plan as if it were applied.
         None => {
@@ -1025,7 +1048,8 @@ fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pen
                     LinkRef::New { left_id, right_id }
                 }
             };
-            let mut write = link_write(0, source, source_version, Some(applied.version.clone()), base_source, base_target);
+            let target_version = if target_in_sync { applied.version.clone() } else { None };
+            let mut write = link_write(0, source, source_version, Some(target_version), base_source, base_target);
             write.link = link_ref;
             write.state = link_state;
             commit.links.push(write);

@@ -19,13 +19,13 @@ CREATE TABLE links (
     UNIQUE (pipeline, right_id)
 );
 
--- The last values both sides agreed on, per link, side and field (each side's own names).
+-- The last values both sides agreed on, per link and side: a JSON object of
+-- field (that side's own name) -> value, each value a JSON array [type, value].
 CREATE TABLE base (
     link_id INTEGER NOT NULL REFERENCES links (link_id) ON DELETE CASCADE,
     side TEXT NOT NULL CHECK (side IN ('left', 'right')),
-    field TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (link_id, side, field)
+    fields TEXT NOT NULL,
+    PRIMARY KEY (link_id, side)
 ) WITHOUT ROWID;
 
 CREATE TABLE cursors (

@@ -37,14 +37,50 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// A value as stored in `base` and in history.
-pub fn encode(value: &Value) -> String {
-    serde_json::to_string(value).expect("values serialize")
+/// A value as stored in `base`: a JSON array `[type, value]`. Arrays (unlike
+/// objects) are replaced whole by `json_patch`, which merges base updates.
+pub fn encode(value: &Value) -> serde_json::Value {
+    use serde_json::json;
+    match value {
+        Value::Null => json!(["null"]),
+        Value::Boolean(b) => json!(["boolean", b]),
+        Value::Integer(i) => json!(["integer", i]),
+        Value::Float(f) => json!(["float", f]),
+        Value::Decimal(s) => json!(["decimal", s]),
+        Value::Text(s) => json!(["text", s]),
+        Value::Date(s) => json!(["date", s]),
+        Value::Timestamp(s) => json!(["timestamp", s]),
+        Value::Bytes(b) => json!(["bytes", hex::encode(b)]),
+        Value::Json(s) => json!(["json", s]),
+    }
 }
 
-/// A stored value; unreadable text reads as null (it can only come from a newer host).
-pub fn decode(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or(Value::Null)
+/// A stored value; anything unreadable (only a newer host writes such) reads as null.
+pub fn decode(stored: &serde_json::Value) -> Value {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    match stored.as_array().map(Vec::as_slice) {
+        Some([tag, value]) => match tag.as_str() {
+            Some("boolean") => Value::Boolean(value.as_bool().unwrap_or_default()),
+            Some("integer") => Value::Integer(value.as_i64().unwrap_or_default()),
+            Some("float") => Value::Float(value.as_f64().unwrap_or_default()),
+            Some("decimal") => Value::Decimal(text(value)),
+            Some("text") => Value::Text(text(value)),
+            Some("date") => Value::Date(text(value)),
+            Some("timestamp") => Value::Timestamp(text(value)),
+            Some("bytes") => Value::Bytes(hex::decode(text(value)).unwrap_or_default()),
+            Some("json") => Value::Json(text(value)),
+            _ => Value::Null,
+        },
+        _ => Value::Null,
+    }
+}
+
+fn encode_text(value: &Value) -> String {
+    encode(value).to_string()
+}
+
+fn decode_text(text: &str) -> Value {
+    serde_json::from_str(text).map(|v| decode(&v)).unwrap_or(Value::Null)
 }
 
 /// The link between a left and a right record.
@@ -63,6 +99,14 @@ impl Link {
         match side {
             Side::Left => &self.left_id,
             Side::Right => &self.right_id,
+        }
+    }
+
+    /// The record's version when the engine last wrote or synced it.
+    pub fn version_on(&self, side: Side) -> Option<&str> {
+        match side {
+            Side::Left => self.left_version.as_deref(),
+            Side::Right => self.right_version.as_deref(),
         }
     }
 }
@@ -226,19 +270,20 @@ impl State {
     /// The base values of these links.
     pub fn base_of(&self, link_ids: &[i64]) -> Result<HashMap<i64, Base>, StateError> {
         self.with(|c| {
-            let mut statement = c.prepare_cached("SELECT side, field, value FROM base WHERE link_id = ?1")?;
+            let mut statement = c.prepare_cached("SELECT side, fields FROM base WHERE link_id = ?1")?;
             let mut found = HashMap::new();
             for id in link_ids {
                 let mut base = Base::default();
                 let mut rows = statement.query([id])?;
                 while let Some(row) = rows.next()? {
                     let side: String = row.get(0)?;
-                    let field: String = row.get(1)?;
-                    let value = decode(&row.get::<_, String>(2)?);
+                    let fields: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
+                    let values = fields.iter().map(|(name, value)| (name.clone(), decode(value))).collect();
                     match side.as_str() {
-                        "left" => base.left.insert(field, value),
-                        _ => base.right.insert(field, value),
-                    };
+                        "left" => base.left = values,
+                        _ => base.right = values,
+                    }
                 }
                 found.insert(*id, base);
             }
@@ -360,46 +405,89 @@ fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     })
 }
 
-fn resolve_link(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, link: &LinkRef) -> rusqlite::Result<i64> {
-    match link {
-        LinkRef::Existing(id) => Ok(*id),
+/// The link's id; a new link is inserted with its versions and state.
+fn write_link(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, write: &LinkWrite, at: &str) -> rusqlite::Result<i64> {
+    match &write.link {
+        LinkRef::Existing(id) => {
+            if write.left_version.is_some() || write.right_version.is_some() || write.state.is_some() {
+                transaction
+                    .prepare_cached(
+                        "UPDATE links SET
+                            left_version = CASE WHEN ?2 THEN ?3 ELSE left_version END,
+                            right_version = CASE WHEN ?4 THEN ?5 ELSE right_version END,
+                            state = coalesce(?6, state),
+                            updated_at = ?7
+                         WHERE link_id = ?1",
+                    )?
+                    .execute(params![
+                        id,
+                        write.left_version.is_some(),
+                        write.left_version.clone().flatten(),
+                        write.right_version.is_some(),
+                        write.right_version.clone().flatten(),
+                        write.state,
+                        at
+                    ])?;
+            }
+            Ok(*id)
+        }
         LinkRef::New { left_id, right_id } => {
-            // A redo after a crash may find the link made the first time.
-            let existing: Option<i64> = transaction
+            // A redo after a crash may meet the link made the first time: the same
+            // pair is updated, a different partner is refused.
+            let mut statement = transaction.prepare_cached(
+                "INSERT INTO links (pipeline, left_id, right_id, left_version, right_version, state, created_run, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, 'active'), ?7, ?8)
+                 ON CONFLICT (pipeline, left_id) DO UPDATE SET left_version = excluded.left_version,
+                    right_version = excluded.right_version, updated_at = excluded.updated_at
+                    WHERE right_id = excluded.right_id
+                 RETURNING link_id",
+            )?;
+            let id: Option<i64> = statement
                 .query_row(
-                    "SELECT link_id FROM links WHERE pipeline = ?1 AND left_id = ?2 AND right_id = ?3",
-                    params![pipeline, left_id, right_id],
+                    params![
+                        pipeline,
+                        left_id,
+                        right_id,
+                        write.left_version.clone().flatten(),
+                        write.right_version.clone().flatten(),
+                        write.state,
+                        run_id,
+                        at
+                    ],
                     |r| r.get(0),
                 )
                 .optional()?;
-            if let Some(id) = existing {
-                return Ok(id);
-            }
-            transaction.execute(
-                "INSERT INTO links (pipeline, left_id, right_id, created_run, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![pipeline, left_id, right_id, run_id, now()],
-            )?;
-            Ok(transaction.last_insert_rowid())
+            id.ok_or_else(|| {
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                    Some(format!("left record {left_id} of {pipeline} is already linked to another right record than {right_id}")),
+                )
+            })
         }
     }
+}
+
+fn resolve_link(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, link: &LinkRef) -> rusqlite::Result<i64> {
+    let write = LinkWrite { link: link.clone(), left_version: None, right_version: None, state: None, base: Vec::new() };
+    write_link(transaction, pipeline, run_id, &write, &now())
 }
 
 fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, commit: &Commit) -> rusqlite::Result<()> {
     let at = now();
     for write in &commit.links {
-        let link_id = resolve_link(transaction, pipeline, run_id, &write.link)?;
-        if let Some(version) = &write.left_version {
-            transaction.execute("UPDATE links SET left_version = ?2, updated_at = ?3 WHERE link_id = ?1", params![link_id, version, at])?;
-        }
-        if let Some(version) = &write.right_version {
-            transaction.execute("UPDATE links SET right_version = ?2, updated_at = ?3 WHERE link_id = ?1", params![link_id, version, at])?;
-        }
-        if let Some(state) = write.state {
-            transaction.execute("UPDATE links SET state = ?2, updated_at = ?3 WHERE link_id = ?1", params![link_id, state, at])?;
-        }
-        let mut statement = transaction.prepare_cached("INSERT OR REPLACE INTO base (link_id, side, field, value) VALUES (?1, ?2, ?3, ?4)")?;
-        for (side, field, value) in &write.base {
-            statement.execute(params![link_id, side.as_str(), field, encode(value)])?;
+        let link_id = write_link(transaction, pipeline, run_id, write, &at)?;
+        for side in [Side::Left, Side::Right] {
+            let fields: serde_json::Map<String, serde_json::Value> =
+                write.base.iter().filter(|(s, _, _)| *s == side).map(|(_, f, v)| (f.clone(), encode(v))).collect();
+            if fields.is_empty() {
+                continue;
+            }
+            transaction
+                .prepare_cached(
+                    "INSERT INTO base (link_id, side, fields) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (link_id, side) DO UPDATE SET fields = json_patch(fields, excluded.fields)",
+                )?
+                .execute(params![link_id, side.as_str(), serde_json::Value::Object(fields).to_string()])?;
         }
     }
     for conflict in &commit.conflicts {
@@ -409,7 +497,7 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (pipeline, link_id, field) WHERE status = 'open'
              DO UPDATE SET left_value = excluded.left_value, right_value = excluded.right_value, detected_run = excluded.detected_run",
-            params![pipeline, link_id, conflict.field, encode(&conflict.left_value), encode(&conflict.right_value), run_id, at],
+            params![pipeline, link_id, conflict.field, encode_text(&conflict.left_value), encode_text(&conflict.right_value), run_id, at],
         )?;
     }
     for (id, resolution, by) in &commit.resolved_conflicts {
@@ -445,29 +533,33 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
         ])?;
     }
     for item in &commit.failed {
-        transaction.execute(
+        transaction.prepare_cached(
             "INSERT INTO failed_items (pipeline, side, source_id, attempts, first_failed_at, last_failed_at, code, reason, hint, retryable)
              VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (pipeline, side, source_id) DO UPDATE SET attempts = attempts + 1, last_failed_at = excluded.last_failed_at,
                 code = excluded.code, reason = excluded.reason, hint = excluded.hint, retryable = excluded.retryable",
-            params![pipeline, item.side.as_str(), item.source_id, at, item.code, item.reason, item.hint, item.retryable],
-        )?;
+        )?
+        .execute(params![pipeline, item.side.as_str(), item.source_id, at, item.code, item.reason, item.hint, item.retryable])?;
     }
-    for (side, id) in &commit.cleared_failures {
+    for side in [Side::Left, Side::Right] {
         // A record that failed again in this same commit stays failed.
-        if commit.failed.iter().any(|f| f.side == *side && &f.source_id == id) {
-            continue;
+        let cleared: Vec<&str> = commit
+            .cleared_failures
+            .iter()
+            .filter(|(s, id)| *s == side && !commit.failed.iter().any(|f| f.side == side && &f.source_id == id))
+            .map(|(_, id)| id.as_str())
+            .collect();
+        if !cleared.is_empty() {
+            transaction
+                .prepare_cached("DELETE FROM failed_items WHERE pipeline = ?1 AND side = ?2 AND source_id IN (SELECT value FROM json_each(?3))")?
+                .execute(params![pipeline, side.as_str(), serde_json::to_string(&cleared).expect("strings serialize")])?;
         }
-        transaction.execute(
-            "DELETE FROM failed_items WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3",
-            params![pipeline, side.as_str(), id],
-        )?;
-    }
-    for (side, id) in &commit.finished_intents {
-        transaction.execute(
-            "DELETE FROM intents WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3",
-            params![pipeline, side.as_str(), id],
-        )?;
+        let finished: Vec<&str> = commit.finished_intents.iter().filter(|(s, _)| *s == side).map(|(_, id)| id.as_str()).collect();
+        if !finished.is_empty() {
+            transaction
+                .prepare_cached("DELETE FROM intents WHERE pipeline = ?1 AND side = ?2 AND source_id IN (SELECT value FROM json_each(?3))")?
+                .execute(params![pipeline, side.as_str(), serde_json::to_string(&finished).expect("strings serialize")])?;
+        }
     }
     for link_id in &commit.unlinks {
         transaction.execute("DELETE FROM links WHERE link_id = ?1", [link_id])?;

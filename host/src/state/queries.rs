@@ -4,7 +4,7 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{decode, now, State, StateError};
+use super::{decode_text, now, State, StateError};
 use crate::runtime::bindings::Value;
 
 #[derive(Debug, Clone, Serialize)]
@@ -143,8 +143,8 @@ fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConflictRow> {
         left_id: r.get(3)?,
         right_id: r.get(4)?,
         field: r.get(5)?,
-        left_value: decode(&r.get::<_, String>(6)?),
-        right_value: decode(&r.get::<_, String>(7)?),
+        left_value: decode_text(&r.get::<_, String>(6)?),
+        right_value: decode_text(&r.get::<_, String>(7)?),
         detected_at: r.get(8)?,
         status: r.get(9)?,
         resolution: r.get(10)?,

@@ -335,7 +335,8 @@ impl Connector for SqlTable {
                     Some(Cursor { u: Some(last), k }) => {
                         params.push(from_json(last));
                         params.push(from_json(k));
-                        format!(" WHERE {u} > {p1} OR ({u} = {p1} AND {key} > {p2})", p1 = self.param(1), p2 = self.param(2))
+                        // A row-value comparison, so an index on (updated_at, key) serves it.
+                        format!(" WHERE ({u}, {key}) > ({p1}, {p2})", p1 = self.param(1), p2 = self.param(2))
                     }
                 };
                 (filter, format!("{u} NULLS FIRST, {key}"))

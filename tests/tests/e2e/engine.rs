@@ -361,3 +361,28 @@ mod convergence {
         }
     }
 }
+
+// Covers: C2, C6
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_never_hides_a_change_waiting_on_the_same_record() {
+    // Payments flow left to right, status right to left (the orders use case):
+    // both sides edit the same record before a run.
+    let (scene, engine) = scene(
+        r#"
+[pipelines.p]
+left = { endpoint = "hq", entity = "contacts" }
+right = { endpoint = "branch", entity = "contacts" }
+[pipelines.p.fields]
+name = {}
+phone = { direction = "left-to-right" }
+status = { direction = "right-to-left" }
+"#,
+    );
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name, phone, status) VALUES ('O-1', NULL, 'new')");
+    sync(&engine).await;
+    edit(&scene, "hq.sqlite", 1, "phone = 'paid'", "2030-01-01T00:00:01Z");
+    edit(&scene, "branch.sqlite", 1, "status = 'shipped'", "2030-01-01T00:00:02Z");
+    sync(&engine).await;
+    assert_eq!(scene.rows("hq.sqlite", "SELECT phone, status FROM contacts"), ["paid|shipped"]);
+    assert_eq!(scene.rows("branch.sqlite", "SELECT phone, status FROM contacts"), ["paid|shipped"]);
+}
