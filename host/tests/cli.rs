@@ -163,3 +163,46 @@ fn the_checked_in_config_schema_is_up_to_date() {
         "schemas/synchost.schema.json is out of date; renew it with:\n    cargo run -- schema > schemas/synchost.schema.json"
     );
 }
+
+// Covers: C10, T3
+#[test]
+fn status_shows_whether_the_scheduler_runs_and_pause_is_an_admins_act() {
+    let dir = crm_folder();
+    std::fs::write(
+        dir.path().join("synchost.toml"),
+        format!(
+            "{CONFIG}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\" }} }}\n\n[pipelines.p]\ncategory = \"crm\"\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\n"
+        ),
+    )
+    .unwrap();
+    rusqlite::Connection::open(dir.path().join("copy.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT, updated_at TEXT)")
+        .unwrap();
+    let before = stdout(&synchost(dir.path(), &["status"]));
+    assert!(before.contains("scheduler: NOT RUNNING (never started)"), "{before}");
+
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(dir.path()).arg("run").spawn().unwrap();
+    let started = std::time::Instant::now();
+    let mut status = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        status = stdout(&synchost(dir.path(), &["status"]));
+        if status.contains("scheduler: running") && status.contains("last run ok") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(status.contains("scheduler: running") && status.contains("last run ok"), "{status}");
+    let copied: i64 = rusqlite::Connection::open(dir.path().join("copy.sqlite")).unwrap().query_row("SELECT count(*) FROM contacts", [], |r| r.get(0)).unwrap();
+    assert_eq!(copied, 2);
+
+    let paused = synchost(dir.path(), &["pause", "p", "--by", "alice"]);
+    assert!(paused.status.success(), "{}", stderr(&paused));
+    let status = stdout(&synchost(dir.path(), &["status"]));
+    assert!(status.contains("paused by alice"), "{status}");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let status = stdout(&synchost(dir.path(), &["status", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(json["pipelines"][0]["state"], "paused");
+}

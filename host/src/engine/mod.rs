@@ -230,7 +230,18 @@ impl Engine {
 
     /// One run of a pipeline: both sides, every batch, until no changes are waiting.
     pub async fn run(&self, name: &str, trigger: &str, mode: Mode) -> Result<RunReport, RunError> {
-        let mut ctx = self.context(name, mode).await?;
+        let mut ctx = match self.context(name, mode).await {
+            Ok(ctx) => ctx,
+            // An endpoint that cannot even describe itself fails the run too: the
+            // pipeline shows degraded with the reason, and is retried (T3).
+            Err(error) if mode == Mode::Apply && !matches!(error, RunError::UnknownPipeline(_)) => {
+                let (message, hint) = (error.to_string(), error.hint());
+                self.state.record_failure(name, &message, hint.as_deref())?;
+                self.state.event("error", Some(name), None, &format!("run could not start: {message}"), hint.as_deref())?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
         if mode == Mode::Apply {
             ctx.run_id = Some(self.state.begin_run(name, trigger)?);
         }

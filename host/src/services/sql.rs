@@ -18,7 +18,14 @@ use crate::runtime::bindings::{Problem, Value};
 #[derive(Debug)]
 pub struct SqlDatabase {
     path: PathBuf,
-    connection: Mutex<Option<Connection>>,
+    /// The open connection and the identity (device, inode) of the file it opened.
+    connection: Mutex<Option<(Connection, (u64, u64))>>,
+}
+
+/// The identity of the file now at `path`, if there is one.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Every database the host has opened, so grants naming one file share it.
@@ -52,13 +59,22 @@ fn problem(code: &str, message: String, hint: Option<String>, retryable: bool) -
 }
 
 impl SqlDatabase {
-    /// Opens the database if needed and runs `f` on it.
+    /// Opens the database if needed and runs `f` on it. A file that was moved,
+    /// replaced or deleted since it was opened is opened anew (or reported
+    /// missing): the host never goes on writing into a file no longer at its path.
     fn with<T>(&self, origin: &str, f: impl FnOnce(&mut Connection) -> Result<T, Problem>) -> Result<T, Problem> {
         let mut guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.open(origin)?);
+        let current = file_identity(&self.path);
+        if guard.as_ref().is_some_and(|(_, opened)| Some(*opened) != current) {
+            tracing::warn!(path = %self.path.display(), "Database file changed since it was opened; reopening");
+            *guard = None;
         }
-        f(guard.as_mut().expect("opened above"))
+        if guard.is_none() {
+            let connection = self.open(origin)?;
+            let identity = file_identity(&self.path).unwrap_or_default();
+            *guard = Some((connection, identity));
+        }
+        f(&mut guard.as_mut().expect("opened above").0)
     }
 
     fn open(&self, origin: &str) -> Result<Connection, Problem> {

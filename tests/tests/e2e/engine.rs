@@ -386,3 +386,28 @@ status = { direction = "right-to-left" }
     assert_eq!(scene.rows("hq.sqlite", "SELECT phone, status FROM contacts"), ["paid|shipped"]);
     assert_eq!(scene.rows("branch.sqlite", "SELECT phone, status FROM contacts"), ["paid|shipped"]);
 }
+
+// Covers: T3, T4
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_degrades_the_pipeline_with_the_reason_and_it_recovers_by_itself() {
+    let (scene, engine) = scene(BOTH_WAYS);
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada')");
+    sync(&engine).await;
+    // The branch database goes away (a moved server, a restore in progress).
+    std::fs::rename(scene.path("branch.sqlite"), scene.path("branch.moved")).unwrap();
+    let error = engine.run("p", "test", Mode::Apply).await.unwrap_err();
+    assert!(error.retryable() || error.to_string().contains("does not exist"), "{error}");
+    let health = engine.state.health("p").unwrap().unwrap();
+    assert_eq!(health.state, "degraded");
+    assert!(health.reason.as_deref().unwrap().contains("branch.sqlite"), "{health:?}");
+    assert!(health.hint.as_deref().unwrap().contains("check the dsn"), "{health:?}");
+    let messages = engine.state.events(None, 10).unwrap();
+    assert!(messages.iter().any(|m| m.level == "error" && m.message.contains("could not start")), "{messages:?}");
+
+    // Back again: the next run succeeds and the pipeline is ok, without anyone turning it on.
+    std::fs::rename(scene.path("branch.moved"), scene.path("branch.sqlite")).unwrap();
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Grace')");
+    let report = sync(&engine).await;
+    assert_eq!(report.counts.created, 1);
+    assert_eq!(engine.state.health("p").unwrap().unwrap().state, "ok");
+}
