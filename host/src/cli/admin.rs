@@ -427,3 +427,23 @@ impl CommandError {
         }
     }
 }
+
+/// `synchost mirror diff PIPELINE`: where the two sets of books disagree (P10).
+pub async fn mirror_diff(config: &Path, pipeline: &str) -> Result<(), CommandError> {
+    let engine = open_engine(config)?;
+    let differences = engine.mirror_diff(pipeline).await.map_err(run_error)?;
+    if differences.is_empty() {
+        println!("{pipeline}: the mirrored fields agree on every linked item");
+    }
+    for d in &differences {
+        println!(
+            "left {} / right {}  `{}`: left {} | right {}",
+            d.left_id,
+            d.right_id,
+            d.field,
+            value_text(&d.left_value),
+            value_text(&d.right_value)
+        );
+    }
+    Ok(())
+}

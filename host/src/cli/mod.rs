@@ -6,7 +6,7 @@
 //! - `schema`: print the config's JSON Schema.
 //! - `demo`: the embedded default: sample CRM databases, a config, a tour.
 //! - `run`, `sync`, `status`, `history`, `conflicts`, `failed`, `links`,
-//!   `messages`, `pause`, `resume`: the sync engine and its queues (`admin`).
+//!   `mirror`, `messages`, `pause`, `resume`: the sync engine and its queues (`admin`).
 
 pub mod admin;
 mod check;
@@ -126,6 +126,11 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Fields with the mirror policy: list the items whose two values differ.
+    Mirror {
+        #[command(subcommand)]
+        command: MirrorCommand,
+    },
     /// Pause a pipeline (only an admin pauses or resumes).
     Pause {
         pipeline: String,
@@ -177,6 +182,12 @@ enum FailedCommand {
     },
     /// Resubmit failed items now (all of the pipeline, or these ids).
     Retry { pipeline: String, ids: Vec<i64> },
+}
+
+#[derive(Debug, Subcommand)]
+enum MirrorCommand {
+    /// List linked items whose values of a mirrored field differ.
+    Diff { pipeline: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -290,6 +301,7 @@ pub async fn main() -> ExitCode {
         Command::Links { command: LinksCommand::List { pipeline, limit } } => admin::links_list(&cli.config, pipeline, *limit),
         Command::Links { command: LinksCommand::Unlink { pipeline, id } } => admin::links_unlink(&cli.config, pipeline, id),
         Command::Messages { since, limit } => admin::messages(&cli.config, since.as_deref(), *limit),
+        Command::Mirror { command: MirrorCommand::Diff { pipeline } } => admin::mirror_diff(&cli.config, pipeline).await,
         Command::Pause { pipeline, by } => admin::pause(&cli.config, pipeline, Some(by)),
         Command::Resume { pipeline } => admin::pause(&cli.config, pipeline, None),
     };

@@ -34,7 +34,7 @@ use crate::runtime::{CallError, Instance};
 use crate::state::{Base, Commit, ConflictEntry, FailedItem, HistoryEntry, Link, LinkRef, LinkWrite, RunCounts, State, StateError};
 use policy::Decision;
 
-pub use resolve::Resolution;
+pub use resolve::{MirrorDifference, Resolution};
 
 /// Whether a run changes anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

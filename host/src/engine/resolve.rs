@@ -198,3 +198,61 @@ impl Engine {
         outcome.map(|()| report)
     }
 }
+
+/// A linked pair whose two values of a mirrored field differ (P10).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MirrorDifference {
+    pub left_id: String,
+    pub right_id: String,
+    /// The field's left name.
+    pub field: String,
+    #[serde(skip)]
+    pub left_value: Value,
+    #[serde(skip)]
+    pub right_value: Value,
+}
+
+impl Engine {
+    /// Every linked pair whose values of a `mirror`-policy field differ: the
+    /// two sets of books, where they disagree.
+    pub async fn mirror_diff(&self, pipeline: &str) -> Result<Vec<MirrorDifference>, RunError> {
+        let ctx = self.context(pipeline, Mode::DryRun).await?;
+        let fields: Vec<&str> = ctx
+            .rules()
+            .filter(|(left, _)| ctx.config.policy_of(left) == crate::config::ConflictPolicy::Mirror)
+            .map(|(left, _)| left)
+            .collect();
+        let mut differences = Vec::new();
+        if fields.is_empty() {
+            return Ok(differences);
+        }
+        let links: Vec<_> = self.state.links(pipeline, u32::MAX)?.into_iter().filter(|l| l.state == "active").collect();
+        for chunk in links.chunks(ctx.config.batch_size as usize) {
+            let left_ids: Vec<String> = chunk.iter().map(|l| l.left_id.clone()).collect();
+            let right_ids: Vec<String> = chunk.iter().map(|l| l.right_id.clone()).collect();
+            let lefts = ctx.instance(Side::Left).fetch(ctx.entity(Side::Left), &left_ids).await?;
+            let rights = ctx.instance(Side::Right).fetch(ctx.entity(Side::Right), &right_ids).await?;
+            for link in chunk {
+                let (Some(left), Some(right)) =
+                    (lefts.iter().find(|r| r.id == link.left_id), rights.iter().find(|r| r.id == link.right_id))
+                else {
+                    continue;
+                };
+                for field in &fields {
+                    let left_value = left.get(field).cloned().unwrap_or(Value::Null);
+                    let right_value = right.get(ctx.config.right_name(field)).cloned().unwrap_or(Value::Null);
+                    if left_value != right_value {
+                        differences.push(MirrorDifference {
+                            left_id: link.left_id.clone(),
+                            right_id: link.right_id.clone(),
+                            field: (*field).to_owned(),
+                            left_value,
+                            right_value,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(differences)
+    }
+}

@@ -108,7 +108,7 @@ right = {{ endpoint = "branch", entity = "contacts" }}
 conflict = "{policy}"
 [pipelines.p.fields]
 name = {{}}
-phone = {{ mirror = {{ left = "phone_other", right = "phone_other" }} }}
+phone = {{ conflict = "{policy}", mirror = {{ left = "phone_other", right = "phone_other" }} }}
 "#
     ));
     scene.sql("hq.sqlite", "INSERT INTO contacts (name, phone) VALUES ('Ada', '030 0')");
@@ -144,9 +144,13 @@ async fn every_conflict_policy_decides_as_documented() {
         assert_eq!((again.counts.updated, again.counts.conflicts), (0, 0), "policy {policy}");
         assert_eq!(phones(&scene), (expected.0.to_owned(), expected.1.to_owned()), "policy {policy}");
         if policy == "mirror" {
-            // Two sets of books: each side keeps its value and sees the other's.
+            // Two sets of books: each side keeps its value and sees the other's,
+            // and the items where they differ can be listed.
             assert_eq!(scene.rows("hq.sqlite", "SELECT phone_other FROM contacts"), ["right"]);
             assert_eq!(scene.rows("branch.sqlite", "SELECT phone_other FROM contacts"), ["left"]);
+            let differences = engine.mirror_diff("p").await.unwrap();
+            assert_eq!(differences.len(), 1);
+            assert_eq!((differences[0].left_id.as_str(), differences[0].field.as_str()), ("1", "phone"));
         }
         if policy == "first-writer-wins" {
             assert!(history.iter().any(|h| h.message.as_deref().is_some_and(|m| m.contains("must refresh"))), "{history:#?}");
