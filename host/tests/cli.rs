@@ -111,7 +111,7 @@ fn plugin_inspect_shows_version_kind_and_entities() {
     assert!(text.contains("entities:    depend on the endpoint's settings"), "{text}");
 }
 
-// Covers: C1, C2, C5, C6, C7, C8, C9, H6
+// Covers: C1, C2, C5, C6, C7, C8, C9, H6, P7, P12
 #[test]
 fn the_demo_runs_on_its_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,6 +152,15 @@ fn the_demo_runs_on_its_embedded_default() {
     assert!(messages.contains("conflict 1 resolved by carol: took the right side"), "{messages}");
     let dry = stdout(&synchost(&demo, &["sync", "--dry-run"]));
     assert!(dry.contains("dry run, nothing changed"), "{dry}");
+
+    // Links are 1:1 and only an admin removes one; the history says so.
+    let links = stdout(&synchost(&demo, &["links", "list", "orders"]));
+    assert_eq!(links.lines().count(), 2, "{links}");
+    let unlinked = synchost(&demo, &["links", "unlink", "orders", "1"]);
+    assert!(unlinked.status.success(), "{}", stderr(&unlinked));
+    assert_eq!(stdout(&synchost(&demo, &["links", "list", "orders"])).lines().count(), 1);
+    let history = stdout(&synchost(&demo, &["history", "orders", "left:1"]));
+    assert!(history.contains("unlink") && history.contains("unlinked by an admin"), "{history}");
 }
 
 #[test]

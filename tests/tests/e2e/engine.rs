@@ -298,7 +298,7 @@ mod convergence {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
-        // Covers: C1, C2, C8, C9, H6
+        // Covers: C1, C2, C8, C9, H6, P7
         #[test]
         fn random_edits_on_both_sides_converge(rounds in prop::collection::vec(prop::collection::vec(op(), 0..6), 1..4)) {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
