@@ -402,12 +402,7 @@ impl Engine {
             })
             .collect();
         let mut results: Vec<Result<Record, Vec<Violation>>> = match ctx.mapper {
-            None => canonical.into_iter().map(Ok).collect(),
-            Some(mapper) if canonical.is_empty() => {
-                let _ = mapper;
-                Vec::new()
-            }
-            Some(mapper) => {
+            Some(mapper) if !canonical.is_empty() => {
                 let mapped = mapper.map(direction(source), &canonical).await?;
                 let mut results: Vec<Result<Record, Vec<Violation>>> = mapped
                     .into_iter()
@@ -429,6 +424,7 @@ impl Engine {
                 }
                 results
             }
+            _ => canonical.into_iter().map(Ok).collect(),
         };
         for result in &mut results {
             if let Ok(record) = result {
@@ -506,7 +502,7 @@ impl Engine {
                     }
                     match mapped.remove(record.id.as_str()) {
                         Some(Ok(values)) => plan_create(ctx, source, record, &values, &mut plan),
-                        Some(Err(violations)) => fail_invalid(ctx, source, record, None, violations, &mut plan),
+                        Some(Err(violations)) => fail_invalid(source, record, None, violations, &mut plan),
                         None => {}
                     }
                 }
@@ -543,7 +539,7 @@ impl Engine {
                     // delete policy and the conflict policy) in that side's pass.
                     (Some(Ok(_)), Some(counterpart)) if counterpart.deleted => {}
                     (Some(Ok(values)), Some(counterpart)) => plan_update(ctx, source, record, link, base, counterpart, &values, &mut plan),
-                    (Some(Err(violations)), Some(_)) => fail_invalid(ctx, source, record, Some(link), violations, &mut plan),
+                    (Some(Err(violations)), Some(_)) => fail_invalid(source, record, Some(link), violations, &mut plan),
                     (None, Some(_)) => {}
                 },
             }
@@ -552,18 +548,7 @@ impl Engine {
     }
 }
 
-impl Value {
-    /// Null, or text that is only whitespace.
-    pub fn is_empty(&self) -> bool {
-        match self {
-            Value::Null => true,
-            Value::Text(t) => t.trim().is_empty(),
-            _ => false,
-        }
-    }
-}
-
-fn fail_invalid(ctx: &Ctx<'_>, source: Side, record: &Record, link: Option<&Link>, violations: Vec<Violation>, plan: &mut BatchPlan) {
+fn fail_invalid(source: Side, record: &Record, link: Option<&Link>, violations: Vec<Violation>, plan: &mut BatchPlan) {
     let reason = violations
         .iter()
         .map(|v| match &v.field {
@@ -593,7 +578,6 @@ fn fail_invalid(ctx: &Ctx<'_>, source: Side, record: &Record, link: Option<&Link
         retryable: false,
     });
     plan.counts.failed += 1;
-    let _ = ctx;
 }
 
 /// A new source record: create it on the target.
@@ -1028,7 +1012,7 @@ fn link_write(
 /// Turns a write's outcome (or, in a dry run, its plan) into state changes.
 fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pending: Pending, outcome: Option<Outcome>) {
     let target = source.other();
-    let Pending { source_id, source_version, link, change, mut history, base_source, base_target, link_state, target_in_sync } = pending;
+    let Pending { source_id, source_version, link, mut history, base_source, base_target, link_state, target_in_sync, .. } = pending;
     match outcome {
         // Dry run: the plan as if it were applied.
         None => {
@@ -1104,5 +1088,4 @@ fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pen
             });
         }
     }
-    let _ = change;
 }

@@ -50,3 +50,14 @@ impl Record {
         }
     }
 }
+
+impl Value {
+    /// Null, or text that is only whitespace.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Value::Null => true,
+            Value::Text(t) => t.trim().is_empty(),
+            _ => false,
+        }
+    }
+}

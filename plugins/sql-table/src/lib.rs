@@ -399,7 +399,13 @@ impl Connector for SqlTable {
                 Planned::Rejected(_) => None,
             })
             .collect();
-        let mut results = self.sql.execute(&statements, BatchMode::EachAlone)?.into_iter();
+        // Most batches apply cleanly: try them as one transaction, and only when
+        // something fails pay for a savepoint per statement to find which.
+        let results = match self.sql.execute(&statements, BatchMode::AllOrNothing) {
+            Ok(results) => results,
+            Err(_) => self.sql.execute(&statements, BatchMode::EachAlone)?,
+        };
+        let mut results = results.into_iter();
 
         let mut outcomes = Vec::with_capacity(planned.len());
         for plan in planned {
