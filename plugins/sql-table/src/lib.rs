@@ -349,12 +349,22 @@ impl Connector for SqlTable {
         };
         let limit = limit.max(1);
         params.push(Value::Integer(i64::from(limit)));
-        let query = format!(
-            "SELECT {} FROM {}{filter} ORDER BY {order} LIMIT {}",
-            Self::select_list(&table),
-            quote(&table.table),
-            self.param(params.len())
-        );
+        let columns = Self::select_list(&table);
+        let from = quote(&table.table);
+        let limit_param = self.param(params.len());
+        let query = match (&table.updated_at, &cursor) {
+            // Rows sharing the cursor's timestamp, then later ones: two index seeks,
+            // so a page costs the same however many rows share one timestamp.
+            (Some((u, _)), Some(Cursor { u: Some(last), .. })) if !last.is_null() => {
+                let (u, p1, p2) = (quote(&u.name), self.param(1), self.param(2));
+                format!(
+                    "SELECT * FROM (SELECT {columns} FROM {from} WHERE {u} = {p1} AND {key} > {p2} ORDER BY {key} LIMIT {limit_param}) \
+                     UNION ALL SELECT * FROM (SELECT {columns} FROM {from} WHERE {u} > {p1} ORDER BY {order} LIMIT {limit_param}) \
+                     ORDER BY {order} LIMIT {limit_param}"
+                )
+            }
+            _ => format!("SELECT {columns} FROM {from}{filter} ORDER BY {order} LIMIT {limit_param}"),
+        };
         let rows = self.sql.query(&query, &params)?.rows;
         let has_more = rows.len() == limit as usize;
         let next = rows.last().map(|row| Cursor {
