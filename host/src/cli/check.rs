@@ -61,6 +61,17 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
     let mut report = Report { problems: 0 };
     check_plugins(&catalog, &mut report);
     check_instances(&config, &catalog, &mut report).await;
+    if !config.config.pipelines.is_empty() {
+        println!("\npipelines:");
+        let state = crate::state::State::open(&config.state_path()).map_err(|e| CommandError::Other(e.into()))?;
+        let engine = crate::engine::Engine::new(std::sync::Arc::new(config), std::sync::Arc::new(catalog), std::sync::Arc::new(state));
+        for name in engine.config.config.pipelines.keys() {
+            match engine.check_pipeline(name.as_str()).await {
+                Ok(summary) => report.ok(name.as_str(), &summary),
+                Err(error) => report.fail(name.as_str(), &error.to_string(), error.hint().as_deref()),
+            }
+        }
+    }
     println!();
     if report.problems == 0 {
         println!("everything is ready");

@@ -148,6 +148,45 @@ impl Ctx<'_> {
     }
 }
 
+/// Every field a pipeline names must exist on its entity; a typo would
+/// otherwise just never sync. A left-to-right field may be made by the mapper.
+fn check_fields(name: &str, config: &PipelineConfig, left: &EntityDef, right: &EntityDef, has_mapper: bool) -> Result<(), RunError> {
+    let missing = |def: &EntityDef, field: &str| !def.fields.iter().any(|f| f.name == field);
+    let mut problems = Vec::new();
+    for (left_name, rule) in &config.fields {
+        if rule.direction == Flow::Off {
+            continue;
+        }
+        let derived = has_mapper && rule.direction == Flow::LeftToRight;
+        if missing(left, left_name) && !derived {
+            problems.push(format!("`{left_name}` is not a field of the left entity `{}`", left.name));
+        }
+        let right_name = config.right_name(left_name);
+        if missing(right, right_name) {
+            problems.push(format!("`{right_name}` is not a field of the right entity `{}`", right.name));
+        }
+        if let Some(mirror) = &rule.mirror {
+            for (def, field) in [(left, &mirror.left), (right, &mirror.right)] {
+                if let Some(field) = field.as_deref().filter(|f| missing(def, f)) {
+                    problems.push(format!("mirror field `{field}` is not a field of `{}`", def.name));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let names = |def: &EntityDef| def.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+    Err(RunError::Setup {
+        message: format!("pipeline `{name}`: {}", problems.join("; ")),
+        hint: format!(
+            "correct [pipelines.{name}.fields]; left fields: {}; right fields: {}",
+            names(left),
+            names(right)
+        ),
+    })
+}
+
 fn side_ids(side: Side, source_id: &str, target_id: Option<&str>) -> (Option<String>, Option<String>) {
     let (s, t) = (Some(source_id.to_owned()), target_id.map(str::to_owned));
     match side {
@@ -224,8 +263,24 @@ impl Engine {
         };
         let left_def = find(left.describe().await?, Side::Left, &config.left.entity, left)?;
         let right_def = find(right.describe().await?, Side::Right, &config.right.entity, right)?;
+        check_fields(name, config, &left_def, &right_def, mapper.is_some())?;
         let open = self.state.conflicts(Some(name), true)?.into_iter().map(|c| (c.link_id, c.field)).collect();
         Ok(Ctx { name, config, left, right, left_def, right_def, mapper, mode, run_id: None, parked: Default::default(), open })
+    }
+
+    /// Checks that a pipeline can run: both endpoints describe its entities and
+    /// every field it names exists. Returns a one-line summary.
+    pub async fn check_pipeline(&self, name: &str) -> Result<String, RunError> {
+        let ctx = self.context(name, Mode::DryRun).await?;
+        Ok(format!(
+            "{}.{} <-> {}.{}: {} fields, {}",
+            ctx.left.name(),
+            ctx.left_def.name,
+            ctx.right.name(),
+            ctx.right_def.name,
+            ctx.rules().count(),
+            ctx.config.schedule
+        ))
     }
 
     /// One run of a pipeline: both sides, every batch, until no changes are waiting.

@@ -415,3 +415,15 @@ async fn an_outage_degrades_the_pipeline_with_the_reason_and_it_recovers_by_itse
     assert_eq!(report.counts.created, 1);
     assert_eq!(engine.state.health("p").unwrap().unwrap().state, "ok");
 }
+
+// Covers: C5, T4
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_the_entity_does_not_have_stops_the_run_with_the_fields_it_has() {
+    let (_scene, engine) = scene(&BOTH_WAYS.replace("phone = {}", "phone = { right = \"phone_nr\" }"));
+    let error = engine.run("p", "test", Mode::Apply).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("`phone_nr` is not a field of the right entity `contacts`"), "{message}");
+    let hint = error.hint().unwrap();
+    assert!(hint.contains("correct [pipelines.p.fields]") && hint.contains("right fields: name, phone, status"), "{hint}");
+    assert_eq!(engine.state.health("p").unwrap().unwrap().state, "degraded");
+}
