@@ -21,6 +21,13 @@ pub fn open_engine(config_path: &Path) -> Result<Engine, CommandError> {
     Ok(Engine::new(Arc::new(config), Arc::new(catalog), Arc::new(state)))
 }
 
+/// Loads the config and opens its state, for commands that only read state.
+fn open_state(config_path: &Path) -> Result<(crate::config::LoadedConfig, State), CommandError> {
+    let config = crate::config::LoadedConfig::load(config_path).map_err(CommandError::Config)?;
+    let state = State::open(&config.state_path()).map_err(state_error)?;
+    Ok((config, state))
+}
+
 fn run_error(error: RunError) -> CommandError {
     let mut message = error.to_string();
     if let Some(hint) = error.hint() {
@@ -141,8 +148,7 @@ pub async fn run(config: &Path) -> Result<(), CommandError> {
 
 /// `synchost status [--json]`
 pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
-    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
-    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let (config, state) = open_state(config)?;
     let heartbeat = state.heartbeat().map_err(state_error)?;
     let now = chrono::Utc::now();
     let age = |at: &str| chrono::DateTime::parse_from_rfc3339(at).ok().map(|t| (now - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default());
@@ -229,8 +235,7 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
 
 /// `synchost history PIPELINE [ID]`
 pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, json: bool) -> Result<(), CommandError> {
-    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
-    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let (_, state) = open_state(config)?;
     let rows = state.history(pipeline, record, limit).map_err(state_error)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
@@ -270,8 +275,7 @@ pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, 
 
 /// `synchost conflicts list [PIPELINE]`
 pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Result<(), CommandError> {
-    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
-    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let (_, state) = open_state(config)?;
     let rows = state.conflicts(pipeline, !all).map_err(state_error)?;
     if rows.is_empty() {
         println!("no {}conflicts", if all { "" } else { "open " });
@@ -324,8 +328,7 @@ pub async fn conflicts_resolve(config: &Path, id: i64, take: Option<&str>, value
 
 /// `synchost failed list [PIPELINE]`
 pub fn failed_list(config: &Path, pipeline: Option<&str>, json: bool) -> Result<(), CommandError> {
-    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
-    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let (_, state) = open_state(config)?;
     let rows = state.failed(pipeline).map_err(state_error)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
@@ -356,8 +359,7 @@ pub async fn failed_retry(config: &Path, pipeline: &str, ids: &[i64]) -> Result<
 
 /// `synchost links list PIPELINE`
 pub fn links_list(config: &Path, pipeline: &str, limit: u32) -> Result<(), CommandError> {
-    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
-    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let (_, state) = open_state(config)?;
     for link in state.links(pipeline, limit).map_err(state_error)? {
         println!("left {:<12} <-> right {:<12} {:<14} {}", link.left_id, link.right_id, link.state, link.updated_at);
     }
@@ -366,8 +368,7 @@ pub fn links_list(config: &Path, pipeline: &str, limit: u32) -> Result<(), Comma
 
 /// `synchost links unlink PIPELINE ID`
 pub fn links_unlink(config: &Path, pipeline: &str, id: &str) -> Result<(), CommandError> {
-    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
-    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let (_, state) = open_state(config)?;
     match state.unlink(pipeline, id).map_err(state_error)? {
         Some((left, right)) => {
             println!("unlinked left {left} and right {right}; the next change of either is synced as a new record");
@@ -379,8 +380,7 @@ pub fn links_unlink(config: &Path, pipeline: &str, id: &str) -> Result<(), Comma
 
 /// `synchost messages [--since WHEN]`: the latest sync events (P12).
 pub fn messages(config: &Path, since: Option<&str>, limit: u32) -> Result<(), CommandError> {
-    let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
-    let state = State::open(&config.state_path()).map_err(state_error)?;
+    let (_, state) = open_state(config)?;
     let since = match since {
         None => None,
         Some(text) => Some(match humantime::parse_duration(text) {
