@@ -27,6 +27,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::catalog::{Catalog, Failure};
 use crate::config::{ConflictPolicy, DeletePolicy, Flow, LoadedConfig, PipelineConfig, Side};
 use crate::runtime::bindings::{Change, ChangeKind, Direction, EntityDef, Field, Mapped, Outcome, Record, Value, Violation};
@@ -300,8 +302,9 @@ impl Engine {
         if mode == Mode::Apply {
             ctx.run_id = Some(self.state.begin_run(name, trigger)?);
         }
+        // Spans are attached to the futures (not entered across awaits), so the
+        // runs of pipelines that share a thread never bleed into each other's logs.
         let span = tracing::info_span!("run", pipeline = name, run = ctx.run_id, trigger);
-        let _entered = span.enter();
         let mut report = RunReport { run_id: ctx.run_id, ..RunReport::default() };
         let outcome = async {
             if mode == Mode::Apply {
@@ -312,6 +315,7 @@ impl Engine {
             }
             Ok::<(), RunError>(())
         }
+        .instrument(span)
         .await;
         if let Some(run_id) = ctx.run_id {
             let error = outcome.as_ref().err().map(|e| (e.to_string(), e.hint()));
@@ -368,21 +372,25 @@ impl Engine {
                 return Ok(());
             }
             let span = tracing::debug_span!("batch", side = side.as_str());
-            let _entered = span.enter();
-            let batch = ctx.instance(side).read(ctx.entity(side), cursor.as_deref(), ctx.config.batch_size).await?;
-            match side {
-                Side::Left => report.counts.read_left += batch.records.len() as u64,
-                Side::Right => report.counts.read_right += batch.records.len() as u64,
+            let batch = async {
+                let batch = ctx.instance(side).read(ctx.entity(side), cursor.as_deref(), ctx.config.batch_size).await?;
+                match side {
+                    Side::Left => report.counts.read_left += batch.records.len() as u64,
+                    Side::Right => report.counts.read_right += batch.records.len() as u64,
+                }
+                if let Some(progress) = &self.progress {
+                    progress.inc(batch.records.len() as u64);
+                    progress.set_message(format!("{} {side}", ctx.name));
+                }
+                let mut plan = self.plan_batch(ctx, side, &batch.records).await?;
+                if !full_scan {
+                    plan.commit.cursor = Some((side, batch.cursor.clone()));
+                }
+                self.finish_batch(ctx, side, plan, report).await?;
+                Ok::<_, RunError>(batch)
             }
-            if let Some(progress) = &self.progress {
-                progress.inc(batch.records.len() as u64);
-                progress.set_message(format!("{} {side}", ctx.name));
-            }
-            let mut plan = self.plan_batch(ctx, side, &batch.records).await?;
-            if !full_scan {
-                plan.commit.cursor = Some((side, batch.cursor.clone()));
-            }
-            self.finish_batch(ctx, side, plan, report).await?;
+            .instrument(span)
+            .await?;
             cursor = batch.cursor;
             if !batch.has_more || batch.records.is_empty() {
                 return Ok(());
