@@ -120,6 +120,10 @@ pub(crate) struct Ctx<'a> {
     pub parked: std::sync::Mutex<std::collections::HashSet<(i64, String)>>,
     /// Conflicts already open before this run: kept up to date, not recorded again.
     pub open: std::collections::HashSet<(i64, String)>,
+    /// Records the run wrote to while they held a change of their own: their
+    /// version moved, so their own change may now sort before the cursor (when
+    /// the two systems' clocks disagree). They are compared again before the run ends.
+    pub recheck: std::sync::Mutex<Vec<(Side, String)>>,
 }
 
 impl Ctx<'_> {
@@ -267,7 +271,7 @@ impl Engine {
         let right_def = find(right.describe().await?, Side::Right, &config.right.entity, right)?;
         check_fields(name, config, &left_def, &right_def, mapper.is_some())?;
         let open = self.state.conflicts(Some(name), true)?.into_iter().map(|c| (c.link_id, c.field)).collect();
-        Ok(Ctx { name, config, left, right, left_def, right_def, mapper, mode, run_id: None, parked: Default::default(), open })
+        Ok(Ctx { name, config, left, right, left_def, right_def, mapper, mode, run_id: None, parked: Default::default(), open, recheck: Default::default() })
     }
 
     /// Checks that a pipeline can run: both endpoints describe its entities and
@@ -313,6 +317,7 @@ impl Engine {
             for side in [Side::Left, Side::Right] {
                 self.sync_side(&ctx, side, &mut report).await?;
             }
+            self.recheck(&ctx, &mut report).await?;
             Ok::<(), RunError>(())
         }
         .instrument(span)
@@ -357,6 +362,30 @@ impl Engine {
             // Intents whose source is gone, or that need no write any more, are done.
             plan.commit.finished_intents.extend(ids.into_iter().map(|id| (side, id)));
             self.finish_batch(ctx, side, plan, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Compares again the records this run wrote to while they held changes of
+    /// their own (see `Ctx::recheck`), whatever their position in the change feed.
+    async fn recheck(&self, ctx: &Ctx<'_>, report: &mut RunReport) -> Result<(), RunError> {
+        // Each round can only add records of the other side; two rounds settle it.
+        for _ in 0..2 {
+            let pending: Vec<(Side, String)> = std::mem::take(&mut *ctx.recheck.lock().unwrap_or_else(|e| e.into_inner()));
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for side in [Side::Left, Side::Right] {
+                let mut ids: Vec<String> = pending.iter().filter(|(s, _)| *s == side).map(|(_, id)| id.clone()).collect();
+                ids.sort();
+                ids.dedup();
+                if ids.is_empty() {
+                    continue;
+                }
+                let records = ctx.instance(side).fetch(ctx.entity(side), &ids).await?;
+                let plan = self.plan_batch(ctx, side, &records).await?;
+                self.finish_batch(ctx, side, plan, report).await?;
+            }
         }
         Ok(())
     }
@@ -416,6 +445,9 @@ impl Engine {
             }
         };
         for (pending, outcome) in plan.pending.into_iter().zip(outcomes) {
+            if let (false, Some(Outcome::Applied(applied))) = (pending.target_in_sync, &outcome) {
+                ctx.recheck.lock().unwrap_or_else(|e| e.into_inner()).push((target, applied.id.clone()));
+            }
             record_outcome(&mut plan.commit, &mut plan.counts, source, pending, outcome);
         }
         if !plan.reverse.is_empty() {

@@ -296,7 +296,11 @@ mod convergence {
     const FIELDS: [&str; 3] = ["name", "phone", "status"];
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        // PROPTEST_CASES raises the number of cases for a longer search.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(12),
+            ..ProptestConfig::default()
+        })]
 
         // Covers: C1, C2, C8, C9, H6, P7
         #[test]
