@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-const GUESTS: &[&str] = &["guest-misbehaving", "guest-future-api"];
+const GUESTS: &[&str] = &["guest-misbehaving", "guest-future-api", "guest-fragile-mapper"];
 
 fn main() {
     let mut code = String::new();

@@ -154,6 +154,71 @@ impl Ctx<'_> {
     }
 }
 
+/// Whether a failed plugin call may be caused by one record of the batch: the
+/// plugin crashed or hit a limit (as opposed to an outage, which fails the run).
+fn isolable(error: &CallError) -> bool {
+    matches!(error, CallError::Trap { .. } | CallError::MemoryLimit { .. } | CallError::OutputTooLarge { .. })
+}
+
+/// Maps and validates records through the mapper plugin.
+async fn map_and_validate(mapper: &Instance, source: Side, records: &[Record]) -> Result<Vec<Result<Record, Vec<Violation>>>, CallError> {
+    let mut results: Vec<Result<Record, Vec<Violation>>> = mapper
+        .map(direction(source), records)
+        .await?
+        .into_iter()
+        .map(|m| match m {
+            Mapped::Ok(record) => Ok(record),
+            Mapped::Invalid(violations) => Err(violations),
+        })
+        .collect();
+    let valid: Vec<Record> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    let found = if valid.is_empty() { Vec::new() } else { mapper.validate(direction(source), &valid).await? };
+    let mut found = found.into_iter();
+    for result in &mut results {
+        if result.is_ok() {
+            let violations = found.next().unwrap_or_default();
+            if !violations.is_empty() {
+                *result = Err(violations);
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// Writes a batch; if the connector crashes on it, writes the changes one at a
+/// time so that only the ones it crashes on are rejected (H1).
+async fn write_isolating(ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Result<Vec<Outcome>, RunError> {
+    let instance = ctx.instance(target);
+    match instance.write(ctx.entity(target), changes).await {
+        Ok(outcomes) => Ok(outcomes),
+        Err(error) if isolable(&error) && changes.len() > 1 => {
+            tracing::warn!(pipeline = ctx.name, "Connector failed on a batch; retrying its changes one by one: {error}");
+            let mut outcomes = Vec::with_capacity(changes.len());
+            for change in changes {
+                outcomes.push(match instance.write(ctx.entity(target), std::slice::from_ref(change)).await {
+                    Ok(mut one) => one.pop().unwrap_or_else(|| {
+                        Outcome::Rejected(crate::runtime::bindings::Problem {
+                            code: "no-outcome".into(),
+                            message: "the connector returned no outcome".into(),
+                            hint: None,
+                            retryable: true,
+                        })
+                    }),
+                    Err(error) if isolable(&error) => Outcome::Rejected(crate::runtime::bindings::Problem {
+                        code: "plugin-crashed".into(),
+                        message: error.to_string(),
+                        hint: error.hint(),
+                        retryable: false,
+                    }),
+                    Err(error) => return Err(error.into()),
+                });
+            }
+            Ok(outcomes)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Every field a pipeline names must exist on its entity; a typo would
 /// otherwise just never sync. A left-to-right field may be made by the mapper.
 fn check_fields(name: &str, config: &PipelineConfig, left: &EntityDef, right: &EntityDef, has_mapper: bool) -> Result<(), RunError> {
@@ -441,7 +506,7 @@ impl Engine {
                     plan.commit.finished_intents.extend(creates.into_iter().map(|id| (source, id)));
                 }
                 let changes: Vec<Change> = plan.pending.iter().map(|p| p.change.clone()).collect();
-                ctx.instance(target).write(ctx.entity(target), &changes).await?.into_iter().map(Some).collect()
+                write_isolating(ctx, target, &changes).await?.into_iter().map(Some).collect()
             }
         };
         for (pending, outcome) in plan.pending.into_iter().zip(outcomes) {
@@ -497,28 +562,28 @@ impl Engine {
             })
             .collect();
         let mut results: Vec<Result<Record, Vec<Violation>>> = match ctx.mapper {
-            Some(mapper) if !canonical.is_empty() => {
-                let mapped = mapper.map(direction(source), &canonical).await?;
-                let mut results: Vec<Result<Record, Vec<Violation>>> = mapped
-                    .into_iter()
-                    .map(|m| match m {
-                        Mapped::Ok(record) => Ok(record),
-                        Mapped::Invalid(violations) => Err(violations),
-                    })
-                    .collect();
-                let valid: Vec<Record> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-                let found = if valid.is_empty() { Vec::new() } else { mapper.validate(direction(source), &valid).await? };
-                let mut found = found.into_iter();
-                for result in &mut results {
-                    if result.is_ok() {
-                        let violations = found.next().unwrap_or_default();
-                        if !violations.is_empty() {
-                            *result = Err(violations);
-                        }
+            Some(mapper) if !canonical.is_empty() => match map_and_validate(mapper, source, &canonical).await {
+                Ok(results) => results,
+                // The mapper crashed on the batch: find the records it crashes on,
+                // one at a time, so that only they fail (H1).
+                Err(error) if isolable(&error) => {
+                    tracing::warn!(pipeline = ctx.name, "Mapper failed on a batch; retrying its records one by one: {error}");
+                    let mut results = Vec::with_capacity(canonical.len());
+                    for record in &canonical {
+                        results.push(match map_and_validate(mapper, source, std::slice::from_ref(record)).await {
+                            Ok(mut one) => one.pop().unwrap_or_else(|| Err(Vec::new())),
+                            Err(error) if isolable(&error) => Err(vec![Violation {
+                                field: None,
+                                message: error.to_string(),
+                                hint: error.hint(),
+                            }]),
+                            Err(error) => return Err(error.into()),
+                        });
                     }
+                    results
                 }
-                results
-            }
+                Err(error) => return Err(error.into()),
+            },
             _ => canonical.into_iter().map(Ok).collect(),
         };
         for result in &mut results {

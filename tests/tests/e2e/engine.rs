@@ -431,3 +431,29 @@ async fn a_field_the_entity_does_not_have_stops_the_run_with_the_fields_it_has()
     assert!(hint.contains("correct [pipelines.p.fields]") && hint.contains("right fields: name, phone, status"), "{hint}");
     assert_eq!(engine.state.health("p").unwrap().unwrap().state, "degraded");
 }
+
+// Covers: H1, P4
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapper_crashing_on_one_record_fails_only_that_record() {
+    let (scene, engine) = scene(&format!(
+        r#"
+[plugins.fragile]
+path = {}
+
+[mappers.fragile]
+plugin = "fragile"
+
+{}mapper = "fragile"
+"#,
+        synchost_tests::toml_path(std::path::Path::new(synchost_tests::guests::FRAGILE_MAPPER)),
+        BOTH_WAYS
+    ));
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada'), ('poison'), ('Grace')");
+    let report = sync(&engine).await;
+    assert_eq!((report.counts.created, report.counts.failed), (2, 1));
+    assert_eq!(scene.rows("branch.sqlite", "SELECT name FROM contacts ORDER BY id"), ["Ada", "Grace"]);
+    let failed = engine.state.failed(Some("p")).unwrap();
+    assert_eq!(failed[0].source_id, "2");
+    assert!(failed[0].reason.contains("crashed") && failed[0].reason.contains("record 2 is poison"), "{}", failed[0].reason);
+    assert_eq!(engine.state.health("p").unwrap().unwrap().state, "ok", "the pipeline goes on");
+}
