@@ -99,7 +99,7 @@ fn print_report(pipeline: &str, report: &RunReport, dry_run: bool) {
 }
 
 /// `synchost sync PIPELINE [--dry-run]`
-pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool) -> Result<(), CommandError> {
+pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch: bool) -> Result<(), CommandError> {
     let mut engine = open_engine(config)?;
     let names: Vec<String> = match pipeline {
         Some(name) => vec![name.to_owned()],
@@ -112,7 +112,7 @@ pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool) -> Resul
     let mut failed = false;
     for name in names {
         let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
-        match engine.run(&name, "manual", mode).await {
+        match engine.run_with(&name, "manual", mode, rematch).await {
             Ok(report) => {
                 progress.suspend(|| print_report(&name, &report, dry_run));
             }

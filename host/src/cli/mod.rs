@@ -87,6 +87,10 @@ enum Command {
         /// would be resolved how, on each side; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Link unlinked records that exist on both sides by the pipeline's
+        /// `match_on` fields first (done by itself on a pipeline's first run).
+        #[arg(long = "match")]
+        rematch: bool,
     },
     /// Health of every pipeline by category, the scheduler's heartbeat, queues.
     Status {
@@ -289,7 +293,7 @@ pub async fn main() -> ExitCode {
         }
         Command::Demo { dir } => demo::run(dir).await,
         Command::Run => admin::run(&cli.config).await,
-        Command::Sync { pipeline, dry_run } => admin::sync(&cli.config, pipeline.as_deref(), *dry_run).await,
+        Command::Sync { pipeline, dry_run, rematch } => admin::sync(&cli.config, pipeline.as_deref(), *dry_run, *rematch).await,
         Command::Status { json } => admin::status(&cli.config, *json).await,
         Command::History { pipeline, id, limit, json } => admin::history(&cli.config, pipeline, id.as_deref(), *limit, *json),
         Command::Conflicts { command: ConflictsCommand::List { pipeline, all } } => admin::conflicts_list(&cli.config, pipeline.as_deref(), *all),

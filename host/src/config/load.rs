@@ -225,6 +225,15 @@ fn check_pipelines(c: &mut Collector<'_>, config: &Config) {
                 );
             }
         }
+        for field in &pipeline.match_on {
+            if !pipeline.fields.contains_key(field) {
+                c.error(
+                    None,
+                    format!("[pipelines.{name}] matches on `{field}`, which is not one of its fields"),
+                    "list match_on fields by their left name, as under [pipelines.NAME.fields]",
+                );
+            }
+        }
         for required in &pipeline.required {
             if !pipeline.fields.contains_key(required) {
                 c.error(

@@ -40,6 +40,13 @@ pub struct PipelineConfig {
     /// Fields (left names) that must have a value for a record to be written.
     #[serde(default)]
     pub required: Vec<String>,
+    /// Fields (left names) that identify the same record on both sides, e.g.
+    /// `["email"]`. On a pipeline's first run (and on `sync --match`) records
+    /// that exist on both sides with equal values (trimmed, case-insensitive)
+    /// are linked instead of created again; their differences are then settled
+    /// by the conflict policy. Empty (the default): no matching.
+    #[serde(default)]
+    pub match_on: Vec<String>,
     /// Records per read and write batch. Default 500.
     #[serde(default = "default_batch")]
     pub batch_size: u32,

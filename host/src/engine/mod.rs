@@ -20,6 +20,7 @@
 //! - `policy`: conflict policies.
 //! - `resolve`: an admin's answer to a parked conflict, and resubmission of failed items.
 
+mod matching;
 pub mod policy;
 mod resolve;
 
@@ -124,6 +125,8 @@ pub(crate) struct Ctx<'a> {
     /// version moved, so their own change may now sort before the cursor (when
     /// the two systems' clocks disagree). They are compared again before the run ends.
     pub recheck: std::sync::Mutex<Vec<(Side, String)>>,
+    /// In a dry run, the records matching would have linked (nothing is stored).
+    pub matched: std::sync::Mutex<std::collections::HashSet<(Side, String)>>,
 }
 
 impl Ctx<'_> {
@@ -336,7 +339,7 @@ impl Engine {
         let right_def = find(right.describe().await?, Side::Right, &config.right.entity, right)?;
         check_fields(name, config, &left_def, &right_def, mapper.is_some())?;
         let open = self.state.conflicts(Some(name), true)?.into_iter().map(|c| (c.link_id, c.field)).collect();
-        Ok(Ctx { name, config, left, right, left_def, right_def, mapper, mode, run_id: None, parked: Default::default(), open, recheck: Default::default() })
+        Ok(Ctx { name, config, left, right, left_def, right_def, mapper, mode, run_id: None, parked: Default::default(), open, recheck: Default::default(), matched: Default::default() })
     }
 
     /// Checks that a pipeline can run: both endpoints describe its entities and
@@ -356,6 +359,12 @@ impl Engine {
 
     /// One run of a pipeline: both sides, every batch, until no changes are waiting.
     pub async fn run(&self, name: &str, trigger: &str, mode: Mode) -> Result<RunReport, RunError> {
+        self.run_with(name, trigger, mode, false).await
+    }
+
+    /// One run; with `rematch`, records existing on both sides are matched by
+    /// the pipeline's `match_on` fields first, even when links exist already.
+    pub async fn run_with(&self, name: &str, trigger: &str, mode: Mode, rematch: bool) -> Result<RunReport, RunError> {
         let mut ctx = match self.context(name, mode).await {
             Ok(ctx) => ctx,
             // An endpoint that cannot even describe itself fails the run too: the
@@ -378,6 +387,9 @@ impl Engine {
         let outcome = async {
             if mode == Mode::Apply {
                 self.finish_intents(&ctx, &mut report).await?;
+            }
+            if !ctx.config.match_on.is_empty() && (rematch || self.state.link_count(name)? == 0) {
+                self.match_existing(&ctx, &mut report).await?;
             }
             for side in [Side::Left, Side::Right] {
                 self.sync_side(&ctx, side, &mut report).await?;
@@ -657,7 +669,8 @@ impl Engine {
             match (link, record.deleted) {
                 (None, true) => {}
                 (None, false) => {
-                    if !ctx.config.create.allows(source) {
+                    let matched = ctx.matched.lock().unwrap_or_else(|e| e.into_inner()).contains(&(source, record.id.clone()));
+                    if !ctx.config.create.allows(source) || matched {
                         continue;
                     }
                     match mapped.remove(record.id.as_str()) {

@@ -457,3 +457,30 @@ plugin = "fragile"
     assert!(failed[0].reason.contains("crashed") && failed[0].reason.contains("record 2 is poison"), "{}", failed[0].reason);
     assert_eq!(engine.state.health("p").unwrap().unwrap().state, "ok", "the pipeline goes on");
 }
+
+// Covers: C1, C9, P7
+#[tokio::test(flavor = "multi_thread")]
+async fn records_on_both_sides_before_the_first_sync_are_matched_not_copied() {
+    let (scene, engine) = scene(&format!("{BOTH_WAYS}match_on = [\"phone\"]\n"));
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name, phone, status) VALUES ('Ada L.', '030 1', 'A'), ('Grace', '089 2', 'A'), ('Twin', '000', 'A'), ('Twin too', '000', 'A')");
+    scene.sql("branch.sqlite", "INSERT INTO contacts (name, phone, status) VALUES ('Alan', '040 3', 'L'), ('ada l.', ' 030 1 ', NULL), ('Edsger', NULL, 'X'), ('Twin', '000', 'A')");
+
+    // The preview shows the matches and creates only the unmatched records.
+    let preview = engine.run("p", "test", Mode::DryRun).await.unwrap();
+    assert_eq!(preview.plan.iter().filter(|e| e.action == "link").count(), 1, "{:#?}", preview.plan);
+    assert_eq!(preview.counts.created, 6);
+
+    let report = sync(&engine).await;
+    assert_eq!(report.counts.created, 6, "Grace + two ambiguous twins to the right; Alan, Edsger, the branch twin to the left");
+    let links = engine.state.links("p", 100).unwrap();
+    assert!(links.iter().any(|l| l.left_id == "1" && l.right_id == "2"), "Ada matched by phone: {links:?}");
+    // The matched pair's differences were settled by the policy (left wins).
+    assert_eq!(scene.rows("branch.sqlite", "SELECT name, phone, status FROM contacts WHERE id = 2"), ["Ada L.|030 1|A"]);
+    assert_eq!(scene.rows("hq.sqlite", "SELECT count(*) FROM contacts"), ["7"]);
+    assert_eq!(scene.rows("branch.sqlite", "SELECT count(*) FROM contacts"), ["7"]);
+    let events = engine.state.events(None, 10).unwrap();
+    assert!(events.iter().any(|e| e.message.contains("held by more than one record")), "{events:?}");
+    // Later runs do not match again; new records are just synced.
+    let quiet = sync(&engine).await;
+    assert_eq!((quiet.counts.created, quiet.counts.updated), (0, 0));
+}

@@ -1,0 +1,111 @@
+//! Matching records that exist on both sides before they were ever synced, so
+//! that the first sync of two populated systems links them instead of copying
+//! each side's records to the other.
+
+use std::collections::HashMap;
+
+use super::{side_ids, Ctx, Engine, Mode, RunError, RunReport};
+use crate::config::Side;
+use crate::runtime::bindings::{Record, Value};
+use crate::state::{Commit, HistoryEntry, LinkRef, LinkWrite};
+
+/// A record's match key: its match fields' values, trimmed and lower-cased;
+/// `None` when one of them is empty (an empty value identifies nothing).
+fn match_key(ctx: &Ctx<'_>, side: Side, record: &Record) -> Option<Vec<String>> {
+    ctx.config
+        .match_on
+        .iter()
+        .map(|field| {
+            let value = record.get(ctx.config.name_on(side, field))?;
+            let text = match value {
+                Value::Null => return None,
+                other => crate::cli::output::value_text(other).trim().to_lowercase(),
+            };
+            (!text.is_empty()).then_some(text)
+        })
+        .collect()
+}
+
+impl Engine {
+    /// Every live record of one side, read from the start.
+    async fn read_all(&self, ctx: &Ctx<'_>, side: Side) -> Result<Vec<Record>, RunError> {
+        let mut records = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let batch = ctx.instance(side).read(ctx.entity(side), cursor.as_deref(), ctx.config.batch_size).await?;
+            let done = !batch.has_more || batch.records.is_empty();
+            records.extend(batch.records.into_iter().filter(|r| !r.deleted));
+            cursor = batch.cursor;
+            if done {
+                return Ok(records);
+            }
+        }
+    }
+
+    /// Links unlinked records with equal match keys on both sides. A key held
+    /// by more than one record on a side is ambiguous: those records are left
+    /// unmatched (and synced as new), with a warning in the event log.
+    pub(super) async fn match_existing(&self, ctx: &Ctx<'_>, report: &mut RunReport) -> Result<(), RunError> {
+        let mut keyed: [HashMap<Vec<String>, Vec<String>>; 2] = [HashMap::new(), HashMap::new()];
+        for (index, side) in [Side::Left, Side::Right].into_iter().enumerate() {
+            let records = self.read_all(ctx, side).await?;
+            let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+            let linked = self.state.links_by_ids(ctx.name, side, &ids)?;
+            for record in records.iter().filter(|r| !linked.contains_key(&r.id)) {
+                if let Some(key) = match_key(ctx, side, record) {
+                    keyed[index].entry(key).or_default().push(record.id.clone());
+                }
+            }
+        }
+        let [left, right] = keyed;
+        let mut commit = Commit::default();
+        let mut ambiguous = 0;
+        for (key, left_ids) in &left {
+            let Some(right_ids) = right.get(key) else { continue };
+            if left_ids.len() != 1 || right_ids.len() != 1 {
+                ambiguous += 1;
+                continue;
+            }
+            let (left_id, right_id) = (left_ids[0].clone(), right_ids[0].clone());
+            if ctx.mode == Mode::DryRun {
+                let mut matched = ctx.matched.lock().unwrap_or_else(|e| e.into_inner());
+                matched.insert((Side::Left, left_id.clone()));
+                matched.insert((Side::Right, right_id.clone()));
+            }
+            // No base: every field that differs is a conflict for the policy to settle.
+            commit.links.push(LinkWrite {
+                link: LinkRef::New { left_id: left_id.clone(), right_id: right_id.clone() },
+                left_version: None,
+                right_version: None,
+                state: None,
+                base: Vec::new(),
+            });
+            let (l, r) = side_ids(Side::Left, &left_id, Some(&right_id));
+            commit.history.push(HistoryEntry {
+                left_id: l,
+                right_id: r,
+                action: "link",
+                target: None,
+                origin: None,
+                fields: Vec::new(),
+                rule: format!("matched on {}", ctx.config.match_on.join(", ")),
+                message: Some(format!("existed on both sides ({})", key.join(", "))),
+            });
+        }
+        if ambiguous > 0 {
+            let message = format!(
+                "{ambiguous} match key(s) of {} are held by more than one record on a side; those records are synced as new",
+                ctx.config.match_on.join(", ")
+            );
+            tracing::warn!(pipeline = ctx.name, "{message}");
+            if ctx.mode == Mode::Apply {
+                self.state.event("warn", Some(ctx.name), ctx.run_id, &message, Some("make the match fields unique, or link such records by hand"))?;
+            }
+        }
+        if ctx.mode == Mode::Apply && !commit.is_empty() {
+            self.state.apply(ctx.name, ctx.run_id, &commit)?;
+        }
+        report.plan.append(&mut commit.history);
+        Ok(())
+    }
+}
