@@ -233,14 +233,9 @@ fn show(dir: &Path, db: &str, query: &str) -> Result<(), CommandError> {
         .map_err(other)?
         .collect::<Result<_, _>>()
         .map_err(other)?;
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([columns[i].len()]).max().unwrap_or(0))
-        .collect();
-    let line = |cells: &[String]| cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
     println!("  {db}:");
-    println!("    {}", line(&columns));
-    for row in rows {
-        println!("    {}", line(&row));
+    for line in super::output::text_table(&columns, &rows).lines() {
+        println!("    {line}");
     }
     Ok(())
 }

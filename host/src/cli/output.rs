@@ -65,16 +65,22 @@ pub fn records_table(records: &[Record]) -> String {
                 .collect()
         })
         .collect();
+    text_table(&columns, &rows)
+}
+
+/// Rows under a header, each column as wide as its widest cell, with a rule
+/// under the header.
+pub fn text_table(columns: &[String], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..columns.len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([columns[i].len()]).max().unwrap_or(0))
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([columns[i].chars().count()]).max().unwrap_or(0))
         .collect();
     let line = |cells: &[String]| {
         cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
     };
-    let mut out = line(&columns);
+    let mut out = line(columns);
     out.push('\n');
     out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
-    for row in &rows {
+    for row in rows {
         out.push('\n');
         out.push_str(&line(row));
     }
