@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::output::value_text;
 use super::{load_catalog, CommandError};
 use crate::config::Side;
 use crate::engine::{Engine, Mode, Resolution, RunError, RunReport};
@@ -70,8 +69,8 @@ pub fn print_entry(entry: &HistoryEntry) {
     }
     for (field, from, to) in &entry.fields {
         match from {
-            Some(from) => println!("             {field}: {} -> {}", value_text(from), value_text(to)),
-            None => println!("             {field}: {}", value_text(to)),
+            Some(from) => println!("             {field}: {} -> {}", from.to_text(), to.to_text()),
+            None => println!("             {field}: {}", to.to_text()),
         }
     }
     if let Some(message) = &entry.message {
@@ -288,8 +287,8 @@ pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Resul
             c.left_id,
             c.right_id,
             c.field,
-            value_text(&c.left_value),
-            value_text(&c.right_value),
+            c.left_value.to_text(),
+            c.right_value.to_text(),
             c.status,
             c.resolution.map(|r| format!(": {r} by {}", c.resolved_by.unwrap_or_default())).unwrap_or_default()
         );
@@ -441,8 +440,8 @@ pub async fn mirror_diff(config: &Path, pipeline: &str) -> Result<(), CommandErr
             d.left_id,
             d.right_id,
             d.field,
-            value_text(&d.left_value),
-            value_text(&d.right_value)
+            d.left_value.to_text(),
+            d.right_value.to_text()
         );
     }
     Ok(())

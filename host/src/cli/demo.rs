@@ -314,8 +314,8 @@ pub async fn run(dir: &Path) -> Result<(), CommandError> {
             conflict.id,
             conflict.pipeline,
             conflict.field,
-            super::output::value_text(&conflict.left_value),
-            super::output::value_text(&conflict.right_value)
+            conflict.left_value.to_text(),
+            conflict.right_value.to_text()
         );
         println!("    resolve with: synchost conflicts resolve {} --take left   (or --take right, or --value TEXT)", conflict.id);
     }

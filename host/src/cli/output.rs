@@ -1,42 +1,17 @@
 //! Printing records for people (aligned tables) and for programs (JSON).
 
-use crate::runtime::bindings::{Record, Value};
-
-/// A value as JSON: dates, timestamps and decimals stay exact strings.
-pub fn value_json(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Boolean(b) => (*b).into(),
-        Value::Integer(i) => (*i).into(),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
-        Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => s.clone().into(),
-        Value::Bytes(b) => hex::encode(b).into(),
-        Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| s.clone().into()),
-    }
-}
+use crate::runtime::bindings::Record;
 
 /// A record as a JSON object.
 pub fn record_json(record: &Record) -> serde_json::Value {
     let fields: serde_json::Map<String, serde_json::Value> =
-        record.fields.iter().map(|f| (f.name.clone(), value_json(&f.value))).collect();
+        record.fields.iter().map(|f| (f.name.clone(), f.value.to_json())).collect();
     serde_json::json!({
         "id": record.id,
         "version": record.version,
         "deleted": record.deleted,
         "fields": fields,
     })
-}
-
-/// A value as a table cell.
-pub fn value_text(value: &Value) -> String {
-    match value {
-        Value::Null => "∅".into(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Integer(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Bytes(b) => format!("<{} bytes>", b.len()),
-        Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) | Value::Json(s) => s.clone(),
-    }
 }
 
 /// Records as an aligned text table: id, version, deleted, then every field.
@@ -59,7 +34,7 @@ pub fn records_table(records: &[Record]) -> String {
                     0 => r.id.clone(),
                     1 => r.version.clone().unwrap_or_default(),
                     2 => if r.deleted { "yes".into() } else { String::new() },
-                    _ => r.fields.iter().find(|f| &f.name == column).map(|f| value_text(&f.value)).unwrap_or_default(),
+                    _ => r.fields.iter().find(|f| &f.name == column).map(|f| f.value.to_text()).unwrap_or_default(),
                 })
                 .map(|cell| truncate(&cell, 40))
                 .collect()

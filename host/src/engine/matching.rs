@@ -19,7 +19,7 @@ fn match_key(ctx: &Ctx<'_>, side: Side, record: &Record) -> Option<Vec<String>> 
             let value = record.get(ctx.config.name_on(side, field))?;
             let text = match value {
                 Value::Null => return None,
-                other => crate::cli::output::value_text(other).trim().to_lowercase(),
+                other => other.to_text().trim().to_lowercase(),
             };
             (!text.is_empty()).then_some(text)
         })

@@ -151,6 +151,13 @@ impl Ctx<'_> {
         }
     }
 
+    /// The origin a change carries: which pipeline, side and record it comes
+    /// from. The target stores it to make a create idempotent, so it must be
+    /// the same on every attempt.
+    pub fn origin(&self, side: Side, id: &str) -> String {
+        format!("{}/{side}/{id}", self.name)
+    }
+
     /// The synced fields: (left name, rule), without those switched off.
     pub fn rules(&self) -> impl Iterator<Item = (&str, &crate::config::FieldRule)> {
         self.config.fields.iter().filter(|(_, r)| r.direction != Flow::Off).map(|(n, r)| (n.as_str(), r))
@@ -786,7 +793,7 @@ fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: &BTreeMap<S
         source_version: record.version.clone(),
         link: None,
         change: Change {
-            origin: format!("{}/{}/{}", ctx.name, source, record.id),
+            origin: ctx.origin(source, &record.id),
             target_id: None,
             expected_version: None,
             kind: ChangeKind::Upsert,
@@ -905,8 +912,8 @@ fn plan_update(
                     format!("policy {}", policy.as_str()),
                     format!(
                         "`{left}` changed on both sides; the {winner} value {} replaces the {source} value {}{}",
-                        crate::cli::output::value_text(&current_value),
-                        crate::cli::output::value_text(new_value),
+                        current_value.to_text(),
+                        new_value.to_text(),
                         if policy == ConflictPolicy::FirstWriterWins {
                             format!("; the {source} change was rejected because the {winner} side changed it first: the {source} side must refresh")
                         } else {
@@ -934,7 +941,7 @@ fn plan_update(
                     let (left_id, right_id) = side_ids(source, &record.id, Some(&counterpart.id));
                     plan.reverse.push((
                         Change {
-                            origin: format!("{}/{}/{}", ctx.name, target, counterpart.id),
+                            origin: ctx.origin(target, &counterpart.id),
                             target_id: Some(record.id.clone()),
                             expected_version: None,
                             kind: ChangeKind::Upsert,
@@ -1012,7 +1019,7 @@ fn plan_update(
         source_version: record.version.clone(),
         link: Some(link.clone()),
         change: Change {
-            origin: format!("{}/{}/{}", ctx.name, source, record.id),
+            origin: ctx.origin(source, &record.id),
             target_id: Some(counterpart.id.clone()),
             expected_version: counterpart.version.clone(),
             kind: ChangeKind::Upsert,
@@ -1124,7 +1131,7 @@ fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: 
         source_version: record.version.clone(),
         link: Some(link.clone()),
         change: Change {
-            origin: format!("{}/{}/{}", ctx.name, source, record.id),
+            origin: ctx.origin(source, &record.id),
             target_id: Some(counterpart.id.clone()),
             expected_version: counterpart.version.clone(),
             kind: ChangeKind::Delete,

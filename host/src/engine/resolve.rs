@@ -104,7 +104,7 @@ impl Engine {
         }
         let answer = match &resolution {
             Resolution::Take(side) => format!("took the {side} side"),
-            Resolution::Value(value) => format!("set {}", crate::cli::output::value_text(value)),
+            Resolution::Value(value) => format!("set {}", value.to_text()),
         };
         commit.resolved_conflicts.push((id, answer.clone(), by.to_owned()));
         commit.history.push(HistoryEntry {

@@ -52,6 +52,32 @@ impl Record {
 }
 
 impl Value {
+    /// The value as JSON: dates, timestamps and decimals stay exact strings,
+    /// bytes are hex, a JSON value is embedded as itself.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Boolean(b) => (*b).into(),
+            Value::Integer(i) => (*i).into(),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+            Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) => s.clone().into(),
+            Value::Bytes(b) => hex::encode(b).into(),
+            Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| s.clone().into()),
+        }
+    }
+
+    /// The value as a person reads it in one line; null is `∅`.
+    pub fn to_text(&self) -> String {
+        match self {
+            Value::Null => "∅".into(),
+            Value::Boolean(b) => b.to_string(),
+            Value::Integer(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Bytes(b) => format!("<{} bytes>", b.len()),
+            Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Timestamp(s) | Value::Json(s) => s.clone(),
+        }
+    }
+
     /// Null, or text that is only whitespace.
     pub fn is_empty(&self) -> bool {
         match self {

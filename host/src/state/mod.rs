@@ -515,7 +515,7 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
             .fields
             .iter()
             .map(|(name, from, to)| {
-                (name.clone(), serde_json::json!({ "from": from.as_ref().map(history_value), "to": history_value(to) }))
+                (name.clone(), serde_json::json!({ "from": from.as_ref().map(Value::to_json), "to": to.to_json() }))
             })
             .collect();
         history.execute(params![
@@ -574,7 +574,3 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
     Ok(())
 }
 
-/// A value as people read it in history.
-fn history_value(value: &Value) -> serde_json::Value {
-    crate::cli::output::value_json(value)
-}
