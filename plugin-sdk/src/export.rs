@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use crate::bindings::connector::exports::synchost::plugin::connector as wit_connector;
 use crate::bindings::mapper::exports::synchost::plugin::mapper as wit_mapper;
 use crate::{
-    Change, Context, Direction, EntityDef, Error, Mapped, Outcome, Problem, ReadBatch, Record,
+    Change, Context, Direction, EntityDef, EntityNeed, Error, Mapped, Outcome, Problem, ReadBatch, Record,
     Violation,
 };
 
@@ -30,6 +30,36 @@ pub trait Connector: Sized {
 
     /// Applies a batch of changes and returns one [`Outcome`] per change, in order.
     fn write(&mut self, entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error>;
+
+    /// Checks that the system is reachable and the account may do what `needs`
+    /// asks; returns one problem per missing permission. The default checks the
+    /// needs against [`Connector::describe`]: each entity exists, and is
+    /// writable where a pipeline writes to it. Connectors to systems with their
+    /// own permission model override it to ask the system.
+    fn probe(&mut self, needs: &[EntityNeed]) -> Result<Vec<Problem>, Error> {
+        let entities = self.describe()?;
+        Ok(needs
+            .iter()
+            .filter_map(|need| match entities.iter().find(|e| e.name == need.entity) {
+                None => Some(Problem {
+                    code: "unknown-entity".into(),
+                    message: format!("entity `{}` is not exposed by this endpoint", need.entity),
+                    hint: Some(format!(
+                        "use one of: {}",
+                        entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                    )),
+                    retryable: false,
+                }),
+                Some(entity) if need.write && !entity.writable => Some(Problem {
+                    code: "read-only".into(),
+                    message: format!("entity `{}` is read-only here but a pipeline writes to it", need.entity),
+                    hint: Some("make the pipeline one-way (`create` and field `direction`), or make the entity writable in the endpoint's settings".into()),
+                    retryable: false,
+                }),
+                Some(_) => None,
+            })
+            .collect())
+    }
 }
 
 /// A mapper with field-mapping and validation rules.
@@ -68,6 +98,10 @@ impl<T: Connector> wit_connector::Guest for ConnectorExport<T> {
 
     fn write(entity: String, changes: Vec<Change>) -> Result<Vec<Outcome>, Problem> {
         instance(T::new)?.write(&entity, changes).map_err(Error::into_problem)
+    }
+
+    fn probe(needs: Vec<EntityNeed>) -> Result<Vec<Problem>, Problem> {
+        instance(T::new)?.probe(&needs).map_err(Error::into_problem)
     }
 }
 

@@ -72,7 +72,7 @@ pub use host::Context;
 ///
 /// The export macros embed it in the component's `synchost:api-version`
 /// custom section, where the host reads it before instantiating the plugin.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";
 
 /// Shared WIT types: values, records, problems, entity descriptions.
 pub use bindings::connector::synchost::plugin::types::{
@@ -80,7 +80,7 @@ pub use bindings::connector::synchost::plugin::types::{
 };
 /// Connector types: read batches, changes and their outcomes.
 pub use bindings::connector::exports::synchost::plugin::connector::{
-    Applied, Change, ChangeKind, Outcome, ReadBatch,
+    Applied, Change, ChangeKind, EntityNeed, Outcome, ReadBatch,
 };
 /// Mapper types: direction, mapping results and rule violations.
 pub use bindings::mapper::exports::synchost::plugin::mapper::{Direction, Mapped, Violation};
@@ -90,7 +90,7 @@ pub mod prelude {
     pub use crate::host::{log, Context};
     pub use crate::{
         export_connector, export_mapper, Applied, Change, ChangeKind, Connector, Direction,
-        EntityDef, Error, Field, FieldDef, FieldType, Mapped, Mapper, Outcome, Problem, ReadBatch,
+        EntityDef, EntityNeed, Error, Field, FieldDef, FieldType, Mapped, Mapper, Outcome, Problem, ReadBatch,
         Record, Value, Violation,
     };
 }

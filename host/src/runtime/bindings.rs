@@ -1,4 +1,4 @@
-//! Host-side bindings generated from `schemas/wit` (plugin API 0.1.x).
+//! Host-side bindings generated from `schemas/wit` (plugin API 0.2.x).
 //!
 //! The mapper world reuses the connector world's shared interfaces, so one
 //! `Record` type and one implementation of each host service serve both.
@@ -30,7 +30,7 @@ pub mod mapper {
     });
 }
 
-pub use connector::exports::synchost::plugin::connector::{Applied, Change, ChangeKind, Outcome, ReadBatch};
+pub use connector::exports::synchost::plugin::connector::{Applied, Change, ChangeKind, EntityNeed, Outcome, ReadBatch};
 pub use connector::synchost::plugin::http as wit_http;
 pub use connector::synchost::plugin::sql as wit_sql;
 pub use connector::synchost::plugin::types::{EntityDef, Field, FieldDef, FieldType, Problem, Record, Value};

@@ -33,7 +33,7 @@ pub use metadata::{PluginKind, PluginMetadata};
 
 use bindings::connector::ConnectorPluginPre;
 use bindings::mapper::MapperPluginPre;
-use bindings::{Change, Direction, EntityDef, Mapped, Outcome, ReadBatch, Record, Violation};
+use bindings::{Change, Direction, EntityDef, EntityNeed, Mapped, Outcome, Problem, ReadBatch, Record, Violation};
 use size::OutputSize;
 
 use crate::services::{HostState, InstanceContext};
@@ -302,6 +302,13 @@ impl Instance {
     pub async fn describe(&self) -> Result<Vec<EntityDef>, CallError> {
         let pre = self.connector("describe")?;
         guarded_call!(self, pre, "describe", |plugin, store| plugin.synchost_plugin_connector().call_describe(&mut store))
+    }
+
+    /// Checks reachability, credentials and permissions for what the pipelines
+    /// need; one problem per thing missing.
+    pub async fn probe(&self, needs: &[EntityNeed]) -> Result<Vec<Problem>, CallError> {
+        let pre = self.connector("probe")?;
+        guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, needs))
     }
 
     /// Records changed since `cursor`, at most `limit`.

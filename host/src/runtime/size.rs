@@ -1,6 +1,6 @@
 //! Approximate sizes of what plugins return, to enforce `max_output`.
 
-use super::bindings::{EntityDef, Mapped, Outcome, ReadBatch, Record, Value, Violation};
+use super::bindings::{EntityDef, Mapped, Outcome, Problem, ReadBatch, Record, Value, Violation};
 
 /// About how many bytes a value holds once lifted out of the guest.
 pub trait OutputSize {
@@ -40,9 +40,15 @@ impl OutputSize for Outcome {
     fn output_size(&self) -> u64 {
         match self {
             Outcome::Applied(a) => (a.id.len() + a.version.as_ref().map_or(0, String::len)) as u64,
-            Outcome::Rejected(p) => (p.message.len() + p.hint.as_ref().map_or(0, String::len)) as u64,
+            Outcome::Rejected(p) => p.output_size(),
             Outcome::Conflict(r) => r.output_size(),
         }
+    }
+}
+
+impl OutputSize for Problem {
+    fn output_size(&self) -> u64 {
+        (self.code.len() + self.message.len() + self.hint.as_ref().map_or(0, String::len)) as u64
     }
 }
 
