@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-const BUNDLED: &[&str] = &["sql-table", "crm-mapper"];
+const BUNDLED: &[&str] = &["sql-table", "crm-mapper", "redmine", "desktop-timesheet"];
 
 fn main() {
     let built = synchost_plugin_build::build(BUNDLED);

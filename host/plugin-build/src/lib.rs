@@ -35,21 +35,23 @@ pub fn build(packages: &[&str]) -> Vec<Built> {
         .join("plugins");
     check_target_installed();
 
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(&workspace)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
+    // One cargo invocation per plugin: features are unified across the packages
+    // of one invocation, and a plugin that uses another as a library (without
+    // its export) must not get that plugin's exports linked in twice.
     for package in packages {
-        command.args(["-p", package]);
-    }
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
-        command.env_remove(var);
-    }
-    let status = command.status().expect("failed to run cargo for the plugins");
-    if !status.success() {
-        panic!("building the plugins {packages:?} for {TARGET} failed; see the errors above");
+        let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .current_dir(&workspace)
+            .args(["build", "--release", "--target", TARGET, "-p", package, "--target-dir"])
+            .arg(&target_dir);
+        for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+            command.env_remove(var);
+        }
+        let status = command.status().expect("failed to run cargo for the plugins");
+        if !status.success() {
+            panic!("building the plugin {package} for {TARGET} failed; see the errors above");
+        }
     }
 
     let out = target_dir.join(TARGET).join("release");

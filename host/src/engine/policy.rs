@@ -14,9 +14,12 @@ pub enum Decision {
 }
 
 /// A record's own change time, from its version: RFC 3339, or Unix seconds or
-/// milliseconds. `None` when the version is not a time.
+/// milliseconds, optionally followed by `/` and a digest (systems whose clock
+/// has coarse steps add one to tell edits within a step apart). `None` when
+/// the version is not a time.
 pub fn change_time(version: Option<&str>) -> Option<i64> {
     let version = version?.trim();
+    let version = version.split_once('/').map_or(version, |(time, _)| time);
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(version) {
         return Some(time.timestamp_millis());
     }
@@ -59,6 +62,7 @@ mod tests {
         assert!(change_time(Some("2026-01-02T00:00:00Z")) > change_time(Some("2026-01-01T23:59:59.999Z")));
         assert_eq!(change_time(Some("1767225600")), change_time(Some("1767225600000")));
         assert_eq!(change_time(Some("r17")), None);
+        assert_eq!(change_time(Some("2026-01-02T00:00:00Z/00ff")), change_time(Some("2026-01-02T00:00:00Z")));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 mod clock;
 mod convert;
 mod schema;
-mod settings;
+pub mod settings;
 
 use serde::{Deserialize, Serialize};
 use synchost_plugin_sdk::host::{BatchMode, Dialect, Sql, Statement};
@@ -299,12 +299,19 @@ impl SqlTable {
     }
 }
 
-impl Connector for SqlTable {
-    fn new(context: &Context) -> Result<Self, Error> {
-        let settings: Settings = context.settings()?;
+impl SqlTable {
+    /// The connector over settings made by code rather than read from the
+    /// endpoint's config: how connectors for one fixed schema reuse this one.
+    pub fn with_settings(settings: Settings) -> Result<Self, Error> {
         let sql = Sql::connection(settings.connection.as_str());
         let dialect = sql.dialect()?;
         Ok(SqlTable { settings, sql, dialect })
+    }
+}
+
+impl Connector for SqlTable {
+    fn new(context: &Context) -> Result<Self, Error> {
+        SqlTable::with_settings(context.settings()?)
     }
 
     fn describe(&self) -> Result<Vec<EntityDef>, Error> {
@@ -457,4 +464,6 @@ impl Connector for SqlTable {
     }
 }
 
+// Connectors that build on this one as a library export themselves instead.
+#[cfg(feature = "export")]
 export_connector!(SqlTable);

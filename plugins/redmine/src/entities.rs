@@ -1,0 +1,251 @@
+//! The Redmine resources this connector exposes, their fields, and the
+//! conversion between Redmine's JSON and flat records.
+//!
+//! References Redmine nests (`"project": {"id": 2, "name": ...}`) become
+//! `project_id` integers, so that pipelines can translate them through links.
+
+use serde_json::{json, Map, Value as Json};
+use synchost_plugin_sdk::prelude::*;
+
+/// A Redmine resource.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Projects,
+    Users,
+    Activities,
+    Issues,
+    TimeEntries,
+}
+
+/// How a field is read from and written to Redmine's JSON.
+struct Spec {
+    name: &'static str,
+    kind: FieldType,
+    /// Where it sits in Redmine's JSON: a key, or `key.id` for a nested reference.
+    path: &'static str,
+    read_only: bool,
+}
+
+const fn field(name: &'static str, kind: FieldType, path: &'static str, read_only: bool) -> Spec {
+    Spec { name, kind, path, read_only }
+}
+
+use FieldType::{Boolean, Date, Float, Integer, Text, Timestamp};
+
+const PROJECTS: &[Spec] = &[
+    field("id", Integer, "id", true),
+    field("name", Text, "name", false),
+    field("identifier", Text, "identifier", false),
+    field("description", Text, "description", false),
+    field("homepage", Text, "homepage", false),
+    field("is_public", Boolean, "is_public", false),
+    field("parent_id", Integer, "parent.id", false),
+    field("status", Integer, "status", true),
+    field("created_on", Timestamp, "created_on", true),
+    field("updated_on", Timestamp, "updated_on", true),
+];
+
+const USERS: &[Spec] = &[
+    field("id", Integer, "id", true),
+    field("login", Text, "login", true),
+    field("firstname", Text, "firstname", true),
+    field("lastname", Text, "lastname", true),
+    field("mail", Text, "mail", true),
+    field("admin", Boolean, "admin", true),
+    field("status", Integer, "status", true),
+    field("created_on", Timestamp, "created_on", true),
+    field("updated_on", Timestamp, "updated_on", true),
+];
+
+const ACTIVITIES: &[Spec] = &[
+    field("id", Integer, "id", true),
+    field("name", Text, "name", true),
+    field("is_default", Boolean, "is_default", true),
+    field("active", Boolean, "active", true),
+];
+
+const ISSUES: &[Spec] = &[
+    field("id", Integer, "id", true),
+    field("project_id", Integer, "project.id", false),
+    field("tracker_id", Integer, "tracker.id", false),
+    field("status_id", Integer, "status.id", false),
+    field("priority_id", Integer, "priority.id", false),
+    field("author_id", Integer, "author.id", true),
+    field("assigned_to_id", Integer, "assigned_to.id", false),
+    field("parent_issue_id", Integer, "parent.id", false),
+    field("subject", Text, "subject", false),
+    field("description", Text, "description", false),
+    field("start_date", Date, "start_date", false),
+    field("due_date", Date, "due_date", false),
+    field("done_ratio", Integer, "done_ratio", false),
+    field("estimated_hours", Float, "estimated_hours", false),
+    field("is_private", Boolean, "is_private", false),
+    field("created_on", Timestamp, "created_on", true),
+    field("updated_on", Timestamp, "updated_on", true),
+    field("closed_on", Timestamp, "closed_on", true),
+];
+
+const TIME_ENTRIES: &[Spec] = &[
+    field("id", Integer, "id", true),
+    field("project_id", Integer, "project.id", false),
+    field("issue_id", Integer, "issue.id", false),
+    field("user_id", Integer, "user.id", false),
+    field("activity_id", Integer, "activity.id", false),
+    field("hours", Float, "hours", false),
+    field("spent_on", Date, "spent_on", false),
+    field("comments", Text, "comments", false),
+    field("created_on", Timestamp, "created_on", true),
+    field("updated_on", Timestamp, "updated_on", true),
+];
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Projects, Kind::Users, Kind::Activities, Kind::Issues, Kind::TimeEntries];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Projects => "projects",
+            Kind::Users => "users",
+            Kind::Activities => "activities",
+            Kind::Issues => "issues",
+            Kind::TimeEntries => "time_entries",
+        }
+    }
+
+    pub fn parse(entity: &str) -> Result<Kind, Error> {
+        Kind::ALL.into_iter().find(|k| k.name() == entity).ok_or_else(|| {
+            Error::new("unknown-entity", format!("redmine has no entity `{entity}`"))
+                .with_hint("use one of: projects, users, activities, issues, time_entries")
+        })
+    }
+
+    fn specs(self) -> &'static [Spec] {
+        match self {
+            Kind::Projects => PROJECTS,
+            Kind::Users => USERS,
+            Kind::Activities => ACTIVITIES,
+            Kind::Issues => ISSUES,
+            Kind::TimeEntries => TIME_ENTRIES,
+        }
+    }
+
+    /// The JSON key of one record (`time_entry`) and of a list (`time_entries`).
+    pub fn singular(self) -> &'static str {
+        match self {
+            Kind::Projects => "project",
+            Kind::Users => "user",
+            Kind::Activities => "time_entry_activity",
+            Kind::Issues => "issue",
+            Kind::TimeEntries => "time_entry",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Activities => "time_entry_activities",
+            other => other.name(),
+        }
+    }
+
+    /// Issues and time entries have a change feed (by `updated_on`); the master
+    /// data is read whole every run.
+    pub fn change_feed(self) -> bool {
+        matches!(self, Kind::Issues | Kind::TimeEntries)
+    }
+
+    pub fn writable(self) -> bool {
+        matches!(self, Kind::Projects | Kind::Issues | Kind::TimeEntries)
+    }
+
+    pub fn def(self) -> EntityDef {
+        EntityDef {
+            name: self.name().into(),
+            key: "id".into(),
+            fields: self
+                .specs()
+                .iter()
+                .map(|s| FieldDef { name: s.name.into(), type_: s.kind, nullable: !matches!(s.name, "id"), read_only: s.read_only })
+                .collect(),
+            change_feed: self.change_feed(),
+            soft_delete: false,
+            writable: self.writable(),
+        }
+    }
+
+    /// A record from Redmine's JSON for one resource.
+    pub fn to_record(self, json: &Json) -> Result<Record, Error> {
+        let id = json.get("id").and_then(Json::as_i64).ok_or_else(|| {
+            Error::new("bad-response", format!("a {} from Redmine has no id: {}", self.singular(), json))
+        })?;
+        let fields: Vec<Field> = self
+            .specs()
+            .iter()
+            .map(|spec| Field { name: spec.name.into(), value: to_value(lookup(json, spec.path), spec.kind) })
+            .collect();
+        let updated = json.get("updated_on").and_then(Json::as_str);
+        Ok(Record { id: id.to_string(), version: Some(version(updated, &fields)), deleted: false, fields })
+    }
+
+    /// The JSON body Redmine takes to create or update a resource from these fields.
+    pub fn to_body(self, fields: &[Field]) -> Result<Json, Error> {
+        let mut body = Map::new();
+        for field in fields {
+            let spec = self.specs().iter().find(|s| s.name == field.name).ok_or_else(|| {
+                Error::new("unknown-field", format!("{} has no field `{}`", self.name(), field.name))
+                    .with_hint(format!("the fields of {} are: {}", self.name(), self.specs().iter().map(|s| s.name).collect::<Vec<_>>().join(", ")))
+            })?;
+            if spec.read_only {
+                return Err(Error::new("read-only-field", format!("`{}` of {} is set by Redmine and cannot be written", spec.name, self.name()))
+                    .with_hint("make the field flow only from Redmine (direction = \"right-to-left\" when Redmine is the right side)"));
+            }
+            body.insert(spec.name.into(), from_value(&field.value));
+        }
+        Ok(json!({ self.singular(): Json::Object(body) }))
+    }
+}
+
+fn lookup<'a>(json: &'a Json, path: &str) -> Option<&'a Json> {
+    path.split('.').try_fold(json, |node, key| node.get(key))
+}
+
+fn to_value(json: Option<&Json>, kind: FieldType) -> Value {
+    let Some(json) = json else { return Value::Null };
+    match (kind, json) {
+        (_, Json::Null) => Value::Null,
+        (FieldType::Integer, Json::Number(n)) => n.as_i64().map(Value::Integer).unwrap_or(Value::Null),
+        (FieldType::Float, Json::Number(n)) => n.as_f64().map(Value::Float).unwrap_or(Value::Null),
+        (FieldType::Boolean, Json::Bool(b)) => Value::Boolean(*b),
+        (FieldType::Date, Json::String(s)) => Value::Date(s.clone()),
+        (FieldType::Timestamp, Json::String(s)) => Value::Timestamp(s.clone()),
+        (_, Json::String(s)) => Value::Text(s.clone()),
+        (_, other) => Value::Text(other.to_string()),
+    }
+}
+
+fn from_value(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Integer(i) => json!(i),
+        Value::Float(f) => json!(f),
+        Value::Decimal(s) => s.parse::<f64>().map(|f| json!(f)).unwrap_or_else(|_| json!(s)),
+        Value::Text(s) | Value::Date(s) | Value::Timestamp(s) | Value::Json(s) => json!(s),
+        Value::Bytes(b) => json!(String::from_utf8_lossy(b)),
+    }
+}
+
+/// A record's version: Redmine's `updated_on` (seconds) plus a digest of the
+/// values, so that two edits within one second are still told apart.
+fn version(updated_on: Option<&str>, fields: &[Field]) -> String {
+    // FNV-1a: stable across builds and platforms, which `DefaultHasher` is not.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for field in fields {
+        for byte in field.name.bytes().chain(std::iter::once(0)).chain(from_value(&field.value).to_string().into_bytes()).chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    match updated_on {
+        Some(at) => format!("{at}/{hash:016x}"),
+        None => format!("{hash:016x}"),
+    }
+}

@@ -1,0 +1,504 @@
+//! `redmine`: a connector for Redmine's REST API (JSON), reached only through
+//! the host's `http` service, as the account whose API key the endpoint's
+//! settings hold (the key is sent in a header, never in a URL or a log).
+//!
+//! - Entities: `projects`, `users` (read), `activities` (time entry
+//!   activities, read), `issues`, `time_entries`. References are flat ids
+//!   (`project_id`, `activity_id` ...) so pipelines can translate them.
+//! - Issues and time entries have a change feed by `updated_on`; the cursor
+//!   keeps the last timestamp and the ids already returned with it, so a page
+//!   boundary inside one second neither skips nor repeats a record. Master data
+//!   is read whole each run (it is small).
+//! - Writes create, update and delete issues and time entries, and create and
+//!   update projects; an update first checks the expected version and reports a
+//!   conflict with the current record when someone changed it meanwhile.
+//! - `probe` asks Redmine who the key belongs to and which permissions its
+//!   roles give in the configured project, and names each one a pipeline needs
+//!   but the account lacks.
+//!
+//! # Layout
+//! - `settings`: the endpoint settings.
+//! - `api`: requests through the host, and what Redmine's answers mean.
+//! - `entities`: resources, their fields, JSON to records and back.
+//! - `feed`: the change-feed cursor.
+
+mod api;
+mod entities;
+mod feed;
+mod settings;
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value as Json;
+use synchost_plugin_sdk::prelude::*;
+use synchost_plugin_sdk::EntityNeed;
+
+use api::{encode, Api, Purpose};
+use entities::Kind;
+use feed::FeedCursor;
+use settings::Settings;
+
+/// The redmine connector for one call.
+pub struct Redmine {
+    settings: Settings,
+    api: Api,
+    endpoint: String,
+}
+
+const READ: Purpose<'static> = Purpose { action: "read it", permission: "view_project" };
+
+fn read_purpose(kind: Kind) -> Purpose<'static> {
+    match kind {
+        Kind::Issues => Purpose { action: "view issues", permission: "view_issues" },
+        Kind::TimeEntries => Purpose { action: "view spent time", permission: "view_time_entries" },
+        Kind::Users => Purpose { action: "list users", permission: "admin" },
+        _ => READ,
+    }
+}
+
+fn write_purpose(kind: Kind, create: bool) -> Purpose<'static> {
+    match (kind, create) {
+        (Kind::TimeEntries, true) => Purpose { action: "log time", permission: "log_time" },
+        (Kind::TimeEntries, false) => Purpose { action: "edit time entries", permission: "edit_time_entries" },
+        (Kind::Issues, true) => Purpose { action: "add issues", permission: "add_issues" },
+        (Kind::Issues, false) => Purpose { action: "edit issues", permission: "edit_issues" },
+        (_, true) => Purpose { action: "create projects", permission: "add_subprojects" },
+        (_, false) => Purpose { action: "edit projects", permission: "edit_project" },
+    }
+}
+
+/// The permissions a pipeline's use of an entity needs: (permission, what it allows).
+fn required_permissions(kind: Kind, need: &EntityNeed) -> Vec<(&'static str, &'static str)> {
+    let mut required = Vec::new();
+    match kind {
+        Kind::Issues => {
+            if need.read {
+                required.push(("view_issues", "view issues"));
+            }
+            if need.write {
+                required.extend([("add_issues", "add issues"), ("edit_issues", "edit issues"), ("delete_issues", "delete issues")]);
+            }
+        }
+        Kind::TimeEntries => {
+            if need.read {
+                required.push(("view_time_entries", "view spent time"));
+            }
+            if need.write {
+                required.extend([("log_time", "log time"), ("edit_time_entries", "edit time entries")]);
+            }
+        }
+        Kind::Projects if need.write => required.extend([("add_subprojects", "create subprojects"), ("edit_project", "edit projects")]),
+        _ => {}
+    }
+    required
+}
+
+impl Connector for Redmine {
+    fn new(context: &Context) -> Result<Self, Error> {
+        let settings: Settings = context.settings()?;
+        if !(1..=100).contains(&settings.page_size) {
+            return Err(Error::settings(format!("page_size {} is outside 1..=100", settings.page_size))
+                .with_hint("Redmine returns at most 100 records per request; set page_size between 1 and 100"));
+        }
+        let api = Api::new(&settings, context.name())?;
+        Ok(Redmine { settings, api, endpoint: context.name().to_owned() })
+    }
+
+    fn describe(&self) -> Result<Vec<EntityDef>, Error> {
+        Ok(Kind::ALL.iter().map(|k| k.def()).collect())
+    }
+
+    fn read(&mut self, entity: &str, cursor: Option<String>, limit: u32) -> Result<ReadBatch, Error> {
+        let kind = Kind::parse(entity)?;
+        // A key Redmine does not know is treated as anonymous on public
+        // projects: check it, or a wrong key would read a partial picture.
+        self.current_user()?;
+        let limit = limit.max(1) as usize;
+        match kind {
+            Kind::Issues => self.read_issues(cursor, limit),
+            Kind::TimeEntries => self.read_time_entries(cursor, limit),
+            _ => self.read_whole(kind, cursor, limit),
+        }
+    }
+
+    fn fetch(&mut self, entity: &str, ids: Vec<String>) -> Result<Vec<Record>, Error> {
+        let kind = Kind::parse(entity)?;
+        if kind == Kind::Activities {
+            let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+            return Ok(self.list_records(kind)?.into_iter().filter(|r| wanted.contains(r.id.as_str())).collect());
+        }
+        let mut records = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(record) = self.get_record(kind, id)? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    fn write(&mut self, entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error> {
+        let kind = Kind::parse(entity)?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in &changes {
+            match self.write_one(kind, change) {
+                Ok(outcome) => outcomes.push(outcome),
+                // Redmine is down or refuses the key: every other change would fail
+                // the same way. Nothing applied yet: the whole batch is retried;
+                // otherwise the rest are reported as not written, to be resubmitted.
+                Err(error) if error.problem().retryable || error.problem().code == "unauthorized" => {
+                    if outcomes.is_empty() {
+                        return Err(error);
+                    }
+                    let problem = error.into_problem();
+                    outcomes.resize(changes.len(), Outcome::Rejected(Problem { retryable: true, ..problem }));
+                    break;
+                }
+                Err(error) => outcomes.push(Outcome::Rejected(error.into_problem())),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn probe(&mut self, needs: &[EntityNeed]) -> Result<Vec<Problem>, Error> {
+        let me = self.current_user()?;
+        let login = me.get("login").and_then(Json::as_str).unwrap_or("?").to_owned();
+        let admin = me.get("admin").and_then(Json::as_bool).unwrap_or(false);
+        let mut problems = Vec::new();
+        let scope = match &self.settings.project {
+            None => None,
+            Some(identifier) => match self.api.get_optional(&format!("/projects/{}.json", encode(identifier)), READ)? {
+                Some(project) => Some((identifier.clone(), project["project"]["id"].as_i64().unwrap_or(0))),
+                None => {
+                    problems.push(Problem {
+                        code: "not-found".into(),
+                        message: format!("project `{identifier}` does not exist in Redmine or `{login}` cannot see it"),
+                        hint: Some(format!(
+                            "create the project in Redmine and add `{login}` as a member, or correct [endpoints.{}.settings] project",
+                            self.endpoint
+                        )),
+                        retryable: false,
+                    });
+                    return Ok(problems);
+                }
+            },
+        };
+        // What the account may do: everything as an administrator; otherwise
+        // the union of its roles' permissions (in the scoped project).
+        let mut roles: BTreeSet<(i64, String)> = BTreeSet::new();
+        for membership in me.get("memberships").and_then(Json::as_array).into_iter().flatten() {
+            let project_id = membership["project"]["id"].as_i64();
+            if scope.as_ref().is_some_and(|(_, id)| Some(*id) != project_id) {
+                continue;
+            }
+            for role in membership["roles"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(name)) = (role["id"].as_i64(), role["name"].as_str()) {
+                    roles.insert((id, name.to_owned()));
+                }
+            }
+        }
+        let mut permissions: BTreeSet<String> = BTreeSet::new();
+        if !admin {
+            for (id, _) in &roles {
+                let (role, _) = self.api.get(&format!("/roles/{id}.json"), READ)?;
+                permissions.extend(role["role"]["permissions"].as_array().into_iter().flatten().filter_map(Json::as_str).map(str::to_owned));
+            }
+        }
+        let place = match &scope {
+            Some((identifier, _)) => format!("in project `{identifier}`"),
+            None => "in any project".to_owned(),
+        };
+        let role_names = if roles.is_empty() { "no role".to_owned() } else { roles.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ") };
+        for need in needs {
+            let kind = match Kind::parse(&need.entity) {
+                Ok(kind) => kind,
+                Err(error) => {
+                    problems.push(error.into_problem());
+                    continue;
+                }
+            };
+            if need.write && !kind.writable() {
+                problems.push(Problem {
+                    code: "read-only".into(),
+                    message: format!("{} are read-only through Redmine's API, but a pipeline writes to them", kind.name()),
+                    hint: Some("let that pipeline flow only from Redmine (create and direction)".into()),
+                    retryable: false,
+                });
+            }
+            if admin {
+                continue;
+            }
+            if kind == Kind::Users && need.read {
+                problems.push(Problem {
+                    code: "missing-permission".into(),
+                    message: format!("`{login}` may not list users: Redmine lists users to administrators only"),
+                    hint: Some(format!("use the API key of a Redmine administrator for [endpoints.{}]", self.endpoint)),
+                    retryable: false,
+                });
+            }
+            for (permission, action) in required_permissions(kind, need) {
+                if !permissions.contains(permission) {
+                    problems.push(Problem {
+                        code: "missing-permission".into(),
+                        message: format!(
+                            "`{login}` may not {action} {place}: its roles ({role_names}) lack the permission `{permission}`, which pipelines on {} need",
+                            kind.name()
+                        ),
+                        hint: Some(format!(
+                            "in Redmine (Administration > Roles and permissions) give one of its roles `{permission}`, or make `{login}` a member {place} with a role that has it"
+                        )),
+                        retryable: false,
+                    });
+                }
+            }
+        }
+        Ok(problems)
+    }
+}
+
+impl Redmine {
+    /// The account the key belongs to (with its memberships); 401 for a bad key.
+    fn current_user(&self) -> Result<Json, Error> {
+        let (me, _) = self.api.get("/users/current.json?include=memberships", Purpose { action: "sign in", permission: "a valid API key" })?;
+        Ok(me["user"].clone())
+    }
+
+    /// `/projects/ID` when the endpoint is scoped to one project, else empty.
+    fn scope_prefix(&self) -> String {
+        self.settings.project.as_ref().map(|p| format!("/projects/{}", encode(p))).unwrap_or_default()
+    }
+
+    /// Every page of a list; restarts when the total changed while paging (a
+    /// record added or removed shifts the pages), so none is missed.
+    fn list(&self, kind: Kind, path: &str) -> Result<Vec<Json>, Error> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let page = self.settings.page_size;
+        'scan: for _attempt in 0..3 {
+            let mut items = Vec::new();
+            let mut first_total = None;
+            let mut offset = 0u64;
+            loop {
+                let (json, _) = self.api.get(&format!("{path}{separator}limit={page}&offset={offset}"), read_purpose(kind))?;
+                let batch = json.get(kind.plural()).and_then(Json::as_array).cloned().unwrap_or_default();
+                let total = json.get("total_count").and_then(Json::as_u64);
+                let got = batch.len() as u64;
+                items.extend(batch);
+                let Some(total) = total else { return Ok(items) }; // not paged
+                if *first_total.get_or_insert(total) != total {
+                    continue 'scan;
+                }
+                offset += got;
+                if got == 0 || offset >= total {
+                    return Ok(items);
+                }
+            }
+        }
+        Err(Error::transient("busy", format!("{} kept changing while being listed", kind.name()))
+            .with_hint("Redmine is being edited heavily; the read is retried"))
+    }
+
+    fn list_records(&self, kind: Kind) -> Result<Vec<Record>, Error> {
+        let path = match kind {
+            Kind::Projects => "/projects.json".to_owned(),
+            Kind::Users => "/users.json?status=".to_owned(),
+            Kind::Activities => "/enumerations/time_entry_activities.json".to_owned(),
+            Kind::Issues => format!("{}/issues.json?status_id=*", self.scope_prefix()),
+            Kind::TimeEntries => format!("{}/time_entries.json", self.scope_prefix()),
+        };
+        let items = self.list(kind, &path)?;
+        let items = if kind == Kind::Projects { self.in_scope(items) } else { items };
+        items.iter().map(|item| kind.to_record(item)).collect()
+    }
+
+    /// The scoped project and its descendants (all projects when unscoped).
+    fn in_scope(&self, projects: Vec<Json>) -> Vec<Json> {
+        let Some(scope) = &self.settings.project else { return projects };
+        let parent_of: HashMap<i64, i64> =
+            projects.iter().filter_map(|p| Some((p["id"].as_i64()?, p["parent"]["id"].as_i64()?))).collect();
+        let Some(root) = projects.iter().find(|p| p["identifier"].as_str() == Some(scope)).and_then(|p| p["id"].as_i64()) else {
+            return Vec::new();
+        };
+        let within = |mut id: i64| loop {
+            if id == root {
+                return true;
+            }
+            match parent_of.get(&id) {
+                Some(&parent) => id = parent,
+                None => return false,
+            }
+        };
+        projects.into_iter().filter(|p| p["id"].as_i64().is_some_and(within)).collect()
+    }
+
+    /// Master data: the whole list each run, in id order from the cursor.
+    fn read_whole(&self, kind: Kind, cursor: Option<String>, limit: usize) -> Result<ReadBatch, Error> {
+        let after: i64 = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(i64::MIN);
+        let mut records: Vec<(i64, Record)> =
+            self.list_records(kind)?.into_iter().filter_map(|r| Some((r.id.parse::<i64>().ok()?, r))).filter(|(id, _)| *id > after).collect();
+        records.sort_by_key(|(id, _)| *id);
+        let has_more = records.len() > limit;
+        records.truncate(limit);
+        let cursor = records.last().map(|(id, _)| id.to_string()).or(cursor);
+        Ok(ReadBatch { records: records.into_iter().map(|(_, r)| r).collect(), cursor, has_more })
+    }
+
+    /// Issues changed since the cursor, one page per call, sorted by Redmine.
+    fn read_issues(&self, cursor: Option<String>, limit: usize) -> Result<ReadBatch, Error> {
+        let cursor = FeedCursor::parse(cursor.as_deref())?;
+        let page = limit.min(self.settings.page_size as usize);
+        let mut path = format!("{}/issues.json?status_id=*&sort=updated_on,id", self.scope_prefix());
+        if let Some(since) = &cursor.updated_on {
+            path.push_str(&format!("&updated_on=%3E%3D{}", encode(since)));
+        }
+        let mut offset = 0usize;
+        loop {
+            let (json, _) = self.api.get(&format!("{path}&limit={page}&offset={offset}"), read_purpose(Kind::Issues))?;
+            let items = json["issues"].as_array().cloned().unwrap_or_default();
+            let total = json["total_count"].as_u64().unwrap_or(0) as usize;
+            let records: Vec<Record> = items.iter().map(|i| Kind::Issues.to_record(i)).collect::<Result<_, _>>()?;
+            let fresh = cursor.unseen(records);
+            offset += items.len();
+            // A page of nothing but records already returned (many changes in
+            // one second): look at the next page rather than stop.
+            if fresh.is_empty() && items.len() == page && offset < total {
+                continue;
+            }
+            let has_more = offset < total;
+            return Ok(cursor.advance(fresh, has_more));
+        }
+    }
+
+    /// Time entries changed since the cursor. Redmine cannot filter or sort
+    /// them by `updated_on`, so the (scoped) list is read and filtered here.
+    fn read_time_entries(&self, cursor: Option<String>, limit: usize) -> Result<ReadBatch, Error> {
+        let cursor = FeedCursor::parse(cursor.as_deref())?;
+        let mut path = format!("{}/time_entries.json", self.scope_prefix());
+        if let Some(since) = &self.settings.time_entries_since {
+            path.push_str(&format!("?from={}", encode(since)));
+        }
+        let items = self.list(Kind::TimeEntries, &path)?;
+        let records: Vec<Record> = items.iter().map(|i| Kind::TimeEntries.to_record(i)).collect::<Result<_, _>>()?;
+        let mut fresh = cursor.unseen(records);
+        fresh.sort_by(|a, b| feed::order_key(a).cmp(&feed::order_key(b)));
+        let has_more = fresh.len() > limit;
+        fresh.truncate(limit);
+        Ok(cursor.advance(fresh, has_more))
+    }
+
+    fn get_record(&self, kind: Kind, id: &str) -> Result<Option<Record>, Error> {
+        let id: i64 = id.parse().map_err(|_| Error::new("bad-id", format!("`{id}` is not a Redmine id")))?;
+        let path = match kind {
+            Kind::Projects => format!("/projects/{id}.json"),
+            Kind::Users => format!("/users/{id}.json"),
+            Kind::Issues => format!("/issues/{id}.json"),
+            Kind::TimeEntries => format!("/time_entries/{id}.json"),
+            Kind::Activities => unreachable!("activities are fetched from their list"),
+        };
+        match self.api.get_optional(&path, read_purpose(kind))? {
+            Some(json) => Ok(Some(kind.to_record(&json[kind.singular()])?)),
+            None => Ok(None),
+        }
+    }
+
+    fn write_one(&self, kind: Kind, change: &Change) -> Result<Outcome, Error> {
+        if !kind.writable() {
+            return Err(Error::new("read-only", format!("{} cannot be written through Redmine's API", kind.name()))
+                .with_hint("let the pipeline flow only from Redmine for this entity"));
+        }
+        let collection = kind.plural();
+        match (&change.kind, &change.target_id) {
+            (ChangeKind::Delete, None) => Err(Error::new("no-target", "a delete names no record")),
+            (ChangeKind::Delete, Some(_)) if kind == Kind::Projects => Err(Error::new(
+                "not-deleted",
+                "synchost does not delete Redmine projects (with them go their issues and spent time)",
+            )
+            .with_hint("close or archive the project in Redmine yourself if it should go")),
+            (ChangeKind::Delete, Some(id)) => {
+                let Some(current) = self.get_record(kind, id)? else {
+                    return Ok(Outcome::Applied(Applied { id: id.clone(), version: None }));
+                };
+                if change.expected_version.as_ref().is_some_and(|v| Some(v) != current.version.as_ref()) {
+                    return Ok(Outcome::Conflict(current));
+                }
+                match self.api.change("DELETE", &format!("/{collection}/{id}.json"), None, write_purpose(kind, false)) {
+                    Ok(_) => Ok(Outcome::Applied(Applied { id: id.clone(), version: None })),
+                    Err(error) if error.problem().code == "not-found" => Ok(Outcome::Applied(Applied { id: id.clone(), version: None })),
+                    Err(error) => Err(error),
+                }
+            }
+            (ChangeKind::Upsert, Some(id)) => {
+                let Some(current) = self.get_record(kind, id)? else {
+                    return Err(Error::new("not-found", format!("{} {id} no longer exists in Redmine", kind.singular()))
+                        .with_hint("it was deleted there; the link is kept until the deletion is synced"));
+                };
+                if change.expected_version.as_ref().is_some_and(|v| Some(v) != current.version.as_ref()) {
+                    return Ok(Outcome::Conflict(current));
+                }
+                let body = kind.to_body(&change.fields)?;
+                self.api.change("PUT", &format!("/{collection}/{id}.json"), Some(&body), write_purpose(kind, false))?;
+                // Redmine answers an update with no body: read the new version.
+                let updated = self.get_record(kind, id)?.ok_or_else(|| Error::transient("not-found", format!("{} {id} vanished right after it was updated", kind.singular())))?;
+                Ok(Outcome::Applied(Applied { id: updated.id, version: updated.version }))
+            }
+            (ChangeKind::Upsert, None) => {
+                let mut body = kind.to_body(&change.fields)?;
+                if kind == Kind::Projects {
+                    self.complete_new_project(&mut body)?;
+                }
+                let created = self
+                    .api
+                    .change("POST", &format!("/{collection}.json"), Some(&body), write_purpose(kind, true))?
+                    .ok_or_else(|| Error::new("bad-response", format!("Redmine created a {} but returned no body", kind.singular())))?;
+                let record = kind.to_record(&created[kind.singular()])?;
+                Ok(Outcome::Applied(Applied { id: record.id, version: record.version }))
+            }
+        }
+    }
+
+    /// A project made from another system's record: an identifier from its
+    /// name when it has none, and a place under the scoped project.
+    fn complete_new_project(&self, body: &mut Json) -> Result<(), Error> {
+        let project = &mut body["project"];
+        if project.get("identifier").is_none_or(Json::is_null) {
+            let name = project.get("name").and_then(Json::as_str).unwrap_or("");
+            project["identifier"] = Json::String(identifier_from(name));
+        }
+        if let (Some(scope), true) = (&self.settings.project, project.get("parent_id").is_none_or(Json::is_null)) {
+            let (json, _) = self.api.get(&format!("/projects/{}.json", encode(scope)), READ)?;
+            project["parent_id"] = json["project"]["id"].clone();
+        }
+        Ok(())
+    }
+}
+
+/// A Redmine project identifier from a name: lower-case letters, digits and
+/// dashes, starting with a letter, at most 100 characters.
+fn identifier_from(name: &str) -> String {
+    let mut identifier = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            identifier.push(c);
+        } else if !identifier.ends_with('-') && !identifier.is_empty() {
+            identifier.push('-');
+        }
+    }
+    let mut identifier = identifier.trim_end_matches('-').to_owned();
+    if !identifier.starts_with(|c: char| c.is_ascii_lowercase()) {
+        identifier.insert_str(0, "p-");
+    }
+    identifier.truncate(100);
+    identifier
+}
+
+export_connector!(Redmine);
+
+#[cfg(test)]
+mod tests {
+    use super::identifier_from;
+
+    #[test]
+    fn identifiers_follow_redmines_rules() {
+        assert_eq!(identifier_from("Website Relaunch 2027"), "website-relaunch-2027");
+        assert_eq!(identifier_from("  Äpfel & Birnen!"), "pfel-birnen");
+        assert_eq!(identifier_from("2027 plan"), "p-2027-plan");
+    }
+}

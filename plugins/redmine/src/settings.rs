@@ -1,0 +1,45 @@
+//! The endpoint settings this connector accepts.
+
+use serde::Deserialize;
+
+/// `[endpoints.NAME.settings]` of a redmine endpoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Redmine's base URL, e.g. `https://redmine.example.com` (its origin must
+    /// also be granted under `[endpoints.NAME.grants.http] allow`).
+    pub url: String,
+    /// The API key of the account synchost acts as (My account > API access key).
+    pub api_key: String,
+    /// Only this project (its identifier) and its subprojects: projects, issues
+    /// and time entries outside it are neither read nor written. Projects created
+    /// from the other side become its subprojects. Default: every visible project.
+    pub project: Option<String>,
+    /// Only time entries spent on or after this date (`YYYY-MM-DD`).
+    pub time_entries_since: Option<String>,
+    /// Records per request, 1 to 100. Default 100.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Per-request timeout in milliseconds. Default 30000.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u32,
+}
+
+fn default_page_size() -> u32 {
+    100
+}
+
+fn default_timeout() -> u32 {
+    30_000
+}
+
+// The API key must never reach a log: settings are not Debug-printed whole.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url)
+            .field("api_key", &"<redacted>")
+            .field("project", &self.project)
+            .finish_non_exhaustive()
+    }
+}
