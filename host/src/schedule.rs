@@ -34,6 +34,7 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) -> an
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     engine.state.beat(std::process::id(), &host, &started)?;
     engine.state.event("info", None, None, &format!("scheduler started (pid {})", std::process::id()), None)?;
+    engine.probe_at_startup().await?;
     let mut tasks = Vec::new();
     for name in engine.config.config.pipelines.keys() {
         let engine = engine.clone();
@@ -72,12 +73,18 @@ async fn pipeline_loop(engine: Arc<Engine>, name: String, mut shutdown: watch::R
         let delay = if paused {
             config.schedule.period().min(Duration::from_secs(30))
         } else {
+            let links_before = engine.state.link_count(&name).unwrap_or(0);
             match engine.run(&name, "schedule", Mode::Apply).await {
                 Ok(report) => {
                     if failures > 0 {
                         tracing::info!(pipeline = %name, "Pipeline recovered after {failures} failed run(s)");
+                        // Items that failed because the other side was down go again now.
+                        engine.request_resubmit([name.clone()]);
                     }
                     failures = 0;
+                    if engine.state.link_count(&name).unwrap_or(0) > links_before {
+                        engine.request_resubmit(engine.referencing(&name));
+                    }
                     if report.counts.created + report.counts.updated + report.counts.deleted > 0 {
                         tracing::info!(pipeline = %name, run = report.run_id, created = report.counts.created, updated = report.counts.updated, deleted = report.counts.deleted, "Run done");
                     }
@@ -91,7 +98,8 @@ async fn pipeline_loop(engine: Arc<Engine>, name: String, mut shutdown: watch::R
                 }
             }
         };
-        if !paused && failures == 0 && last_resubmit.elapsed() >= config.retry.resubmit.0 {
+        let requested = engine.take_resubmit_request(&name);
+        if !paused && failures == 0 && (requested || last_resubmit.elapsed() >= config.retry.resubmit.0) {
             last_resubmit = Instant::now();
             if engine.state.failed(Some(&name)).is_ok_and(|f| !f.is_empty()) {
                 if let Err(error) = engine.resubmit_failed(&name, None, "resubmit").await {

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`guests`]: paths of the test guests, built by `build.rs`.
 //! - [`Scene`]: a temporary folder with a config and databases, loaded into a catalog.
+//! - [`redmine`]: the real Redmine the Redmine tests run against.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,8 @@ use synchost::config::LoadedConfig;
 use synchost::engine::Engine;
 use synchost::runtime::Instance;
 use synchost::state::State;
+
+pub mod redmine;
 
 /// Paths of the test guests (components that misbehave on purpose).
 pub mod guests {

@@ -182,6 +182,15 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
             })),
             "last_success_at": health.as_ref().and_then(|h| h.last_success_at.clone()),
             "failed_items": failed.iter().filter(|f| f.pipeline == name.as_str()).count(),
+            "items": failed.iter().filter(|f| f.pipeline == name.as_str()).map(|f| serde_json::json!({
+                "id": f.id, "side": f.side, "record": f.source_id, "result": "failed", "since": f.first_failed_at,
+                "last_attempt": f.last_failed_at, "attempts": f.attempts, "error": f.code, "detail": f.reason,
+                "countermeasure": f.hint, "retried_automatically": f.retryable,
+            })).chain(conflicts.iter().filter(|c| c.pipeline == name.as_str()).map(|c| serde_json::json!({
+                "id": c.id, "side": "both", "record": format!("left:{} right:{}", c.left_id, c.right_id), "result": "conflict",
+                "since": c.detected_at, "error": "conflict", "detail": format!("`{}` changed on both sides", c.field),
+                "countermeasure": format!("pick a side: `synchost conflicts resolve {} left|right`", c.id),
+            }))).collect::<Vec<_>>(),
             "open_conflicts": conflicts.iter().filter(|c| c.pipeline == name.as_str()).count(),
             "links": state.link_count(name.as_str()).map_err(state_error)?,
         }));
@@ -221,6 +230,25 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
             if let Some(hint) = row["hint"].as_str() {
                 println!("  {:<24} fix: {hint}", "");
             }
+            // Per item: what failed, why, and what to do about it (T2).
+            let items = row["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+            for item in items.iter().take(ITEMS_SHOWN) {
+                println!(
+                    "  {:<24} {} {} {}: {}: {}",
+                    "",
+                    item["result"].as_str().unwrap_or(""),
+                    item["side"].as_str().unwrap_or(""),
+                    item["record"].as_str().unwrap_or(""),
+                    item["error"].as_str().unwrap_or(""),
+                    item["detail"].as_str().unwrap_or("")
+                );
+                if let Some(fix) = item["countermeasure"].as_str() {
+                    println!("  {:<24}   countermeasure: {fix}", "");
+                }
+            }
+            if items.len() > ITEMS_SHOWN {
+                println!("  {:<24} ... and {} more (`synchost failed list {}`)", "", items.len() - ITEMS_SHOWN, row["pipeline"].as_str().unwrap_or(""));
+            }
         }
     }
     if !failed.is_empty() {
@@ -231,6 +259,9 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
     }
     Ok(())
 }
+
+/// Items listed per pipeline in `status`; the rest are counted.
+const ITEMS_SHOWN: usize = 10;
 
 /// `synchost history PIPELINE [ID]`
 pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, json: bool) -> Result<(), CommandError> {

@@ -71,6 +71,21 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
                 Err(error) => report.fail(name.as_str(), &error.to_string(), error.hint().as_deref()),
             }
         }
+        println!("\npermissions (what the pipelines need from each endpoint):");
+        for result in engine.probe_endpoints().await {
+            let wants = result
+                .needs
+                .iter()
+                .map(|n| format!("{} {}", n.entity, if n.write { "read+write" } else { "read" }))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if result.problems.is_empty() {
+                report.ok(&result.endpoint, &format!("may {wants}"));
+            }
+            for problem in &result.problems {
+                report.fail(&result.endpoint, &problem.message, problem.hint.as_deref());
+            }
+        }
     }
     println!();
     if report.problems == 0 {

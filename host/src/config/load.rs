@@ -118,6 +118,15 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
     for (section, instances) in [("endpoints", &config.endpoints), ("mappers", &config.mappers)] {
         for (name, instance) in instances {
             let plugin = instance.plugin.get_ref();
+            for (key, variable) in super::env_references(&instance.settings) {
+                if std::env::var_os(&variable).is_none() {
+                    c.error(
+                        None,
+                        format!("[{section}.{name}.settings] {key} = \"${{{variable}}}\": the environment variable {variable} is not set"),
+                        format!("set {variable} in the environment synchost starts in, or write the value into the config"),
+                    );
+                }
+            }
             if !known.iter().any(|k| k == plugin.as_str()) {
                 c.error(
                     Some(instance.plugin.span()),

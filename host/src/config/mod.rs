@@ -110,10 +110,39 @@ impl LoadedConfig {
 }
 
 /// Converts plugin settings to the JSON a plugin receives.
+/// The name of the environment variable a setting names as its whole value
+/// (`"${REDMINE_API_KEY}"`): how secrets stay out of config files.
+fn env_reference(value: &str) -> Option<&str> {
+    let name = value.strip_prefix("${")?.strip_suffix('}')?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(name)
+}
+
+/// Every setting (dotted key) whose value is `"${VARIABLE}"`, with the variable.
+pub fn env_references(settings: &toml::Table) -> Vec<(String, String)> {
+    fn walk(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+        match value {
+            toml::Value::String(s) => out.extend(env_reference(s).map(|v| (prefix.to_owned(), v.to_owned()))),
+            toml::Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| walk(&format!("{prefix}[{i}]"), v, out)),
+            toml::Value::Table(table) => table.iter().for_each(|(k, v)| walk(&format!("{prefix}.{k}"), v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (key, value) in settings {
+        walk(key, value, &mut out);
+    }
+    out
+}
+
+/// An instance's settings as the JSON its plugin receives; `"${VARIABLE}"`
+/// values are replaced by the variable's value from the environment.
 pub fn settings_json(settings: &toml::Table) -> serde_json::Value {
     fn convert(value: &toml::Value) -> serde_json::Value {
         match value {
-            toml::Value::String(s) => s.clone().into(),
+            toml::Value::String(s) => match env_reference(s) {
+                Some(variable) => std::env::var(variable).unwrap_or_default().into(),
+                None => s.clone().into(),
+            },
             toml::Value::Integer(i) => (*i).into(),
             toml::Value::Float(f) => (*f).into(),
             toml::Value::Boolean(b) => (*b).into(),

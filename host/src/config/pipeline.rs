@@ -85,6 +85,12 @@ pub struct FieldRule {
     pub conflict: Option<ConflictPolicy>,
     /// For the `mirror` policy: where each side keeps the other side's value.
     pub mirror: Option<MirrorFields>,
+    /// The field holds the id of a record that this other pipeline syncs (e.g.
+    /// an entry's `project_id` and pipeline `projects`): the id is translated to
+    /// the linked record's id on the other side. A record whose reference has no
+    /// link yet fails with a hint saying what to create or map, and is
+    /// resubmitted when that pipeline links new records.
+    pub references: Option<String>,
 }
 
 /// Which way changes flow.

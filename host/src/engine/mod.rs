@@ -22,6 +22,8 @@
 
 mod matching;
 pub mod policy;
+mod probe;
+mod references;
 mod resolve;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,7 +38,9 @@ use crate::runtime::bindings::{Change, ChangeKind, Direction, EntityDef, Field, 
 use crate::runtime::{CallError, Instance};
 use crate::state::{Base, Commit, ConflictEntry, FailedItem, HistoryEntry, Link, LinkRef, LinkWrite, RunCounts, State, StateError};
 use policy::Decision;
+use references::Reference;
 
+pub use probe::ProbeResult;
 pub use resolve::{MirrorDifference, Resolution};
 
 /// Whether a run changes anything.
@@ -61,6 +65,9 @@ pub enum RunError {
     State(#[from] StateError),
     #[error("{message}")]
     Setup { message: String, hint: String },
+    /// A target took part of a batch, then stopped answering.
+    #[error("{message}")]
+    Interrupted { message: String, hint: String },
 }
 
 impl RunError {
@@ -70,7 +77,7 @@ impl RunError {
             RunError::Instance(failure) => failure.hint.clone(),
             RunError::Call(error) => error.hint(),
             RunError::State(_) => Some("check that the data folder is writable and the disk not full".into()),
-            RunError::Setup { hint, .. } => Some(hint.clone()),
+            RunError::Setup { hint, .. } | RunError::Interrupted { hint, .. } => Some(hint.clone()),
         }
     }
 
@@ -78,7 +85,7 @@ impl RunError {
     pub fn retryable(&self) -> bool {
         match self {
             RunError::Call(error) => error.retryable(),
-            RunError::State(_) => true,
+            RunError::State(_) | RunError::Interrupted { .. } => true,
             _ => false,
         }
     }
@@ -103,6 +110,9 @@ pub struct Engine {
     pub stop: Arc<AtomicBool>,
     /// Shows batches as they are done, on a terminal.
     pub progress: Option<indicatif::ProgressBar>,
+    /// Pipelines whose failed items should go again soon: a pipeline they
+    /// reference linked new records, which may be what they were missing.
+    resubmit_requested: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A pipeline resolved for one run.
@@ -114,6 +124,8 @@ pub(crate) struct Ctx<'a> {
     pub left_def: EntityDef,
     pub right_def: EntityDef,
     pub mapper: Option<&'a Instance>,
+    /// Fields that hold ids of records other pipelines sync (see `references`).
+    pub references: Vec<Reference>,
     pub mode: Mode,
     pub run_id: Option<i64>,
     /// Conflicts parked in this run (link, field): the other side's pass sees
@@ -313,7 +325,28 @@ struct BatchPlan {
 
 impl Engine {
     pub fn new(config: Arc<LoadedConfig>, catalog: Arc<Catalog>, state: Arc<State>) -> Self {
-        Engine { config, catalog, state, stop: Arc::new(AtomicBool::new(false)), progress: None }
+        Engine { config, catalog, state, stop: Arc::new(AtomicBool::new(false)), progress: None, resubmit_requested: Default::default() }
+    }
+
+    /// The pipelines with fields that reference `name` (`references = "name"`).
+    pub fn referencing(&self, name: &str) -> Vec<String> {
+        self.config
+            .config
+            .pipelines
+            .iter()
+            .filter(|(_, p)| p.fields.values().any(|rule| rule.references.as_deref() == Some(name)))
+            .map(|(n, _)| n.to_string())
+            .collect()
+    }
+
+    /// Asks the scheduler to resubmit these pipelines' failed items after their next run.
+    pub fn request_resubmit(&self, pipelines: impl IntoIterator<Item = String>) {
+        self.resubmit_requested.lock().unwrap_or_else(|e| e.into_inner()).extend(pipelines);
+    }
+
+    /// Whether a resubmission of `name` was requested (and clears the request).
+    pub fn take_resubmit_request(&self, name: &str) -> bool {
+        self.resubmit_requested.lock().unwrap_or_else(|e| e.into_inner()).remove(name)
     }
 
     pub(crate) fn pipeline(&self, name: &str) -> Result<&PipelineConfig, RunError> {
@@ -345,8 +378,24 @@ impl Engine {
         let left_def = find(left.describe().await?, Side::Left, &config.left.entity, left)?;
         let right_def = find(right.describe().await?, Side::Right, &config.right.entity, right)?;
         check_fields(name, config, &left_def, &right_def, mapper.is_some())?;
+        let references = self.references(name, config)?;
         let open = self.state.conflicts(Some(name), true)?.into_iter().map(|c| (c.link_id, c.field)).collect();
-        Ok(Ctx { name, config, left, right, left_def, right_def, mapper, mode, run_id: None, parked: Default::default(), open, recheck: Default::default(), matched: Default::default() })
+        Ok(Ctx {
+            name,
+            config,
+            left,
+            right,
+            left_def,
+            right_def,
+            mapper,
+            references,
+            mode,
+            run_id: None,
+            parked: Default::default(),
+            open,
+            recheck: Default::default(),
+            matched: Default::default(),
+        })
     }
 
     /// Checks that a pipeline can run: both endpoints describe its entities and
@@ -528,6 +577,14 @@ impl Engine {
                 write_isolating(ctx, target, &changes).await?.into_iter().map(Some).collect()
             }
         };
+        // A change the target could not take for now (it went down mid-batch):
+        // the batch is committed as far as it went, then the run fails, so the
+        // pipeline shows degraded and is retried; the change is a failed item
+        // that goes again once the target is back.
+        let interrupted = outcomes.iter().find_map(|o| match o {
+            Some(Outcome::Rejected(problem)) if problem.retryable => Some(problem.clone()),
+            _ => None,
+        });
         for (pending, outcome) in plan.pending.into_iter().zip(outcomes) {
             if let (false, Some(Outcome::Applied(applied))) = (pending.target_in_sync, &outcome) {
                 ctx.recheck.lock().unwrap_or_else(|e| e.into_inner()).push((target, applied.id.clone()));
@@ -560,7 +617,13 @@ impl Engine {
             self.state.apply(ctx.name, ctx.run_id, &plan.commit)?;
         }
         report.plan.append(&mut plan.commit.history);
-        Ok(())
+        match interrupted {
+            Some(problem) => Err(RunError::Interrupted {
+                message: format!("the {target} side stopped taking changes: {}: {}", problem.code, problem.message),
+                hint: problem.hint.unwrap_or_else(|| "the run is retried; the changes not written are resubmitted".into()),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Maps source records to the synced fields in left (canonical) names,
@@ -623,10 +686,19 @@ impl Engine {
                 }
             }
         }
-        Ok(results
+        let mut results: Vec<Result<BTreeMap<String, Value>, Vec<Violation>>> = results
             .into_iter()
             .map(|r| r.map(|record| record.fields.into_iter().map(|f| (f.name, f.value)).collect()))
-            .collect())
+            .collect();
+        if !ctx.references.is_empty() {
+            let target = source.other();
+            let types: HashMap<String, crate::runtime::bindings::FieldType> =
+                ctx.def(target).fields.iter().map(|f| (f.name.clone(), f.type_)).collect();
+            let names: HashMap<String, String> =
+                ctx.references.iter().map(|r| (r.field.clone(), ctx.config.name_on(target, &r.field).to_owned())).collect();
+            self.translate_references(&ctx.references, source, &types, &names, &mut results)?;
+        }
+        Ok(results)
     }
 
     /// Decides what each source record means for the other side.

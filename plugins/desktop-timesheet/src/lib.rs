@@ -41,7 +41,7 @@ fn yes() -> bool {
 
 /// The entities, their tables and synced columns.
 const ENTITIES: &[(&str, &str, &[(&str, TypeName)])] = &[
-    ("users", "users", &[("login", TypeName::Text), ("full_name", TypeName::Text), ("email", TypeName::Text)]),
+    ("users", "users", &[("login", TypeName::Text), ("first_name", TypeName::Text), ("last_name", TypeName::Text), ("email", TypeName::Text)]),
     ("activities", "activities", &[("name", TypeName::Text), ("billable", TypeName::Boolean)]),
     ("projects", "projects", &[("code", TypeName::Text), ("name", TypeName::Text), ("description", TypeName::Text)]),
     ("tasks", "tasks", &[("project_id", TypeName::Integer), ("name", TypeName::Text), ("done", TypeName::Boolean)]),

@@ -7,7 +7,8 @@
 CREATE TABLE IF NOT EXISTS users (
     id          INTEGER PRIMARY KEY,
     login       TEXT NOT NULL UNIQUE,
-    full_name   TEXT NOT NULL,
+    first_name  TEXT NOT NULL DEFAULT '',
+    last_name   TEXT NOT NULL DEFAULT '',
     email       TEXT,
     status      TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleted')),
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),

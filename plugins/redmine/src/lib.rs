@@ -441,32 +441,46 @@ impl Redmine {
             }
             (ChangeKind::Upsert, None) => {
                 let mut body = kind.to_body(&change.fields)?;
-                if kind == Kind::Projects {
-                    self.complete_new_project(&mut body)?;
+                let derived_identifier = kind == Kind::Projects && self.complete_new_project(&mut body)?;
+                let mut attempt = 1;
+                let created = loop {
+                    match self.api.change("POST", &format!("/{collection}.json"), Some(&body), write_purpose(kind, true)) {
+                        // Identifiers are unique across Redmine: a name another
+                        // project's identifier was made from gets a number.
+                        Err(error) if derived_identifier && attempt < 10 && error.problem().message.contains("Identifier has already been taken") => {
+                            attempt += 1;
+                            let base = body["project"]["identifier"].as_str().unwrap_or("").trim_end_matches(|c: char| c.is_ascii_digit() || c == '-').to_owned();
+                            body["project"]["identifier"] = Json::String(format!("{}-{attempt}", &base[..base.len().min(95)]));
+                        }
+                        other => break other?,
+                    }
                 }
-                let created = self
-                    .api
-                    .change("POST", &format!("/{collection}.json"), Some(&body), write_purpose(kind, true))?
-                    .ok_or_else(|| Error::new("bad-response", format!("Redmine created a {} but returned no body", kind.singular())))?;
+                .ok_or_else(|| Error::new("bad-response", format!("Redmine created a {} but returned no body", kind.singular())))?;
                 let record = kind.to_record(&created[kind.singular()])?;
                 Ok(Outcome::Applied(Applied { id: record.id, version: record.version }))
             }
         }
     }
 
-    /// A project made from another system's record: an identifier from its
-    /// name when it has none, and a place under the scoped project.
-    fn complete_new_project(&self, body: &mut Json) -> Result<(), Error> {
+    /// A project made from another system's record: a place under the scoped
+    /// project, and an identifier from its name (prefixed with the scoped
+    /// project's) when it has none. Returns whether the identifier was made here.
+    fn complete_new_project(&self, body: &mut Json) -> Result<bool, Error> {
         let project = &mut body["project"];
-        if project.get("identifier").is_none_or(Json::is_null) {
-            let name = project.get("name").and_then(Json::as_str).unwrap_or("");
-            project["identifier"] = Json::String(identifier_from(name));
-        }
         if let (Some(scope), true) = (&self.settings.project, project.get("parent_id").is_none_or(Json::is_null)) {
             let (json, _) = self.api.get(&format!("/projects/{}.json", encode(scope)), READ)?;
             project["parent_id"] = json["project"]["id"].clone();
         }
-        Ok(())
+        if project.get("identifier").is_none_or(Json::is_null) {
+            let name = project.get("name").and_then(Json::as_str).unwrap_or("");
+            let name = match &self.settings.project {
+                Some(scope) => format!("{scope} {name}"),
+                None => name.to_owned(),
+            };
+            project["identifier"] = Json::String(identifier_from(&name));
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

@@ -8,5 +8,6 @@ mod capabilities;
 mod config;
 mod engine;
 mod mapper;
+mod redmine;
 mod sandbox;
 mod sql_table;

@@ -1,0 +1,88 @@
+//! Endpoint probes (T4, T6): can each endpoint be reached, is its account
+//! accepted, and may it do what the pipelines need? Asked by `synchost check`
+//! and when `synchost run` starts.
+
+use std::collections::BTreeMap;
+
+use super::Engine;
+use crate::config::Side;
+use crate::runtime::bindings::{EntityNeed, Problem};
+
+/// What one endpoint's probe found.
+pub struct ProbeResult {
+    pub endpoint: String,
+    /// The pipelines that use the endpoint.
+    pub pipelines: Vec<String>,
+    /// What the pipelines need from it.
+    pub needs: Vec<EntityNeed>,
+    /// Empty when everything the pipelines need is there.
+    pub problems: Vec<Problem>,
+}
+
+impl Engine {
+    /// Per endpoint, what its pipelines read and write, and which pipelines use it.
+    pub fn endpoint_needs(&self) -> BTreeMap<String, (Vec<EntityNeed>, Vec<String>)> {
+        let mut needs: BTreeMap<String, (BTreeMap<String, (bool, bool)>, Vec<String>)> = BTreeMap::new();
+        for (name, pipeline) in &self.config.config.pipelines {
+            for side in [Side::Left, Side::Right] {
+                let (endpoint, entity) = match side {
+                    Side::Left => (&pipeline.left.endpoint, &pipeline.left.entity),
+                    Side::Right => (&pipeline.right.endpoint, &pipeline.right.entity),
+                };
+                let from = side.other();
+                let writes = pipeline.create.allows(from) || pipeline.fields.values().any(|rule| rule.direction.allows(from));
+                let (entities, users) = needs.entry(endpoint.get_ref().to_string()).or_default();
+                let need = entities.entry(entity.clone()).or_default();
+                need.0 = true;
+                need.1 |= writes;
+                if !users.contains(&name.to_string()) {
+                    users.push(name.to_string());
+                }
+            }
+        }
+        needs
+            .into_iter()
+            .map(|(endpoint, (entities, users))| {
+                let needs = entities.into_iter().map(|(entity, (read, write))| EntityNeed { entity, read, write }).collect();
+                (endpoint, (needs, users))
+            })
+            .collect()
+    }
+
+    /// Probes every endpoint a pipeline uses. An endpoint that cannot be
+    /// reached, or refuses the account, reports that as its one problem.
+    pub async fn probe_endpoints(&self) -> Vec<ProbeResult> {
+        let mut results = Vec::new();
+        for (endpoint, (needs, pipelines)) in self.endpoint_needs() {
+            let problems = match self.catalog.instance(&endpoint) {
+                Err(failure) => vec![Problem { code: "not-loaded".into(), message: failure.message.clone(), hint: failure.hint.clone(), retryable: false }],
+                Ok(instance) => match instance.probe(&needs).await {
+                    Ok(problems) => problems,
+                    Err(error) => vec![Problem { code: "unreachable".into(), message: error.to_string(), hint: error.hint(), retryable: error.retryable() }],
+                },
+            };
+            results.push(ProbeResult { endpoint, pipelines, needs, problems });
+        }
+        results
+    }
+
+    /// Probes at startup: an endpoint with problems makes its pipelines
+    /// `degraded` with the reason (they still run, and recover on success),
+    /// and each problem goes to the event log.
+    pub async fn probe_at_startup(&self) -> Result<(), crate::state::StateError> {
+        for result in self.probe_endpoints().await {
+            for problem in &result.problems {
+                let message = format!("endpoint `{}`: {}", result.endpoint, problem.message);
+                tracing::warn!(endpoint = %result.endpoint, code = %problem.code, "Probe: {}", problem.message);
+                self.state.event("error", None, None, &message, problem.hint.as_deref())?;
+            }
+            if let Some(first) = result.problems.first() {
+                let reason = format!("endpoint `{}`: {}", result.endpoint, first.message);
+                for pipeline in &result.pipelines {
+                    self.state.record_failure(pipeline, &reason, first.hint.as_deref())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

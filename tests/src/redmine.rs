@@ -1,0 +1,139 @@
+//! A real Redmine for the tests: found through `SYNCHOST_REDMINE_URL` and
+//! `SYNCHOST_REDMINE_API_KEY`, or the file `scripts/redmine start` writes.
+//! Tests make their own projects and users through the REST API (with unique
+//! names), so they neither depend on nor disturb each other.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{json, Value};
+
+/// A Redmine server and its administrator's API key.
+#[derive(Clone)]
+pub struct Redmine {
+    pub url: String,
+    pub key: String,
+    client: reqwest::Client,
+}
+
+fn settings_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/redmine-server.env")
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{}-{}", std::process::id(), nanos % 1_000_000_000, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Redmine {
+    /// The test Redmine; panics with instructions when there is none.
+    pub async fn connect() -> Redmine {
+        let from_file = std::fs::read_to_string(settings_file()).unwrap_or_default();
+        let setting = |name: &str| {
+            std::env::var(name).ok().or_else(|| {
+                from_file.lines().find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
+            })
+        };
+        let (Some(url), Some(key)) = (setting("SYNCHOST_REDMINE_URL"), setting("SYNCHOST_REDMINE_API_KEY")) else {
+            panic!(
+                "this test needs a running Redmine and none is configured: run `scripts/redmine start` \
+                 (installs Redmine from Debian packages and starts it on 127.0.0.1:3300), \
+                 or set SYNCHOST_REDMINE_URL and SYNCHOST_REDMINE_API_KEY"
+            );
+        };
+        let redmine = Redmine { url, key, client: reqwest::Client::new() };
+        if let Err(error) = redmine.client.get(format!("{}/users/current.json", redmine.url)).header("X-Redmine-API-Key", &redmine.key).send().await {
+            panic!("this test needs a running Redmine at {}, which does not answer ({error}): run `scripts/redmine start`", redmine.url);
+        }
+        redmine
+    }
+
+    /// The origin to grant in `[endpoints.NAME.grants.http] allow`.
+    pub fn origin(&self) -> String {
+        self.url.clone()
+    }
+
+    pub async fn request(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.client.request(method, format!("{}{path}", self.url)).header("X-Redmine-API-Key", key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("Redmine request {path} failed: {e}"));
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, json) = self.request(method, path, &self.key, body).await;
+        assert!((200..300).contains(&status), "{method} {path}: Redmine answered {status}: {json}");
+        json
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.ok("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        self.ok("POST", path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) {
+        self.ok("PUT", path, Some(body)).await;
+    }
+
+    pub async fn delete(&self, path: &str) {
+        self.ok("DELETE", path, None).await;
+    }
+
+    /// A new project (with time tracking and issues); returns (id, identifier).
+    pub async fn project(&self, name: &str, parent: Option<i64>) -> (i64, String) {
+        let identifier = unique("t").to_lowercase();
+        let created = self.post("/projects.json", json!({"project": {"name": name, "identifier": identifier, "parent_id": parent}})).await;
+        (created["project"]["id"].as_i64().unwrap(), identifier)
+    }
+
+    /// A new user with a known password; returns (id, login, api key).
+    pub async fn user(&self) -> (i64, String, String) {
+        let login = unique("u");
+        let created = self
+            .post("/users.json", json!({"user": {"login": login, "firstname": "Test", "lastname": login, "mail": format!("{login}@example.test"), "password": "synchost-test-1"}}))
+            .await;
+        let id = created["user"]["id"].as_i64().unwrap();
+        let (_, me) = self.request("GET", &format!("/users/{id}.json"), &self.key, None).await;
+        let key = match me["user"]["api_key"].as_str() {
+            Some(key) => key.to_owned(),
+            None => {
+                // Redmine makes a user's key on first use with its password.
+                let response = self.client.get(format!("{}/my/api_key.json", self.url)).basic_auth(&login, Some("synchost-test-1")).send().await.unwrap();
+                let json: Value = response.json().await.unwrap_or(Value::Null);
+                json["api_key"]["value"].as_str().or(json["api_key"].as_str()).map(str::to_owned).unwrap_or_default()
+            }
+        };
+        (id, login, key)
+    }
+
+    /// Makes a user a member of a project with the role of this name.
+    pub async fn member(&self, project: i64, user: i64, role: &str) {
+        let roles = self.get("/roles.json").await;
+        let role_id = roles["roles"].as_array().unwrap().iter().find(|r| r["name"] == role).unwrap_or_else(|| panic!("Redmine has no role {role}"))["id"].clone();
+        self.post(&format!("/projects/{project}/memberships.json"), json!({"membership": {"user_id": user, "role_ids": [role_id]}})).await;
+    }
+
+    /// The id of a time entry activity by name.
+    pub async fn activity(&self, name: &str) -> i64 {
+        let list = self.get("/enumerations/time_entry_activities.json").await;
+        list["time_entry_activities"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("no activity {name}"))["id"].as_i64().unwrap()
+    }
+
+    /// The time entries of a project (and its subprojects): (id, hours, comments, project id, activity id, issue id).
+    pub async fn time_entries(&self, project: &str) -> Vec<Value> {
+        let list = self.get(&format!("/projects/{project}/time_entries.json?limit=100")).await;
+        let mut entries = list["time_entries"].as_array().cloned().unwrap_or_default();
+        entries.sort_by_key(|e| e["id"].as_i64());
+        entries
+    }
+}
