@@ -14,6 +14,14 @@ pub struct Redmine {
     pub url: String,
     pub key: String,
     client: reqwest::Client,
+    /// Redmine on SQLite serves one writer at a time and answers 500 to the
+    /// rest: the tests take turns, each holding this while it runs.
+    _turn: std::sync::Arc<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+fn turns() -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static TURNS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    TURNS.get_or_init(Default::default).clone()
 }
 
 fn settings_file() -> PathBuf {
@@ -43,7 +51,8 @@ impl Redmine {
                  or set SYNCHOST_REDMINE_URL and SYNCHOST_REDMINE_API_KEY"
             );
         };
-        let redmine = Redmine { url, key, client: reqwest::Client::new() };
+        let turn = turns().lock_owned().await;
+        let redmine = Redmine { url, key, client: reqwest::Client::new(), _turn: std::sync::Arc::new(turn) };
         if let Err(error) = redmine.client.get(format!("{}/users/current.json", redmine.url)).header("X-Redmine-API-Key", &redmine.key).send().await {
             panic!("this test needs a running Redmine at {}, which does not answer ({error}): run `scripts/redmine start`", redmine.url);
         }
@@ -68,7 +77,16 @@ impl Redmine {
     }
 
     async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, json) = self.request(method, path, &self.key, body).await;
+        let (mut status, mut json) = self.request(method, path, &self.key, body.clone()).await;
+        // Redmine on SQLite answers 500 while another server holds the
+        // database lock (or just died holding it): reads are tried again.
+        for _ in 0..20 {
+            if status < 500 || method != "GET" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            (status, json) = self.request(method, path, &self.key, body.clone()).await;
+        }
         assert!((200..300).contains(&status), "{method} {path}: Redmine answered {status}: {json}");
         json
     }

@@ -52,6 +52,13 @@ pub fn build(packages: &[&str]) -> Vec<Built> {
         if !status.success() {
             panic!("building the plugin {package} for {TARGET} failed; see the errors above");
         }
+        // Keep this build's component: building a plugin that uses this one as a
+        // library writes this one's artifact again, without its exports.
+        let stem = package.replace('-', "_");
+        let built = target_dir.join(TARGET).join("release").join(format!("{stem}.wasm"));
+        std::fs::create_dir_all(target_dir.join("components")).expect("create target/plugins/components");
+        std::fs::copy(&built, target_dir.join("components").join(format!("{stem}.wasm")))
+            .unwrap_or_else(|e| panic!("{} was not produced: {e}", built.display()));
     }
 
     let out = target_dir.join(TARGET).join("release");
@@ -60,8 +67,7 @@ pub fn build(packages: &[&str]) -> Vec<Built> {
         .iter()
         .map(|package| {
             let stem = package.replace('-', "_");
-            let wasm = out.join(format!("{stem}.wasm"));
-            assert!(wasm.exists(), "{} was not produced", wasm.display());
+            let wasm = target_dir.join("components").join(format!("{stem}.wasm"));
             rerun_if_sources_change(&out.join(format!("{stem}.d")));
             Built { package: package.to_string(), wasm }
         })

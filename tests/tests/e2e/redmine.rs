@@ -296,7 +296,7 @@ async fn the_redmine_plugin_reaches_no_host_but_the_granted_redmine() {
 
 /// A second Redmine server on the same database, that the test may stop.
 struct OwnServer {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     port: u16,
 }
 
@@ -316,7 +316,7 @@ impl OwnServer {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start a Redmine server in {dir}: {e} (run `scripts/redmine start` first)"));
-        OwnServer { child, port }
+        OwnServer { child: Some(child), port }
     }
 
     async fn wait_until_up(&self) {
@@ -329,9 +329,14 @@ impl OwnServer {
         panic!("the Redmine server on port {} did not come up within 120 s", self.port);
     }
 
+    /// Stops the server at once, like a crash (its process group: rails and webrick).
     fn kill(&mut self) {
-        let _ = std::process::Command::new("kill").args(["-9", &format!("-{}", self.child.id())]).status();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let group = format!("-{}", child.id());
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -361,17 +366,22 @@ async fn redmine_stopped_in_the_middle_of_a_run_degrades_the_pipeline_which_resu
          INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
          SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '2026-11-07', 0.25, 'entry ' || i FROM n;",
     );
-    // Stop Redmine once some entries are in.
-    let run = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.run("entries", "test", Mode::Apply).await }
-    });
-    loop {
-        if redmine.time_entries(&project.1).await.len() >= 5 || run.is_finished() {
-            break;
+    // Stop Redmine once some entries are in (a run that ends early, say on a
+    // busy answer, is started again: the engine goes on where it stopped).
+    let run = loop {
+        let run = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.run("entries", "test", Mode::Apply).await }
+        });
+        while redmine.time_entries(&project.1).await.len() < 5 && !run.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        if !run.is_finished() {
+            break run;
+        }
+        let outcome = run.await.unwrap();
+        assert!(outcome.is_err(), "the run finished before Redmine could be stopped: {:?}", outcome.map(|r| r.counts));
+    };
     server.kill();
     let outcome = run.await.unwrap();
     assert!(outcome.is_err(), "the run should fail when Redmine stops mid-run");
