@@ -91,15 +91,14 @@ impl Api {
     }
 
     /// GET a JSON document.
-    pub fn get(&self, path: &str, purpose: Purpose<'_>) -> Result<(Json, Response), Error> {
-        let response = self.send(self.request("GET", path), purpose)?;
-        Ok((response.json()?, response))
+    pub fn get(&self, path: &str, purpose: Purpose<'_>) -> Result<Json, Error> {
+        self.send(self.request("GET", path), purpose)?.json()
     }
 
     /// GET a JSON document, or `None` when Redmine answers 404.
     pub fn get_optional(&self, path: &str, purpose: Purpose<'_>) -> Result<Option<Json>, Error> {
         match self.get(path, purpose) {
-            Ok((json, _)) => Ok(Some(json)),
+            Ok(json) => Ok(Some(json)),
             Err(error) if error.problem().code == "not-found" => Ok(None),
             Err(error) => Err(error),
         }

@@ -199,7 +199,7 @@ impl Connector for Redmine {
         let mut permissions: BTreeSet<String> = BTreeSet::new();
         if !admin {
             for (id, _) in &roles {
-                let (role, _) = self.api.get(&format!("/roles/{id}.json"), READ)?;
+                let role = self.api.get(&format!("/roles/{id}.json"), READ)?;
                 permissions.extend(role["role"]["permissions"].as_array().into_iter().flatten().filter_map(Json::as_str).map(str::to_owned));
             }
         }
@@ -258,7 +258,7 @@ impl Connector for Redmine {
 impl Redmine {
     /// The account the key belongs to (with its memberships); 401 for a bad key.
     fn current_user(&self) -> Result<Json, Error> {
-        let (me, _) = self.api.get("/users/current.json?include=memberships", Purpose { action: "sign in", permission: "a valid API key" })?;
+        let me = self.api.get("/users/current.json?include=memberships", Purpose { action: "sign in", permission: "a valid API key" })?;
         Ok(me["user"].clone())
     }
 
@@ -277,7 +277,7 @@ impl Redmine {
             let mut first_total = None;
             let mut offset = 0u64;
             loop {
-                let (json, _) = self.api.get(&format!("{path}{separator}limit={page}&offset={offset}"), read_purpose(kind))?;
+                let json = self.api.get(&format!("{path}{separator}limit={page}&offset={offset}"), read_purpose(kind))?;
                 let batch = json.get(kind.plural()).and_then(Json::as_array).cloned().unwrap_or_default();
                 let total = json.get("total_count").and_then(Json::as_u64);
                 let got = batch.len() as u64;
@@ -351,7 +351,7 @@ impl Redmine {
         }
         let mut offset = 0usize;
         loop {
-            let (json, _) = self.api.get(&format!("{path}&limit={page}&offset={offset}"), read_purpose(Kind::Issues))?;
+            let json = self.api.get(&format!("{path}&limit={page}&offset={offset}"), read_purpose(Kind::Issues))?;
             let items = json["issues"].as_array().cloned().unwrap_or_default();
             let total = json["total_count"].as_u64().unwrap_or(0) as usize;
             let records: Vec<Record> = items.iter().map(|i| Kind::Issues.to_record(i)).collect::<Result<_, _>>()?;
@@ -468,7 +468,7 @@ impl Redmine {
     fn complete_new_project(&self, body: &mut Json) -> Result<bool, Error> {
         let project = &mut body["project"];
         if let (Some(scope), true) = (&self.settings.project, project.get("parent_id").is_none_or(Json::is_null)) {
-            let (json, _) = self.api.get(&format!("/projects/{}.json", encode(scope)), READ)?;
+            let json = self.api.get(&format!("/projects/{}.json", encode(scope)), READ)?;
             project["parent_id"] = json["project"]["id"].clone();
         }
         if project.get("identifier").is_none_or(Json::is_null) {
