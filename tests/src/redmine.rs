@@ -147,11 +147,92 @@ impl Redmine {
         list["time_entry_activities"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("no activity {name}"))["id"].as_i64().unwrap()
     }
 
-    /// The time entries of a project (and its subprojects): (id, hours, comments, project id, activity id, issue id).
+    /// All time entries of a project (and its subprojects), by id.
     pub async fn time_entries(&self, project: &str) -> Vec<Value> {
-        let list = self.get(&format!("/projects/{project}/time_entries.json?limit=100")).await;
-        let mut entries = list["time_entries"].as_array().cloned().unwrap_or_default();
+        let mut entries = Vec::new();
+        loop {
+            let page = self.get(&format!("/projects/{project}/time_entries.json?limit=100&offset={}", entries.len())).await;
+            let batch = page["time_entries"].as_array().cloned().unwrap_or_default();
+            let total = page["total_count"].as_u64().unwrap_or(0) as usize;
+            let done = batch.is_empty();
+            entries.extend(batch);
+            if done || entries.len() >= total {
+                break;
+            }
+        }
         entries.sort_by_key(|e| e["id"].as_i64());
         entries
+    }
+
+    /// The timesheet pipelines of `examples/timesheet` (desktop <-> Redmine),
+    /// the Redmine endpoint at `url` with `key`, scoped to `project`.
+    pub fn timesheet_config(&self, url: &str, key: &str, project: &str, entries_batch_size: u32) -> String {
+        format!(
+            r#"
+[endpoints.desktop]
+plugin = "desktop-timesheet"
+grants.sql.db = {{ dsn = "sqlite:desktop.sqlite" }}
+settings = {{ connection = "db" }}
+
+[endpoints.redmine]
+plugin = "redmine"
+grants.http.allow = ["{origin}"]
+limits.timeout = "120s"
+settings = {{ url = "{url}", api_key = "{key}", project = "{project}", timeout_ms = 5000 }}
+
+[pipelines.users]
+category = "master data"
+left = {{ endpoint = "desktop", entity = "users" }}
+right = {{ endpoint = "redmine", entity = "users" }}
+create = "right-to-left"
+match_on = ["login"]
+conflict = "right-wins"
+fields = {{ login = {{ direction = "right-to-left" }}, last_name = {{ right = "lastname", direction = "right-to-left" }} }}
+
+[pipelines.activities]
+category = "master data"
+left = {{ endpoint = "desktop", entity = "activities" }}
+right = {{ endpoint = "redmine", entity = "activities" }}
+create = "right-to-left"
+match_on = ["name"]
+conflict = "right-wins"
+fields = {{ name = {{ direction = "right-to-left" }} }}
+
+[pipelines.projects]
+category = "projects"
+left = {{ endpoint = "desktop", entity = "projects" }}
+right = {{ endpoint = "redmine", entity = "projects" }}
+match_on = ["name"]
+conflict = "last-writer-wins"
+fields = {{ name = {{}}, description = {{}}, code = {{ right = "identifier", direction = "right-to-left" }} }}
+
+[pipelines.tasks]
+category = "projects"
+left = {{ endpoint = "desktop", entity = "tasks" }}
+right = {{ endpoint = "redmine", entity = "issues" }}
+conflict = "last-writer-wins"
+deletes = "hard"
+fields = {{ project_id = {{ references = "projects" }}, name = {{ right = "subject" }} }}
+
+[pipelines.entries]
+category = "timesheets"
+left = {{ endpoint = "desktop", entity = "entries" }}
+right = {{ endpoint = "redmine", entity = "time_entries" }}
+conflict = "last-writer-wins"
+deletes = "hard"
+batch_size = {entries_batch_size}
+required = ["project_id", "activity_id", "work_date", "hours"]
+
+[pipelines.entries.fields]
+user_id = {{ references = "users" }}
+project_id = {{ references = "projects" }}
+task_id = {{ right = "issue_id", references = "tasks" }}
+activity_id = {{ references = "activities" }}
+work_date = {{ right = "spent_on" }}
+hours = {{}}
+comment = {{ right = "comments" }}
+"#,
+            origin = self.origin()
+        )
     }
 }

@@ -8,77 +8,6 @@ use synchost::engine::{Engine, Mode};
 use synchost_tests::redmine::{unique, Redmine};
 use synchost_tests::Scene;
 
-/// Desktop <-> Redmine, as in `examples/timesheet`, scoped to `project`.
-fn config(redmine: &Redmine, url: &str, key: &str, project: &str) -> String {
-    format!(
-        r#"
-[endpoints.desktop]
-plugin = "desktop-timesheet"
-grants.sql.db = {{ dsn = "sqlite:desktop.sqlite" }}
-settings = {{ connection = "db" }}
-
-[endpoints.redmine]
-plugin = "redmine"
-grants.http.allow = ["{origin}"]
-limits.timeout = "120s"
-settings = {{ url = "{url}", api_key = "{key}", project = "{project}", timeout_ms = 5000 }}
-
-[pipelines.users]
-category = "master data"
-left = {{ endpoint = "desktop", entity = "users" }}
-right = {{ endpoint = "redmine", entity = "users" }}
-create = "right-to-left"
-match_on = ["login"]
-conflict = "right-wins"
-fields = {{ login = {{ direction = "right-to-left" }}, last_name = {{ right = "lastname", direction = "right-to-left" }} }}
-
-[pipelines.activities]
-category = "master data"
-left = {{ endpoint = "desktop", entity = "activities" }}
-right = {{ endpoint = "redmine", entity = "activities" }}
-create = "right-to-left"
-match_on = ["name"]
-conflict = "right-wins"
-fields = {{ name = {{ direction = "right-to-left" }} }}
-
-[pipelines.projects]
-category = "projects"
-left = {{ endpoint = "desktop", entity = "projects" }}
-right = {{ endpoint = "redmine", entity = "projects" }}
-match_on = ["name"]
-conflict = "last-writer-wins"
-fields = {{ name = {{}}, description = {{}}, code = {{ right = "identifier", direction = "right-to-left" }} }}
-
-[pipelines.tasks]
-category = "projects"
-left = {{ endpoint = "desktop", entity = "tasks" }}
-right = {{ endpoint = "redmine", entity = "issues" }}
-conflict = "last-writer-wins"
-deletes = "hard"
-fields = {{ project_id = {{ references = "projects" }}, name = {{ right = "subject" }} }}
-
-[pipelines.entries]
-category = "timesheets"
-left = {{ endpoint = "desktop", entity = "entries" }}
-right = {{ endpoint = "redmine", entity = "time_entries" }}
-conflict = "last-writer-wins"
-deletes = "hard"
-batch_size = 5
-required = ["project_id", "activity_id", "work_date", "hours"]
-
-[pipelines.entries.fields]
-user_id = {{ references = "users" }}
-project_id = {{ references = "projects" }}
-task_id = {{ right = "issue_id", references = "tasks" }}
-activity_id = {{ references = "activities" }}
-work_date = {{ right = "spent_on" }}
-hours = {{}}
-comment = {{ right = "comments" }}
-"#,
-        origin = redmine.origin()
-    )
-}
-
 struct Setup {
     scene: Scene,
     engine: Engine,
@@ -92,7 +21,7 @@ async fn setup() -> Setup {
     let project = redmine.project(&unique("Timesheets"), None).await;
     let scene = Scene::new();
     scene.database("desktop.sqlite", "");
-    let engine = scene.engine(&config(&redmine, &redmine.url, &redmine.key, &project.1));
+    let engine = scene.engine(&redmine.timesheet_config(&redmine.url, &redmine.key, &project.1, 5));
     Setup { scene, engine, redmine, project }
 }
 
@@ -241,7 +170,7 @@ async fn a_wrong_api_key_and_a_missing_permission_are_named() {
     // A key Redmine does not know.
     let scene = Scene::new();
     scene.database("desktop.sqlite", "");
-    let engine = scene.engine(&config(&redmine, &redmine.url, "0123456789abcdef0123456789abcdef01234567", &project.1));
+    let engine = scene.engine(&redmine.timesheet_config(&redmine.url, "0123456789abcdef0123456789abcdef01234567", &project.1, 5));
     let probes = engine.probe_endpoints().await;
     let probe = probes.iter().find(|p| p.endpoint == "redmine").unwrap();
     assert_eq!(probe.problems.len(), 1, "{:?}", probe.problems);
@@ -255,7 +184,7 @@ async fn a_wrong_api_key_and_a_missing_permission_are_named() {
     redmine.member(project.0, user, "Observer").await;
     let scene = Scene::new();
     scene.database("desktop.sqlite", "");
-    let engine = scene.engine(&config(&redmine, &redmine.url, &key, &project.1));
+    let engine = scene.engine(&redmine.timesheet_config(&redmine.url, &key, &project.1, 5));
     let probes = engine.probe_endpoints().await;
     let problems = &probes.iter().find(|p| p.endpoint == "redmine").unwrap().problems;
     let log_time = problems.iter().find(|p| p.message.contains("`log_time`")).unwrap_or_else(|| panic!("log_time not named: {problems:?}"));
@@ -264,7 +193,7 @@ async fn a_wrong_api_key_and_a_missing_permission_are_named() {
     assert!(log_time.hint.as_deref().unwrap_or("").contains("Roles and permissions"));
     assert!(problems.iter().any(|p| p.message.contains("may not list users")), "{problems:?}");
     // A write the permission is missing for fails that entry, naming the permission.
-    let admin_engine = scene.engine(&config(&redmine, &redmine.url, &redmine.key, &project.1));
+    let admin_engine = scene.engine(&redmine.timesheet_config(&redmine.url, &redmine.key, &project.1, 5));
     sync(&admin_engine, &["users", "activities", "projects"]).await;
     scene.sql(
         "desktop.sqlite",
@@ -288,7 +217,7 @@ async fn the_redmine_plugin_reaches_no_host_but_the_granted_redmine() {
     // Settings point the plugin at another host than the one granted.
     let port = redmine.url.rsplit(':').next().unwrap();
     let elsewhere = format!("http://127.0.0.2:{port}");
-    let engine = scene.engine(&config(&redmine, &elsewhere, &redmine.key, &project.1));
+    let engine = scene.engine(&redmine.timesheet_config(&elsewhere, &redmine.key, &project.1, 5));
     let error = engine.run("projects", "test", Mode::Apply).await.unwrap_err();
     assert!(error.to_string().contains("may not send HTTP requests to 127.0.0.2"), "{error}");
     assert!(error.hint().unwrap_or_default().contains("grants.http"), "{:?}", error.hint());
@@ -307,7 +236,7 @@ impl OwnServer {
         let pid_file = std::env::temp_dir().join(format!("synchost-redmine-{port}.pid"));
         let _ = std::fs::remove_file(&pid_file);
         let child = std::process::Command::new("ruby")
-            .args(["bin/rails", "server", "-u", "webrick", "-b", "127.0.0.1", "-p", &port.to_string(), "-P"])
+            .args(["bin/rails", "server", "-u", "puma", "-b", "127.0.0.1", "-p", &port.to_string(), "-P"])
             .arg(&pid_file)
             .current_dir(&dir)
             .env("RAILS_ENV", "production")
@@ -329,7 +258,7 @@ impl OwnServer {
         panic!("the Redmine server on port {} did not come up within 120 s", self.port);
     }
 
-    /// Stops the server at once, like a crash (its process group: rails and webrick).
+    /// Stops the server at once, like a crash (its process group: rails and puma).
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let group = format!("-{}", child.id());
@@ -357,7 +286,7 @@ async fn redmine_stopped_in_the_middle_of_a_run_degrades_the_pipeline_which_resu
     let scene = Scene::new();
     scene.database("desktop.sqlite", "");
     let url = format!("http://127.0.0.1:{port}");
-    let text = config(&redmine, &url, &redmine.key, &project.1).replace(&format!("allow = [\"{}\"]", redmine.origin()), &format!("allow = [\"{url}\"]"));
+    let text = redmine.timesheet_config(&url, &redmine.key, &project.1, 5).replace(&format!("allow = [\"{}\"]", redmine.origin()), &format!("allow = [\"{url}\"]"));
     let engine = std::sync::Arc::new(scene.engine(&text));
     sync(&engine, &["users", "activities", "projects"]).await;
     scene.sql(
@@ -373,8 +302,10 @@ async fn redmine_stopped_in_the_middle_of_a_run_degrades_the_pipeline_which_resu
             let engine = engine.clone();
             async move { engine.run("entries", "test", Mode::Apply).await }
         });
-        while redmine.time_entries(&project.1).await.len() < 5 && !run.is_finished() {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Progress is watched in the engine's state: asking Redmine would wait
+        // on its database while the other server writes, and come too late.
+        while engine.state.link_count("entries").unwrap() < 5 && !run.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         if !run.is_finished() {
             break run;
