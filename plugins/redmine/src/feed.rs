@@ -1,6 +1,8 @@
-//! The change-feed cursor: the last `updated_on` returned and the ids returned
-//! with it. Redmine's timestamps have whole seconds, so many records can share
-//! one; the ids make a page boundary inside a second exact.
+//! The change-feed cursor: the last `updated_on` returned and the records
+//! (id and version) returned with it. Redmine's timestamps have whole seconds,
+//! so many records can share one: the ids make a page boundary inside a second
+//! exact, and the versions (which carry a digest of the values) let a record
+//! changed again within that same second through.
 
 use serde::{Deserialize, Serialize};
 use synchost_plugin_sdk::prelude::*;
@@ -9,8 +11,12 @@ use synchost_plugin_sdk::prelude::*;
 pub struct FeedCursor {
     #[serde(rename = "u")]
     pub updated_on: Option<String>,
-    #[serde(rename = "ids", default)]
-    pub seen: Vec<i64>,
+    /// Returned at `updated_on`: (id, version).
+    #[serde(default)]
+    pub seen: Vec<(i64, String)>,
+    /// Cursors written before versions were kept: ids only.
+    #[serde(rename = "ids", default, skip_serializing)]
+    pub seen_ids: Vec<i64>,
 }
 
 /// A record's place in the feed: its `updated_on`, then its id.
@@ -40,7 +46,8 @@ impl FeedCursor {
             .into_iter()
             .filter(|r| {
                 let (updated, id) = order_key(r);
-                updated > *last || (updated == *last && !self.seen.contains(&id))
+                let version = r.version.clone().unwrap_or_default();
+                updated > *last || (updated == *last && !self.seen_ids.contains(&id) && !self.seen.contains(&(id, version)))
             })
             .collect()
     }
@@ -53,10 +60,38 @@ impl FeedCursor {
             if next.updated_on.as_deref() != Some(updated.as_str()) {
                 next.updated_on = Some(updated);
                 next.seen.clear();
+                next.seen_ids.clear();
             }
-            next.seen.push(id);
+            next.seen.retain(|(seen, _)| *seen != id);
+            next.seen.push((id, record.version.clone().unwrap_or_default()));
         }
         let cursor = next.updated_on.is_some().then(|| serde_json::to_string(&next).expect("a cursor serializes"));
         ReadBatch { records, cursor, has_more }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: i64, updated_on: &str, version: &str) -> Record {
+        let mut record = Record::new(id.to_string()).with("updated_on", Value::Timestamp(updated_on.into()));
+        record.version = Some(version.into());
+        record
+    }
+
+    #[test]
+    fn a_record_changed_again_within_the_cursors_second_is_returned_again() {
+        let first = FeedCursor::default().advance(vec![record(1, "2026-11-02T10:00:00Z", "a"), record(2, "2026-11-02T10:00:00Z", "b")], false);
+        let cursor = FeedCursor::parse(first.cursor.as_deref()).unwrap();
+        let again = cursor.unseen(vec![record(1, "2026-11-02T10:00:00Z", "a"), record(2, "2026-11-02T10:00:00Z", "c")]);
+        assert_eq!(again.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["2"]);
+    }
+
+    #[test]
+    fn cursors_with_ids_only_still_skip_what_they_returned() {
+        let cursor = FeedCursor::parse(Some(r#"{"u":"2026-11-02T10:00:00Z","ids":[1]}"#)).unwrap();
+        let unseen = cursor.unseen(vec![record(1, "2026-11-02T10:00:00Z", "a"), record(3, "2026-11-02T10:00:00Z", "d")]);
+        assert_eq!(unseen.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["3"]);
     }
 }
