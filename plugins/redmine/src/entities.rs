@@ -83,6 +83,8 @@ const ISSUES: &[Spec] = &[
     field("created_on", Timestamp, "created_on", true),
     field("updated_on", Timestamp, "updated_on", true),
     field("closed_on", Timestamp, "closed_on", true),
+    // Written only: a journal entry on the issue (Redmine returns none in the issue).
+    field("notes", Text, "notes", false),
 ];
 
 const TIME_ENTRIES: &[Spec] = &[

@@ -9,9 +9,11 @@
 //!   keeps the last timestamp and the ids already returned with it, so a page
 //!   boundary inside one second neither skips nor repeats a record. Master data
 //!   is read whole each run (it is small).
-//! - Writes create, update and delete issues and time entries, and create and
-//!   update projects; an update first checks the expected version and reports a
-//!   conflict with the current record when someone changed it meanwhile.
+//! - Writes create, update and delete issues and time entries (new ones
+//!   without a project go into the scoped project; an issue's `notes` becomes
+//!   a journal entry), and create and update projects; an update first checks
+//!   the expected version and reports a conflict with the current record when
+//!   someone changed it meanwhile.
 //! - `probe` asks Redmine who the key belongs to and which permissions its
 //!   roles give in the configured project, and names each one a pipeline needs
 //!   but the account lacks.
@@ -442,6 +444,9 @@ impl Redmine {
             (ChangeKind::Upsert, None) => {
                 let mut body = kind.to_body(&change.fields)?;
                 let derived_identifier = kind == Kind::Projects && self.complete_new_project(&mut body)?;
+                if matches!(kind, Kind::Issues | Kind::TimeEntries) {
+                    self.place_in_scope(kind, &mut body)?;
+                }
                 let mut attempt = 1;
                 let created = loop {
                     match self.api.change("POST", &format!("/{collection}.json"), Some(&body), write_purpose(kind, true)) {
@@ -460,6 +465,16 @@ impl Redmine {
                 Ok(Outcome::Applied(Applied { id: record.id, version: record.version }))
             }
         }
+    }
+
+    /// An issue or time entry made without a project goes into the scoped project.
+    fn place_in_scope(&self, kind: Kind, body: &mut Json) -> Result<(), Error> {
+        let record = &mut body[kind.singular()];
+        if let (Some(scope), true) = (&self.settings.project, record.get("project_id").is_none_or(Json::is_null)) {
+            let json = self.api.get(&format!("/projects/{}.json", encode(scope)), READ)?;
+            record["project_id"] = json["project"]["id"].clone();
+        }
+        Ok(())
     }
 
     /// A project made from another system's record: a place under the scoped
