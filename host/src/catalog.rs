@@ -14,7 +14,7 @@ use crate::config::{settings_json, Dsn, InstanceConfig, LoadedConfig, PluginId};
 use crate::runtime::{Instance, Plugin, PluginKind, Runtime};
 use crate::services::http::{self, HttpAccess};
 use crate::services::sql::{SqlDatabases, SqlGrant};
-use crate::services::InstanceContext;
+use crate::services::{Folder, InstanceContext};
 
 /// A failure with the fix to apply.
 #[derive(Debug, Clone)]
@@ -168,6 +168,12 @@ pub fn instance_context(
         settings: settings_json(&instance.settings).to_string(),
         sql,
         http: HttpAccess { allow: instance.grants.http.allow.clone(), client: client.clone() },
+        folders: instance
+            .grants
+            .files
+            .iter()
+            .map(|(name, grant)| Folder { name: name.to_string(), path: config.resolve(grant.path.get_ref()), read_only: grant.read_only })
+            .collect(),
         limits: config.limits(instance),
     }
 }

@@ -33,6 +33,7 @@ pub async fn run(file: &Path) -> Result<(), CommandError> {
             settings: "{}".into(),
             sql: Default::default(),
             http: http::HttpAccess { allow: Vec::new(), client: http::client() },
+            folders: Vec::new(),
             limits: EffectiveLimits::default(),
         };
         match runtime.instance(plugin, context).describe().await {

@@ -13,7 +13,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::pipeline::{ConflictPolicy, PipelineConfig};
+use super::pipeline::{ConflictPolicy, Flow, PipelineConfig};
 use super::types::{Config, HostSettings, InstanceConfig, PluginSource};
 use crate::bundled;
 use crate::runtime::MAX_PLUGIN_MEMORY;
@@ -124,6 +124,17 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
                         None,
                         format!("[{section}.{name}.settings] {key} = \"${{{variable}}}\": the environment variable {variable} is not set"),
                         format!("set {variable} in the environment synchost starts in, or write the value into the config"),
+                    );
+                }
+            }
+            for (folder, grant) in &instance.grants.files {
+                let path = grant.path.get_ref();
+                let resolved = if path.is_absolute() { path.clone() } else { c.file.parent().unwrap_or(Path::new(".")).join(path) };
+                if !resolved.is_dir() {
+                    c.error(
+                        Some(grant.path.span()),
+                        format!("[{section}.{name}.grants.files.{folder}] path `{}` is not a folder", resolved.display()),
+                        format!("create the folder `{}`, or point path at an existing one (relative to the config file)", resolved.display()),
                     );
                 }
             }
@@ -254,6 +265,15 @@ fn check_pipelines(c: &mut Collector<'_>, config: &Config) {
         }
         if pipeline.batch_size == 0 {
             c.error(None, format!("[pipelines.{name}] batch_size is 0"), "set batch_size to 1 or more (default 500)");
+        }
+        if let Some(approval) = &pipeline.approval {
+            if matches!(approval.direction, Flow::Both | Flow::Off) {
+                c.error(
+                    None,
+                    format!("[pipelines.{name}.approval] direction must be one way"),
+                    "set direction = \"right-to-left\" (the right side's changes wait for approval) or \"left-to-right\"",
+                );
+            }
         }
     }
 }

@@ -91,6 +91,22 @@ pub struct Grants {
     /// HTTP access.
     #[serde(default)]
     pub http: HttpGrant,
+    /// Folders the plugin may work with files in, by the name it uses (the
+    /// plugin sees each at `/NAME`).
+    #[serde(default)]
+    pub files: BTreeMap<ConnectionName, FolderGrant>,
+}
+
+/// One folder on the host's disk.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FolderGrant {
+    /// The folder (relative to the config file); it must exist.
+    #[schemars(with = "String")]
+    pub path: Spanned<PathBuf>,
+    /// Allow reading only. Default false.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// One named SQL connection.

@@ -2,8 +2,9 @@
 //!
 //! - `sql`: named SQL connections (SQLite), with bound parameters and batches.
 //! - `http`: requests to allow-listed origins, performed by the host.
-//! - `guest`: the host side of the WIT imports (`log`, `context`, `sql`, `http`)
-//!   and WASI with no files, no network and captured stdio.
+//! - `guest`: the host side of the WIT imports (`log`, `context`, `sql`, `http`).
+//!
+//! WASI is given no network, captured stdio, and only the granted folders.
 //!
 //! Everything is denied unless the admin granted it to the instance.
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::EffectiveLimits;
 
@@ -34,7 +35,18 @@ pub struct InstanceContext {
     pub sql: BTreeMap<String, sql::SqlGrant>,
     /// Granted HTTP origins.
     pub http: http::HttpAccess,
+    /// Granted folders: the name the plugin uses (seen at `/NAME`), the
+    /// folder on the host, and whether it is read-only.
+    pub folders: Vec<Folder>,
     pub limits: EffectiveLimits,
+}
+
+/// A folder of the host's disk granted to an instance.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    pub name: String,
+    pub path: std::path::PathBuf,
+    pub read_only: bool,
 }
 
 /// Captured stdout and stderr of one call (a Rust guest prints panics there).
@@ -52,13 +64,17 @@ pub struct HostState {
 impl HostState {
     pub fn new(instance: Arc<InstanceContext>) -> Self {
         let stdio = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
-        let wasi = WasiCtx::builder()
-            .stdout(stdio.clone())
-            .stderr(stdio.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdio.clone()).stderr(stdio.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        for folder in &instance.folders {
+            let perms = if folder.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            // A folder removed since the config was loaded: the plugin finds
+            // no `/NAME` and reports it; the call itself goes on.
+            if let Err(error) = wasi.preopened_dir(&folder.path, format!("/{}", folder.name), perms) {
+                tracing::warn!(instance = %instance.name, folder = %folder.path.display(), "Granted folder cannot be opened: {error:#}");
+            }
+        }
+        let wasi = wasi.build();
         let limiter = MemoryLimiter { limit: instance.limits.memory, exceeded: None };
         HostState { instance, wasi, table: ResourceTable::new(), limiter, stdio }
     }
