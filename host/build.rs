@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-const BUNDLED: &[&str] = &["sql-table", "crm-mapper", "redmine", "desktop-timesheet"];
+const BUNDLED: &[&str] = &["sql-table", "crm-mapper", "redmine", "desktop-timesheet", "project-plan"];
 
 fn main() {
     let built = synchost_plugin_build::build(BUNDLED);
