@@ -328,6 +328,59 @@ pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Resul
     Ok(())
 }
 
+/// `synchost approvals list [PIPELINE] [--all]`
+pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bool) -> Result<(), CommandError> {
+    let (_, state) = open_state(config)?;
+    let rows = state.approvals(pipeline, all).map_err(state_error)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("{}", if all { "the approval queue is empty" } else { "no changes waiting for approval" });
+    }
+    for a in &rows {
+        let decision = match (&a.decided_by, &a.outcome) {
+            (Some(by), Some(outcome)) => format!("  [{} by {by}: {outcome}]", a.status),
+            (Some(by), None) => format!("  [{} by {by}]", a.status),
+            _ => String::new(),
+        };
+        println!("#{:<4} {:<20} {} record {}: {}{decision}", a.id, a.pipeline, a.side, a.source_id, a.summary);
+    }
+    if rows.iter().any(|a| a.status == "pending") {
+        println!("decide with: synchost approvals approve ID...   or   synchost approvals reject ID... --comment TEXT");
+    }
+    Ok(())
+}
+
+/// `synchost approvals show ID`
+pub fn approvals_show(config: &Path, id: i64) -> Result<(), CommandError> {
+    let (_, state) = open_state(config)?;
+    let a = state.approval(id).map_err(state_error)?.ok_or_else(|| CommandError::Reported(format!("there is no approval {id}; list them with `synchost approvals list --all`")))?;
+    println!("approval {}: pipeline {}, from the {} record {}", a.id, a.pipeline, a.side, a.source_id);
+    println!("  target:    {}", a.target_id.as_deref().unwrap_or("a new record"));
+    println!("  change:    {}", a.summary);
+    println!("  submitted: {}", a.submitted_at);
+    println!("  status:    {}", a.status);
+    if let Some(by) = &a.decided_by {
+        println!("  decided:   by {by} at {}{}", a.decided_at.as_deref().unwrap_or(""), a.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default());
+    }
+    if let Some(outcome) = &a.outcome {
+        println!("  outcome:   {outcome}{}", if a.applied_at.is_none() { " (not carried out yet)" } else { "" });
+    }
+    Ok(())
+}
+
+/// `synchost approvals approve|reject ID...`
+pub async fn approvals_decide(config: &Path, ids: &[i64], approve: bool, by: &str, comment: Option<&str>) -> Result<(), CommandError> {
+    let engine = open_engine(config)?;
+    for id in ids {
+        let outcome = engine.decide_approval(*id, approve, by, comment).await.map_err(run_error)?;
+        println!("approval {id}: {outcome}");
+    }
+    Ok(())
+}
+
 /// Reads a value typed on the command line: a number, true/false, null, or text.
 pub fn parse_value(text: &str) -> Value {
     if text == "null" {

@@ -107,6 +107,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The approval queue: changes waiting for a person's decision.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
     /// The conflict queue.
     Conflicts {
         #[command(subcommand)]
@@ -170,6 +175,41 @@ enum ConflictsCommand {
         /// A value for both sides (a number, true/false, null or text).
         #[arg(long)]
         value: Option<String>,
+        /// Who decides (default: $USER).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApprovalsCommand {
+    /// List the changes waiting for approval.
+    List {
+        pipeline: Option<String>,
+        /// Decided ones too: each item's last submit status.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One queued change in full.
+    Show { id: i64 },
+    /// Approve changes: they are written to the other side.
+    Approve {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Who decides (default: $USER).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
+    /// Reject changes: noted on the record they came from, with the comment.
+    Reject {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[arg(long)]
+        comment: String,
         /// Who decides (default: $USER).
         #[arg(long, env = "USER", default_value = "admin")]
         by: String,
@@ -296,6 +336,14 @@ pub async fn main() -> ExitCode {
         Command::Sync { pipeline, dry_run, rematch } => admin::sync(&cli.config, pipeline.as_deref(), *dry_run, *rematch).await,
         Command::Status { json } => admin::status(&cli.config, *json).await,
         Command::History { pipeline, id, limit, json } => admin::history(&cli.config, pipeline, id.as_deref(), *limit, *json),
+        Command::Approvals { command: ApprovalsCommand::List { pipeline, all, json } } => admin::approvals_list(&cli.config, pipeline.as_deref(), *all, *json),
+        Command::Approvals { command: ApprovalsCommand::Show { id } } => admin::approvals_show(&cli.config, *id),
+        Command::Approvals { command: ApprovalsCommand::Approve { ids, comment, by } } => {
+            admin::approvals_decide(&cli.config, ids, true, by, comment.as_deref()).await
+        }
+        Command::Approvals { command: ApprovalsCommand::Reject { ids, comment, by } } => {
+            admin::approvals_decide(&cli.config, ids, false, by, Some(comment)).await
+        }
         Command::Conflicts { command: ConflictsCommand::List { pipeline, all } } => admin::conflicts_list(&cli.config, pipeline.as_deref(), *all),
         Command::Conflicts { command: ConflictsCommand::Resolve { id, take, value, by } } => {
             admin::conflicts_resolve(&cli.config, *id, take.as_deref(), value.as_deref(), by).await

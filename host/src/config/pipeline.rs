@@ -55,6 +55,33 @@ pub struct PipelineConfig {
     pub retry: RetryConfig,
     /// The category this pipeline is shown under in `status` (e.g. "master data").
     pub category: Option<String>,
+    /// Changes flowing this way wait in the approval queue for a person's
+    /// decision before they are written (P2).
+    pub approval: Option<ApprovalConfig>,
+}
+
+/// The approval stage of a pipeline.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// The direction whose changes need approval, e.g. `right-to-left` for
+    /// the team's updates to the plan.
+    pub direction: Flow,
+    /// Approve every change at once: nothing waits. Default false.
+    #[serde(default)]
+    pub auto_approve: bool,
+    /// A field of the changed (source) record that takes a note when a change
+    /// is rejected: who rejected which values, and why (for Redmine issues,
+    /// `notes`, which becomes a journal entry). Without it the rejection is
+    /// only recorded in synchost.
+    pub note_field: Option<String>,
+}
+
+impl ApprovalConfig {
+    /// Whether changes read on `source` wait for approval.
+    pub fn applies_to(&self, source: Side) -> bool {
+        !self.auto_approve && self.direction != Flow::Both && self.direction.allows(source)
+    }
 }
 
 fn default_batch() -> u32 {

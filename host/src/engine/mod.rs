@@ -17,9 +17,15 @@
 //! writes the same values), and creates are made idempotent by the target
 //! connector storing the change's origin (sql-table's `origin` column).
 //!
+//! Changes in a pipeline's approval direction are parked in the approval queue
+//! at step 5 instead of written; decisions are carried out at the end of a run
+//! (`approval`).
+//!
 //! - `policy`: conflict policies.
 //! - `resolve`: an admin's answer to a parked conflict, and resubmission of failed items.
+//! - `approval`: the approval queue: parking changes, carrying out decisions.
 
+mod approval;
 mod matching;
 pub mod policy;
 mod probe;
@@ -451,6 +457,9 @@ impl Engine {
                 self.sync_side(&ctx, side, &mut report).await?;
             }
             self.recheck(&ctx, &mut report).await?;
+            if mode == Mode::Apply {
+                self.carry_out_decisions(&ctx, &mut report).await?;
+            }
             Ok::<(), RunError>(())
         }
         .instrument(span)
@@ -563,6 +572,7 @@ impl Engine {
     /// Writes a batch's planned changes and commits what happened.
     async fn finish_batch(&self, ctx: &Ctx<'_>, source: Side, mut plan: BatchPlan, report: &mut RunReport) -> Result<(), RunError> {
         let target = source.other();
+        self.park_for_approval(ctx, source, &mut plan)?;
         let outcomes: Vec<Option<Outcome>> = match ctx.mode {
             Mode::DryRun => plan.pending.iter().map(|_| None).collect(),
             Mode::Apply if plan.pending.is_empty() => Vec::new(),

@@ -159,4 +159,30 @@ CREATE TABLE intents (
     PRIMARY KEY (pipeline, side, source_id)
 ) WITHOUT ROWID;
 "#,
+), (
+    "approval queue",
+    r#"
+-- Changes of a pipeline's approval side waiting for (or given) a decision.
+-- `change` holds what the engine would have written, with the base values and
+-- history entry to commit once it is; `status` is pending, approved, rejected;
+-- `applied_at` is set once the decision was carried out (the change written,
+-- or the rejection noted on the source record).
+CREATE TABLE approvals (
+    id INTEGER PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    side TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    target_id TEXT,
+    summary TEXT NOT NULL,
+    change TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'rejected')),
+    submitted_at TEXT NOT NULL,
+    decided_at TEXT,
+    decided_by TEXT,
+    comment TEXT,
+    applied_at TEXT,
+    outcome TEXT
+);
+CREATE INDEX approvals_by_source ON approvals (pipeline, side, source_id);
+"#,
 )];

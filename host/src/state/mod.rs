@@ -1,10 +1,11 @@
 //! Durable state in SQLite: links, base values, cursors, runs, history, failed
-//! items, the conflict queue, the event log, health and the scheduler's heartbeat.
+//! items, the conflict and approval queues, the event log, health and the scheduler's heartbeat.
 //!
 //! One database file per host (`<data_dir>/state.sqlite`), WAL mode, versioned
 //! migrations. The engine changes state only through [`Commit`], applied in one
 //! transaction, so a crash leaves either all of a batch's effects or none.
 
+mod approvals;
 mod migrations;
 mod queries;
 
@@ -14,6 +15,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+pub use approvals::{ApprovalRow, Queued};
 pub use queries::{ConflictRow, EventRow, FailedRow, HealthRow, HeartbeatRow, HistoryRow, LinkRow, RunRow};
 
 use crate::config::Side;

@@ -1,0 +1,295 @@
+//! The approval stage (P2): changes flowing in a pipeline's approval
+//! direction are parked in the queue instead of written; a person approves or
+//! rejects each; the engine then carries the decision out at the end of the
+//! pipeline's next run (or at once, from the CLI): an approved change is
+//! written as the engine would have written it, a rejection is noted on the
+//! source record (who, which values, why) and those values are not proposed
+//! again.
+
+use serde::{Deserialize, Serialize};
+
+use super::{record_outcome, write_isolating, BatchPlan, Ctx, Engine, Mode, Pending, RunError, RunReport};
+use crate::config::Side;
+use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome};
+use crate::state::{decode, encode, ApprovalRow, Commit, HistoryEntry, LinkRef, LinkWrite, Queued};
+
+/// A parked change: everything `record_outcome` needs once it is written.
+#[derive(Debug, Serialize, Deserialize)]
+struct Parked {
+    source_version: Option<String>,
+    link_id: Option<i64>,
+    origin: String,
+    target_id: Option<String>,
+    expected_version: Option<String>,
+    delete: bool,
+    fields: Vec<(String, serde_json::Value)>,
+    base_source: Vec<(String, serde_json::Value)>,
+    base_target: Vec<(String, serde_json::Value)>,
+    history: ParkedHistory,
+    link_state: Option<String>,
+    target_in_sync: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ParkedHistory {
+    left_id: Option<String>,
+    right_id: Option<String>,
+    action: String,
+    fields: Vec<(String, Option<serde_json::Value>, serde_json::Value)>,
+    rule: String,
+    message: Option<String>,
+}
+
+fn values(list: &[(String, crate::runtime::bindings::Value)]) -> Vec<(String, serde_json::Value)> {
+    list.iter().map(|(n, v)| (n.clone(), encode(v))).collect()
+}
+
+fn decoded(list: &[(String, serde_json::Value)]) -> Vec<(String, crate::runtime::bindings::Value)> {
+    list.iter().map(|(n, v)| (n.clone(), decode(v))).collect()
+}
+
+/// History actions are static names; a parked one maps back to its name.
+fn action(name: &str) -> &'static str {
+    match name {
+        "create" => "create",
+        "delete" => "delete",
+        _ => "update",
+    }
+}
+
+impl Parked {
+    fn from_pending(pending: &Pending) -> Parked {
+        let h = &pending.history;
+        Parked {
+            source_version: pending.source_version.clone(),
+            link_id: pending.link.as_ref().map(|l| l.link_id),
+            origin: pending.change.origin.clone(),
+            target_id: pending.change.target_id.clone(),
+            expected_version: pending.change.expected_version.clone(),
+            delete: pending.change.kind == ChangeKind::Delete,
+            fields: pending.change.fields.iter().map(|f| (f.name.clone(), encode(&f.value))).collect(),
+            base_source: values(&pending.base_source),
+            base_target: values(&pending.base_target),
+            history: ParkedHistory {
+                left_id: h.left_id.clone(),
+                right_id: h.right_id.clone(),
+                action: h.action.to_owned(),
+                fields: h.fields.iter().map(|(n, old, new)| (n.clone(), old.as_ref().map(encode), encode(new))).collect(),
+                rule: h.rule.clone(),
+                message: h.message.clone(),
+            },
+            link_state: pending.link_state.map(str::to_owned),
+            target_in_sync: pending.target_in_sync,
+        }
+    }
+
+    /// What the change does, for the person deciding.
+    fn summary(&self) -> String {
+        let changes: Vec<String> = self
+            .history
+            .fields
+            .iter()
+            .map(|(name, old, new)| match old {
+                Some(old) => format!("{name}: {} -> {}", decode(old).to_text(), decode(new).to_text()),
+                None => format!("{name} = {}", decode(new).to_text()),
+            })
+            .collect();
+        match self.history.action.as_str() {
+            "create" => format!("new record: {}", changes.join(", ")),
+            "delete" => "delete the record".to_owned(),
+            _ => changes.join(", "),
+        }
+    }
+
+    fn into_pending(self, link: Option<crate::state::Link>, source_id: String) -> Pending {
+        Pending {
+            source_id,
+            source_version: self.source_version,
+            link,
+            change: Change {
+                origin: self.origin,
+                target_id: self.target_id,
+                expected_version: self.expected_version,
+                kind: if self.delete { ChangeKind::Delete } else { ChangeKind::Upsert },
+                fields: self.fields.iter().map(|(n, v)| Field { name: n.clone(), value: decode(v) }).collect(),
+            },
+            history: HistoryEntry {
+                left_id: self.history.left_id,
+                right_id: self.history.right_id,
+                action: action(&self.history.action),
+                target: None,
+                origin: None,
+                fields: self.history.fields.iter().map(|(n, old, new)| (n.clone(), old.as_ref().map(decode), decode(new))).collect(),
+                rule: self.history.rule,
+                message: self.history.message,
+            },
+            base_source: decoded(&self.base_source),
+            base_target: decoded(&self.base_target),
+            link_state: match self.link_state.as_deref() {
+                Some("left-deleted") => Some("left-deleted"),
+                Some("right-deleted") => Some("right-deleted"),
+                Some("deleted") => Some("deleted"),
+                _ => None,
+            },
+            target_in_sync: self.target_in_sync,
+        }
+    }
+}
+
+impl Engine {
+    /// Parks a batch's changes from `source` in the approval queue, when the
+    /// pipeline requires approval for them; they leave the batch's writes.
+    pub(super) fn park_for_approval(&self, ctx: &Ctx<'_>, source: Side, plan: &mut BatchPlan) -> Result<(), RunError> {
+        if !ctx.config.approval.as_ref().is_some_and(|a| a.applies_to(source)) || ctx.mode != Mode::Apply {
+            return Ok(());
+        }
+        for mut pending in std::mem::take(&mut plan.pending) {
+            let parked = Parked::from_pending(&pending);
+            let summary = parked.summary();
+            let change = serde_json::to_string(&parked).expect("a parked change serialises");
+            let queued = self.state.queue_approval(ctx.name, source, &pending.source_id, pending.change.target_id.as_deref(), &summary, &change)?;
+            let message = match queued {
+                Queued::New(id) => format!("waits for approval (approvals show {id})"),
+                Queued::Replaced(id) => format!("replaces the change waiting for approval ({id})"),
+                Queued::AlreadyRejected(id) => format!("was rejected before ({id}); not proposed again"),
+                Queued::AlreadyApproved(id) => format!("is approved ({id}) and waits to be written"),
+            };
+            pending.history.action = "queue";
+            pending.history.message = Some(message);
+            plan.commit.history.push(pending.history);
+        }
+        Ok(())
+    }
+
+    /// Records a person's decision on a queued change and carries it out at
+    /// once; returns what was done.
+    pub async fn decide_approval(&self, id: i64, approve: bool, by: &str, comment: Option<&str>) -> Result<String, RunError> {
+        let row = self.state.approval(id)?.ok_or_else(|| RunError::Setup {
+            message: format!("there is no approval {id}"),
+            hint: "list the queue with `synchost approvals list`".into(),
+        })?;
+        if !self.state.decide_approval(id, approve, by, comment)? {
+            return Err(RunError::Setup {
+                message: format!("approval {id} was already decided ({} by {})", row.status, row.decided_by.unwrap_or_default()),
+                hint: "list the pending ones with `synchost approvals list`".into(),
+            });
+        }
+        let verb = if approve { "approved" } else { "rejected" };
+        self.state.event("info", Some(&row.pipeline), None, &format!("approval {id} {verb} by {by}: {}", row.summary), comment)?;
+        let ctx = self.context(&row.pipeline, Mode::Apply).await?;
+        let mut report = RunReport::default();
+        self.carry_out_decisions(&ctx, &mut report).await?;
+        let row = self.state.approval(id)?.expect("the approval exists");
+        Ok(row.outcome.unwrap_or_else(|| format!("{verb}; carried out on the pipeline's next run")))
+    }
+
+    /// Writes approved changes and notes rejections, for every decision of the
+    /// pipeline not carried out yet (the third kind of sync in a run, P1).
+    pub(super) async fn carry_out_decisions(&self, ctx: &Ctx<'_>, report: &mut RunReport) -> Result<(), RunError> {
+        let Some(approval) = &ctx.config.approval else { return Ok(()) };
+        let mut linked_new = false;
+        for row in self.state.undone_decisions(ctx.name)? {
+            let Some(source) = Side::parse(&row.side) else { continue };
+            let parked: Parked = match serde_json::from_str(&row.change) {
+                Ok(parked) => parked,
+                Err(error) => {
+                    self.state.approval_outcome(row.id, true, &format!("not carried out: the queued change cannot be read ({error})"))?;
+                    continue;
+                }
+            };
+            let link = self.state.links_by_ids(ctx.name, source, std::slice::from_ref(&row.source_id))?.remove(&row.source_id);
+            if row.status == "approved" {
+                linked_new |= link.is_none();
+                self.write_approved(ctx, source, &row, parked, link, report).await?;
+            } else {
+                self.note_rejection(ctx, source, &row, &parked, link, approval.note_field.as_deref()).await?;
+            }
+        }
+        if linked_new {
+            self.request_resubmit(self.referencing(ctx.name));
+        }
+        Ok(())
+    }
+
+    async fn write_approved(&self, ctx: &Ctx<'_>, source: Side, row: &ApprovalRow, parked: Parked, link: Option<crate::state::Link>, report: &mut RunReport) -> Result<(), RunError> {
+        let target = source.other();
+        let mut pending = parked.into_pending(link, row.source_id.clone());
+        pending.history.target = Some(target);
+        pending.history.origin = Some(source);
+        pending.history.rule = format!("{}; approved by {}", pending.history.rule, row.decided_by.as_deref().unwrap_or("?"));
+        let outcome = write_isolating(ctx, target, std::slice::from_ref(&pending.change)).await?.pop();
+        let (done, message) = match &outcome {
+            Some(Outcome::Applied(applied)) => (true, format!("approved; written to the {target} side ({})", applied.id)),
+            Some(Outcome::Rejected(problem)) if problem.retryable => (false, format!("approved; not written yet ({}), tried again on the next run", problem.message)),
+            Some(Outcome::Rejected(problem)) => (true, format!("approved, but the {target} side refused it: {} (a failed item now)", problem.message)),
+            Some(Outcome::Conflict(_)) => (true, format!("approved, but the {target} record changed meanwhile (a failed item now, resubmitted)")),
+            None => (false, "approved; the connector returned no outcome".to_owned()),
+        };
+        if done {
+            let mut commit = Commit::default();
+            record_outcome(&mut commit, &mut report.counts, source, pending, outcome);
+            self.state.apply(ctx.name, ctx.run_id, &commit)?;
+        }
+        self.state.approval_outcome(row.id, done, &message)?;
+        Ok(())
+    }
+
+    /// A rejection: a note on the source record, and the rejected values
+    /// remembered as seen so they are not proposed again.
+    async fn note_rejection(&self, ctx: &Ctx<'_>, source: Side, row: &ApprovalRow, parked: &Parked, link: Option<crate::state::Link>, note_field: Option<&str>) -> Result<(), RunError> {
+        let by = row.decided_by.as_deref().unwrap_or("?");
+        let mut commit = Commit::default();
+        let mut outcome = format!("rejected by {by}");
+        let mut new_version = parked.source_version.clone();
+        if let Some(field) = note_field {
+            let note = format!(
+                "synchost: the change {} was rejected by {by} on {}{}",
+                row.summary,
+                row.decided_at.as_deref().unwrap_or(""),
+                row.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+            );
+            let change = Change {
+                origin: format!("{}/approval/{}", ctx.name, row.id),
+                target_id: Some(row.source_id.clone()),
+                expected_version: None,
+                kind: ChangeKind::Upsert,
+                fields: vec![Field { name: field.to_owned(), value: crate::runtime::bindings::Value::Text(note) }],
+            };
+            match ctx.instance(source).write(ctx.entity(source), &[change]).await?.pop() {
+                Some(Outcome::Applied(applied)) => {
+                    new_version = applied.version;
+                    outcome = format!("rejected by {by}; noted on the {source} record {}", row.source_id);
+                }
+                Some(Outcome::Rejected(problem)) if problem.retryable => {
+                    self.state.approval_outcome(row.id, false, &format!("rejected by {by}; the note is not written yet ({}), tried again on the next run", problem.message))?;
+                    return Ok(());
+                }
+                Some(Outcome::Rejected(problem)) => outcome = format!("rejected by {by}; the note could not be written: {}", problem.message),
+                _ => {}
+            }
+        }
+        if let Some(link) = link {
+            // The source's rejected values (and the note's new version) count as seen.
+            let mut write = LinkWrite { link: LinkRef::Existing(link.link_id), left_version: None, right_version: None, state: None, base: Vec::new() };
+            match source {
+                Side::Left => write.left_version = Some(new_version),
+                Side::Right => write.right_version = Some(new_version),
+            }
+            write.base = decoded(&parked.base_source).into_iter().map(|(f, v)| (source, f, v)).collect();
+            commit.links.push(write);
+        }
+        commit.history.push(HistoryEntry {
+            left_id: parked.history.left_id.clone(),
+            right_id: parked.history.right_id.clone(),
+            action: "reject",
+            target: None,
+            origin: Some(source),
+            fields: Vec::new(),
+            rule: format!("approval {} rejected by {by}", row.id),
+            message: Some(format!("{}{}", row.summary, row.comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())),
+        });
+        self.state.apply(ctx.name, ctx.run_id, &commit)?;
+        self.state.approval_outcome(row.id, true, &outcome)?;
+        Ok(())
+    }
+}
