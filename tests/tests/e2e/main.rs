@@ -8,6 +8,7 @@ mod capabilities;
 mod config;
 mod engine;
 mod mapper;
+mod project_plan;
 mod redmine;
 mod sandbox;
 mod sql_table;

@@ -1,0 +1,221 @@
+//! A project plan (MS Project XML) and a real Redmine: publishing flagged
+//! tasks, team updates parked in the approval queue, approved ones written
+//! into the plan (which MPXJ, a third-party reader, still opens and reads),
+//! rejected ones noted in the Redmine issue's journal.
+
+use serde_json::{json, Value};
+use synchost::engine::{Engine, Mode};
+use synchost_tests::redmine::{unique, Redmine};
+use synchost_tests::Scene;
+
+const PLAN: &str = include_str!("../../../examples/project-plan/plans/office-move.xml");
+
+fn config(redmine: &Redmine, project: &str) -> String {
+    format!(
+        r#"
+[endpoints.plan]
+plugin = "project-plan"
+grants.files.plans = {{ path = "plans" }}
+settings = {{ folder = "plans", file = "office-move.xml" }}
+
+[endpoints.redmine]
+plugin = "redmine"
+grants.http.allow = ["{origin}"]
+limits.timeout = "120s"
+settings = {{ url = "{url}", api_key = "{key}", project = "{project}", timeout_ms = 5000 }}
+
+[pipelines.work]
+category = "project plan"
+left = {{ endpoint = "plan", entity = "published" }}
+right = {{ endpoint = "redmine", entity = "issues" }}
+conflict = "left-wins"
+deletes = "ignore"
+approval = {{ direction = "right-to-left", note_field = "notes" }}
+
+[pipelines.work.fields]
+name = {{ right = "subject" }}
+start = {{ right = "start_date" }}
+finish = {{ right = "due_date" }}
+work = {{ right = "estimated_hours" }}
+percent_complete = {{ right = "done_ratio" }}
+parent_id = {{ right = "parent_issue_id", references = "work" }}
+"#,
+        origin = redmine.origin(),
+        url = redmine.url,
+        key = redmine.key,
+    )
+}
+
+struct Setup {
+    scene: Scene,
+    engine: Engine,
+    redmine: Redmine,
+    project: String,
+}
+
+async fn setup() -> Setup {
+    let redmine = Redmine::connect().await;
+    let (_, project) = redmine.project(&unique("Office move"), None).await;
+    let scene = Scene::new();
+    std::fs::create_dir(scene.path("plans")).unwrap();
+    std::fs::write(scene.path("plans/office-move.xml"), PLAN).unwrap();
+    let engine = scene.engine(&config(&redmine, &project));
+    Setup { scene, engine, redmine, project }
+}
+
+fn plan_text(scene: &Scene) -> String {
+    std::fs::read_to_string(scene.path("plans/office-move.xml")).unwrap()
+}
+
+/// The plan as MPXJ reads it (`scripts/mpxj install` puts MPXJ in target/).
+fn read_with_mpxj(scene: &Scene) -> Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("target/mpxj-venv/bin/python");
+    assert!(python.exists(), "this test reads plans with MPXJ, which is not installed: run `scripts/mpxj install` (or scripts/test)");
+    let output = std::process::Command::new(python)
+        .arg(root.join("scripts/mpxj-read.py"))
+        .arg(scene.path("plans/office-move.xml"))
+        .output()
+        .expect("run MPXJ");
+    assert!(output.status.success(), "MPXJ could not read the plan: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn mpxj_task<'v>(plan: &'v Value, name: &str) -> &'v Value {
+    plan["tasks"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no task {name} in {plan}"))
+}
+
+async fn issues(redmine: &Redmine, project: &str) -> Vec<Value> {
+    let list = redmine.get(&format!("/projects/{project}/issues.json?status_id=*&limit=100")).await;
+    list["issues"].as_array().cloned().unwrap_or_default()
+}
+
+fn issue<'v>(issues: &'v [Value], subject: &str) -> &'v Value {
+    issues.iter().find(|i| i["subject"] == subject).unwrap_or_else(|| panic!("no issue {subject}"))
+}
+
+async fn run(engine: &Engine) -> synchost::engine::RunReport {
+    engine.run("work", "test", Mode::Apply).await.unwrap_or_else(|e| panic!("work: {e}"))
+}
+
+// Covers: P1, P2, P6, P7, P12
+#[tokio::test(flavor = "multi_thread")]
+async fn published_tasks_go_to_redmine_and_team_updates_reach_the_plan_once_approved() {
+    let Setup { scene, engine, redmine, project } = setup().await;
+
+    // Publish: the flagged tasks become issues, level by level (a child goes
+    // once its parent is linked); the unflagged task stays in the plan only.
+    run(&engine).await;
+    run(&engine).await;
+    let published = issues(&redmine, &project).await;
+    assert_eq!(published.len(), 4, "{published:?}");
+    assert!(published.iter().all(|i| i["subject"] != "Sign the lease extension"));
+    let parent = issue(&published, "New office ready")["id"].clone();
+    let cabling = issue(&published, "Network cabling");
+    assert_eq!(cabling["parent"]["id"], parent);
+    assert_eq!(cabling["estimated_hours"], 24.0);
+    assert_eq!(cabling["start_date"], "2026-11-02");
+    assert_eq!(engine.state.link_count("work").unwrap(), 4);
+    // Publishing changed nothing in the plan file.
+    assert_eq!(plan_text(&scene), PLAN);
+    // Nothing waits for approval: the issues Redmine made are our own writes.
+    assert!(engine.state.approvals(Some("work"), false).unwrap().is_empty());
+
+    // Status: the team re-estimates an issue; the change waits for approval.
+    let cabling_id = cabling["id"].as_i64().unwrap();
+    redmine.put(&format!("/issues/{cabling_id}.json"), json!({"issue": {"estimated_hours": 30, "due_date": "2026-11-05"}})).await;
+    run(&engine).await;
+    let queue = engine.state.approvals(Some("work"), false).unwrap();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert!(queue[0].summary.contains("work: 24 -> 30"), "{}", queue[0].summary);
+    assert!(queue[0].summary.contains("finish: 2026-11-04 -> 2026-11-05"), "{}", queue[0].summary);
+    assert_eq!(plan_text(&scene), PLAN, "nothing is written before approval");
+    // Running again neither writes it nor queues it twice.
+    run(&engine).await;
+    assert_eq!(engine.state.approvals(Some("work"), false).unwrap().len(), 1);
+
+    // Approval: written into the plan, which MPXJ reads with the new values.
+    let outcome = engine.decide_approval(queue[0].id, true, "pm", None).await.unwrap();
+    assert!(outcome.contains("written to the left side"), "{outcome}");
+    let text = plan_text(&scene);
+    assert!(text.contains("<Work>PT30H0M0S</Work>"), "{text}");
+    assert!(text.contains("<Finish>2026-11-05T17:00:00</Finish>"));
+    // Only the approved values changed: the rest of the file is as it was.
+    assert_eq!(text.replace("<Work>PT30H0M0S</Work>", "<Work>PT24H0M0S</Work>").replace("<Finish>2026-11-05T17:00:00</Finish>", "<Finish>2026-11-04T17:00:00</Finish>"), PLAN);
+    let read = read_with_mpxj(&scene);
+    let task = mpxj_task(&read, "Network cabling");
+    assert_eq!(task["work"], 30.0);
+    assert_eq!(task["finish"], "2026-11-05T17:00");
+    assert_eq!(task["resources"], json!(["Alice Smith"]));
+    // The plan's write is not read back as a change for Redmine.
+    let report = run(&engine).await;
+    assert_eq!(report.counts.updated + report.counts.created, 0, "{:?}", report.plan);
+    let all = engine.state.approvals(Some("work"), true).unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].status, "approved");
+    assert!(all[0].applied_at.is_some());
+    // The children that waited for their parent in the first run went through.
+    assert!(engine.state.failed(Some("work")).unwrap().is_empty());
+}
+
+// Covers: P2, P12
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_update_is_noted_in_the_redmine_journal_and_not_proposed_again() {
+    let Setup { scene, engine, redmine, project } = setup().await;
+    run(&engine).await;
+    run(&engine).await;
+    let furniture = issue(&issues(&redmine, &project).await, "Furniture delivery")["id"].as_i64().unwrap();
+    redmine.put(&format!("/issues/{furniture}.json"), json!({"issue": {"subject": "Furniture delivery and assembly"}})).await;
+    run(&engine).await;
+    let queue = engine.state.approvals(Some("work"), false).unwrap();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+
+    let outcome = engine.decide_approval(queue[0].id, false, "pm", Some("assembly is a separate task")).await.unwrap();
+    assert!(outcome.contains("noted on the right record"), "{outcome}");
+    let journal = redmine.get(&format!("/issues/{furniture}.json?include=journals")).await;
+    let notes: Vec<&str> = journal["issue"]["journals"].as_array().unwrap().iter().filter_map(|j| j["notes"].as_str()).collect();
+    let note = notes.iter().find(|n| n.contains("rejected")).unwrap_or_else(|| panic!("no rejection note in {notes:?}"));
+    assert!(note.contains("name: Furniture delivery -> Furniture delivery and assembly"), "{note}");
+    assert!(note.contains("pm"), "{note}");
+    assert!(note.contains("assembly is a separate task"), "{note}");
+    // The plan kept its value; the same proposal does not come back.
+    assert_eq!(plan_text(&scene), PLAN);
+    run(&engine).await;
+    assert!(engine.state.approvals(Some("work"), false).unwrap().is_empty());
+    let all = engine.state.approvals(Some("work"), true).unwrap();
+    assert_eq!((all[0].status.as_str(), all[0].comment.as_deref()), ("rejected", Some("assembly is a separate task")));
+}
+
+// Covers: P3, P2
+#[tokio::test(flavor = "multi_thread")]
+async fn a_three_level_hierarchy_from_redmine_reaches_the_plan_one_approved_level_at_a_time() {
+    let Setup { scene, engine, redmine, project } = setup().await;
+    run(&engine).await;
+    run(&engine).await;
+    // The team adds a feature with a story and a task under it.
+    let feature = redmine.post("/issues.json", json!({"issue": {"project_id": project, "subject": "Meeting rooms"}})).await["issue"]["id"].clone();
+    let story = redmine.post("/issues.json", json!({"issue": {"project_id": project, "subject": "Room booking", "parent_issue_id": feature}})).await["issue"]["id"].clone();
+    redmine.post("/issues.json", json!({"issue": {"project_id": project, "subject": "Booking screens", "parent_issue_id": story, "estimated_hours": 6}})).await;
+
+    for (round, name) in ["Meeting rooms", "Room booking", "Booking screens"].into_iter().enumerate() {
+        run(&engine).await;
+        let queue = engine.state.approvals(Some("work"), false).unwrap();
+        assert_eq!(queue.len(), 1, "round {round}: only the next level waits: {queue:?}");
+        assert!(queue[0].summary.starts_with("new record") && queue[0].summary.contains(name), "{}", queue[0].summary);
+        engine.decide_approval(queue[0].id, true, "pm", None).await.unwrap();
+        // The engine asks for dependents to be resubmitted once a level is linked.
+        engine.resubmit_failed("work", None, "test").await.unwrap();
+    }
+    let read = read_with_mpxj(&scene);
+    let rooms = mpxj_task(&read, "Meeting rooms");
+    let booking = mpxj_task(&read, "Room booking");
+    let screens = mpxj_task(&read, "Booking screens");
+    assert_eq!(rooms["outline_level"], 1);
+    assert_eq!((booking["parent"].clone(), booking["outline_level"].clone()), (rooms["uid"].clone(), json!(2)));
+    assert_eq!((screens["parent"].clone(), screens["outline_level"].clone()), (booking["uid"].clone(), json!(3)));
+    assert_eq!(screens["work"], 6.0);
+    assert!(screens["publish"].as_bool().unwrap(), "tasks made from work items are published");
+    // IDs stay row numbers after the insertions.
+    let ids: Vec<i64> = read["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
+}
