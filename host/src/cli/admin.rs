@@ -84,7 +84,7 @@ fn print_report(pipeline: &str, report: &RunReport, dry_run: bool) {
     }
     let c = &report.counts;
     println!(
-        "{}{pipeline}: read {} left, {} right; {} created, {} updated, {} deleted, {} conflicts, {} failed{}",
+        "{}{pipeline}: read {} left, {} right; {} created, {} updated, {} deleted, {} conflicts, {} failed{}{}",
         if dry_run { "dry run, nothing changed. " } else { "" },
         c.read_left,
         c.read_right,
@@ -93,6 +93,7 @@ fn print_report(pipeline: &str, report: &RunReport, dry_run: bool) {
         c.deleted,
         c.conflicts,
         c.failed,
+        if c.queued > 0 { format!(", {} waiting for approval", c.queued) } else { String::new() },
         report.run_id.map(|id| format!(" (run {id})")).unwrap_or_default()
     );
 }
@@ -154,6 +155,7 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
     let scheduler_alive = heartbeat.as_ref().and_then(|h| age(&h.beat_at)).is_some_and(|a| a < crate::schedule::HEARTBEAT * 3);
     let failed = state.failed(None).map_err(state_error)?;
     let conflicts = state.conflicts(None, true).map_err(state_error)?;
+    let approvals = state.approvals(None, false).map_err(state_error)?;
 
     let mut rows = Vec::new();
     for (name, pipeline) in &config.config.pipelines {
@@ -192,6 +194,7 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
                 "countermeasure": format!("pick a side: `synchost conflicts resolve {} left|right`", c.id),
             }))).collect::<Vec<_>>(),
             "open_conflicts": conflicts.iter().filter(|c| c.pipeline == name.as_str()).count(),
+            "waiting_for_approval": approvals.iter().filter(|a| a.pipeline == name.as_str()).count(),
             "links": state.link_count(name.as_str()).map_err(state_error)?,
         }));
     }
@@ -223,8 +226,12 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
                     "", last["status"].as_str().unwrap_or(""), last["at"].as_str().unwrap_or(""), c["created"], c["updated"], c["deleted"], c["conflicts"], c["failed"]
                 );
             }
+            let waiting = match row["waiting_for_approval"].as_u64().unwrap_or(0) {
+                0 => String::new(),
+                n => format!("{n} waiting for approval, "),
+            };
             println!(
-                "  {:<24} {} links, {} failed items, {} open conflicts, {}",
+                "  {:<24} {} links, {} failed items, {} open conflicts, {waiting}{}",
                 "", row["links"], row["failed_items"], row["open_conflicts"], row["schedule"].as_str().unwrap_or("")
             );
             if let Some(hint) = row["hint"].as_str() {
@@ -256,6 +263,9 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
     }
     if !conflicts.is_empty() {
         println!("open conflicts: {} (see `synchost conflicts list`)", conflicts.len());
+    }
+    if !approvals.is_empty() {
+        println!("waiting for approval: {} (see `synchost approvals list`)", approvals.len());
     }
     Ok(())
 }
@@ -341,7 +351,7 @@ pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bo
     }
     for a in &rows {
         let decision = match (&a.decided_by, &a.outcome) {
-            (Some(by), Some(outcome)) => format!("  [{} by {by}: {outcome}]", a.status),
+            (Some(by), Some(outcome)) => format!("  [{} by {by}; {outcome}]", a.status),
             (Some(by), None) => format!("  [{} by {by}]", a.status),
             _ => String::new(),
         };
@@ -376,7 +386,7 @@ pub async fn approvals_decide(config: &Path, ids: &[i64], approve: bool, by: &st
     let engine = open_engine(config)?;
     for id in ids {
         let outcome = engine.decide_approval(*id, approve, by, comment).await.map_err(run_error)?;
-        println!("approval {id}: {outcome}");
+        println!("approval {id}: {} by {by}; {outcome}", if approve { "approved" } else { "rejected" });
     }
     Ok(())
 }

@@ -148,6 +148,9 @@ impl Engine {
             let summary = parked.summary();
             let change = serde_json::to_string(&parked).expect("a parked change serialises");
             let queued = self.state.queue_approval(ctx.name, source, &pending.source_id, pending.change.target_id.as_deref(), &summary, &change)?;
+            if matches!(queued, Queued::New(_) | Queued::Replaced(_)) {
+                plan.counts.queued += 1;
+            }
             let message = match queued {
                 Queued::New(id) => format!("waits for approval (approvals show {id})"),
                 Queued::Replaced(id) => format!("replaces the change waiting for approval ({id})"),
@@ -175,12 +178,13 @@ impl Engine {
             });
         }
         let verb = if approve { "approved" } else { "rejected" };
-        self.state.event("info", Some(&row.pipeline), None, &format!("approval {id} {verb} by {by}: {}", row.summary), comment)?;
+        let comment_text = comment.map(|c| format!(" ({c})")).unwrap_or_default();
+        self.state.event("info", Some(&row.pipeline), None, &format!("approval {id} {verb} by {by}: {}{comment_text}", row.summary), None)?;
         let ctx = self.context(&row.pipeline, Mode::Apply).await?;
         let mut report = RunReport::default();
         self.carry_out_decisions(&ctx, &mut report).await?;
         let row = self.state.approval(id)?.expect("the approval exists");
-        Ok(row.outcome.unwrap_or_else(|| format!("{verb}; carried out on the pipeline's next run")))
+        Ok(row.outcome.unwrap_or_else(|| "carried out on the pipeline's next run".to_owned()))
     }
 
     /// Writes approved changes and notes rejections, for every decision of the
@@ -219,11 +223,11 @@ impl Engine {
         pending.history.rule = format!("{}; approved by {}", pending.history.rule, row.decided_by.as_deref().unwrap_or("?"));
         let outcome = write_isolating(ctx, target, std::slice::from_ref(&pending.change)).await?.pop();
         let (done, message) = match &outcome {
-            Some(Outcome::Applied(applied)) => (true, format!("approved; written to the {target} side ({})", applied.id)),
-            Some(Outcome::Rejected(problem)) if problem.retryable => (false, format!("approved; not written yet ({}), tried again on the next run", problem.message)),
-            Some(Outcome::Rejected(problem)) => (true, format!("approved, but the {target} side refused it: {} (a failed item now)", problem.message)),
-            Some(Outcome::Conflict(_)) => (true, format!("approved, but the {target} record changed meanwhile (a failed item now, resubmitted)")),
-            None => (false, "approved; the connector returned no outcome".to_owned()),
+            Some(Outcome::Applied(applied)) => (true, format!("written to the {target} record {}", applied.id)),
+            Some(Outcome::Rejected(problem)) if problem.retryable => (false, format!("not written yet ({}); tried again on the next run", problem.message)),
+            Some(Outcome::Rejected(problem)) => (true, format!("the {target} side refused it: {} (a failed item now)", problem.message)),
+            Some(Outcome::Conflict(_)) => (true, format!("the {target} record changed meanwhile (a failed item now, resubmitted)")),
+            None => (false, "the connector returned no outcome; tried again on the next run".to_owned()),
         };
         if done {
             let mut commit = Commit::default();
@@ -239,7 +243,7 @@ impl Engine {
     async fn note_rejection(&self, ctx: &Ctx<'_>, source: Side, row: &ApprovalRow, parked: &Parked, link: Option<crate::state::Link>, note_field: Option<&str>) -> Result<(), RunError> {
         let by = row.decided_by.as_deref().unwrap_or("?");
         let mut commit = Commit::default();
-        let mut outcome = format!("rejected by {by}");
+        let mut outcome = "recorded in synchost (the pipeline has no approval note_field)".to_owned();
         let mut new_version = parked.source_version.clone();
         if let Some(field) = note_field {
             let note = format!(
@@ -258,13 +262,13 @@ impl Engine {
             match ctx.instance(source).write(ctx.entity(source), &[change]).await?.pop() {
                 Some(Outcome::Applied(applied)) => {
                     new_version = applied.version;
-                    outcome = format!("rejected by {by}; noted on the {source} record {}", row.source_id);
+                    outcome = format!("noted on the {source} record {}", row.source_id);
                 }
                 Some(Outcome::Rejected(problem)) if problem.retryable => {
-                    self.state.approval_outcome(row.id, false, &format!("rejected by {by}; the note is not written yet ({}), tried again on the next run", problem.message))?;
+                    self.state.approval_outcome(row.id, false, &format!("the note is not written yet ({}); tried again on the next run", problem.message))?;
                     return Ok(());
                 }
-                Some(Outcome::Rejected(problem)) => outcome = format!("rejected by {by}; the note could not be written: {}", problem.message),
+                Some(Outcome::Rejected(problem)) => outcome = format!("the note could not be written: {}", problem.message),
                 _ => {}
             }
         }

@@ -468,8 +468,13 @@ impl Engine {
             let error = outcome.as_ref().err().map(|e| (e.to_string(), e.hint()));
             self.state.finish_run(run_id, &report.counts, error.as_ref().map(|(m, h)| (m.as_str(), h.as_deref())))?;
             let summary = format!(
-                "run {run_id}: {} created, {} updated, {} deleted, {} conflicts, {} failed",
-                report.counts.created, report.counts.updated, report.counts.deleted, report.counts.conflicts, report.counts.failed
+                "run {run_id}: {} created, {} updated, {} deleted, {} conflicts, {} failed{}",
+                report.counts.created,
+                report.counts.updated,
+                report.counts.deleted,
+                report.counts.conflicts,
+                report.counts.failed,
+                if report.counts.queued > 0 { format!(", {} waiting for approval", report.counts.queued) } else { String::new() }
             );
             match &error {
                 None => {
@@ -623,6 +628,7 @@ impl Engine {
         report.counts.deleted += plan.counts.deleted;
         report.counts.conflicts += plan.counts.conflicts;
         report.counts.failed += plan.counts.failed;
+        report.counts.queued += plan.counts.queued;
         if ctx.mode == Mode::Apply && !plan.commit.is_empty() {
             self.state.apply(ctx.name, ctx.run_id, &plan.commit)?;
         }

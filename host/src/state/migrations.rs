@@ -184,5 +184,6 @@ CREATE TABLE approvals (
     outcome TEXT
 );
 CREATE INDEX approvals_by_source ON approvals (pipeline, side, source_id);
+ALTER TABLE runs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
 "#,
 )];

@@ -316,7 +316,7 @@ impl State {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET finished_at = ?2, status = ?3, read_left = ?4, read_right = ?5, created = ?6, updated = ?7,
-                 deleted = ?8, conflicts = ?9, failed = ?10, error = ?11, hint = ?12 WHERE run_id = ?1",
+                 deleted = ?8, conflicts = ?9, failed = ?10, error = ?11, hint = ?12, queued = ?13 WHERE run_id = ?1",
                 params![
                     run_id,
                     now(),
@@ -330,6 +330,7 @@ impl State {
                     counts.failed,
                     error.map(|e| e.0),
                     error.and_then(|e| e.1),
+                    counts.queued,
                 ],
             )?;
             Ok(())
@@ -394,6 +395,8 @@ pub struct RunCounts {
     pub deleted: u64,
     pub conflicts: u64,
     pub failed: u64,
+    /// Changes parked in the approval queue.
+    pub queued: u64,
 }
 
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {

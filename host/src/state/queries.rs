@@ -109,7 +109,7 @@ pub struct LinkRow {
     pub updated_at: String,
 }
 
-const RUN_COLUMNS: &str = "run_id, pipeline, trigger, started_at, finished_at, status, read_left, read_right, created, updated, deleted, conflicts, failed, error, hint";
+const RUN_COLUMNS: &str = "run_id, pipeline, trigger, started_at, finished_at, status, read_left, read_right, created, updated, deleted, conflicts, failed, error, hint, queued";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -127,6 +127,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
             deleted: r.get(10)?,
             conflicts: r.get(11)?,
             failed: r.get(12)?,
+            queued: r.get(15)?,
         },
         error: r.get(13)?,
         hint: r.get(14)?,

@@ -124,19 +124,19 @@ async fn published_tasks_go_to_redmine_and_team_updates_reach_the_plan_once_appr
     // Status: the team re-estimates an issue; the change waits for approval.
     let cabling_id = cabling["id"].as_i64().unwrap();
     redmine.put(&format!("/issues/{cabling_id}.json"), json!({"issue": {"estimated_hours": 30, "due_date": "2026-11-05"}})).await;
-    run(&engine).await;
+    assert_eq!(run(&engine).await.counts.queued, 1);
     let queue = engine.state.approvals(Some("work"), false).unwrap();
     assert_eq!(queue.len(), 1, "{queue:?}");
     assert!(queue[0].summary.contains("work: 24 -> 30"), "{}", queue[0].summary);
     assert!(queue[0].summary.contains("finish: 2026-11-04 -> 2026-11-05"), "{}", queue[0].summary);
     assert_eq!(plan_text(&scene), PLAN, "nothing is written before approval");
     // Running again neither writes it nor queues it twice.
-    run(&engine).await;
+    assert_eq!(run(&engine).await.counts.queued, 0);
     assert_eq!(engine.state.approvals(Some("work"), false).unwrap().len(), 1);
 
     // Approval: written into the plan, which MPXJ reads with the new values.
     let outcome = engine.decide_approval(queue[0].id, true, "pm", None).await.unwrap();
-    assert!(outcome.contains("written to the left side"), "{outcome}");
+    assert!(outcome.contains("written to the left record"), "{outcome}");
     let text = plan_text(&scene);
     assert!(text.contains("<Work>PT30H0M0S</Work>"), "{text}");
     assert!(text.contains("<Finish>2026-11-05T17:00:00</Finish>"));
@@ -218,4 +218,83 @@ async fn a_three_level_hierarchy_from_redmine_reaches_the_plan_one_approved_leve
     // IDs stay row numbers after the insertions.
     let ids: Vec<i64> = read["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
+}
+
+fn plan_only(scene: &Scene, read_only: bool) -> synchost::catalog::Catalog {
+    std::fs::create_dir_all(scene.path("plans")).unwrap();
+    scene.load(&format!(
+        r#"
+[endpoints.plan]
+plugin = "project-plan"
+grants.files.plans = {{ path = "plans", read_only = {read_only} }}
+settings = {{ folder = "plans", file = "office-move.xml" }}
+"#
+    ))
+}
+
+fn rename(id: &str, name: &str) -> synchost::runtime::bindings::Change {
+    use synchost::runtime::bindings::{Change, ChangeKind, Field, Value};
+    Change {
+        origin: "test".into(),
+        target_id: Some(id.into()),
+        expected_version: None,
+        kind: ChangeKind::Upsert,
+        fields: vec![Field { name: "name".into(), value: Value::Text(name.into()) }],
+    }
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_plan_file_is_named_with_its_line_and_left_as_it_was() {
+    let scene = Scene::new();
+    let catalog = plan_only(&scene, false);
+    let broken = PLAN.replacen("</Tasks>", "</Task>", 1);
+    std::fs::write(scene.path("plans/office-move.xml"), &broken).unwrap();
+    let plan = synchost_tests::instance(&catalog, "plan");
+    let error = plan.read("tasks", None, 100).await.unwrap_err().to_string();
+    assert!(error.contains("not well-formed XML at line"), "{error}");
+    let error = plan.write("tasks", &[rename("2", "Cabling")]).await.unwrap_err().to_string();
+    assert!(error.contains("not well-formed"), "{error}");
+    assert_eq!(std::fs::read_to_string(scene.path("plans/office-move.xml")).unwrap(), broken);
+
+    // A missing plan names the file, the folder grant and the fix.
+    std::fs::remove_file(scene.path("plans/office-move.xml")).unwrap();
+    let error = plan.read("tasks", None, 100).await.unwrap_err();
+    assert!(error.to_string().contains("cannot read the plan `office-move.xml`"), "{error}");
+    assert!(error.hint().unwrap_or_default().contains("grants.files.plans"), "{:?}", error.hint());
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_folder_grant_lets_the_plan_be_read_but_not_written() {
+    let scene = Scene::new();
+    let catalog = plan_only(&scene, true);
+    std::fs::write(scene.path("plans/office-move.xml"), PLAN).unwrap();
+    let plan = synchost_tests::instance(&catalog, "plan");
+    let tasks = plan.read("tasks", None, 100).await.unwrap().records;
+    assert_eq!(tasks.len(), 5);
+    let error = plan.write("tasks", &[rename("2", "Cabling")]).await.unwrap_err();
+    assert!(error.to_string().contains("cannot write the plan"), "{error}");
+    assert!(error.hint().unwrap_or_default().contains("read_only = false"), "{:?}", error.hint());
+    assert_eq!(std::fs::read_to_string(scene.path("plans/office-move.xml")).unwrap(), PLAN);
+    // The plugin sees only its folder: nothing next to the plan is written.
+    assert_eq!(std::fs::read_dir(scene.path("plans")).unwrap().count(), 1);
+}
+
+// Covers: H1
+#[test]
+fn a_granted_folder_that_does_not_exist_is_a_config_error_with_the_fix() {
+    let scene = Scene::new();
+    let path = scene.write_config(
+        r#"
+[endpoints.plan]
+plugin = "project-plan"
+grants.files.plans = { path = "no-such-folder" }
+settings = { folder = "plans", file = "office-move.xml" }
+"#,
+    );
+    let error = synchost::config::LoadedConfig::load(&path).unwrap_err().to_string();
+    assert!(error.contains("[endpoints.plan.grants.files.plans] path"), "{error}");
+    assert!(error.contains("is not a folder"), "{error}");
+    assert!(error.contains("create the folder"), "{error}");
 }
