@@ -118,6 +118,11 @@ pub struct FieldRule {
     /// link yet fails with a hint saying what to create or map, and is
     /// resubmitted when that pipeline links new records.
     pub references: Option<String>,
+    /// Once the record is linked, this field may not change on either side
+    /// (e.g. a task's publish flag and work item type after it was published):
+    /// a change fails the record with a hint to set the value back. Default false.
+    #[serde(default)]
+    pub frozen: bool,
 }
 
 /// Which way changes flow.

@@ -659,7 +659,7 @@ impl Engine {
                     .collect(),
             })
             .collect();
-        let mut results: Vec<Result<Record, Vec<Violation>>> = match ctx.mapper {
+        let results: Vec<Result<Record, Vec<Violation>>> = match ctx.mapper {
             Some(mapper) if !canonical.is_empty() => match map_and_validate(mapper, source, &canonical).await {
                 Ok(results) => results,
                 // The mapper crashed on the batch: find the records it crashes on,
@@ -682,38 +682,39 @@ impl Engine {
                 }
                 Err(error) => return Err(error.into()),
             },
-            _ => canonical.into_iter().map(Ok).collect(),
+            _ => canonical.iter().cloned().map(Ok).collect(),
         };
-        for result in &mut results {
-            if let Ok(record) = result {
-                let missing: Vec<Violation> = ctx
-                    .config
-                    .required
-                    .iter()
-                    .filter(|f| record.get(f).is_none_or(|v| v.is_empty()))
-                    .map(|f| Violation {
-                        field: Some(f.clone()),
-                        message: format!("`{f}` is required by pipeline `{}` but empty", ctx.name),
-                        hint: Some(format!("fill in `{f}` on the {source} side")),
-                    })
-                    .collect();
-                if !missing.is_empty() {
-                    *result = Err(missing);
+        // Every rule is checked, so that a record reports all its violations
+        // at once: the mapper's, required fields, then references (checked on
+        // the mapped values, or the record's own when the mapper refused it).
+        let mut checked: Vec<(BTreeMap<String, Value>, Vec<Violation>)> = results
+            .into_iter()
+            .zip(&canonical)
+            .map(|(result, input)| match result {
+                Ok(record) => (record.fields.into_iter().map(|f| (f.name, f.value)).collect(), Vec::new()),
+                Err(violations) => (input.fields.iter().map(|f| (f.name.clone(), f.value.clone())).collect(), violations),
+            })
+            .collect();
+        for (values, violations) in &mut checked {
+            for field in &ctx.config.required {
+                if values.get(field).is_none_or(|v| v.is_empty()) && !violations.iter().any(|v| v.field.as_deref() == Some(field.as_str())) {
+                    violations.push(Violation {
+                        field: Some(field.clone()),
+                        message: format!("`{field}` is required by pipeline `{}` but empty", ctx.name),
+                        hint: Some(format!("fill in `{field}` on the {source} side")),
+                    });
                 }
             }
         }
-        let mut results: Vec<Result<BTreeMap<String, Value>, Vec<Violation>>> = results
-            .into_iter()
-            .map(|r| r.map(|record| record.fields.into_iter().map(|f| (f.name, f.value)).collect()))
-            .collect();
         if !ctx.references.is_empty() {
             let target = source.other();
             let types: HashMap<String, crate::runtime::bindings::FieldType> =
                 ctx.def(target).fields.iter().map(|f| (f.name.clone(), f.type_)).collect();
             let names: HashMap<String, String> =
                 ctx.references.iter().map(|r| (r.field.clone(), ctx.config.name_on(target, &r.field).to_owned())).collect();
-            self.translate_references(&ctx.references, source, &types, &names, &mut results)?;
+            self.translate_references(&ctx.references, source, &types, &names, &mut checked)?;
         }
+        let results = checked.into_iter().map(|(values, violations)| if violations.is_empty() { Ok(values) } else { Err(violations) }).collect();
         Ok(results)
     }
 
@@ -806,14 +807,37 @@ impl Engine {
                     // The other side deleted it: its tombstone decides (with the
                     // delete policy and the conflict policy) in that side's pass.
                     (Some(Ok(_)), Some(counterpart)) if counterpart.deleted => {}
-                    (Some(Ok(values)), Some(counterpart)) => plan_update(ctx, source, record, link, base, counterpart, &values, &mut plan),
-                    (Some(Err(violations)), Some(_)) => fail_invalid(source, record, Some(link), violations, &mut plan),
+                    (Some(Ok(values)), Some(counterpart)) if frozen_changes(ctx, source, record, base).is_empty() => {
+                        plan_update(ctx, source, record, link, base, counterpart, &values, &mut plan)
+                    }
+                    (Some(Ok(_)), Some(_)) => fail_invalid(source, record, Some(link), frozen_changes(ctx, source, record, base), &mut plan),
+                    (Some(Err(mut violations)), Some(_)) => {
+                        violations.extend(frozen_changes(ctx, source, record, base));
+                        fail_invalid(source, record, Some(link), violations, &mut plan)
+                    }
                     (None, Some(_)) => {}
                 },
             }
         }
         Ok(plan)
     }
+}
+
+/// Frozen fields (`frozen = true`) a linked record changed since the last sync.
+fn frozen_changes(ctx: &Ctx<'_>, source: Side, record: &Record, base: &Base) -> Vec<Violation> {
+    let base = base.side(source);
+    ctx.rules()
+        .filter(|(_, rule)| rule.frozen)
+        .filter_map(|(left, _)| {
+            let name = ctx.config.name_on(source, left);
+            let (Some(now), Some(before)) = (record.get(name), base.get(name)) else { return None };
+            (now != before).then(|| Violation {
+                field: Some(left.to_owned()),
+                message: format!("`{name}` cannot change once the record is linked ({} -> {})", before.to_text(), now.to_text()),
+                hint: Some(format!("set `{name}` back to {} on the {source} side; to change it, unlink the record and sync it anew", before.to_text())),
+            })
+        })
+        .collect()
 }
 
 fn fail_invalid(source: Side, record: &Record, link: Option<&Link>, violations: Vec<Violation>, plan: &mut BatchPlan) {

@@ -62,20 +62,20 @@ impl Engine {
 
     /// Translates the reference fields of mapped records (left names, values
     /// as the `source` side has them) into the ids the other side knows.
-    /// A reference without a link fails its record.
+    /// A reference without a link adds a violation to its record.
     pub(crate) fn translate_references(
         &self,
         references: &[Reference],
         source: Side,
         target_types: &HashMap<String, FieldType>,
         target_names: &HashMap<String, String>,
-        records: &mut [Result<BTreeMap<String, Value>, Vec<Violation>>],
+        records: &mut [(BTreeMap<String, Value>, Vec<Violation>)],
     ) -> Result<(), RunError> {
         for reference in references {
             let from = reference.side_in_referenced(source);
             let ids: Vec<String> = records
                 .iter()
-                .filter_map(|r| r.as_ref().ok()?.get(&reference.field))
+                .filter_map(|(values, _)| values.get(&reference.field))
                 .filter(|v| !v.is_empty())
                 .map(Value::to_text)
                 .collect();
@@ -85,8 +85,7 @@ impl Engine {
             let links = self.state.links_by_ids(&reference.pipeline, from, &ids)?;
             let target_name = target_names.get(&reference.field).map_or(reference.field.as_str(), String::as_str);
             let target_type = target_types.get(target_name).copied().unwrap_or(FieldType::Text);
-            for result in records.iter_mut() {
-                let Ok(values) = result else { continue };
+            for (values, violations) in records.iter_mut() {
                 let Some(value) = values.get(&reference.field).filter(|v| !v.is_empty()) else { continue };
                 let id = value.to_text();
                 match links.get(&id).filter(|l| l.state == "active") {
@@ -100,7 +99,7 @@ impl Engine {
                     }
                     None => {
                         let target = source.other();
-                        *result = Err(vec![Violation {
+                        violations.push(Violation {
                             field: Some(reference.field.clone()),
                             message: format!(
                                 "`{}` refers to {source} record {id}, which has no counterpart on the {target} side yet (pipeline `{}` has not linked it)",
@@ -110,7 +109,7 @@ impl Engine {
                                 "create that record on the {target} side or let pipeline `{p}` sync it (`synchost sync {p}`), or map it with `match_on`; this record is resubmitted when `{p}` links new records",
                                 p = reference.pipeline
                             )),
-                        }]);
+                        });
                     }
                 }
             }

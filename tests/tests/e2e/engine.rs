@@ -484,3 +484,38 @@ async fn records_on_both_sides_before_the_first_sync_are_matched_not_copied() {
     let quiet = sync(&engine).await;
     assert_eq!((quiet.counts.created, quiet.counts.updated), (0, 0));
 }
+
+// Covers: P8, P9
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_reports_all_its_violations_together_and_frozen_fields_cannot_change_once_linked() {
+    let pipeline = r#"
+[pipelines.p]
+left = { endpoint = "hq", entity = "contacts" }
+right = { endpoint = "branch", entity = "contacts" }
+conflict = "left-wins"
+required = ["phone", "notes"]
+fields = { name = {}, phone = {}, notes = {}, status = { frozen = true } }
+"#;
+    let (scene, engine) = scene(pipeline);
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name, phone, notes, status) VALUES ('Ada', NULL, NULL, 'lead'), ('Grace', '030 1', 'vip', 'lead')");
+    let report = sync(&engine).await;
+    assert_eq!((report.counts.created, report.counts.failed), (1, 1));
+    let failed = engine.state.failed(Some("p")).unwrap();
+    assert!(failed[0].reason.contains("`phone` is required") && failed[0].reason.contains("`notes` is required"), "{}", failed[0].reason);
+
+    // The frozen field of a linked record: a change fails it, with the old value in the hint.
+    edit(&scene, "hq.sqlite", 2, "status = 'customer', name = 'Grace H.'", "2030-01-01T00:00:00.000Z");
+    let report = sync(&engine).await;
+    assert_eq!((report.counts.updated, report.counts.failed), (0, 1));
+    let failed = engine.state.failed(Some("p")).unwrap();
+    let frozen = failed.iter().find(|f| f.source_id == "2").expect("the linked record failed");
+    assert!(frozen.reason.contains("`status` cannot change once the record is linked (lead -> customer)"), "{}", frozen.reason);
+    assert!(frozen.hint.as_deref().unwrap_or("").contains("set `status` back to lead"), "{:?}", frozen.hint);
+    assert_eq!(scene.rows("branch.sqlite", "SELECT name, status FROM contacts"), ["Grace|lead"]);
+
+    // Set back, the record's other change goes through.
+    edit(&scene, "hq.sqlite", 2, "status = 'lead'", "2030-01-01T00:00:01.000Z");
+    let report = sync(&engine).await;
+    assert_eq!((report.counts.updated, report.counts.failed), (1, 0), "{:?}", report.plan);
+    assert_eq!(scene.rows("branch.sqlite", "SELECT name, status FROM contacts"), ["Grace H.|lead"]);
+}
