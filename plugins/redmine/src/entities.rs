@@ -12,6 +12,8 @@ use synchost_plugin_sdk::prelude::*;
 pub enum Kind {
     Projects,
     Users,
+    /// The users who are members of the scoped project.
+    Members,
     Activities,
     Issues,
     TimeEntries,
@@ -101,12 +103,13 @@ const TIME_ENTRIES: &[Spec] = &[
 ];
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Projects, Kind::Users, Kind::Activities, Kind::Issues, Kind::TimeEntries];
+    pub const ALL: [Kind; 6] = [Kind::Projects, Kind::Users, Kind::Members, Kind::Activities, Kind::Issues, Kind::TimeEntries];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Projects => "projects",
             Kind::Users => "users",
+            Kind::Members => "members",
             Kind::Activities => "activities",
             Kind::Issues => "issues",
             Kind::TimeEntries => "time_entries",
@@ -116,14 +119,14 @@ impl Kind {
     pub fn parse(entity: &str) -> Result<Kind, Error> {
         Kind::ALL.into_iter().find(|k| k.name() == entity).ok_or_else(|| {
             Error::new("unknown-entity", format!("redmine has no entity `{entity}`"))
-                .with_hint("use one of: projects, users, activities, issues, time_entries")
+                .with_hint("use one of: projects, users, members, activities, issues, time_entries")
         })
     }
 
     fn specs(self) -> &'static [Spec] {
         match self {
             Kind::Projects => PROJECTS,
-            Kind::Users => USERS,
+            Kind::Users | Kind::Members => USERS,
             Kind::Activities => ACTIVITIES,
             Kind::Issues => ISSUES,
             Kind::TimeEntries => TIME_ENTRIES,
@@ -134,7 +137,7 @@ impl Kind {
     pub fn singular(self) -> &'static str {
         match self {
             Kind::Projects => "project",
-            Kind::Users => "user",
+            Kind::Users | Kind::Members => "user",
             Kind::Activities => "time_entry_activity",
             Kind::Issues => "issue",
             Kind::TimeEntries => "time_entry",
@@ -144,6 +147,7 @@ impl Kind {
     pub fn plural(self) -> &'static str {
         match self {
             Kind::Activities => "time_entry_activities",
+            Kind::Members => "users",
             other => other.name(),
         }
     }

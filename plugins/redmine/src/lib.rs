@@ -2,7 +2,8 @@
 //! the host's `http` service, as the account whose API key the endpoint's
 //! settings hold (the key is sent in a header, never in a URL or a log).
 //!
-//! - Entities: `projects`, `users` (read), `activities` (time entry
+//! - Entities: `projects`, `users` (read), `members` (the users who are
+//!   members of the scoped project, read), `activities` (time entry
 //!   activities, read), `issues`, `time_entries`. References are flat ids
 //!   (`project_id`, `activity_id` ...) so pipelines can translate them.
 //! - Issues and time entries have a change feed by `updated_on`; the cursor
@@ -53,7 +54,7 @@ fn read_purpose(kind: Kind) -> Purpose<'static> {
     match kind {
         Kind::Issues => Purpose { action: "view issues", permission: "view_issues" },
         Kind::TimeEntries => Purpose { action: "view spent time", permission: "view_time_entries" },
-        Kind::Users => Purpose { action: "list users", permission: "admin" },
+        Kind::Users | Kind::Members => Purpose { action: "list users", permission: "admin" },
         _ => READ,
     }
 }
@@ -229,7 +230,7 @@ impl Connector for Redmine {
             if admin {
                 continue;
             }
-            if kind == Kind::Users && need.read {
+            if matches!(kind, Kind::Users | Kind::Members) && need.read {
                 problems.push(Problem {
                     code: "missing-permission".into(),
                     message: format!("`{login}` may not list users: Redmine lists users to administrators only"),
@@ -301,14 +302,38 @@ impl Redmine {
     fn list_records(&self, kind: Kind) -> Result<Vec<Record>, Error> {
         let path = match kind {
             Kind::Projects => "/projects.json".to_owned(),
-            Kind::Users => "/users.json?status=".to_owned(),
+            Kind::Users | Kind::Members => "/users.json?status=".to_owned(),
             Kind::Activities => "/enumerations/time_entry_activities.json".to_owned(),
             Kind::Issues => format!("{}/issues.json?status_id=*", self.scope_prefix()),
             Kind::TimeEntries => format!("{}/time_entries.json", self.scope_prefix()),
         };
         let items = self.list(kind, &path)?;
-        let items = if kind == Kind::Projects { self.in_scope(items) } else { items };
+        let items = match kind {
+            Kind::Projects => self.in_scope(items),
+            Kind::Members => self.members_only(items)?,
+            _ => items,
+        };
         items.iter().map(|item| kind.to_record(item)).collect()
+    }
+
+    /// The users among these who are members of the scoped project.
+    fn members_only(&self, users: Vec<Json>) -> Result<Vec<Json>, Error> {
+        let Some(scope) = &self.settings.project else {
+            return Err(Error::new("no-project", "`members` are the members of the endpoint's project, and it has none")
+                .with_hint(format!("set [endpoints.{}.settings] project, or use the entity `users`", self.endpoint)));
+        };
+        let mut members = BTreeSet::new();
+        let mut offset = 0;
+        loop {
+            let page = self.api.get(&format!("/projects/{}/memberships.json?limit=100&offset={offset}", encode(scope)), READ)?;
+            let batch = page["memberships"].as_array().cloned().unwrap_or_default();
+            members.extend(batch.iter().filter_map(|m| m["user"]["id"].as_i64()));
+            offset += batch.len();
+            if batch.is_empty() || offset as u64 >= page["total_count"].as_u64().unwrap_or(0) {
+                break;
+            }
+        }
+        Ok(users.into_iter().filter(|u| u["id"].as_i64().is_some_and(|id| members.contains(&id))).collect())
     }
 
     /// The scoped project and its descendants (all projects when unscoped).
@@ -390,7 +415,7 @@ impl Redmine {
         let id: i64 = id.parse().map_err(|_| Error::new("bad-id", format!("`{id}` is not a Redmine id")))?;
         let path = match kind {
             Kind::Projects => format!("/projects/{id}.json"),
-            Kind::Users => format!("/users/{id}.json"),
+            Kind::Users | Kind::Members => format!("/users/{id}.json"),
             Kind::Issues => format!("/issues/{id}.json"),
             Kind::TimeEntries => format!("/time_entries/{id}.json"),
             Kind::Activities => unreachable!("activities are fetched from their list"),

@@ -24,6 +24,14 @@ grants.http.allow = ["{origin}"]
 limits.timeout = "120s"
 settings = {{ url = "{url}", api_key = "{key}", project = "{project}", timeout_ms = 5000 }}
 
+[pipelines.people]
+category = "project plan"
+left = {{ endpoint = "plan", entity = "resources" }}
+right = {{ endpoint = "redmine", entity = "members" }}
+create = "off"
+match_on = ["email"]
+fields = {{ email = {{ right = "mail", direction = "off" }} }}
+
 [pipelines.work]
 category = "project plan"
 left = {{ endpoint = "plan", entity = "published" }}
@@ -39,6 +47,7 @@ finish = {{ right = "due_date" }}
 work = {{ right = "estimated_hours" }}
 percent_complete = {{ right = "done_ratio" }}
 parent_id = {{ right = "parent_issue_id", references = "work" }}
+resource_id = {{ right = "assigned_to_id", references = "people" }}
 "#,
         origin = redmine.origin(),
         url = redmine.url,
@@ -51,16 +60,37 @@ struct Setup {
     engine: Engine,
     redmine: Redmine,
     project: String,
+    /// The plan as the test started it.
+    plan: String,
+    /// The Redmine users of the plan's resources: Alice (a member of the
+    /// project) and Bob (who is not).
+    alice: i64,
+    bob: i64,
+}
+
+/// A project, two users, and the example plan with the users' addresses.
+/// Alice is a member of the project, Bob only when `bob_is_member`.
+async fn setup_with(bob_is_member: bool) -> Setup {
+    let redmine = Redmine::connect().await;
+    let (project_id, project) = redmine.project(&unique("Office move"), None).await;
+    let (alice, alice_login, _) = redmine.user().await;
+    let (bob, bob_login, _) = redmine.user().await;
+    redmine.member(project_id, alice, "Observer").await;
+    if bob_is_member {
+        redmine.member(project_id, bob, "Observer").await;
+    }
+    let plan = PLAN.replace("alice@example.com", &format!("{alice_login}@example.test")).replace("bob@example.com", &format!("{bob_login}@example.test"));
+    let scene = Scene::new();
+    std::fs::create_dir(scene.path("plans")).unwrap();
+    std::fs::write(scene.path("plans/office-move.xml"), &plan).unwrap();
+    let engine = scene.engine(&config(&redmine, &project));
+    let report = engine.run("people", "test", Mode::Apply).await.unwrap();
+    assert_eq!(report.counts.failed, 0);
+    Setup { scene, engine, redmine, project, plan, alice, bob }
 }
 
 async fn setup() -> Setup {
-    let redmine = Redmine::connect().await;
-    let (_, project) = redmine.project(&unique("Office move"), None).await;
-    let scene = Scene::new();
-    std::fs::create_dir(scene.path("plans")).unwrap();
-    std::fs::write(scene.path("plans/office-move.xml"), PLAN).unwrap();
-    let engine = scene.engine(&config(&redmine, &project));
-    Setup { scene, engine, redmine, project }
+    setup_with(true).await
 }
 
 fn plan_text(scene: &Scene) -> String {
@@ -101,7 +131,7 @@ async fn run(engine: &Engine) -> synchost::engine::RunReport {
 // Covers: P1, P2, P6, P7, P12
 #[tokio::test(flavor = "multi_thread")]
 async fn published_tasks_go_to_redmine_and_team_updates_reach_the_plan_once_approved() {
-    let Setup { scene, engine, redmine, project } = setup().await;
+    let Setup { scene, engine, redmine, project, plan, alice, bob } = setup().await;
 
     // Publish: the flagged tasks become issues, level by level (a child goes
     // once its parent is linked); the unflagged task stays in the plan only.
@@ -115,9 +145,12 @@ async fn published_tasks_go_to_redmine_and_team_updates_reach_the_plan_once_appr
     assert_eq!(cabling["parent"]["id"], parent);
     assert_eq!(cabling["estimated_hours"], 24.0);
     assert_eq!(cabling["start_date"], "2026-11-02");
+    // The assignee is the Redmine member the plan's resource is linked to.
+    assert_eq!(cabling["assigned_to"]["id"], alice);
+    assert_eq!(issue(&published, "Move the servers")["assigned_to"]["id"], bob);
     assert_eq!(engine.state.link_count("work").unwrap(), 4);
     // Publishing changed nothing in the plan file.
-    assert_eq!(plan_text(&scene), PLAN);
+    assert_eq!(plan_text(&scene), plan);
     // Nothing waits for approval: the issues Redmine made are our own writes.
     assert!(engine.state.approvals(Some("work"), false).unwrap().is_empty());
 
@@ -129,7 +162,7 @@ async fn published_tasks_go_to_redmine_and_team_updates_reach_the_plan_once_appr
     assert_eq!(queue.len(), 1, "{queue:?}");
     assert!(queue[0].summary.contains("work: 24 -> 30"), "{}", queue[0].summary);
     assert!(queue[0].summary.contains("finish: 2026-11-04 -> 2026-11-05"), "{}", queue[0].summary);
-    assert_eq!(plan_text(&scene), PLAN, "nothing is written before approval");
+    assert_eq!(plan_text(&scene), plan, "nothing is written before approval");
     // Running again neither writes it nor queues it twice.
     assert_eq!(run(&engine).await.counts.queued, 0);
     assert_eq!(engine.state.approvals(Some("work"), false).unwrap().len(), 1);
@@ -141,7 +174,7 @@ async fn published_tasks_go_to_redmine_and_team_updates_reach_the_plan_once_appr
     assert!(text.contains("<Work>PT30H0M0S</Work>"), "{text}");
     assert!(text.contains("<Finish>2026-11-05T17:00:00</Finish>"));
     // Only the approved values changed: the rest of the file is as it was.
-    assert_eq!(text.replace("<Work>PT30H0M0S</Work>", "<Work>PT24H0M0S</Work>").replace("<Finish>2026-11-05T17:00:00</Finish>", "<Finish>2026-11-04T17:00:00</Finish>"), PLAN);
+    assert_eq!(text.replace("<Work>PT30H0M0S</Work>", "<Work>PT24H0M0S</Work>").replace("<Finish>2026-11-05T17:00:00</Finish>", "<Finish>2026-11-04T17:00:00</Finish>"), plan);
     let read = read_with_mpxj(&scene);
     let task = mpxj_task(&read, "Network cabling");
     assert_eq!(task["work"], 30.0);
@@ -161,7 +194,7 @@ async fn published_tasks_go_to_redmine_and_team_updates_reach_the_plan_once_appr
 // Covers: P2, P12
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_update_is_noted_in_the_redmine_journal_and_not_proposed_again() {
-    let Setup { scene, engine, redmine, project } = setup().await;
+    let Setup { scene, engine, redmine, project, plan, .. } = setup().await;
     run(&engine).await;
     run(&engine).await;
     let furniture = issue(&issues(&redmine, &project).await, "Furniture delivery")["id"].as_i64().unwrap();
@@ -179,17 +212,44 @@ async fn a_rejected_update_is_noted_in_the_redmine_journal_and_not_proposed_agai
     assert!(note.contains("pm"), "{note}");
     assert!(note.contains("assembly is a separate task"), "{note}");
     // The plan kept its value; the same proposal does not come back.
-    assert_eq!(plan_text(&scene), PLAN);
+    assert_eq!(plan_text(&scene), plan);
     run(&engine).await;
     assert!(engine.state.approvals(Some("work"), false).unwrap().is_empty());
     let all = engine.state.approvals(Some("work"), true).unwrap();
     assert_eq!((all[0].status.as_str(), all[0].comment.as_deref()), ("rejected", Some("assembly is a separate task")));
 }
 
+// Covers: P8, P9, P11
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_assigned_to_someone_outside_the_redmine_project_is_not_published_and_says_why() {
+    let Setup { scene, engine, redmine, project, plan, .. } = setup_with(false).await;
+    run(&engine).await;
+    run(&engine).await;
+    let published = issues(&redmine, &project).await;
+    assert_eq!(published.len(), 3, "all but Bob's task: {published:?}");
+    let failed = engine.state.failed(Some("work")).unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].source_id, "4");
+    assert!(failed[0].reason.contains("resource_id") && failed[0].reason.contains("pipeline `people`"), "{}", failed[0].reason);
+    assert!(failed[0].hint.as_deref().unwrap_or("").contains("synchost sync people"), "{:?}", failed[0].hint);
+
+    // The team assigns an issue to Bob, who is no plan resource of theirs: the
+    // change is refused before it reaches the approval queue.
+    let cabling = issue(&published, "Network cabling")["id"].as_i64().unwrap();
+    let (outsider, _, _) = redmine.user().await;
+    let project_id = redmine.get(&format!("/projects/{project}.json")).await["project"]["id"].as_i64().unwrap();
+    redmine.member(project_id, outsider, "Observer").await;
+    redmine.put(&format!("/issues/{cabling}.json"), json!({"issue": {"assigned_to_id": outsider}})).await;
+    let report = run(&engine).await;
+    assert_eq!(report.counts.queued, 0);
+    assert!(engine.state.failed(Some("work")).unwrap().iter().any(|f| f.source_id == cabling.to_string() && f.reason.contains("resource_id")));
+    assert_eq!(plan_text(&scene), plan);
+}
+
 // Covers: P3, P2
 #[tokio::test(flavor = "multi_thread")]
 async fn a_three_level_hierarchy_from_redmine_reaches_the_plan_one_approved_level_at_a_time() {
-    let Setup { scene, engine, redmine, project } = setup().await;
+    let Setup { scene, engine, redmine, project, .. } = setup().await;
     run(&engine).await;
     run(&engine).await;
     // The team adds a feature with a story and a task under it.
