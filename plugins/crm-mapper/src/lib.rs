@@ -5,8 +5,9 @@
 //! - `phones`, `emails`: fields normalised to E.164 (`+4930123456`) and to
 //!   lower case; `default_country_code` turns national numbers international.
 //! - `dates`: text dates (`31.12.2026`, `2026/12/31`) made ISO 8601 dates.
-//! - `lookups`: a value table per field (left value -> right value), used
-//!   backwards from right to left; a value with no entry makes the record invalid.
+//! - `lookups`: a value table per field (left value -> right value, text or a
+//!   number), used backwards from right to left; a value with no entry makes
+//!   the record invalid.
 //! - `derived`: fields computed from a template (`"{last_name}, {first_name}"`),
 //!   left to right only.
 //! - `required`: fields that must not be empty.

@@ -23,9 +23,10 @@ pub struct RuleSettings {
     /// Date fields given as text in a local format.
     #[serde(default)]
     pub dates: Vec<String>,
-    /// Per field, left value -> right value.
+    /// Per field, left value -> right value (text, or a number for fields
+    /// that hold ids on the right, e.g. a work item type -> a tracker id).
     #[serde(default)]
-    pub lookups: BTreeMap<String, BTreeMap<String, String>>,
+    pub lookups: BTreeMap<String, BTreeMap<String, LookupValue>>,
     /// Computed field -> template with `{field}` placeholders.
     #[serde(default)]
     pub derived: BTreeMap<String, String>,
@@ -34,14 +35,44 @@ pub struct RuleSettings {
     pub required: Vec<String>,
 }
 
+/// A value in a lookup table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum LookupValue {
+    Integer(i64),
+    Text(String),
+}
+
+impl LookupValue {
+    fn to_value(&self) -> Value {
+        match self {
+            LookupValue::Integer(i) => Value::Integer(*i),
+            LookupValue::Text(t) => Value::Text(t.clone()),
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            LookupValue::Integer(i) => i.to_string(),
+            LookupValue::Text(t) => t.clone(),
+        }
+    }
+}
+
+impl From<&str> for LookupValue {
+    fn from(text: &str) -> Self {
+        LookupValue::Text(text.to_owned())
+    }
+}
+
 /// Settings turned into the lookup structures the rules use per record.
 #[derive(Debug, Clone)]
 pub struct CrmRules {
     settings: RuleSettings,
     /// Right field name -> left field name.
     renames_back: BTreeMap<String, String>,
-    /// Per field, right value -> left value.
-    lookups_back: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per field, right value (as text) -> left value.
+    lookups_back: BTreeMap<String, BTreeMap<String, LookupValue>>,
 }
 
 fn violation(field: &str, message: String, hint: String) -> Violation {
@@ -55,7 +86,7 @@ impl CrmRules {
         let lookups_back = settings
             .lookups
             .iter()
-            .map(|(field, table)| (field.clone(), table.iter().map(|(l, r)| (r.clone(), l.clone())).collect()))
+            .map(|(field, table)| (field.clone(), table.iter().map(|(l, r)| (r.key(), LookupValue::Text(l.clone()))).collect()))
             .collect();
         CrmRules { settings, renames_back, lookups_back }
     }
@@ -72,12 +103,10 @@ impl CrmRules {
         };
         let mut violations = Vec::new();
         for (field, table) in lookups {
-            let Some(value) = record.text(field) else { continue };
+            let Some(value) = record.get(field).filter(|v| !v.is_null()).map(Value::to_display_string) else { continue };
+            let value = value.as_str();
             match table.get(value) {
-                Some(mapped) => {
-                    let mapped = mapped.clone();
-                    record.set(field, mapped);
-                }
+                Some(mapped) => record.set(field, mapped.to_value()),
                 None => violations.push(violation(
                     field,
                     format!("`{field}` value `{value}` has no counterpart on the other side"),

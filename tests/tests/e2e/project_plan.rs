@@ -10,7 +10,13 @@ use synchost_tests::Scene;
 
 const PLAN: &str = include_str!("../../../examples/project-plan/plans/office-move.xml");
 
-fn config(redmine: &Redmine, project: &str) -> String {
+/// Redmine's tracker ids by name.
+async fn trackers(redmine: &Redmine) -> std::collections::HashMap<String, i64> {
+    let list = redmine.get("/trackers.json").await;
+    list["trackers"].as_array().unwrap().iter().map(|t| (t["name"].as_str().unwrap().to_owned(), t["id"].as_i64().unwrap())).collect()
+}
+
+fn config(redmine: &Redmine, project: &str, trackers: &std::collections::HashMap<String, i64>) -> String {
     format!(
         r#"
 [endpoints.plan]
@@ -24,6 +30,11 @@ grants.http.allow = ["{origin}"]
 limits.timeout = "120s"
 settings = {{ url = "{url}", api_key = "{key}", project = "{project}", timeout_ms = 5000 }}
 
+# The plan's work item types and Redmine's trackers: a type not listed is not published.
+[mappers.work-rules]
+plugin = "crm-mapper"
+settings = {{ lookups = {{ work_item_type = {{ Feature = {feature}, Task = {support}, Bug = {bug} }} }} }}
+
 [pipelines.people]
 category = "project plan"
 left = {{ endpoint = "plan", entity = "resources" }}
@@ -36,6 +47,7 @@ fields = {{ email = {{ right = "mail", direction = "off" }} }}
 category = "project plan"
 left = {{ endpoint = "plan", entity = "published" }}
 right = {{ endpoint = "redmine", entity = "issues" }}
+mapper = "work-rules"
 conflict = "left-wins"
 deletes = "ignore"
 approval = {{ direction = "right-to-left", note_field = "notes" }}
@@ -48,10 +60,14 @@ work = {{ right = "estimated_hours" }}
 percent_complete = {{ right = "done_ratio" }}
 parent_id = {{ right = "parent_issue_id", references = "work" }}
 resource_id = {{ right = "assigned_to_id", references = "people" }}
+work_item_type = {{ right = "tracker_id", frozen = true }}
 "#,
         origin = redmine.origin(),
         url = redmine.url,
         key = redmine.key,
+        feature = trackers["Feature"],
+        support = trackers["Support"],
+        bug = trackers["Bug"],
     )
 }
 
@@ -83,7 +99,7 @@ async fn setup_with(bob_is_member: bool) -> Setup {
     let scene = Scene::new();
     std::fs::create_dir(scene.path("plans")).unwrap();
     std::fs::write(scene.path("plans/office-move.xml"), &plan).unwrap();
-    let engine = scene.engine(&config(&redmine, &project));
+    let engine = scene.engine(&config(&redmine, &project, &trackers(&redmine).await));
     let report = engine.run("people", "test", Mode::Apply).await.unwrap();
     assert_eq!(report.counts.failed, 0);
     Setup { scene, engine, redmine, project, plan, alice, bob }
@@ -244,6 +260,44 @@ async fn a_task_assigned_to_someone_outside_the_redmine_project_is_not_published
     assert_eq!(report.counts.queued, 0);
     assert!(engine.state.failed(Some("work")).unwrap().iter().any(|f| f.source_id == cabling.to_string() && f.reason.contains("resource_id")));
     assert_eq!(plan_text(&scene), plan);
+}
+
+/// Changes a task's work item type in the plan file, as the planner would.
+fn set_type(scene: &Scene, task: &str, from: &str, to: &str) {
+    let text = plan_text(scene);
+    let at = text.find(&format!("<Name>{task}</Name>")).unwrap();
+    let (head, tail) = text.split_at(at);
+    let field = "<FieldID>188743731</FieldID>\n        <Value>";
+    let tail = tail.replacen(&format!("{field}{from}</Value>"), &format!("{field}{to}</Value>"), 1);
+    std::fs::write(scene.path("plans/office-move.xml"), format!("{head}{tail}")).unwrap();
+}
+
+// Covers: P5, P8
+#[tokio::test(flavor = "multi_thread")]
+async fn the_work_item_type_must_be_configured_and_cannot_change_after_publish() {
+    let Setup { scene, engine, redmine, project, .. } = setup().await;
+    let redmine_trackers = trackers(&redmine).await;
+    // "Furniture delivery" gets a type the admin did not map.
+    set_type(&scene, "Furniture delivery", "Task", "Epic");
+    run(&engine).await;
+    run(&engine).await;
+    let failed = engine.state.failed(Some("work")).unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].source_id, "3");
+    assert!(failed[0].reason.contains("`work_item_type` value `Epic` has no counterpart"), "{}", failed[0].reason);
+    assert!(failed[0].hint.as_deref().unwrap_or("").contains("lookups.work_item_type"), "{:?}", failed[0].hint);
+    let published = issues(&redmine, &project).await;
+    assert_eq!(published.len(), 3);
+    assert_eq!(issue(&published, "Network cabling")["tracker"]["id"], redmine_trackers["Support"]);
+    assert_eq!(issue(&published, "New office ready")["tracker"]["id"], redmine_trackers["Feature"]);
+
+    // A published task's type is frozen: changing it in the plan fails the task.
+    set_type(&scene, "Network cabling", "Task", "Bug");
+    run(&engine).await;
+    let failed = engine.state.failed(Some("work")).unwrap();
+    let cabling = failed.iter().find(|f| f.source_id == "2").expect("the re-typed task failed");
+    assert!(cabling.reason.contains("cannot change once the record is linked (Task -> Bug)"), "{}", cabling.reason);
+    assert_eq!(issue(&issues(&redmine, &project).await, "Network cabling")["tracker"]["id"], redmine_trackers["Support"]);
 }
 
 // Covers: P3, P2
