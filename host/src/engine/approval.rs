@@ -8,10 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{record_outcome, write_isolating, BatchPlan, Ctx, Engine, Mode, Pending, RunError, RunReport};
+use super::{link_write, record_outcome, write_isolating, BatchPlan, Ctx, Engine, Mode, Pending, RunError, RunReport};
 use crate::config::Side;
 use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome};
-use crate::state::{decode, encode, ApprovalRow, Commit, HistoryEntry, LinkRef, LinkWrite, Queued};
+use crate::state::{decode, encode, ApprovalRow, Commit, HistoryEntry, Queued};
 
 /// A parked change: everything `record_outcome` needs once it is written.
 #[derive(Debug, Serialize, Deserialize)]
@@ -101,7 +101,7 @@ impl Parked {
         }
     }
 
-    fn into_pending(self, link: Option<crate::state::Link>, source_id: String) -> Pending {
+    fn into_pending(self, source: Side, link: Option<crate::state::Link>, source_id: String) -> Pending {
         Pending {
             source_id,
             source_version: self.source_version,
@@ -117,8 +117,8 @@ impl Parked {
                 left_id: self.history.left_id,
                 right_id: self.history.right_id,
                 action: action(&self.history.action),
-                target: None,
-                origin: None,
+                target: Some(source.other()),
+                origin: Some(source),
                 fields: self.history.fields.iter().map(|(n, old, new)| (n.clone(), old.as_ref().map(decode), decode(new))).collect(),
                 rule: self.history.rule,
                 message: self.history.message,
@@ -217,9 +217,7 @@ impl Engine {
 
     async fn write_approved(&self, ctx: &Ctx<'_>, source: Side, row: &ApprovalRow, parked: Parked, link: Option<crate::state::Link>, report: &mut RunReport) -> Result<(), RunError> {
         let target = source.other();
-        let mut pending = parked.into_pending(link, row.source_id.clone());
-        pending.history.target = Some(target);
-        pending.history.origin = Some(source);
+        let mut pending = parked.into_pending(source, link, row.source_id.clone());
         pending.history.rule = format!("{}; approved by {}", pending.history.rule, row.decided_by.as_deref().unwrap_or("?"));
         let outcome = write_isolating(ctx, target, std::slice::from_ref(&pending.change)).await?.pop();
         let (done, message) = match &outcome {
@@ -274,13 +272,7 @@ impl Engine {
         }
         if let Some(link) = link {
             // The source's rejected values (and the note's new version) count as seen.
-            let mut write = LinkWrite { link: LinkRef::Existing(link.link_id), left_version: None, right_version: None, state: None, base: Vec::new() };
-            match source {
-                Side::Left => write.left_version = Some(new_version),
-                Side::Right => write.right_version = Some(new_version),
-            }
-            write.base = decoded(&parked.base_source).into_iter().map(|(f, v)| (source, f, v)).collect();
-            commit.links.push(write);
+            commit.links.push(link_write(link.link_id, source, new_version, None, decoded(&parked.base_source), Vec::new()));
         }
         commit.history.push(HistoryEntry {
             left_id: parked.history.left_id.clone(),

@@ -777,46 +777,49 @@ impl Engine {
                 }
                 (Some(link), _) if link.state != "active" => {}
                 (Some(link), true) => plan_delete(ctx, source, record, link, base, counterpart, &mut plan),
-                (Some(link), false) => match (mapped.remove(record.id.as_str()), counterpart) {
-                    (_, None) => {
-                        let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
-                        plan.commit.history.push(HistoryEntry {
-                            left_id,
-                            right_id,
-                            action: "skip",
-                            target: Some(target),
-                            origin: Some(source),
-                            fields: Vec::new(),
-                            rule: "missing target".into(),
-                            message: Some(format!(
-                                "the linked {target} record {} no longer exists; it is not created again (`synchost links unlink {} {}` to sync it anew)",
-                                link.id_on(target), ctx.name, record.id
-                            )),
-                        });
-                        plan.commit.links.push(LinkWrite {
-                            link: LinkRef::Existing(link.link_id),
-                            left_version: None,
-                            right_version: None,
-                            state: Some(match target {
-                                Side::Left => "left-deleted",
-                                Side::Right => "right-deleted",
-                            }),
-                            base: Vec::new(),
-                        });
+                (Some(link), false) => {
+                    let frozen = frozen_changes(ctx, source, record, base);
+                    match (mapped.remove(record.id.as_str()), counterpart) {
+                        (_, None) => {
+                            let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
+                            plan.commit.history.push(HistoryEntry {
+                                left_id,
+                                right_id,
+                                action: "skip",
+                                target: Some(target),
+                                origin: Some(source),
+                                fields: Vec::new(),
+                                rule: "missing target".into(),
+                                message: Some(format!(
+                                    "the linked {target} record {} no longer exists; it is not created again (`synchost links unlink {} {}` to sync it anew)",
+                                    link.id_on(target), ctx.name, record.id
+                                )),
+                            });
+                            plan.commit.links.push(LinkWrite {
+                                link: LinkRef::Existing(link.link_id),
+                                left_version: None,
+                                right_version: None,
+                                state: Some(match target {
+                                    Side::Left => "left-deleted",
+                                    Side::Right => "right-deleted",
+                                }),
+                                base: Vec::new(),
+                            });
+                        }
+                        // The other side deleted it: its tombstone decides (with the
+                        // delete policy and the conflict policy) in that side's pass.
+                        (Some(Ok(_)), Some(counterpart)) if counterpart.deleted => {}
+                        (Some(Ok(values)), Some(counterpart)) if frozen.is_empty() => {
+                            plan_update(ctx, source, record, link, base, counterpart, &values, &mut plan)
+                        }
+                        (Some(Ok(_)), Some(_)) => fail_invalid(source, record, Some(link), frozen, &mut plan),
+                        (Some(Err(mut violations)), Some(_)) => {
+                            violations.extend(frozen);
+                            fail_invalid(source, record, Some(link), violations, &mut plan)
+                        }
+                        (None, Some(_)) => {}
                     }
-                    // The other side deleted it: its tombstone decides (with the
-                    // delete policy and the conflict policy) in that side's pass.
-                    (Some(Ok(_)), Some(counterpart)) if counterpart.deleted => {}
-                    (Some(Ok(values)), Some(counterpart)) if frozen_changes(ctx, source, record, base).is_empty() => {
-                        plan_update(ctx, source, record, link, base, counterpart, &values, &mut plan)
-                    }
-                    (Some(Ok(_)), Some(_)) => fail_invalid(source, record, Some(link), frozen_changes(ctx, source, record, base), &mut plan),
-                    (Some(Err(mut violations)), Some(_)) => {
-                        violations.extend(frozen_changes(ctx, source, record, base));
-                        fail_invalid(source, record, Some(link), violations, &mut plan)
-                    }
-                    (None, Some(_)) => {}
-                },
+                }
             }
         }
         Ok(plan)

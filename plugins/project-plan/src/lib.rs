@@ -220,13 +220,12 @@ impl Connector for ProjectPlan {
         }
         if !edits.is_empty() {
             let edited = Plan::parse(edits.apply(&plan.text))?;
-            let renumbered = edited.renumber();
-            let text = if renumbered.is_empty() { edited.text.clone() } else { renumbered.apply(&edited.text) };
-            // The versions of what was written, as the next read will see them.
-            let written = Plan::parse(text)?;
+            // The versions of what was written, as the next read will see them
+            // (renumbering IDs changes no field a record carries).
             let versions: std::collections::HashMap<String, Option<String>> =
-                written.task_records(&self.settings)?.into_iter().map(|r| (r.id, r.version)).collect();
-            self.save(&written.text)?;
+                edited.task_records(&self.settings)?.into_iter().map(|r| (r.id, r.version)).collect();
+            let renumbered = edited.renumber();
+            self.save(&if renumbered.is_empty() { edited.text.clone() } else { renumbered.apply(&edited.text) })?;
             for outcome in outcomes.iter_mut().flatten() {
                 if let Outcome::Applied(applied) = outcome {
                     applied.version = versions.get(&applied.id).cloned().flatten();

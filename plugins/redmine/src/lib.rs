@@ -46,6 +46,8 @@ pub struct Redmine {
     settings: Settings,
     api: Api,
     endpoint: String,
+    /// The scoped project's id, asked once per call (creates need it).
+    scope_id: std::cell::OnceCell<Json>,
 }
 
 const READ: Purpose<'static> = Purpose { action: "read it", permission: "view_project" };
@@ -104,7 +106,7 @@ impl Connector for Redmine {
                 .with_hint("Redmine returns at most 100 records per request; set page_size between 1 and 100"));
         }
         let api = Api::new(&settings, context.name())?;
-        Ok(Redmine { settings, api, endpoint: context.name().to_owned() })
+        Ok(Redmine { settings, api, endpoint: context.name().to_owned(), scope_id: std::cell::OnceCell::new() })
     }
 
     fn describe(&self) -> Result<Vec<EntityDef>, Error> {
@@ -495,11 +497,22 @@ impl Redmine {
     /// An issue or time entry made without a project goes into the scoped project.
     fn place_in_scope(&self, kind: Kind, body: &mut Json) -> Result<(), Error> {
         let record = &mut body[kind.singular()];
-        if let (Some(scope), true) = (&self.settings.project, record.get("project_id").is_none_or(Json::is_null)) {
-            let json = self.api.get(&format!("/projects/{}.json", encode(scope)), READ)?;
-            record["project_id"] = json["project"]["id"].clone();
+        if record.get("project_id").is_none_or(Json::is_null) {
+            if let Some(id) = self.scope_id()? {
+                record["project_id"] = id;
+            }
         }
         Ok(())
+    }
+
+    /// The scoped project's id (None when the endpoint is not scoped).
+    fn scope_id(&self) -> Result<Option<Json>, Error> {
+        let Some(scope) = &self.settings.project else { return Ok(None) };
+        if let Some(id) = self.scope_id.get() {
+            return Ok(Some(id.clone()));
+        }
+        let json = self.api.get(&format!("/projects/{}.json", encode(scope)), READ)?;
+        Ok(Some(self.scope_id.get_or_init(|| json["project"]["id"].clone()).clone()))
     }
 
     /// A project made from another system's record: a place under the scoped
@@ -507,9 +520,10 @@ impl Redmine {
     /// project's) when it has none. Returns whether the identifier was made here.
     fn complete_new_project(&self, body: &mut Json) -> Result<bool, Error> {
         let project = &mut body["project"];
-        if let (Some(scope), true) = (&self.settings.project, project.get("parent_id").is_none_or(Json::is_null)) {
-            let json = self.api.get(&format!("/projects/{}.json", encode(scope)), READ)?;
-            project["parent_id"] = json["project"]["id"].clone();
+        if project.get("parent_id").is_none_or(Json::is_null) {
+            if let Some(id) = self.scope_id()? {
+                project["parent_id"] = id;
+            }
         }
         if project.get("identifier").is_none_or(Json::is_null) {
             let name = project.get("name").and_then(Json::as_str).unwrap_or("");
