@@ -244,6 +244,21 @@ fn check_pipelines(c: &mut Collector<'_>, config: &Config) {
                     format!("add mirror = {{ left = \"FIELD\", right = \"FIELD\" }} to [pipelines.{name}.fields.{left}]"),
                 );
             }
+            if let Some(mirror) = &rule.mirror {
+                if mirror.left.is_none() && mirror.right.is_none() {
+                    c.error(
+                        None,
+                        format!("[pipelines.{name}] field `{left}` has a mirror that names no field"),
+                        "name the field that keeps the other side's value: mirror = { right = \"FIELD\" } (or left)",
+                    );
+                } else if !mirror.always && policy != ConflictPolicy::Mirror {
+                    c.error(
+                        None,
+                        format!("[pipelines.{name}] field `{left}` has mirror fields that are never written: its conflict policy is {}", policy.as_str()),
+                        format!("add always = true to the mirror (two sets of books: the other side's value always goes there), or set conflict = \"mirror\" for [pipelines.{name}.fields.{left}]"),
+                    );
+                }
+            }
         }
         for field in &pipeline.match_on {
             if !pipeline.fields.contains_key(field) {

@@ -218,7 +218,8 @@ impl ConflictPolicy {
     }
 }
 
-/// Where each side keeps the other side's value under the `mirror` policy.
+/// Where each side keeps the other side's value: under the `mirror` policy,
+/// or always (two sets of books).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorFields {
@@ -226,6 +227,15 @@ pub struct MirrorFields {
     pub left: Option<String>,
     /// A field on the right that receives the left's value.
     pub right: Option<String>,
+    /// Two sets of books ("keep both"): every change of the other side's value
+    /// goes to the mirror field, and a side with a mirror field keeps its own
+    /// value in the field itself once the record exists (a new record starts
+    /// with the other side's value in both). E.g. the team's estimate stays
+    /// in Redmine's `estimated_hours` while the plan's goes to `Plan work`.
+    /// Default false: the mirror fields are written only when both sides
+    /// changed the field (the `mirror` conflict policy).
+    #[serde(default)]
+    pub always: bool,
 }
 
 /// How deletes propagate (C8).
@@ -290,6 +300,16 @@ impl PipelineConfig {
         match side {
             Side::Left => left,
             Side::Right => self.right_name(left),
+        }
+    }
+
+    /// The field that keeps the other side's value of `left` on `side`, when
+    /// the field's mirror is `always` (two sets of books).
+    pub fn books_mirror(&self, left: &str, side: Side) -> Option<&str> {
+        let mirror = self.fields.get(left)?.mirror.as_ref().filter(|m| m.always)?;
+        match side {
+            Side::Left => mirror.left.as_deref(),
+            Side::Right => mirror.right.as_deref(),
         }
     }
 

@@ -892,6 +892,10 @@ fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: &BTreeMap<S
             let name = ctx.config.name_on(target, left).to_owned();
             fields.push(Field { name: name.clone(), value: value.clone() });
             base_target.push((name, value.clone()));
+            // Two sets of books start equal: the mirror field gets the value too.
+            if let Some(mirror_field) = ctx.config.books_mirror(left, target) {
+                fields.push(Field { name: mirror_field.to_owned(), value: value.clone() });
+            }
         }
     }
     // Fields the create does not write start empty on the target: reading the new
@@ -980,6 +984,17 @@ fn plan_update(
             continue;
         }
         let Some(new_value) = values.get(left) else { continue };
+        if let Some(mirror_field) = ctx.config.books_mirror(left, target) {
+            // Two sets of books: the target keeps its own value of the field;
+            // the source's value goes to the target's mirror field.
+            raw.inspect(|v| base_source.push((s_name.to_owned(), (*v).clone())));
+            let current_mirror = counterpart.get(mirror_field);
+            if current_mirror != Some(new_value) {
+                writes.push((mirror_field.to_owned(), current_mirror.cloned(), new_value.clone()));
+                rules_used.push(format!("{mirror_field}: two sets of books (the {target} side keeps its own {t_name})"));
+            }
+            continue;
+        }
         let current = counterpart.get(t_name);
         let target_changed = current != base_t.get(t_name);
         if current == Some(new_value) {

@@ -213,13 +213,16 @@ pub struct MirrorDifference {
 }
 
 impl Engine {
-    /// Every linked pair whose values of a `mirror`-policy field differ: the
-    /// two sets of books, where they disagree.
+    /// Every linked pair whose values of a mirrored field (the `mirror`
+    /// policy, or a mirror kept `always`) differ: the two sets of books,
+    /// where they disagree.
     pub async fn mirror_diff(&self, pipeline: &str) -> Result<Vec<MirrorDifference>, RunError> {
         let ctx = self.context(pipeline, Mode::DryRun).await?;
         let fields: Vec<&str> = ctx
             .rules()
-            .filter(|(left, _)| ctx.config.policy_of(left) == crate::config::ConflictPolicy::Mirror)
+            .filter(|(left, rule)| {
+                ctx.config.policy_of(left) == crate::config::ConflictPolicy::Mirror || rule.mirror.as_ref().is_some_and(|m| m.always)
+            })
             .map(|(left, _)| left)
             .collect();
         let mut differences = Vec::new();

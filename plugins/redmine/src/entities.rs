@@ -3,6 +3,8 @@
 //!
 //! References Redmine nests (`"project": {"id": 2, "name": ...}`) become
 //! `project_id` integers, so that pipelines can translate them through links.
+//! Issue custom fields named in the settings become issue fields of the same
+//! name (Redmine keeps their values as text; they are typed here).
 
 use serde_json::{json, Map, Value as Json};
 use synchost_plugin_sdk::prelude::*;
@@ -33,6 +35,45 @@ const fn field(name: &'static str, kind: FieldType, path: &'static str, read_onl
 }
 
 use FieldType::{Boolean, Date, Float, Integer, Text, Timestamp};
+
+/// An issue custom field the endpoint exposes: its Redmine name is the field's name.
+#[derive(Clone, Debug)]
+pub struct CustomField {
+    pub name: String,
+    pub kind: FieldType,
+}
+
+impl CustomField {
+    /// The value of this field in an issue's JSON (`custom_fields: [{id, name, value}]`);
+    /// null when the issue has none (the field is not enabled for its tracker or project).
+    fn read(&self, issue: &Json) -> Value {
+        let entry = issue.get("custom_fields").and_then(Json::as_array).and_then(|all| all.iter().find(|cf| cf["name"] == self.name.as_str()));
+        let Some(value) = entry.map(|cf| &cf["value"]) else { return Value::Null };
+        let Some(text) = value.as_str() else { return to_value(Some(value), self.kind) };
+        if text.is_empty() {
+            return Value::Null;
+        }
+        match self.kind {
+            Integer => text.parse().map(Value::Integer).unwrap_or_else(|_| Value::Text(text.into())),
+            Float => text.parse().map(Value::Float).unwrap_or_else(|_| Value::Text(text.into())),
+            Boolean => Value::Boolean(text == "1"),
+            Date => Value::Date(text.into()),
+            _ => Value::Text(text.into()),
+        }
+    }
+
+    /// The text Redmine takes for a value of this field.
+    fn text(value: &Value) -> Json {
+        match value {
+            Value::Null => json!(""),
+            Value::Boolean(b) => json!(if *b { "1" } else { "0" }),
+            other => match from_value(other) {
+                Json::String(s) => Json::String(s),
+                number => Json::String(number.to_string()),
+            },
+        }
+    }
+}
 
 const PROJECTS: &[Spec] = &[
     field("id", Integer, "id", true),
@@ -162,7 +203,17 @@ impl Kind {
         matches!(self, Kind::Projects | Kind::Issues | Kind::TimeEntries)
     }
 
-    pub fn def(self) -> EntityDef {
+    /// Custom fields belong to issues only.
+    fn custom(self, custom: &[CustomField]) -> &[CustomField] {
+        if self == Kind::Issues { custom } else { &[] }
+    }
+
+    /// Whether `name` is one of the resource's own fields.
+    pub fn has_field(self, name: &str) -> bool {
+        self.specs().iter().any(|s| s.name == name)
+    }
+
+    pub fn def(self, custom: &[CustomField]) -> EntityDef {
         EntityDef {
             name: self.name().into(),
             key: "id".into(),
@@ -170,6 +221,7 @@ impl Kind {
                 .specs()
                 .iter()
                 .map(|s| FieldDef { name: s.name.into(), type_: s.kind, nullable: !matches!(s.name, "id"), read_only: s.read_only })
+                .chain(self.custom(custom).iter().map(|c| FieldDef { name: c.name.clone(), type_: c.kind, nullable: true, read_only: false }))
                 .collect(),
             change_feed: self.change_feed(),
             soft_delete: false,
@@ -178,7 +230,7 @@ impl Kind {
     }
 
     /// A record from Redmine's JSON for one resource.
-    pub fn to_record(self, json: &Json) -> Result<Record, Error> {
+    pub fn to_record(self, json: &Json, custom: &[CustomField]) -> Result<Record, Error> {
         let id = json.get("id").and_then(Json::as_i64).ok_or_else(|| {
             Error::new("bad-response", format!("a {} from Redmine has no id: {}", self.singular(), json))
         })?;
@@ -186,24 +238,35 @@ impl Kind {
             .specs()
             .iter()
             .map(|spec| Field { name: spec.name.into(), value: to_value(lookup(json, spec.path), spec.kind) })
+            .chain(self.custom(custom).iter().map(|c| Field { name: c.name.clone(), value: c.read(json) }))
             .collect();
         let updated = json.get("updated_on").and_then(Json::as_str);
         Ok(Record { id: id.to_string(), version: Some(version(updated, &fields)), deleted: false, fields })
     }
 
-    /// The JSON body Redmine takes to create or update a resource from these fields.
-    pub fn to_body(self, fields: &[Field]) -> Result<Json, Error> {
+    /// The JSON body Redmine takes to create or update a resource from these
+    /// fields; `custom_id` gives a custom field's id by its name.
+    pub fn to_body(self, fields: &[Field], custom: &[CustomField], custom_id: impl Fn(&str) -> Result<i64, Error>) -> Result<Json, Error> {
         let mut body = Map::new();
+        let mut custom_values = Vec::new();
         for field in fields {
+            if self.custom(custom).iter().any(|c| c.name == field.name) {
+                custom_values.push(json!({ "id": custom_id(&field.name)?, "value": CustomField::text(&field.value) }));
+                continue;
+            }
             let spec = self.specs().iter().find(|s| s.name == field.name).ok_or_else(|| {
+                let names: Vec<&str> = self.specs().iter().map(|s| s.name).chain(self.custom(custom).iter().map(|c| c.name.as_str())).collect();
                 Error::new("unknown-field", format!("{} has no field `{}`", self.name(), field.name))
-                    .with_hint(format!("the fields of {} are: {}", self.name(), self.specs().iter().map(|s| s.name).collect::<Vec<_>>().join(", ")))
+                    .with_hint(format!("the fields of {} are: {}", self.name(), names.join(", ")))
             })?;
             if spec.read_only {
                 return Err(Error::new("read-only-field", format!("`{}` of {} is set by Redmine and cannot be written", spec.name, self.name()))
                     .with_hint("make the field flow only from Redmine (direction = \"right-to-left\" when Redmine is the right side)"));
             }
             body.insert(spec.name.into(), from_value(&field.value));
+        }
+        if !custom_values.is_empty() {
+            body.insert("custom_fields".into(), Json::Array(custom_values));
         }
         Ok(json!({ self.singular(): Json::Object(body) }))
     }
@@ -253,5 +316,34 @@ fn version(updated_on: Option<&str>, fields: &[Field]) -> String {
     match updated_on {
         Some(at) => format!("{at}/{hash:016x}"),
         None => format!("{hash:016x}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_work() -> Vec<CustomField> {
+        vec![CustomField { name: "Plan work".into(), kind: Float }]
+    }
+
+    #[test]
+    fn custom_fields_are_typed_issue_fields() {
+        let issue = json!({"id": 7, "subject": "Cabling", "custom_fields": [{"id": 3, "name": "Plan work", "value": "24.5"}]});
+        let record = Kind::Issues.to_record(&issue, &plan_work()).unwrap();
+        assert!(record.fields.iter().any(|f| f.name == "Plan work" && f.value == Value::Float(24.5)));
+        // Empty in Redmine, or not enabled for the issue: null.
+        let empty = json!({"id": 8, "custom_fields": [{"id": 3, "name": "Plan work", "value": ""}]});
+        let record = Kind::Issues.to_record(&empty, &plan_work()).unwrap();
+        assert!(record.fields.iter().any(|f| f.name == "Plan work" && f.value == Value::Null));
+        // Time entries have none.
+        assert!(!Kind::TimeEntries.def(&plan_work()).fields.iter().any(|f| f.name == "Plan work"));
+    }
+
+    #[test]
+    fn custom_fields_are_written_by_id_as_text() {
+        let fields = [Field { name: "subject".into(), value: Value::Text("Cabling".into()) }, Field { name: "Plan work".into(), value: Value::Float(30.0) }];
+        let body = Kind::Issues.to_body(&fields, &plan_work(), |name| if name == "Plan work" { Ok(3) } else { unreachable!() }).unwrap();
+        assert_eq!(body, json!({"issue": {"subject": "Cabling", "custom_fields": [{"id": 3, "value": "30.0"}]}}));
     }
 }

@@ -10,6 +10,9 @@
 //!   keeps the last timestamp and the ids already returned with it, so a page
 //!   boundary inside one second neither skips nor repeats a record. Master data
 //!   is read whole each run (it is small).
+//! - Issue custom fields named in the settings (`issue_custom_fields`) are
+//!   issue fields of the same name, typed as the settings say; their ids are
+//!   looked up by name once per call.
 //! - Writes create, update and delete issues and time entries (new ones
 //!   without a project go into the scoped project; an issue's `notes` becomes
 //!   a journal entry), and create and update projects; an update first checks
@@ -37,9 +40,9 @@ use synchost_plugin_sdk::prelude::*;
 use synchost_plugin_sdk::EntityNeed;
 
 use api::{encode, Api, Purpose};
-use entities::Kind;
+use entities::{CustomField, Kind};
 use feed::FeedCursor;
-use settings::Settings;
+use settings::{CustomFieldType, Settings};
 
 /// The redmine connector for one call.
 pub struct Redmine {
@@ -48,6 +51,10 @@ pub struct Redmine {
     endpoint: String,
     /// The scoped project's id, asked once per call (creates need it).
     scope_id: std::cell::OnceCell<Json>,
+    /// The issue custom fields of the settings.
+    custom: Vec<CustomField>,
+    /// Redmine's ids of the issue custom fields by name, asked once per call.
+    custom_ids: std::cell::OnceCell<HashMap<String, i64>>,
 }
 
 const READ: Purpose<'static> = Purpose { action: "read it", permission: "view_project" };
@@ -105,12 +112,37 @@ impl Connector for Redmine {
             return Err(Error::settings(format!("page_size {} is outside 1..=100", settings.page_size))
                 .with_hint("Redmine returns at most 100 records per request; set page_size between 1 and 100"));
         }
+        let custom = settings
+            .issue_custom_fields
+            .iter()
+            .map(|(name, kind)| {
+                if Kind::Issues.has_field(name) {
+                    return Err(Error::settings(format!("issue custom field `{name}` has the name of an issue field of Redmine's own"))
+                        .with_hint("rename the custom field in Redmine (and in issue_custom_fields) so that the two can be told apart"));
+                }
+                let kind = match kind {
+                    CustomFieldType::Text => FieldType::Text,
+                    CustomFieldType::Integer => FieldType::Integer,
+                    CustomFieldType::Float => FieldType::Float,
+                    CustomFieldType::Date => FieldType::Date,
+                    CustomFieldType::Boolean => FieldType::Boolean,
+                };
+                Ok(CustomField { name: name.clone(), kind })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let api = Api::new(&settings, context.name())?;
-        Ok(Redmine { settings, api, endpoint: context.name().to_owned(), scope_id: std::cell::OnceCell::new() })
+        Ok(Redmine {
+            settings,
+            api,
+            endpoint: context.name().to_owned(),
+            scope_id: std::cell::OnceCell::new(),
+            custom,
+            custom_ids: std::cell::OnceCell::new(),
+        })
     }
 
     fn describe(&self) -> Result<Vec<EntityDef>, Error> {
-        Ok(Kind::ALL.iter().map(|k| k.def()).collect())
+        Ok(Kind::ALL.iter().map(|k| k.def(&self.custom)).collect())
     }
 
     fn read(&mut self, entity: &str, cursor: Option<String>, limit: u32) -> Result<ReadBatch, Error> {
@@ -213,6 +245,13 @@ impl Connector for Redmine {
             None => "in any project".to_owned(),
         };
         let role_names = if roles.is_empty() { "no role".to_owned() } else { roles.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ") };
+        if needs.iter().any(|n| n.entity == Kind::Issues.name()) {
+            for field in &self.custom {
+                if let Err(error) = self.custom_id(&field.name) {
+                    problems.push(error.into_problem());
+                }
+            }
+        }
         for need in needs {
             let kind = match Kind::parse(&need.entity) {
                 Ok(kind) => kind,
@@ -315,7 +354,7 @@ impl Redmine {
             Kind::Members => self.members_only(items)?,
             _ => items,
         };
-        items.iter().map(|item| kind.to_record(item)).collect()
+        items.iter().map(|item| kind.to_record(item, &self.custom)).collect()
     }
 
     /// The users among these who are members of the scoped project.
@@ -383,7 +422,7 @@ impl Redmine {
             let json = self.api.get(&format!("{path}&limit={page}&offset={offset}"), read_purpose(Kind::Issues))?;
             let items = json["issues"].as_array().cloned().unwrap_or_default();
             let total = json["total_count"].as_u64().unwrap_or(0) as usize;
-            let records: Vec<Record> = items.iter().map(|i| Kind::Issues.to_record(i)).collect::<Result<_, _>>()?;
+            let records: Vec<Record> = items.iter().map(|i| Kind::Issues.to_record(i, &self.custom)).collect::<Result<_, _>>()?;
             let fresh = cursor.unseen(records);
             offset += items.len();
             // A page of nothing but records already returned (many changes in
@@ -405,7 +444,7 @@ impl Redmine {
             path.push_str(&format!("?from={}", encode(since)));
         }
         let items = self.list(Kind::TimeEntries, &path)?;
-        let records: Vec<Record> = items.iter().map(|i| Kind::TimeEntries.to_record(i)).collect::<Result<_, _>>()?;
+        let records: Vec<Record> = items.iter().map(|i| Kind::TimeEntries.to_record(i, &self.custom)).collect::<Result<_, _>>()?;
         let mut fresh = cursor.unseen(records);
         fresh.sort_by(|a, b| feed::order_key(a).cmp(&feed::order_key(b)));
         let has_more = fresh.len() > limit;
@@ -423,7 +462,7 @@ impl Redmine {
             Kind::Activities => unreachable!("activities are fetched from their list"),
         };
         match self.api.get_optional(&path, read_purpose(kind))? {
-            Some(json) => Ok(Some(kind.to_record(&json[kind.singular()])?)),
+            Some(json) => Ok(Some(kind.to_record(&json[kind.singular()], &self.custom)?)),
             None => Ok(None),
         }
     }
@@ -462,14 +501,15 @@ impl Redmine {
                 if change.expected_version.as_ref().is_some_and(|v| Some(v) != current.version.as_ref()) {
                     return Ok(Outcome::Conflict(current));
                 }
-                let body = kind.to_body(&change.fields)?;
+                let body = kind.to_body(&change.fields, &self.custom, |name| self.custom_id(name))?;
                 self.api.change("PUT", &format!("/{collection}/{id}.json"), Some(&body), write_purpose(kind, false))?;
                 // Redmine answers an update with no body: read the new version.
                 let updated = self.get_record(kind, id)?.ok_or_else(|| Error::transient("not-found", format!("{} {id} vanished right after it was updated", kind.singular())))?;
+                self.check_custom_values_kept(change, &updated)?;
                 Ok(Outcome::Applied(Applied { id: updated.id, version: updated.version }))
             }
             (ChangeKind::Upsert, None) => {
-                let mut body = kind.to_body(&change.fields)?;
+                let mut body = kind.to_body(&change.fields, &self.custom, |name| self.custom_id(name))?;
                 let derived_identifier = kind == Kind::Projects && self.complete_new_project(&mut body)?;
                 if matches!(kind, Kind::Issues | Kind::TimeEntries) {
                     self.place_in_scope(kind, &mut body)?;
@@ -488,7 +528,7 @@ impl Redmine {
                     }
                 }
                 .ok_or_else(|| Error::new("bad-response", format!("Redmine created a {} but returned no body", kind.singular())))?;
-                let record = kind.to_record(&created[kind.singular()])?;
+                let record = kind.to_record(&created[kind.singular()], &self.custom)?;
                 Ok(Outcome::Applied(Applied { id: record.id, version: record.version }))
             }
         }
@@ -513,6 +553,64 @@ impl Redmine {
         }
         let json = self.api.get(&format!("/projects/{}.json", encode(scope)), READ)?;
         Ok(Some(self.scope_id.get_or_init(|| json["project"]["id"].clone()).clone()))
+    }
+
+    /// Redmine's ids of the issue custom fields by name. A project's own
+    /// custom fields are visible to its members; fields for all projects only
+    /// to administrators, through the list of all custom fields.
+    fn custom_field_ids(&self) -> Result<&HashMap<String, i64>, Error> {
+        if let Some(ids) = self.custom_ids.get() {
+            return Ok(ids);
+        }
+        let mut ids = HashMap::new();
+        let add = |ids: &mut HashMap<String, i64>, list: &Json, only_issues: bool| {
+            for field in list.as_array().into_iter().flatten() {
+                if only_issues && field["customized_type"] != "issue" {
+                    continue;
+                }
+                if let (Some(name), Some(id)) = (field["name"].as_str(), field["id"].as_i64()) {
+                    ids.entry(name.to_owned()).or_insert(id);
+                }
+            }
+        };
+        if let Some(scope) = &self.settings.project {
+            let project = self.api.get(&format!("/projects/{}.json?include=issue_custom_fields", encode(scope)), READ)?;
+            add(&mut ids, &project["project"]["issue_custom_fields"], false);
+        }
+        if self.custom.iter().any(|c| !ids.contains_key(&c.name)) {
+            match self.api.get("/custom_fields.json", Purpose { action: "list custom fields", permission: "admin" }) {
+                Ok(all) => add(&mut ids, &all["custom_fields"], true),
+                Err(error) if error.problem().code == "missing-permission" => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(self.custom_ids.get_or_init(|| ids))
+    }
+
+    fn custom_id(&self, name: &str) -> Result<i64, Error> {
+        self.custom_field_ids()?.get(name).copied().ok_or_else(|| {
+            Error::new("unknown-custom-field", format!("Redmine has no issue custom field `{name}` that this account can see"))
+                .with_hint(format!(
+                    "create it in Redmine (Administration > Custom fields > New custom field > Issues) for the project and its trackers, or correct [endpoints.{}.settings] issue_custom_fields",
+                    self.endpoint
+                ))
+        })
+    }
+
+    /// Redmine ignores a custom field that is not enabled for the issue's
+    /// tracker or project: an update that set one and reads it back empty says so.
+    fn check_custom_values_kept(&self, change: &Change, updated: &Record) -> Result<(), Error> {
+        for field in &change.fields {
+            let is_custom = self.custom.iter().any(|c| c.name == field.name);
+            if is_custom && field.value != Value::Null && updated.fields.iter().any(|f| f.name == field.name && f.value == Value::Null) {
+                return Err(Error::new(
+                    "custom-field-not-kept",
+                    format!("Redmine did not keep `{}` on issue {}: the custom field is not enabled for the issue's tracker or project", field.name, updated.id),
+                )
+                .with_hint(format!("in Redmine, tick the issue's tracker and the project in the settings of custom field `{}` (Administration > Custom fields)", field.name)));
+            }
+        }
+        Ok(())
     }
 
     /// A project made from another system's record: a place under the scoped

@@ -1,5 +1,7 @@
 //! The endpoint settings this connector accepts.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// `[endpoints.NAME.settings]` of a redmine endpoint.
@@ -23,6 +25,25 @@ pub struct Settings {
     /// Per-request timeout in milliseconds. Default 30000.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u32,
+    /// Issue custom fields to read and write, by their name in Redmine, with
+    /// their type: `text`, `integer`, `float`, `date` or `boolean`, e.g.
+    /// `{ "Plan work" = "float" }`. Each becomes an issue field of that name
+    /// (a mirror field for the plan's value, say). Each must exist in Redmine
+    /// (Administration > Custom fields) and be enabled for the project and the
+    /// issues' trackers.
+    #[serde(default)]
+    pub issue_custom_fields: BTreeMap<String, CustomFieldType>,
+}
+
+/// The type of an issue custom field's values (Redmine's "format").
+#[derive(Deserialize, Clone, Copy, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum CustomFieldType {
+    Text,
+    Integer,
+    Float,
+    Date,
+    Boolean,
 }
 
 fn default_page_size() -> u32 {

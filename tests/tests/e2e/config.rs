@@ -93,3 +93,29 @@ grants.sql.main = { dsn = "sqlite:data/crm.sqlite" }
     assert_eq!(limits.memory, 64 << 20);
     assert_eq!(limits.max_output, 32 << 20);
 }
+
+// Covers: H6, P10
+#[test]
+fn mirror_fields_that_would_never_be_written_are_a_config_error() {
+    let config = |mirror: &str| {
+        format!(
+            r#"
+[endpoints.a]
+plugin = "sql-table"
+grants.sql.main = {{ dsn = "sqlite:a.sqlite" }}
+
+[pipelines.p]
+left = {{ endpoint = "a", entity = "x" }}
+right = {{ endpoint = "a", entity = "y" }}
+conflict = "left-wins"
+fields = {{ work = {{ mirror = {mirror} }} }}
+"#
+        )
+    };
+    let errors = LoadedConfig::parse(std::path::Path::new("m.toml"), &config(r#"{ right = "plan_work" }"#)).unwrap_err();
+    assert!(errors.to_string().contains("field `work` has mirror fields that are never written: its conflict policy is left-wins"), "{errors}");
+    assert!(errors.to_string().contains("always = true"), "{errors}");
+    let errors = LoadedConfig::parse(std::path::Path::new("m.toml"), &config("{ always = true }")).unwrap_err();
+    assert!(errors.to_string().contains("has a mirror that names no field"), "{errors}");
+    LoadedConfig::parse(std::path::Path::new("m.toml"), &config(r#"{ right = "plan_work", always = true }"#)).unwrap();
+}

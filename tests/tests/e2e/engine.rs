@@ -108,8 +108,10 @@ right = {{ endpoint = "branch", entity = "contacts" }}
 conflict = "{policy}"
 [pipelines.p.fields]
 name = {{}}
-phone = {{ conflict = "{policy}", mirror = {{ left = "phone_other", right = "phone_other" }} }}
-"#
+phone = {{ conflict = "{policy}"{mirror} }}
+"#,
+        // Mirror fields are for the mirror policy only (elsewhere never written: a config error).
+        mirror = if policy == "mirror" { r#", mirror = { left = "phone_other", right = "phone_other" }"# } else { "" },
     ));
     scene.sql("hq.sqlite", "INSERT INTO contacts (name, phone) VALUES ('Ada', '030 0')");
     sync(&engine).await;

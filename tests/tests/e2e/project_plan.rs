@@ -28,7 +28,7 @@ settings = {{ folder = "plans", file = "office-move.xml" }}
 plugin = "redmine"
 grants.http.allow = ["{origin}"]
 limits.timeout = "120s"
-settings = {{ url = "{url}", api_key = "{key}", project = "{project}", timeout_ms = 5000 }}
+settings = {{ url = "{url}", api_key = "{key}", project = "{project}", timeout_ms = 5000, issue_custom_fields = {{ "Plan work" = "float", "Plan finish" = "date" }} }}
 
 # The plan's work item types and Redmine's trackers: a type not listed is not published.
 [mappers.work-rules]
@@ -85,8 +85,9 @@ struct Setup {
 }
 
 /// A project, two users, and the example plan with the users' addresses.
-/// Alice is a member of the project, Bob only when `bob_is_member`.
-async fn setup_with(bob_is_member: bool) -> Setup {
+/// Alice is a member of the project, Bob only when `bob_is_member`; `edit`
+/// changes the test's config.
+async fn setup_with(bob_is_member: bool, edit: fn(String) -> String) -> Setup {
     let redmine = Redmine::connect().await;
     let (project_id, project) = redmine.project(&unique("Office move"), None).await;
     let (alice, alice_login, _) = redmine.user().await;
@@ -99,14 +100,14 @@ async fn setup_with(bob_is_member: bool) -> Setup {
     let scene = Scene::new();
     std::fs::create_dir(scene.path("plans")).unwrap();
     std::fs::write(scene.path("plans/office-move.xml"), &plan).unwrap();
-    let engine = scene.engine(&config(&redmine, &project, &trackers(&redmine).await));
+    let engine = scene.engine(&edit(config(&redmine, &project, &trackers(&redmine).await)));
     let report = engine.run("people", "test", Mode::Apply).await.unwrap();
     assert_eq!(report.counts.failed, 0);
     Setup { scene, engine, redmine, project, plan, alice, bob }
 }
 
 async fn setup() -> Setup {
-    setup_with(true).await
+    setup_with(true, |config| config).await
 }
 
 fn plan_text(scene: &Scene) -> String {
@@ -238,7 +239,7 @@ async fn a_rejected_update_is_noted_in_the_redmine_journal_and_not_proposed_agai
 // Covers: P8, P9, P11
 #[tokio::test(flavor = "multi_thread")]
 async fn a_task_assigned_to_someone_outside_the_redmine_project_is_not_published_and_says_why() {
-    let Setup { scene, engine, redmine, project, plan, .. } = setup_with(false).await;
+    let Setup { scene, engine, redmine, project, plan, .. } = setup_with(false, |config| config).await;
     run(&engine).await;
     run(&engine).await;
     let published = issues(&redmine, &project).await;
@@ -262,14 +263,71 @@ async fn a_task_assigned_to_someone_outside_the_redmine_project_is_not_published
     assert_eq!(plan_text(&scene), plan);
 }
 
-/// Changes a task's work item type in the plan file, as the planner would.
-fn set_type(scene: &Scene, task: &str, from: &str, to: &str) {
+/// Edits the plan file as the planner would: the first `from` at or after the task's name becomes `to`.
+fn edit_task(scene: &Scene, task: &str, from: &str, to: &str) {
     let text = plan_text(scene);
     let at = text.find(&format!("<Name>{task}</Name>")).unwrap();
     let (head, tail) = text.split_at(at);
+    assert!(tail.contains(from), "no {from} after task {task}");
+    std::fs::write(scene.path("plans/office-move.xml"), format!("{head}{}", tail.replacen(from, to, 1))).unwrap();
+}
+
+fn custom_value<'v>(issue: &'v Value, name: &str) -> &'v Value {
+    let fields = issue["custom_fields"].as_array().unwrap_or_else(|| panic!("no custom fields in {issue}"));
+    &fields.iter().find(|f| f["name"] == name).unwrap_or_else(|| panic!("no custom field {name} in {issue}"))["value"]
+}
+
+// Covers: P10
+#[tokio::test(flavor = "multi_thread")]
+async fn keep_both_keeps_the_teams_estimate_beside_the_plans_while_plan_wins_overwrites() {
+    // Work: two sets of books, the plan's value in the custom field "Plan
+    // work". Finish: the plan wins (the pipeline's left-wins policy).
+    let Setup { scene, engine, redmine, project, .. } = setup_with(true, |config| {
+        config.replace(
+            r#"work = { right = "estimated_hours" }"#,
+            r#"work = { right = "estimated_hours", direction = "left-to-right", mirror = { right = "Plan work", always = true } }"#,
+        )
+    })
+    .await;
+    run(&engine).await;
+    run(&engine).await;
+    let cabling = issue(&issues(&redmine, &project).await, "Network cabling").clone();
+    let id = cabling["id"].as_i64().unwrap();
+    // Published: both books start with the plan's value.
+    assert_eq!(cabling["estimated_hours"], 24.0);
+    assert_eq!(custom_value(&cabling, "Plan work"), "24.0");
+    assert!(engine.mirror_diff("work").await.unwrap().is_empty());
+
+    // The team re-estimates and moves the due date; the planner changes both too.
+    redmine.put(&format!("/issues/{id}.json"), json!({"issue": {"estimated_hours": 30, "due_date": "2026-11-06"}})).await;
+    edit_task(&scene, "Network cabling", "<Work>PT24H0M0S</Work>", "<Work>PT40H0M0S</Work>");
+    edit_task(&scene, "Network cabling", "<Finish>2026-11-04T17:00:00</Finish>", "<Finish>2026-11-09T17:00:00</Finish>");
+    run(&engine).await;
+    let cabling = redmine.get(&format!("/issues/{id}.json")).await["issue"].clone();
+    assert_eq!(cabling["estimated_hours"], 30.0, "keep both: the team's value stays");
+    assert_eq!(custom_value(&cabling, "Plan work"), "40.0", "keep both: the plan's value in the mirror field");
+    assert_eq!(cabling["due_date"], "2026-11-09", "plan wins: the plan's value overwrites the team's");
+    let differences = engine.mirror_diff("work").await.unwrap();
+    assert_eq!(differences.len(), 1, "{differences:?}");
+    assert_eq!((differences[0].field.as_str(), differences[0].right_id.as_str()), ("work", id.to_string().as_str()));
+    assert_eq!((differences[0].left_value.to_text(), differences[0].right_value.to_text()), ("40".to_owned(), "30".to_owned()));
+    // The plan kept its own values: the team's estimate is not proposed to it.
+    run(&engine).await;
+    let task = mpxj_task(&read_with_mpxj(&scene), "Network cabling").clone();
+    assert_eq!((task["work"].clone(), task["finish"].clone()), (json!(40.0), json!("2026-11-09T17:00")));
+    assert!(engine.state.approvals(Some("work"), false).unwrap().iter().all(|a| !a.summary.contains("work:")));
+
+    // The planner's next estimate goes to the mirror field again.
+    edit_task(&scene, "Network cabling", "<Work>PT40H0M0S</Work>", "<Work>PT44H0M0S</Work>");
+    run(&engine).await;
+    let cabling = redmine.get(&format!("/issues/{id}.json")).await["issue"].clone();
+    assert_eq!((cabling["estimated_hours"].clone(), custom_value(&cabling, "Plan work").clone()), (json!(30.0), json!("44.0")));
+}
+
+/// Changes a task's work item type in the plan file, as the planner would.
+fn set_type(scene: &Scene, task: &str, from: &str, to: &str) {
     let field = "<FieldID>188743731</FieldID>\n        <Value>";
-    let tail = tail.replacen(&format!("{field}{from}</Value>"), &format!("{field}{to}</Value>"), 1);
-    std::fs::write(scene.path("plans/office-move.xml"), format!("{head}{tail}")).unwrap();
+    edit_task(scene, task, &format!("{field}{from}</Value>"), &format!("{field}{to}</Value>"));
 }
 
 // Covers: P5, P8
