@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{Config, Grants, HostSettings, HttpGrant, InstanceConfig, Limits, PluginSource, SqlGrant};
-pub use pipeline::{ApprovalConfig, ConflictPolicy, DeletePolicy, FieldRule, Flow, MirrorFields, PipelineConfig, RetryConfig, Side, SideConfig};
+pub use pipeline::{ApprovalConfig, ConflictPolicy, DeletePolicy, FieldCheck, FieldRule, Flow, MirrorFields, PipelineConfig, RetryConfig, ScopeValue, Side, SideConfig};
 pub use values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PipelineName, PluginId, Schedule, Timeout};
 
 /// The config file a command uses when none is given.

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::values::{InstanceName, Schedule, Timeout};
+use crate::runtime::bindings::{Record, Value};
 
 /// One pipeline: left and right side, the field correspondence, conflict and
 /// delete handling, schedule and retry.
@@ -97,6 +98,89 @@ pub struct SideConfig {
     pub endpoint: Spanned<InstanceName>,
     /// One of the endpoint's entities.
     pub entity: String,
+    /// Only records with these field values are synced from this side (its
+    /// scope), e.g. `{ publish = true }` for the tasks flagged for publishing.
+    /// A record outside it is not created on the other side; a linked record
+    /// that leaves it fails with a hint to set the value back (what was
+    /// published stays published); a record created on this side gets these
+    /// values. Pipelines that share an entity tell their records apart by it.
+    #[serde(default, rename = "where")]
+    pub scope: BTreeMap<String, ScopeValue>,
+    /// Conditions every record from this side must meet before it is synced,
+    /// per field (e.g. `assignments = { at_most = 1, hint = "..." }`); a
+    /// record that breaks one fails with all its violations and the hints.
+    #[serde(default)]
+    pub checks: BTreeMap<String, FieldCheck>,
+}
+
+impl SideConfig {
+    /// Whether a record is in this side's scope (`where`).
+    pub fn in_scope(&self, record: &Record) -> bool {
+        self.scope.iter().all(|(field, wanted)| record.get(field).is_some_and(|value| wanted.matches(value)))
+    }
+}
+
+/// A value in a scope (`where`): a boolean, a number or a text.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ScopeValue {
+    Boolean(bool),
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl ScopeValue {
+    pub fn to_value(&self) -> Value {
+        match self {
+            ScopeValue::Boolean(b) => Value::Boolean(*b),
+            ScopeValue::Integer(i) => Value::Integer(*i),
+            ScopeValue::Float(f) => Value::Float(*f),
+            ScopeValue::Text(t) => Value::Text(t.clone()),
+        }
+    }
+
+    /// Numbers compare by value, texts with dates and timestamps by their text.
+    pub fn matches(&self, value: &Value) -> bool {
+        match (self, value) {
+            (ScopeValue::Boolean(a), Value::Boolean(b)) => a == b,
+            (ScopeValue::Integer(a), Value::Integer(b)) => a == b,
+            (ScopeValue::Integer(_) | ScopeValue::Float(_), Value::Integer(_) | Value::Float(_) | Value::Decimal(_)) => {
+                self.to_value().as_f64() == value.as_f64()
+            }
+            (ScopeValue::Text(a), Value::Text(b) | Value::Date(b) | Value::Timestamp(b) | Value::Decimal(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A condition on one field of every record from a side.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldCheck {
+    /// The value is a number no greater than this.
+    pub at_most: Option<f64>,
+    /// The value is empty (none, or an empty text). Default false.
+    #[serde(default)]
+    pub empty: bool,
+    /// What the user should do about a record that breaks the check.
+    pub hint: String,
+}
+
+impl FieldCheck {
+    /// Why `value` of `field` breaks this check, if it does.
+    pub fn broken_by(&self, field: &str, value: Option<&Value>) -> Option<String> {
+        let value = value.unwrap_or(&Value::Null);
+        let blank = matches!(value, Value::Null) || matches!(value, Value::Text(t) if t.is_empty());
+        if self.empty && !blank {
+            return Some(format!("`{field}` must be empty, but is {}", value.to_text()));
+        }
+        match (self.at_most, value.as_f64()) {
+            (Some(limit), Some(number)) if number > limit => Some(format!("`{field}` is {}, at most {limit} is allowed", value.to_text())),
+            (Some(_), None) if !blank => Some(format!("`{field}` should be a number at most {}, but is {}", self.at_most.unwrap_or_default(), value.to_text())),
+            _ => None,
+        }
+    }
 }
 
 /// How one field is kept in sync.

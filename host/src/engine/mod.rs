@@ -162,6 +162,14 @@ impl Ctx<'_> {
         }
     }
 
+    /// The pipeline's settings for one side (endpoint, entity, scope, checks).
+    pub fn side(&self, side: Side) -> &crate::config::SideConfig {
+        match side {
+            Side::Left => &self.config.left,
+            Side::Right => &self.config.right,
+        }
+    }
+
     pub fn def(&self, side: Side) -> &EntityDef {
         match side {
             Side::Left => &self.left_def,
@@ -270,6 +278,11 @@ fn check_fields(name: &str, config: &PipelineConfig, left: &EntityDef, right: &E
                     problems.push(format!("mirror field `{field}` is not a field of `{}`", def.name));
                 }
             }
+        }
+    }
+    for (side, def) in [(&config.left, left), (&config.right, right)] {
+        for field in side.scope.keys().chain(side.checks.keys()).filter(|f| missing(def, f)) {
+            problems.push(format!("`{field}` (in `where` or `checks`) is not a field of `{}`", def.name));
         }
     }
     if problems.is_empty() {
@@ -766,19 +779,28 @@ impl Engine {
                 (None, true) => {}
                 (None, false) => {
                     let matched = ctx.matched.lock().unwrap_or_else(|e| e.into_inner()).contains(&(source, record.id.clone()));
-                    if !ctx.config.create.allows(source) || matched {
+                    if !ctx.config.create.allows(source) || matched || !ctx.side(source).in_scope(record) {
                         continue;
                     }
+                    let broken = broken_checks(ctx, source, record);
                     match mapped.remove(record.id.as_str()) {
-                        Some(Ok(values)) => plan_create(ctx, source, record, &values, &mut plan),
-                        Some(Err(violations)) => fail_invalid(source, record, None, violations, &mut plan),
+                        Some(Ok(values)) if broken.is_empty() => plan_create(ctx, source, record, &values, &mut plan),
+                        Some(Ok(_)) => fail_invalid(source, record, None, broken, &mut plan),
+                        Some(Err(mut violations)) => {
+                            violations.extend(broken);
+                            fail_invalid(source, record, None, violations, &mut plan)
+                        }
                         None => {}
                     }
                 }
                 (Some(link), _) if link.state != "active" => {}
                 (Some(link), true) => plan_delete(ctx, source, record, link, base, counterpart, &mut plan),
                 (Some(link), false) => {
-                    let frozen = frozen_changes(ctx, source, record, base);
+                    // What a linked record may not do: change a frozen field,
+                    // leave the scope, break a check.
+                    let mut held = frozen_changes(ctx, source, record, base);
+                    held.extend(scope_left(ctx, source, record));
+                    held.extend(broken_checks(ctx, source, record));
                     match (mapped.remove(record.id.as_str()), counterpart) {
                         (_, None) => {
                             let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
@@ -809,12 +831,12 @@ impl Engine {
                         // The other side deleted it: its tombstone decides (with the
                         // delete policy and the conflict policy) in that side's pass.
                         (Some(Ok(_)), Some(counterpart)) if counterpart.deleted => {}
-                        (Some(Ok(values)), Some(counterpart)) if frozen.is_empty() => {
+                        (Some(Ok(values)), Some(counterpart)) if held.is_empty() => {
                             plan_update(ctx, source, record, link, base, counterpart, &values, &mut plan)
                         }
-                        (Some(Ok(_)), Some(_)) => fail_invalid(source, record, Some(link), frozen, &mut plan),
+                        (Some(Ok(_)), Some(_)) => fail_invalid(source, record, Some(link), held, &mut plan),
                         (Some(Err(mut violations)), Some(_)) => {
-                            violations.extend(frozen);
+                            violations.extend(held);
                             fail_invalid(source, record, Some(link), violations, &mut plan)
                         }
                         (None, Some(_)) => {}
@@ -839,6 +861,40 @@ fn frozen_changes(ctx: &Ctx<'_>, source: Side, record: &Record, base: &Base) -> 
                 message: format!("`{name}` cannot change once the record is linked ({} -> {})", before.to_text(), now.to_text()),
                 hint: Some(format!("set `{name}` back to {} on the {source} side; to change it, unlink the record and sync it anew", before.to_text())),
             })
+        })
+        .collect()
+}
+
+/// The scope values a linked record no longer has: it may not leave the
+/// pipeline's scope (a published task stays published).
+fn scope_left(ctx: &Ctx<'_>, source: Side, record: &Record) -> Vec<Violation> {
+    ctx.side(source)
+        .scope
+        .iter()
+        .filter(|(field, wanted)| !record.get(field).is_some_and(|value| wanted.matches(value)))
+        .map(|(field, wanted)| {
+            let now = record.get(field).map_or_else(|| "∅".to_owned(), Value::to_text);
+            let wanted = wanted.to_value().to_text();
+            Violation {
+                field: Some(field.clone()),
+                message: format!("`{field}` is {now}, but the record is linked and stays in the pipeline's scope (where {field} = {wanted})"),
+                hint: Some(format!(
+                    "set `{field}` back to {wanted} on the {source} side; to stop syncing the record, unlink it (`synchost links unlink {} {}`)",
+                    ctx.name, record.id
+                )),
+            }
+        })
+        .collect()
+}
+
+/// The side's `checks` a record breaks.
+fn broken_checks(ctx: &Ctx<'_>, source: Side, record: &Record) -> Vec<Violation> {
+    ctx.side(source)
+        .checks
+        .iter()
+        .filter_map(|(field, check)| {
+            let message = check.broken_by(field, record.get(field))?;
+            Some(Violation { field: Some(field.clone()), message, hint: Some(check.hint.clone()) })
         })
         .collect()
 }
@@ -896,6 +952,12 @@ fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: &BTreeMap<S
             if let Some(mirror_field) = ctx.config.books_mirror(left, target) {
                 fields.push(Field { name: mirror_field.to_owned(), value: value.clone() });
             }
+        }
+    }
+    // A record created on a side with a scope is in it.
+    for (field, value) in &ctx.side(target).scope {
+        if !fields.iter().any(|f: &Field| &f.name == field) {
+            fields.push(Field { name: field.clone(), value: value.to_value() });
         }
     }
     // Fields the create does not write start empty on the target: reading the new

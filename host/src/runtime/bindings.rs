@@ -66,6 +66,16 @@ impl Value {
         }
     }
 
+    /// The value as a number, when it is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Integer(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            Value::Decimal(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
     /// The value as a person reads it in one line; null is `∅`.
     pub fn to_text(&self) -> String {
         match self {

@@ -2,11 +2,12 @@
 //! XML file (MSPDI, which MS Project, ProjectLibre and MPXJ read and write) in
 //! a folder granted to the endpoint (`grants.files`).
 //!
-//! - Entities: `tasks` and `published` (the tasks flagged for publishing; a
-//!   task added through it is flagged) (outline hierarchy as `parent_id`, dates, work,
-//!   remaining and actual work in hours, the one assigned resource,
-//!   predecessors, and the custom fields "publish to team project" and "work
-//!   item type") and `resources` (read). A file has no change feed: each run
+//! - Entities: `tasks` (outline hierarchy as `parent_id`, dates, work,
+//!   remaining and actual work in hours, the one assigned resource and the
+//!   number of assignments, predecessors and those of them not flagged for
+//!   publishing, and the custom fields "publish to team project" and "work
+//!   item type") and `resources` (read). A pipeline publishes the flagged
+//!   tasks with its scope: `where = { publish = true }`. A file has no change feed: each run
 //!   reads the plan whole, and versions are digests of the values.
 //! - Writes update tasks in place and add new tasks under their parent; the
 //!   rest of the file stays byte for byte as it was. The new file is written
@@ -80,7 +81,6 @@ impl ProjectPlan {
     fn records(&self, entity: &str, plan: &Plan) -> Result<Vec<Record>, Error> {
         match entity {
             "tasks" => plan.task_records(&self.settings),
-            "published" => Ok(plan.task_records(&self.settings)?.into_iter().filter(|r| r.get("publish") == Some(&Value::Boolean(true))).collect()),
             "resources" => Ok(plan.resource_records()),
             other => Err(unknown(other)),
         }
@@ -88,7 +88,7 @@ impl ProjectPlan {
 }
 
 fn unknown(entity: &str) -> Error {
-    Error::new("unknown-entity", format!("project-plan has no entity `{entity}`")).with_hint("use one of: tasks, published, resources")
+    Error::new("unknown-entity", format!("project-plan has no entity `{entity}`")).with_hint("use one of: tasks, resources")
 }
 
 fn entity(name: &str, fields: &[(&str, FieldType, bool)], writable: bool) -> EntityDef {
@@ -116,7 +116,7 @@ impl Connector for ProjectPlan {
     }
 
     fn describe(&self) -> Result<Vec<EntityDef>, Error> {
-        Ok(vec![entity("tasks", TASK_FIELDS, true), entity("published", TASK_FIELDS, true), entity("resources", RESOURCE_FIELDS, false)])
+        Ok(vec![entity("tasks", TASK_FIELDS, true), entity("resources", RESOURCE_FIELDS, false)])
     }
 
     fn read(&mut self, entity: &str, cursor: Option<String>, limit: u32) -> Result<ReadBatch, Error> {
@@ -140,7 +140,7 @@ impl Connector for ProjectPlan {
         let mut problems = Vec::new();
         for need in needs {
             match (need.entity.as_str(), need.write) {
-                ("tasks" | "published", _) | ("resources", false) => {}
+                ("tasks", _) | ("resources", false) => {}
                 ("resources", true) => problems.push(
                     Error::new("read-only", "a pipeline writes to the plan's resources, which synchronisation never does")
                         .with_hint("let the pipeline flow resources only from the plan")
@@ -153,7 +153,7 @@ impl Connector for ProjectPlan {
     }
 
     fn write(&mut self, entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error> {
-        if entity != "tasks" && entity != "published" {
+        if entity != "tasks" {
             return Err(match entity {
                 "resources" => Error::new("read-only", "the plan's resources are not written by synchronisation")
                     .with_hint("keep the resource sheet in the planning application; let the pipeline flow from the plan"),
@@ -200,18 +200,8 @@ impl Connector for ProjectPlan {
             };
             outcomes.push(outcome);
         }
-        // A task made for the published entity is published.
-        let new_tasks: Vec<Vec<Field>> = creates
-            .iter()
-            .map(|i| {
-                let mut fields = changes[*i].fields.clone();
-                if entity == "published" && !fields.iter().any(|f| f.name == "publish") {
-                    fields.push(Field { name: "publish".into(), value: Value::Boolean(true) });
-                }
-                fields
-            })
-            .collect();
-        let created = plan.create_tasks(&self.settings, &new_tasks.iter().map(Vec::as_slice).collect::<Vec<_>>(), &mut edits)?;
+        let new_tasks: Vec<&[Field]> = creates.iter().map(|i| changes[*i].fields.as_slice()).collect();
+        let created = plan.create_tasks(&self.settings, &new_tasks, &mut edits)?;
         for (i, result) in creates.iter().zip(created) {
             outcomes[*i] = Some(match result {
                 Ok(uid) => Outcome::Applied(Applied { id: uid.to_string(), version: None }),

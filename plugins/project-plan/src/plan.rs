@@ -54,6 +54,9 @@ pub const TASK_FIELDS: &[(&str, FieldType, bool)] = &[
     ("resource_name", FieldType::Text, false),
     ("assignments", FieldType::Integer, false),
     ("predecessors", FieldType::Text, false),
+    // The predecessors not flagged for publishing ("UID name", comma-separated):
+    // a published task's dependencies are published with it.
+    ("unpublished_predecessors", FieldType::Text, false),
     ("publish", FieldType::Boolean, true),
     ("work_item_type", FieldType::Text, true),
     ("notes", FieldType::Text, true),
@@ -204,8 +207,26 @@ impl Plan {
             let custom = |field: &Option<String>| field.as_ref().and_then(|id| task_custom_value(e, id));
             record.set("publish", Value::Boolean(custom(&publish).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("yes"))));
             record.set("work_item_type", custom(&item_type).filter(|v| !v.is_empty()).map(Value::Text).unwrap_or(Value::Null));
-            record.version = Some(version(&record.fields));
             records.push(record);
+        }
+        // Dependencies need every task's flag: a second pass.
+        let flagged: std::collections::HashMap<String, (bool, String)> = records
+            .iter()
+            .map(|r| (r.id.clone(), (r.get("publish") == Some(&Value::Boolean(true)), r.get("name").and_then(Value::as_str).unwrap_or_default().to_owned())))
+            .collect();
+        for record in &mut records {
+            let unpublished: Vec<String> = match record.get("predecessors") {
+                Some(Value::Text(list)) => list
+                    .split(',')
+                    .filter_map(|uid| match flagged.get(uid) {
+                        Some((false, name)) => Some(format!("{uid} {name}")),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            record.set("unpublished_predecessors", if unpublished.is_empty() { Value::Null } else { Value::Text(unpublished.join(", ")) });
+            record.version = Some(version(&record.fields));
         }
         Ok(records)
     }

@@ -521,3 +521,54 @@ fields = { name = {}, phone = {}, notes = {}, status = { frozen = true } }
     assert_eq!((report.counts.updated, report.counts.failed), (1, 0), "{:?}", report.plan);
     assert_eq!(scene.rows("branch.sqlite", "SELECT name, status FROM contacts"), ["Grace H.|lead"]);
 }
+
+// Covers: P8, P9
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scope_sends_each_new_record_to_its_own_pipeline_and_keeps_linked_ones_in() {
+    // Two pipelines share hq's contacts, each with its own scope (as two plans
+    // share one tracker project): a new record goes to the one it belongs to.
+    let scene = Scene::new();
+    for db in ["hq.sqlite", "branch.sqlite", "shop.sqlite"] {
+        scene.database(db, TABLE);
+    }
+    let shop = r#"
+[endpoints.shop]
+plugin = "sql-table"
+grants.sql.db = { dsn = "sqlite:shop.sqlite" }
+settings = { connection = "db", entities = { contacts = { updated_at = "updated_at", origin = "origin" } } }
+
+[pipelines.to-branch]
+left = { endpoint = "hq", entity = "contacts", where = { status = "branch" } }
+right = { endpoint = "branch", entity = "contacts" }
+fields = { name = {} }
+
+[pipelines.to-shop]
+left = { endpoint = "hq", entity = "contacts", where = { status = "shop" } }
+right = { endpoint = "shop", entity = "contacts" }
+fields = { name = {} }
+"#;
+    let engine = scene.engine(&format!("{}\n{shop}", endpoints(true)));
+    let run = |name: &'static str| {
+        let engine = &engine;
+        async move { engine.run(name, "test", Mode::Apply).await.unwrap_or_else(|e| panic!("{name}: {e}")) }
+    };
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name, status) VALUES ('Bea', 'shop'), ('Cy', NULL)");
+    run("to-branch").await;
+    run("to-shop").await;
+    assert_eq!(scene.query_one::<Option<String>>("shop.sqlite", "SELECT group_concat(name) FROM contacts").as_deref(), Some("Bea"));
+    assert_eq!(scene.query_one::<i64>("branch.sqlite", "SELECT count(*) FROM contacts"), 0, "out of every scope: Cy stays in hq");
+
+    // A record made on the other side is created in the scope.
+    scene.sql("branch.sqlite", "INSERT INTO contacts (name) VALUES ('Al')");
+    run("to-branch").await;
+    assert_eq!(scene.query_one::<String>("hq.sqlite", "SELECT status FROM contacts WHERE name = 'Al'"), "branch");
+
+    // A linked record may not leave its scope: it fails with the fix, nothing is written.
+    edit(&scene, "hq.sqlite", 1, "status = 'gone', name = 'Bea B.'", "2030-01-01T00:00:00Z");
+    let report = run("to-shop").await;
+    assert_eq!(report.counts.failed, 1);
+    let failed = engine.state.failed(Some("to-shop")).unwrap();
+    assert!(failed[0].reason.contains("`status` is gone, but the record is linked and stays in the pipeline's scope (where status = shop)"), "{}", failed[0].reason);
+    assert!(failed[0].hint.as_deref().unwrap_or("").contains("set `status` back to shop on the left side"), "{:?}", failed[0].hint);
+    assert_eq!(scene.query_one::<Option<String>>("shop.sqlite", "SELECT group_concat(name) FROM contacts").as_deref(), Some("Bea"));
+}

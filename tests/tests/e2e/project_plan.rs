@@ -45,12 +45,20 @@ fields = {{ email = {{ right = "mail", direction = "off" }} }}
 
 [pipelines.work]
 category = "project plan"
-left = {{ endpoint = "plan", entity = "published" }}
 right = {{ endpoint = "redmine", entity = "issues" }}
 mapper = "work-rules"
 conflict = "left-wins"
 deletes = "ignore"
 approval = {{ direction = "right-to-left", note_field = "notes" }}
+
+[pipelines.work.left]
+endpoint = "plan"
+entity = "tasks"
+where = {{ publish = true }}
+
+[pipelines.work.left.checks]
+assignments = {{ at_most = 1, hint = "keep one resource on the task" }}
+unpublished_predecessors = {{ empty = true, hint = "publish the tasks it depends on with it" }}
 
 [pipelines.work.fields]
 name = {{ right = "subject" }}
@@ -58,7 +66,7 @@ start = {{ right = "start_date" }}
 finish = {{ right = "due_date" }}
 work = {{ right = "estimated_hours" }}
 percent_complete = {{ right = "done_ratio" }}
-parent_id = {{ right = "parent_issue_id", references = "work" }}
+parent_id = {{ right = "parent_issue_id", references = "work", frozen = true }}
 resource_id = {{ right = "assigned_to_id", references = "people" }}
 work_item_type = {{ right = "tracker_id", frozen = true }}
 "#,
@@ -324,6 +332,61 @@ async fn keep_both_keeps_the_teams_estimate_beside_the_plans_while_plan_wins_ove
     assert_eq!((cabling["estimated_hours"].clone(), custom_value(&cabling, "Plan work").clone()), (json!(30.0), json!("44.0")));
 }
 
+const PUBLISH_FLAG: &str = "<FieldID>188743752</FieldID>\n        <Value>";
+
+/// Sets or clears a task's "Publish to team project" flag in the plan file.
+fn flag(scene: &Scene, task: &str, publish: bool) {
+    let (from, to) = if publish { ("0", "1") } else { ("1", "0") };
+    edit_task(scene, task, &format!("{PUBLISH_FLAG}{from}</Value>"), &format!("{PUBLISH_FLAG}{to}</Value>"));
+}
+
+const TWO_ASSIGNMENTS: &str = "    <Assignment>\n      <UID>8</UID>\n      <TaskUID>3</TaskUID>\n      <ResourceUID>1</ResourceUID>\n    </Assignment>\n    <Assignment>\n      <UID>9</UID>\n      <TaskUID>3</TaskUID>\n      <ResourceUID>2</ResourceUID>\n    </Assignment>\n  </Assignments>";
+
+// Covers: P8, P9
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_is_published_only_with_its_dependencies_and_one_assignment_and_stays_published() {
+    let Setup { scene, engine, redmine, project, .. } = setup().await;
+    // "Furniture delivery" depends on "Network cabling", which the planner
+    // did not flag, and has two people assigned.
+    flag(&scene, "Network cabling", false);
+    let text = plan_text(&scene).replacen("  </Assignments>", TWO_ASSIGNMENTS, 1);
+    std::fs::write(scene.path("plans/office-move.xml"), text).unwrap();
+    run(&engine).await;
+    run(&engine).await;
+    let published = issues(&redmine, &project).await;
+    let subjects: Vec<&str> = published.iter().filter_map(|i| i["subject"].as_str()).collect();
+    assert_eq!(subjects.len(), 2, "the summary task and Move the servers: {subjects:?}");
+    assert!(subjects.contains(&"Move the servers") && subjects.contains(&"New office ready"), "{subjects:?}");
+    let failed = engine.state.failed(Some("work")).unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].source_id, "3");
+    // Both violations together, each with its hint.
+    assert!(failed[0].reason.contains("`assignments` is 2, at most 1 is allowed"), "{}", failed[0].reason);
+    assert!(failed[0].reason.contains("`unpublished_predecessors` must be empty, but is 2 Network cabling"), "{}", failed[0].reason);
+    let hint = failed[0].hint.clone().unwrap_or_default();
+    assert!(hint.contains("keep one resource") && hint.contains("publish the tasks it depends on"), "{hint}");
+
+    // The planner fixes both: the next runs publish the rest.
+    flag(&scene, "Network cabling", true);
+    let text = plan_text(&scene).replacen(TWO_ASSIGNMENTS, "  </Assignments>", 1);
+    std::fs::write(scene.path("plans/office-move.xml"), text).unwrap();
+    engine.resubmit_failed("work", None, "test").await.unwrap();
+    run(&engine).await;
+    assert_eq!(issues(&redmine, &project).await.len(), 4);
+    assert!(engine.state.failed(Some("work")).unwrap().is_empty());
+
+    // A published task stays published: clearing its flag fails it with the
+    // fix, and its issue stays as it is.
+    flag(&scene, "Move the servers", false);
+    edit_task(&scene, "Move the servers", "<Name>Move the servers</Name>", "<Name>Move the servers twice</Name>");
+    run(&engine).await;
+    let failed = engine.state.failed(Some("work")).unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].reason.contains("`publish` is false, but the record is linked and stays in the pipeline's scope (where publish = true)"), "{}", failed[0].reason);
+    assert!(failed[0].hint.as_deref().unwrap_or("").contains("set `publish` back to true"), "{:?}", failed[0].hint);
+    assert!(issues(&redmine, &project).await.iter().any(|i| i["subject"] == "Move the servers"), "nothing of the un-flagged task was written");
+}
+
 /// Changes a task's work item type in the plan file, as the planner would.
 fn set_type(scene: &Scene, task: &str, from: &str, to: &str) {
     let field = "<FieldID>188743731</FieldID>\n        <Value>";
@@ -390,6 +453,15 @@ async fn a_three_level_hierarchy_from_redmine_reaches_the_plan_one_approved_leve
     // IDs stay row numbers after the insertions.
     let ids: Vec<i64> = read["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
+
+    // The hierarchy of linked items cannot change: the team moving the task
+    // under the feature fails before it reaches the approval queue.
+    let screens_issue = issue(&issues(&redmine, &project).await, "Booking screens")["id"].as_i64().unwrap();
+    redmine.put(&format!("/issues/{screens_issue}.json"), json!({"issue": {"parent_issue_id": feature}})).await;
+    assert_eq!(run(&engine).await.counts.queued, 0);
+    let failed = engine.state.failed(Some("work")).unwrap();
+    let moved = failed.iter().find(|f| f.source_id == screens_issue.to_string()).unwrap_or_else(|| panic!("{failed:?}"));
+    assert!(moved.reason.contains("`parent_issue_id` cannot change once the record is linked"), "{}", moved.reason);
 }
 
 fn plan_only(scene: &Scene, read_only: bool) -> synchost::catalog::Catalog {
