@@ -177,7 +177,7 @@ impl FieldCheck {
         }
         match (self.at_most, value.as_f64()) {
             (Some(limit), Some(number)) if number > limit => Some(format!("`{field}` is {}, at most {limit} is allowed", value.to_text())),
-            (Some(_), None) if !blank => Some(format!("`{field}` should be a number at most {}, but is {}", self.at_most.unwrap_or_default(), value.to_text())),
+            (Some(limit), None) if !blank => Some(format!("`{field}` should be a number at most {limit}, but is {}", value.to_text())),
             _ => None,
         }
     }
@@ -387,14 +387,19 @@ impl PipelineConfig {
         }
     }
 
-    /// The field that keeps the other side's value of `left` on `side`, when
-    /// the field's mirror is `always` (two sets of books).
-    pub fn books_mirror(&self, left: &str, side: Side) -> Option<&str> {
-        let mirror = self.fields.get(left)?.mirror.as_ref().filter(|m| m.always)?;
+    /// The field that keeps the other side's value of `left` on `side`.
+    pub fn mirror_field(&self, left: &str, side: Side) -> Option<&str> {
+        let mirror = self.fields.get(left)?.mirror.as_ref()?;
         match side {
             Side::Left => mirror.left.as_deref(),
             Side::Right => mirror.right.as_deref(),
         }
+    }
+
+    /// The mirror field of `left` on `side` when it is kept `always` (two sets of books).
+    pub fn books_mirror(&self, left: &str, side: Side) -> Option<&str> {
+        self.fields.get(left)?.mirror.as_ref().filter(|m| m.always)?;
+        self.mirror_field(left, side)
     }
 
     /// The conflict policy of a field.

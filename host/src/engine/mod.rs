@@ -1117,19 +1117,10 @@ fn plan_update(
             Decision::KeepBoth => {
                 raw.inspect(|v| base_source.push((s_name.to_owned(), (*v).clone())));
                 base_target.push((t_name.to_owned(), current_value.clone()));
-                let mirror = ctx.config.fields.get(left).and_then(|r| r.mirror.as_ref());
-                let target_mirror = mirror.and_then(|m| match target {
-                    Side::Left => m.left.clone(),
-                    Side::Right => m.right.clone(),
-                });
-                if let Some(mirror_field) = target_mirror {
-                    writes.push((mirror_field.clone(), counterpart.get(&mirror_field).cloned(), new_value.clone()));
+                if let Some(mirror_field) = ctx.config.mirror_field(left, target) {
+                    writes.push((mirror_field.to_owned(), counterpart.get(mirror_field).cloned(), new_value.clone()));
                 }
-                let source_mirror = mirror.and_then(|m| match source {
-                    Side::Left => m.left.clone(),
-                    Side::Right => m.right.clone(),
-                });
-                if let Some(mirror_field) = source_mirror {
+                if let Some(mirror_field) = ctx.config.mirror_field(left, source).map(str::to_owned) {
                     let (left_id, right_id) = side_ids(source, &record.id, Some(&counterpart.id));
                     plan.reverse.push((
                         Change {
