@@ -10,10 +10,11 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::bundled;
-use crate::config::{settings_json, Dsn, InstanceConfig, LoadedConfig, PluginId};
+use crate::config::{settings_json, Dsn, InstanceConfig, LoadedConfig, PluginId, DEFAULT_FOLDER_QUOTA};
 use crate::runtime::{Instance, Plugin, PluginKind, Runtime};
 use crate::services::http::{self, HttpAccess};
 use crate::services::sql::{SqlDatabases, SqlGrant};
+use crate::services::budget::LogBudget;
 use crate::services::{Folder, InstanceContext};
 
 /// A failure with the fix to apply.
@@ -162,6 +163,7 @@ pub fn instance_context(
             (connection.to_string(), grant)
         })
         .collect();
+    let limits = config.limits(instance);
     InstanceContext {
         name: name.to_owned(),
         plugin: instance.plugin.get_ref().to_string(),
@@ -172,8 +174,14 @@ pub fn instance_context(
             .grants
             .files
             .iter()
-            .map(|(name, grant)| Folder { name: name.to_string(), path: config.resolve(grant.path.get_ref()), read_only: grant.read_only })
+            .map(|(name, grant)| Folder {
+                name: name.to_string(),
+                path: config.resolve(grant.path.get_ref()),
+                read_only: grant.read_only,
+                quota: grant.quota.map_or(DEFAULT_FOLDER_QUOTA, |q| q.0),
+            })
             .collect(),
-        limits: config.limits(instance),
+        limits,
+        log_budget: LogBudget::new(limits.log_lines, limits.log_bytes),
     }
 }

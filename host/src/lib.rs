@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`config`]: the config file (`synchost.toml`): types, loading, every error with its place and fix.
 //! - [`runtime`]: the wasmtime sandbox: plugins, instances, guarded calls, the API version check.
-//! - [`services`]: what plugins may be granted (SQL connections, HTTP origins, log) and the per-call state.
+//! - [`services`]: what plugins may be granted (SQL connections, HTTP origins, folders, log), their budgets, and the per-call state.
+//! - [`secrets`]: the one redaction function every log line, message and stored text goes through.
 //! - [`catalog`]: a config turned into loaded plugins and runnable instances.
 //! - [`state`]: durable state in SQLite: links, base values, cursors, history, queues, health.
 //! - [`engine`]: one run of a pipeline: read, diff against base, resolve, map, validate, write, commit.
@@ -22,5 +23,6 @@ pub mod engine;
 pub mod runtime;
 pub mod schedule;
 pub mod schema;
+pub mod secrets;
 pub mod services;
 pub mod state;

@@ -3,6 +3,7 @@
 //! questions ("why did this value change?", "what is stuck and how do I fix
 //! it?") from state, without reading logs.
 
+use crate::cli::output::{say, tell};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,14 +53,14 @@ pub fn print_entry(entry: &HistoryEntry) {
     let origin = entry.origin.map(Side::as_str);
     let target = entry.target.map(Side::as_str);
     match entry.target {
-        Some(_) => println!(
+        Some(_) => say!(
             "  {:<8} {} <- {}   [{}]",
             entry.action,
             id_text(target, target_id),
             id_text(origin, source_id),
             entry.rule
         ),
-        None => println!(
+        None => say!(
             "  {:<8} left {} / right {}   [{}]",
             entry.action,
             entry.left_id.as_deref().unwrap_or("-"),
@@ -69,12 +70,12 @@ pub fn print_entry(entry: &HistoryEntry) {
     }
     for (field, from, to) in &entry.fields {
         match from {
-            Some(from) => println!("             {field}: {} -> {}", from.to_text(), to.to_text()),
-            None => println!("             {field}: {}", to.to_text()),
+            Some(from) => say!("             {field}: {} -> {}", from.to_text(), to.to_text()),
+            None => say!("             {field}: {}", to.to_text()),
         }
     }
     if let Some(message) = &entry.message {
-        println!("             {message}");
+        say!("             {message}");
     }
 }
 
@@ -83,7 +84,7 @@ fn print_report(pipeline: &str, report: &RunReport, dry_run: bool) {
         print_entry(entry);
     }
     let c = &report.counts;
-    println!(
+    say!(
         "{}{pipeline}: read {} left, {} right; {} created, {} updated, {} deleted, {} conflicts, {} failed{}{}",
         if dry_run { "dry run, nothing changed. " } else { "" },
         c.read_left,
@@ -118,7 +119,7 @@ pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch:
             }
             Err(error) => {
                 failed = true;
-                progress.suspend(|| eprintln!("{name}: {}", run_error(error).message()));
+                progress.suspend(|| tell!("{name}: {}", run_error(error).message()));
             }
         }
     }
@@ -129,7 +130,7 @@ pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch:
 /// `synchost run`: the daemon, until Ctrl-C or SIGTERM.
 pub async fn run(config: &Path) -> Result<(), CommandError> {
     let engine = Arc::new(open_engine(config)?);
-    println!(
+    say!(
         "synchost running {} pipeline(s); state in {}; Ctrl-C stops after the current batch",
         engine.config.config.pipelines.len(),
         engine.state.path().display()
@@ -203,25 +204,25 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
             "scheduler": { "running": scheduler_alive, "heartbeat": heartbeat },
             "pipelines": rows,
         });
-        println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
+        say!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
         return Ok(());
     }
     match &heartbeat {
-        Some(h) if scheduler_alive => println!("scheduler: running (pid {} on {}, since {}, last heartbeat {})", h.pid, h.host, h.started_at, h.beat_at),
-        Some(h) => println!("scheduler: NOT RUNNING (last heartbeat {}): nothing syncs until `synchost run` is started", h.beat_at),
-        None => println!("scheduler: NOT RUNNING (never started): nothing syncs until `synchost run` is started"),
+        Some(h) if scheduler_alive => say!("scheduler: running (pid {} on {}, since {}, last heartbeat {})", h.pid, h.host, h.started_at, h.beat_at),
+        Some(h) => say!("scheduler: NOT RUNNING (last heartbeat {}): nothing syncs until `synchost run` is started", h.beat_at),
+        None => say!("scheduler: NOT RUNNING (never started): nothing syncs until `synchost run` is started"),
     }
     let mut categories: Vec<String> = rows.iter().map(|r| r["category"].as_str().unwrap_or("").to_owned()).collect();
     categories.sort();
     categories.dedup();
     for category in categories {
-        println!("\n{category}:");
+        say!("\n{category}:");
         for row in rows.iter().filter(|r| r["category"] == category.as_str()) {
             let stalled = if row["stalled"] == true { " STALLED" } else { "" };
-            println!("  {:<24} {}{stalled}", row["pipeline"].as_str().unwrap_or(""), row["summary"].as_str().unwrap_or(""));
+            say!("  {:<24} {}{stalled}", row["pipeline"].as_str().unwrap_or(""), row["summary"].as_str().unwrap_or(""));
             if let Some(last) = row["last_run"].as_object() {
                 let c = &last["counts"];
-                println!(
+                say!(
                     "  {:<24} last run {} at {}: {} created, {} updated, {} deleted, {} conflicts, {} failed",
                     "", last["status"].as_str().unwrap_or(""), last["at"].as_str().unwrap_or(""), c["created"], c["updated"], c["deleted"], c["conflicts"], c["failed"]
                 );
@@ -230,17 +231,17 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
                 0 => String::new(),
                 n => format!("{n} waiting for approval, "),
             };
-            println!(
+            say!(
                 "  {:<24} {} links, {} failed items, {} open conflicts, {waiting}{}",
                 "", row["links"], row["failed_items"], row["open_conflicts"], row["schedule"].as_str().unwrap_or("")
             );
             if let Some(hint) = row["hint"].as_str() {
-                println!("  {:<24} fix: {hint}", "");
+                say!("  {:<24} fix: {hint}", "");
             }
             // Per item: what failed, why, and what to do about it (T2).
             let items = row["items"].as_array().map(Vec::as_slice).unwrap_or_default();
             for item in items.iter().take(ITEMS_SHOWN) {
-                println!(
+                say!(
                     "  {:<24} {} {} {}: {}: {}",
                     "",
                     item["result"].as_str().unwrap_or(""),
@@ -250,22 +251,22 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
                     item["detail"].as_str().unwrap_or("")
                 );
                 if let Some(fix) = item["countermeasure"].as_str() {
-                    println!("  {:<24}   countermeasure: {fix}", "");
+                    say!("  {:<24}   countermeasure: {fix}", "");
                 }
             }
             if items.len() > ITEMS_SHOWN {
-                println!("  {:<24} ... and {} more (`synchost failed list {}`)", "", items.len() - ITEMS_SHOWN, row["pipeline"].as_str().unwrap_or(""));
+                say!("  {:<24} ... and {} more (`synchost failed list {}`)", "", items.len() - ITEMS_SHOWN, row["pipeline"].as_str().unwrap_or(""));
             }
         }
     }
     if !failed.is_empty() {
-        println!("\nfailed items: {} (see `synchost failed list`)", failed.len());
+        say!("\nfailed items: {} (see `synchost failed list`)", failed.len());
     }
     if !conflicts.is_empty() {
-        println!("open conflicts: {} (see `synchost conflicts list`)", conflicts.len());
+        say!("open conflicts: {} (see `synchost conflicts list`)", conflicts.len());
     }
     if !approvals.is_empty() {
-        println!("waiting for approval: {} (see `synchost approvals list`)", approvals.len());
+        say!("waiting for approval: {} (see `synchost approvals list`)", approvals.len());
     }
     Ok(())
 }
@@ -278,14 +279,14 @@ pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, 
     let (_, state) = open_state(config)?;
     let rows = state.history(pipeline, record, limit).map_err(state_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
+        say!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no history for {pipeline}{}", record.map(|r| format!(" record {r}")).unwrap_or_default());
+        say!("no history for {pipeline}{}", record.map(|r| format!(" record {r}")).unwrap_or_default());
     }
     for row in rows.iter().rev() {
-        println!(
+        say!(
             "{} run {:<4} {:<8} left {} / right {}{}  [{}]",
             row.at,
             row.run_id.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
@@ -301,13 +302,13 @@ pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, 
         if let Some(fields) = row.fields.as_object() {
             for (name, change) in fields {
                 match change.get("from").filter(|v| !v.is_null()) {
-                    Some(from) => println!("      {name}: {from} -> {}", change["to"]),
-                    None => println!("      {name}: {}", change["to"]),
+                    Some(from) => say!("      {name}: {from} -> {}", change["to"]),
+                    None => say!("      {name}: {}", change["to"]),
                 }
             }
         }
         if let Some(message) = &row.message {
-            println!("      {message}");
+            say!("      {message}");
         }
     }
     Ok(())
@@ -318,10 +319,10 @@ pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Resul
     let (_, state) = open_state(config)?;
     let rows = state.conflicts(pipeline, !all).map_err(state_error)?;
     if rows.is_empty() {
-        println!("no {}conflicts", if all { "" } else { "open " });
+        say!("no {}conflicts", if all { "" } else { "open " });
     }
     for c in rows {
-        println!(
+        say!(
             "#{:<4} {:<20} left {} / right {}  field `{}`: left {} | right {}  ({}{})",
             c.id,
             c.pipeline,
@@ -334,7 +335,7 @@ pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Resul
             c.resolution.map(|r| format!(": {r} by {}", c.resolved_by.unwrap_or_default())).unwrap_or_default()
         );
     }
-    println!("resolve with: synchost conflicts resolve ID --take left|right   or   --value VALUE");
+    say!("resolve with: synchost conflicts resolve ID --take left|right   or   --value VALUE");
     Ok(())
 }
 
@@ -343,11 +344,11 @@ pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bo
     let (_, state) = open_state(config)?;
     let rows = state.approvals(pipeline, all).map_err(state_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
+        say!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
         return Ok(());
     }
     if rows.is_empty() {
-        println!("{}", if all { "the approval queue is empty" } else { "no changes waiting for approval" });
+        say!("{}", if all { "the approval queue is empty" } else { "no changes waiting for approval" });
     }
     for a in &rows {
         let decision = match (&a.decided_by, &a.outcome) {
@@ -355,10 +356,10 @@ pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bo
             (Some(by), None) => format!("  [{} by {by}]", a.status),
             _ => String::new(),
         };
-        println!("#{:<4} {:<20} {} record {}: {}{decision}", a.id, a.pipeline, a.side, a.source_id, a.summary);
+        say!("#{:<4} {:<20} {} record {}: {}{decision}", a.id, a.pipeline, a.side, a.source_id, a.summary);
     }
     if rows.iter().any(|a| a.status == "pending") {
-        println!("decide with: synchost approvals approve ID...   or   synchost approvals reject ID... --comment TEXT");
+        say!("decide with: synchost approvals approve ID...   or   synchost approvals reject ID... --comment TEXT");
     }
     Ok(())
 }
@@ -367,16 +368,16 @@ pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bo
 pub fn approvals_show(config: &Path, id: i64) -> Result<(), CommandError> {
     let (_, state) = open_state(config)?;
     let a = state.approval(id).map_err(state_error)?.ok_or_else(|| CommandError::Reported(format!("there is no approval {id}; list them with `synchost approvals list --all`")))?;
-    println!("approval {}: pipeline {}, from the {} record {}", a.id, a.pipeline, a.side, a.source_id);
-    println!("  target:    {}", a.target_id.as_deref().unwrap_or("a new record"));
-    println!("  change:    {}", a.summary);
-    println!("  submitted: {}", a.submitted_at);
-    println!("  status:    {}", a.status);
+    say!("approval {}: pipeline {}, from the {} record {}", a.id, a.pipeline, a.side, a.source_id);
+    say!("  target:    {}", a.target_id.as_deref().unwrap_or("a new record"));
+    say!("  change:    {}", a.summary);
+    say!("  submitted: {}", a.submitted_at);
+    say!("  status:    {}", a.status);
     if let Some(by) = &a.decided_by {
-        println!("  decided:   by {by} at {}{}", a.decided_at.as_deref().unwrap_or(""), a.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default());
+        say!("  decided:   by {by} at {}{}", a.decided_at.as_deref().unwrap_or(""), a.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default());
     }
     if let Some(outcome) = &a.outcome {
-        println!("  outcome:   {outcome}{}", if a.applied_at.is_none() { " (not carried out yet)" } else { "" });
+        say!("  outcome:   {outcome}{}", if a.applied_at.is_none() { " (not carried out yet)" } else { "" });
     }
     Ok(())
 }
@@ -386,7 +387,7 @@ pub async fn approvals_decide(config: &Path, ids: &[i64], approve: bool, by: &st
     let engine = open_engine(config)?;
     for id in ids {
         let outcome = engine.decide_approval(*id, approve, by, comment).await.map_err(run_error)?;
-        println!("approval {id}: {} by {by}; {outcome}", if approve { "approved" } else { "rejected" });
+        say!("approval {id}: {} by {by}; {outcome}", if approve { "approved" } else { "rejected" });
     }
     Ok(())
 }
@@ -415,7 +416,7 @@ pub async fn conflicts_resolve(config: &Path, id: i64, take: Option<&str>, value
     };
     let engine = open_engine(config)?;
     let answer = engine.resolve_conflict(id, resolution, by).await.map_err(run_error)?;
-    println!("conflict {id} resolved: {answer}");
+    say!("conflict {id} resolved: {answer}");
     Ok(())
 }
 
@@ -424,19 +425,19 @@ pub fn failed_list(config: &Path, pipeline: Option<&str>, json: bool) -> Result<
     let (_, state) = open_state(config)?;
     let rows = state.failed(pipeline).map_err(state_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
+        say!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no failed items");
+        say!("no failed items");
     }
     for f in rows {
-        println!(
+        say!(
             "#{:<4} {:<20} {} record {}: {} ({}; {} attempt(s), last {})",
             f.id, f.pipeline, f.side, f.source_id, f.reason, f.code, f.attempts, f.last_failed_at
         );
         if let Some(hint) = &f.hint {
-            println!("      fix: {hint}");
+            say!("      fix: {hint}");
         }
     }
     Ok(())
@@ -454,7 +455,7 @@ pub async fn failed_retry(config: &Path, pipeline: &str, ids: &[i64]) -> Result<
 pub fn links_list(config: &Path, pipeline: &str, limit: u32) -> Result<(), CommandError> {
     let (_, state) = open_state(config)?;
     for link in state.links(pipeline, limit).map_err(state_error)? {
-        println!("left {:<12} <-> right {:<12} {:<14} {}", link.left_id, link.right_id, link.state, link.updated_at);
+        say!("left {:<12} <-> right {:<12} {:<14} {}", link.left_id, link.right_id, link.state, link.updated_at);
     }
     Ok(())
 }
@@ -464,7 +465,7 @@ pub fn links_unlink(config: &Path, pipeline: &str, id: &str) -> Result<(), Comma
     let (_, state) = open_state(config)?;
     match state.unlink(pipeline, id).map_err(state_error)? {
         Some((left, right)) => {
-            println!("unlinked left {left} and right {right}; the next change of either is synced as a new record");
+            say!("unlinked left {left} and right {right}; the next change of either is synced as a new record");
             Ok(())
         }
         None => Err(CommandError::Reported(format!("pipeline {pipeline} has no link with record {id}"))),
@@ -484,12 +485,12 @@ pub fn messages(config: &Path, since: Option<&str>, limit: u32) -> Result<(), Co
     };
     let rows = state.events(since.as_deref(), limit).map_err(state_error)?;
     if rows.is_empty() {
-        println!("no messages");
+        say!("no messages");
     }
     for e in rows {
-        println!("{} {:<5} {:<20} {}", e.at, e.level, e.pipeline.as_deref().unwrap_or("host"), e.message);
+        say!("{} {:<5} {:<20} {}", e.at, e.level, e.pipeline.as_deref().unwrap_or("host"), e.message);
         if let Some(hint) = e.hint {
-            println!("      fix: {hint}");
+            say!("      fix: {hint}");
         }
     }
     Ok(())
@@ -508,7 +509,7 @@ pub fn pause(config: &Path, pipeline: &str, by: Option<&str>) -> Result<(), Comm
         None => format!("{pipeline} resumed"),
     };
     state.event("info", Some(pipeline), None, &message, None).map_err(state_error)?;
-    println!("{message}");
+    say!("{message}");
     Ok(())
 }
 
@@ -526,10 +527,10 @@ pub async fn mirror_diff(config: &Path, pipeline: &str) -> Result<(), CommandErr
     let engine = open_engine(config)?;
     let differences = engine.mirror_diff(pipeline).await.map_err(run_error)?;
     if differences.is_empty() {
-        println!("{pipeline}: the mirrored fields agree on every linked item");
+        say!("{pipeline}: the mirrored fields agree on every linked item");
     }
     for d in &differences {
-        println!(
+        say!(
             "left {} / right {}  `{}`: left {} | right {}",
             d.left_id,
             d.right_id,

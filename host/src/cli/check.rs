@@ -1,5 +1,6 @@
 //! `synchost check [CONFIG]`: validate the config and plugins, probe every connection.
 
+use crate::cli::output::{say};
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,14 +17,14 @@ struct Report {
 
 impl Report {
     fn ok(&self, name: &str, detail: &str) {
-        println!("  ok    {name:<20} {detail}");
+        say!("  ok    {name:<20} {detail}");
     }
 
     fn fail(&mut self, name: &str, message: &str, hint: Option<&str>) {
         self.problems += 1;
-        println!("  FAIL  {name:<20} {message}");
+        say!("  FAIL  {name:<20} {message}");
         if let Some(hint) = hint {
-            println!("        {:<20} fix: {hint}", "");
+            say!("        {:<20} fix: {hint}", "");
         }
     }
 
@@ -52,7 +53,7 @@ fn describe_entities(entities: &[EntityDef]) -> String {
 
 pub async fn run(config_path: &Path) -> Result<(), CommandError> {
     let (config, catalog) = load_catalog(config_path)?;
-    println!(
+    say!(
         "config {}: ok ({} endpoint(s), {} mapper(s))",
         config.path.display(),
         config.config.endpoints.len(),
@@ -62,7 +63,7 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
     check_plugins(&catalog, &mut report);
     check_instances(&config, &catalog, &mut report).await;
     if !config.config.pipelines.is_empty() {
-        println!("\npipelines:");
+        say!("\npipelines:");
         let state = crate::state::State::open(&config.state_path()).map_err(|e| CommandError::Other(e.into()))?;
         let engine = crate::engine::Engine::new(std::sync::Arc::new(config), std::sync::Arc::new(catalog), std::sync::Arc::new(state));
         for name in engine.config.config.pipelines.keys() {
@@ -71,7 +72,7 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
                 Err(error) => report.fail(name.as_str(), &error.to_string(), error.hint().as_deref()),
             }
         }
-        println!("\npermissions (what the pipelines need from each endpoint):");
+        say!("\npermissions (what the pipelines need from each endpoint):");
         for result in engine.probe_endpoints().await {
             let wants = result
                 .needs
@@ -87,9 +88,9 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
             }
         }
     }
-    println!();
+    say!();
     if report.problems == 0 {
-        println!("everything is ready");
+        say!("everything is ready");
         Ok(())
     } else {
         Err(CommandError::Reported(format!("{} problem(s) found", report.problems)))
@@ -97,7 +98,7 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
 }
 
 fn check_plugins(catalog: &Catalog, report: &mut Report) {
-    println!("\nplugins:");
+    say!("\nplugins:");
     for (name, plugin) in &catalog.plugins {
         match plugin {
             Ok(plugin) => report.ok(
@@ -117,7 +118,7 @@ async fn check_instances(config: &LoadedConfig, catalog: &Catalog, report: &mut 
         if names.is_empty() {
             continue;
         }
-        println!("\n{title}:");
+        say!("\n{title}:");
         for name in names {
             match catalog.instance(&name) {
                 Err(failure) => report.fail(&name, &failure.message, failure.hint.as_deref()),

@@ -5,6 +5,7 @@
 //! table with one numbering across all three, conflicting edits resolved by
 //! policy, a soft delete propagating, a record failing validation with its hint.
 
+use crate::cli::output::{say};
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
@@ -191,7 +192,7 @@ INSERT INTO invoices (invoice_no, customer, amount, status) VALUES ('INV-3001', 
 }
 
 fn step(title: &str) {
-    println!("\n== {title}\n");
+    say!("\n== {title}\n");
 }
 
 fn other(error: impl Into<anyhow::Error>) -> CommandError {
@@ -233,9 +234,9 @@ fn show(dir: &Path, db: &str, query: &str) -> Result<(), CommandError> {
         .map_err(other)?
         .collect::<Result<_, _>>()
         .map_err(other)?;
-    println!("  {db}:");
+    say!("  {db}:");
     for line in super::output::text_table(&columns, &rows).lines() {
-        println!("    {line}");
+        say!("    {line}");
     }
     Ok(())
 }
@@ -243,7 +244,7 @@ fn show(dir: &Path, db: &str, query: &str) -> Result<(), CommandError> {
 async fn sync(engine: &Engine, pipeline: &str) -> Result<(), CommandError> {
     let report = engine.run(pipeline, "demo", Mode::Apply).await.map_err(|e| CommandError::Reported(e.to_string()))?;
     let c = &report.counts;
-    println!(
+    say!(
         "{pipeline}: {} created, {} updated, {} deleted, {} conflicts, {} failed",
         c.created, c.updated, c.deleted, c.conflicts, c.failed
     );
@@ -273,7 +274,7 @@ pub async fn run(dir: &Path) -> Result<(), CommandError> {
     fresh_database(&dir.join("shop.sqlite"), &shop_schema())?;
     let config_path = dir.join("synchost.toml");
     std::fs::write(&config_path, CONFIG).map_err(other)?;
-    println!("synchost demo in {}: three CRM databases (hq, branch, shop) and synchost.toml", dir.display());
+    say!("synchost demo in {}: three CRM databases (hq, branch, shop) and synchost.toml", dir.display());
 
     step("1. Check the config, the plugins and every connection");
     check::run(&config_path).await?;
@@ -281,11 +282,11 @@ pub async fn run(dir: &Path) -> Result<(), CommandError> {
 
     step("2. First sync of every pipeline");
     sync_all(&engine).await?;
-    println!("\nContacts went one way, mapped: renamed fields, E.164 phones, lower-case emails, ISO dates,");
-    println!("status looked up, a derived display name, and the branch's own numbering (1000...). Alan's");
-    println!("email failed validation: he is a failed item with the fix, not silently dropped.");
+    say!("\nContacts went one way, mapped: renamed fields, E.164 phones, lower-case emails, ISO dates,");
+    say!("status looked up, a derived display name, and the branch's own numbering (1000...). Alan's");
+    say!("email failed validation: he is a failed item with the fix, not silently dropped.");
     show(dir, "branch.sqlite", "SELECT client_no, display_name, email, phone_number, state, since, hq_ref FROM clients")?;
-    println!("\nOne invoices table with one numbering in all three CRMs; each keeps its own ids:");
+    say!("\nOne invoices table with one numbering in all three CRMs; each keeps its own ids:");
     for db in ["hq.sqlite", "branch.sqlite", "shop.sqlite"] {
         show(dir, db, "SELECT id, invoice_no, customer, amount, status FROM invoices ORDER BY invoice_no")?;
     }
@@ -294,7 +295,7 @@ pub async fn run(dir: &Path) -> Result<(), CommandError> {
     sql(dir, "hq.sqlite", &format!("UPDATE orders SET paid_amount = 499.00, paid_at = '2026-11-20', updated_at = {STAMP} WHERE order_no = 'O-1'"))?;
     sql(dir, "branch.sqlite", &format!("UPDATE orders SET status = 'shipped', updated_at = {STAMP} WHERE order_no = 'O-1'"))?;
     sync(&engine, "orders").await?;
-    println!("\nPayments flow head office -> branch, order status branch -> head office:");
+    say!("\nPayments flow head office -> branch, order status branch -> head office:");
     for db in ["hq.sqlite", "branch.sqlite"] {
         show(dir, db, "SELECT id, order_no, paid_amount, paid_at, status FROM orders ORDER BY order_no")?;
     }
@@ -303,13 +304,13 @@ pub async fn run(dir: &Path) -> Result<(), CommandError> {
     sql(dir, "hq.sqlite", &format!("UPDATE invoices SET amount = 1250.00, note = 'net 30, agreed by phone', status = 'disputed', updated_at = {STAMP} WHERE invoice_no = 'INV-1001'"))?;
     sql(dir, "branch.sqlite", "UPDATE invoices SET amount = 1100.00, note = 'customer asks for net 60', status = 'reminded', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+1 second') WHERE invoice_no = 'INV-1001'")?;
     sync(&engine, "invoices-branch").await?;
-    println!("\namount: the head office wins (left-wins); status: the later edit wins (last-writer-wins);");
-    println!("note: parked for an admin (manual):");
+    say!("\namount: the head office wins (left-wins); status: the later edit wins (last-writer-wins);");
+    say!("note: parked for an admin (manual):");
     for db in ["hq.sqlite", "branch.sqlite"] {
         show(dir, db, "SELECT invoice_no, amount, status, note FROM invoices WHERE invoice_no = 'INV-1001'")?;
     }
     for conflict in engine.state.conflicts(None, true).map_err(other)? {
-        println!(
+        say!(
             "  conflict #{} on {} `{}`: hq {:?} | branch {:?}",
             conflict.id,
             conflict.pipeline,
@@ -317,7 +318,7 @@ pub async fn run(dir: &Path) -> Result<(), CommandError> {
             conflict.left_value.to_text(),
             conflict.right_value.to_text()
         );
-        println!("    resolve with: synchost conflicts resolve {} --take left   (or --take right, or --value TEXT)", conflict.id);
+        say!("    resolve with: synchost conflicts resolve {} --take left   (or --take right, or --value TEXT)", conflict.id);
     }
 
     step("5. The shop deletes INV-3001; the tombstone reaches the head office, then the branch");
@@ -330,13 +331,13 @@ pub async fn run(dir: &Path) -> Result<(), CommandError> {
 
     step("6. What is stuck, and how to fix it");
     for item in engine.state.failed(None).map_err(other)? {
-        println!("  {} {} record {}: {}", item.pipeline, item.side, item.source_id, item.reason);
+        say!("  {} {} record {}: {}", item.pipeline, item.side, item.source_id, item.reason);
         if let Some(hint) = item.hint {
-            println!("    fix: {hint}");
+            say!("    fix: {hint}");
         }
     }
 
-    println!(
+    say!(
         "\nDone. Keep the three CRMs in sync while you edit them (with sqlite3, on any side):\n  cd {} && synchost run\nand watch with `synchost status`, `synchost history invoices-branch`, `synchost messages`.",
         dir.display()
     );

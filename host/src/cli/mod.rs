@@ -15,6 +15,9 @@ mod inspect;
 pub mod output;
 mod read;
 
+use output::{say, tell};
+
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -269,26 +272,26 @@ impl CommandError {
     fn report(&self) -> ExitCode {
         match self {
             CommandError::Config(errors) => {
-                eprintln!("{errors}");
+                tell!("{errors}");
                 ExitCode::from(2)
             }
             CommandError::Failure(failure) => {
-                eprintln!("error: {failure}");
+                tell!("error: {failure}");
                 ExitCode::FAILURE
             }
             CommandError::Call(error) => {
-                eprintln!("error: {error}");
+                tell!("error: {error}");
                 if let Some(hint) = error.hint() {
-                    eprintln!("  = fix: {hint}");
+                    tell!("  = fix: {hint}");
                 }
                 ExitCode::FAILURE
             }
             CommandError::Reported(message) => {
-                eprintln!("error: {message}");
+                tell!("error: {message}");
                 ExitCode::FAILURE
             }
             CommandError::Other(error) => {
-                eprintln!("error: {error:#}");
+                tell!("error: {error:#}");
                 ExitCode::FAILURE
             }
         }
@@ -310,7 +313,8 @@ fn init_logging(format: LogFormat, verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let writer = || crate::secrets::RedactingWriter(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Pretty => builder.compact().init(),
         LogFormat::Json => builder.json().init(),
@@ -328,7 +332,7 @@ pub async fn main() -> ExitCode {
             read::run(&cli.config, endpoint, entity, since.as_deref(), *limit, *json).await
         }
         Command::Schema => {
-            print!("{}", crate::schema::config_schema_json());
+            say!("{}", crate::schema::config_schema_json().trim_end());
             Ok(())
         }
         Command::Demo { dir } => demo::run(dir).await,

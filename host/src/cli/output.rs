@@ -1,4 +1,39 @@
-//! Printing records for people (aligned tables) and for programs (JSON).
+//! Printing for people (aligned tables) and for programs (JSON).
+//!
+//! Everything the command line prints goes through [`say!`] (stdout) or
+//! [`tell!`] (stderr): secrets are masked, and a closed pipe (`| head`) ends
+//! the command quietly instead of with a panic.
+
+use std::io::Write;
+
+/// Prints a line to stdout, secrets masked.
+macro_rules! say {
+    () => { $crate::cli::output::write_line(false, "") };
+    ($($arg:tt)*) => { $crate::cli::output::write_line(false, &format!($($arg)*)) };
+}
+
+/// Prints a line to stderr, secrets masked.
+macro_rules! tell {
+    ($($arg:tt)*) => { $crate::cli::output::write_line(true, &format!($($arg)*)) };
+}
+
+pub(crate) use {say, tell};
+
+/// Writes `text` and a newline with secrets masked. A closed stdout ends the
+/// process with success: the reader has what it wanted.
+pub fn write_line(to_stderr: bool, text: &str) {
+    let text = crate::secrets::redact(text);
+    let result = if to_stderr {
+        writeln!(std::io::stderr().lock(), "{text}")
+    } else {
+        writeln!(std::io::stdout().lock(), "{text}")
+    };
+    if let Err(error) = result
+        && error.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
 
 use crate::runtime::bindings::Record;
 

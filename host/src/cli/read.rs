@@ -1,5 +1,6 @@
 //! `synchost read ENDPOINT ENTITY`: read records through the connector plugin.
 
+use crate::cli::output::{say};
 use std::path::Path;
 
 use super::{load_catalog, CommandError};
@@ -24,17 +25,17 @@ pub async fn run(
             "cursor": batch.cursor,
             "has_more": batch.has_more,
         });
-        println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
+        say!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
     } else {
         if batch.records.is_empty() {
-            println!("no changes");
+            say!("no changes");
         } else {
-            println!("{}", records_table(&batch.records));
+            say!("{}", records_table(&batch.records));
         }
-        println!();
-        println!("{} record(s){}", batch.records.len(), if batch.has_more { ", more waiting" } else { "" });
+        say!();
+        say!("{} record(s){}", batch.records.len(), if batch.has_more { ", more waiting" } else { "" });
         if let Some(cursor) = &batch.cursor {
-            println!("next: synchost read {endpoint} {entity} --since '{cursor}'");
+            say!("next: synchost read {endpoint} {entity} --since '{cursor}'");
         }
     }
     Ok(())

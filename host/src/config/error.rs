@@ -29,7 +29,8 @@ impl ConfigError {
                 let line = source[..start].matches('\n').count() + 1;
                 let column = source[line_start..start].chars().count() + 1;
                 let width = source[start..span.end.min(line_end).max(start)].chars().count().max(1);
-                (Some((line, column)), Some(source[line_start..line_end].to_owned()), width)
+                // The excerpt may hold a secret (`api_key = "..."`): masked like any output.
+                (Some((line, column)), Some(crate::secrets::redacted(&source[line_start..line_end])), width)
             }
             None => (None, None, 1),
         };

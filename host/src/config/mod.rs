@@ -32,19 +32,37 @@ pub struct LoadedConfig {
     pub config: Config,
 }
 
-/// Limits of one call into a plugin, after defaults are applied.
+/// Limits and budgets of one plugin instance, after defaults are applied.
+/// `docs/sandbox.md` lists each with its default and what it guards against.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EffectiveLimits {
     pub timeout: Duration,
     pub memory: u64,
     pub max_output: u64,
+    pub log_lines: u32,
+    pub log_bytes: u64,
+    pub http_requests: u32,
+    pub http_body: u64,
+    pub sql_rows: u64,
 }
 
 impl Default for EffectiveLimits {
     fn default() -> Self {
-        EffectiveLimits { timeout: Duration::from_secs(30), memory: 128 << 20, max_output: 32 << 20 }
+        EffectiveLimits {
+            timeout: Duration::from_secs(30),
+            memory: 128 << 20,
+            max_output: 32 << 20,
+            log_lines: 1000,
+            log_bytes: 1 << 20,
+            http_requests: 1000,
+            http_body: 16 << 20,
+            sql_rows: 1_000_000,
+        }
     }
 }
+
+/// The default quota of a read-write folder grant.
+pub const DEFAULT_FOLDER_QUOTA: u64 = 1 << 30;
 
 impl EffectiveLimits {
     /// These limits with the values `limits` sets replaced.
@@ -53,6 +71,11 @@ impl EffectiveLimits {
             timeout: limits.timeout.map_or(self.timeout, |t| t.0),
             memory: limits.memory.as_ref().map_or(self.memory, |m| m.get_ref().0),
             max_output: limits.max_output.map_or(self.max_output, |m| m.0),
+            log_lines: limits.log_lines.unwrap_or(self.log_lines),
+            log_bytes: limits.log_bytes.map_or(self.log_bytes, |m| m.0),
+            http_requests: limits.http_requests.unwrap_or(self.http_requests),
+            http_body: limits.http_body.map_or(self.http_body, |m| m.0),
+            sql_rows: limits.sql_rows.unwrap_or(self.sql_rows),
         }
     }
 }
@@ -70,6 +93,11 @@ impl LoadedConfig {
     /// Validates config text as if read from `path`.
     pub fn parse(path: &Path, source: &str) -> Result<Self, ConfigErrors> {
         let config = load::parse(path, source)?;
+        // Known as secrets from the start, for every command, not only those
+        // that load plugins.
+        for instance in config.endpoints.values().chain(config.mappers.values()) {
+            settings_json(&instance.settings);
+        }
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
         Ok(LoadedConfig { path: path.to_owned(), base_dir, config })
@@ -135,21 +163,32 @@ pub fn env_references(settings: &toml::Table) -> Vec<(String, String)> {
 }
 
 /// An instance's settings as the JSON its plugin receives; `"${VARIABLE}"`
-/// values are replaced by the variable's value from the environment.
+/// values are replaced by the variable's value from the environment. Every
+/// substituted value, and every value under a key that looks secret, is
+/// registered with [`crate::secrets`] so that it is masked wherever it shows.
 pub fn settings_json(settings: &toml::Table) -> serde_json::Value {
-    fn convert(value: &toml::Value) -> serde_json::Value {
+    fn convert(key: &str, value: &toml::Value) -> serde_json::Value {
         match value {
             toml::Value::String(s) => match env_reference(s) {
-                Some(variable) => std::env::var(variable).unwrap_or_default().into(),
-                None => s.clone().into(),
+                Some(variable) => {
+                    let value = std::env::var(variable).unwrap_or_default();
+                    crate::secrets::register(&value);
+                    value.into()
+                }
+                None => {
+                    if crate::secrets::is_secret_key(key) {
+                        crate::secrets::register(s);
+                    }
+                    s.clone().into()
+                }
             },
             toml::Value::Integer(i) => (*i).into(),
             toml::Value::Float(f) => (*f).into(),
             toml::Value::Boolean(b) => (*b).into(),
             toml::Value::Datetime(d) => d.to_string().into(),
-            toml::Value::Array(items) => items.iter().map(convert).collect(),
-            toml::Value::Table(table) => table.iter().map(|(k, v)| (k.clone(), convert(v))).collect(),
+            toml::Value::Array(items) => items.iter().map(|v| convert(key, v)).collect(),
+            toml::Value::Table(table) => table.iter().map(|(k, v)| (k.clone(), convert(k, v))).collect(),
         }
     }
-    settings.iter().map(|(k, v)| (k.clone(), convert(v))).collect()
+    settings.iter().map(|(k, v)| (k.clone(), convert(k, v))).collect()
 }

@@ -107,6 +107,9 @@ pub struct FolderGrant {
     /// Allow reading only. Default false.
     #[serde(default)]
     pub read_only: bool,
+    /// The most the folder may hold, e.g. `1GiB`: a write that would take it
+    /// past this fails with "disk quota exceeded". Default 1 GiB.
+    pub quota: Option<ByteSize>,
 }
 
 /// One named SQL connection.
@@ -140,6 +143,21 @@ pub struct Limits {
     /// Linear memory the plugin may grow to, e.g. `128MiB`. Default 128 MiB, at most 1 GiB.
     #[schemars(with = "Option<ByteSize>")]
     pub memory: Option<Spanned<ByteSize>>,
-    /// Largest result a call may return, e.g. `32MiB`. Default 32 MiB.
+    /// Largest result a call may return, e.g. `32MiB`. Default 32 MiB. Also the
+    /// largest HTTP response body and the largest result of one SQL statement
+    /// batch the host hands the plugin.
     pub max_output: Option<ByteSize>,
+    /// Log lines the instance may write per minute; more are dropped and
+    /// counted. Default 1000.
+    pub log_lines: Option<u32>,
+    /// Log bytes the instance may write per minute; more are dropped and
+    /// counted. Default `1MiB`.
+    pub log_bytes: Option<ByteSize>,
+    /// HTTP requests one call may send. Default 1000.
+    pub http_requests: Option<u32>,
+    /// Largest HTTP request body a plugin may send, e.g. `16MiB`. Default 16 MiB.
+    pub http_body: Option<ByteSize>,
+    /// SQL rows one call may read (results of `query` and `execute ... RETURNING`
+    /// together). Default 1,000,000.
+    pub sql_rows: Option<u64>,
 }

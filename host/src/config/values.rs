@@ -97,12 +97,14 @@ impl TryFrom<String> for Dsn {
             }
             return Ok(Dsn::Sqlite(PathBuf::from(path)));
         }
+        // A rejected DSN may carry a password: it is shown masked.
+        let shown = crate::secrets::redacted(&value);
         if value.starts_with("postgres://") || value.starts_with("postgresql://") {
             return Err(format!(
-                "`{value}`: PostgreSQL connections are not supported by this version of synchost; use a `sqlite:PATH` connection"
+                "`{shown}`: PostgreSQL connections are not supported by this version of synchost; use a `sqlite:PATH` connection"
             ));
         }
-        Err(format!("`{value}` is not a connection string synchost knows; write `sqlite:PATH`"))
+        Err(format!("`{shown}` is not a connection string synchost knows; write `sqlite:PATH`"))
     }
 }
 

@@ -37,6 +37,10 @@ pub enum CallError {
     /// The plugin returned more data than its output limit.
     #[error("{site} returned about {size} bytes, more than its max_output limit of {limit} bytes")]
     OutputTooLarge { site: CallSite, size: u64, limit: u64 },
+    /// The plugin went over one of its budgets (HTTP requests, SQL rows,
+    /// a folder's quota ...) and the call was failed.
+    #[error("{site} went over its {exceeded}")]
+    OverBudget { site: CallSite, exceeded: crate::services::budget::BudgetExceeded },
     /// The host could not start the plugin for this call.
     #[error("{site} could not be started: {message}")]
     Instantiate { site: CallSite, message: String },
@@ -63,6 +67,10 @@ impl CallError {
                 "use smaller batches (a lower --limit), or raise limits.max_output of `{}`",
                 site.instance
             )),
+            CallError::OverBudget { exceeded, .. } => Some(format!(
+                "raise {} if the plugin legitimately needs more; otherwise report it to the plugin's vendor",
+                exceeded.setting
+            )),
             CallError::Instantiate { .. } => Some("too many plugin calls at once, or a broken plugin; the work is retried".into()),
         }
     }
@@ -72,7 +80,10 @@ impl CallError {
         match self {
             CallError::Problem { problem, .. } => problem.retryable,
             CallError::Timeout { .. } | CallError::Instantiate { .. } => true,
-            CallError::Trap { .. } | CallError::MemoryLimit { .. } | CallError::OutputTooLarge { .. } => false,
+            CallError::Trap { .. }
+            | CallError::MemoryLimit { .. }
+            | CallError::OutputTooLarge { .. }
+            | CallError::OverBudget { .. } => false,
         }
     }
 

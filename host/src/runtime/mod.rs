@@ -82,9 +82,11 @@ impl Runtime {
 
         let mut connector_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut connector_linker).map_err(into_anyhow)?;
+        crate::services::files::add_quota_to_linker(&mut connector_linker).map_err(into_anyhow)?;
         bindings::connector::ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut connector_linker, |s| s).map_err(into_anyhow)?;
         let mut mapper_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut mapper_linker).map_err(into_anyhow)?;
+        crate::services::files::add_quota_to_linker(&mut mapper_linker).map_err(into_anyhow)?;
         bindings::mapper::MapperPlugin::add_to_linker::<_, HasSelf<_>>(&mut mapper_linker, |s| s).map_err(into_anyhow)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -134,6 +136,24 @@ impl Runtime {
     /// A plugin bound to one instance's settings, grants and limits.
     pub fn instance(&self, plugin: Arc<Plugin>, context: InstanceContext) -> Instance {
         Instance { engine: self.engine.clone(), plugin, context: Arc::new(context) }
+    }
+}
+
+/// A call error with whatever the plugin said passed through [`crate::secrets::redact`].
+fn redact_call_error(error: CallError) -> CallError {
+    use crate::secrets::redacted;
+    match error {
+        CallError::Problem { site, problem } => CallError::Problem {
+            site,
+            problem: bindings::Problem {
+                message: redacted(&problem.message),
+                hint: problem.hint.as_deref().map(redacted),
+                ..problem
+            },
+        },
+        CallError::Trap { site, message } => CallError::Trap { site, message: redacted(&message) },
+        CallError::Instantiate { site, message } => CallError::Instantiate { site, message: redacted(&message) },
+        other => other,
     }
 }
 
@@ -223,11 +243,44 @@ impl Instance {
         outcome: Result<wasmtime::Result<Result<T, bindings::Problem>>, tokio::time::error::Elapsed>,
     ) -> Result<T, CallError> {
         let site = self.site(function);
-        let limits = self.context.limits;
-        let output = store.data().captured_output();
+        let state = store.data();
+        let output = crate::secrets::redacted(&state.captured_output());
         if !output.is_empty() {
             tracing::warn!(plugin = %site.plugin, instance = %site.instance, function, "Plugin wrote to stdout/stderr: {output}");
         }
+        self.report_dropped_logs(state);
+        if let Some(exceeded) = state.usage.exceeded.clone().or_else(|| state.folder_usage.exceeded()) {
+            return Err(CallError::OverBudget { site, exceeded });
+        }
+        self.call_result(site, state, &output, outcome).map_err(redact_call_error)
+    }
+
+    /// Says once per call how many log lines the instance's budget dropped.
+    fn report_dropped_logs(&self, state: &HostState) {
+        let budget = &self.context.log_budget;
+        let (now, before) = (budget.dropped(), state.log_dropped_at_start);
+        if now.lines > before.lines {
+            tracing::warn!(
+                plugin = %self.plugin.name,
+                instance = %self.context.name,
+                dropped_lines = now.lines - before.lines,
+                dropped_bytes = now.bytes - before.bytes,
+                "Plugin logged over its budget of {} lines and {} per minute; the rest was dropped (raise limits.log_lines or limits.log_bytes of `{}`)",
+                budget.lines_per_minute(),
+                bytesize::ByteSize::b(budget.bytes_per_minute()),
+                self.context.name,
+            );
+        }
+    }
+
+    fn call_result<T: OutputSize>(
+        &self,
+        site: CallSite,
+        state: &HostState,
+        output: &str,
+        outcome: Result<wasmtime::Result<Result<T, bindings::Problem>>, tokio::time::error::Elapsed>,
+    ) -> Result<T, CallError> {
+        let limits = self.context.limits;
         let result = match outcome {
             Err(_) => return Err(CallError::Timeout { site, limit: limits.timeout }),
             Ok(result) => result,
@@ -242,7 +295,7 @@ impl Instance {
             }
             Ok(Err(problem)) => Err(CallError::Problem { site, problem }),
             Err(error) => {
-                if let Some(attempted) = store.data().limiter.exceeded {
+                if let Some(attempted) = state.limiter.exceeded {
                     return Err(CallError::MemoryLimit { site, attempted, limit: limits.memory });
                 }
                 match error.downcast_ref::<Trap>() {

@@ -1,7 +1,11 @@
 //! The host side of the WIT imports a plugin may call.
 
+use std::time::Instant;
+
 use tracing::Level as TraceLevel;
 
+use super::budget::{BudgetExceeded, LogVerdict};
+use super::sql::SqlCallBudget;
 use super::HostState;
 use crate::runtime::bindings::connector::synchost::plugin::{context, http, log, sql, types};
 use crate::runtime::bindings::Problem;
@@ -13,6 +17,9 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     async fn log(&mut self, level: log::Level, mut message: String) -> wasmtime::Result<()> {
+        if self.instance.log_budget.admit(message.len(), Instant::now()) == LogVerdict::Drop {
+            return Ok(());
+        }
         if message.len() > MAX_LOG_MESSAGE {
             let mut end = MAX_LOG_MESSAGE;
             while !message.is_char_boundary(end) {
@@ -21,6 +28,7 @@ impl log::Host for HostState {
             message.truncate(end);
             message.push_str(" [truncated]");
         }
+        let message = crate::secrets::redact(&message);
         let (plugin, instance) = (&self.instance.plugin, &self.instance.name);
         match level {
             log::Level::Trace => tracing::event!(TraceLevel::TRACE, plugin, instance, "{message}"),
@@ -63,6 +71,42 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// What the next SQL call of this plugin call may use.
+    fn sql_budget(&self) -> SqlCallBudget {
+        SqlCallBudget {
+            deadline: self.deadline,
+            max_bytes: self.instance.limits.max_output,
+            rows_left: self.instance.limits.sql_rows.saturating_sub(self.usage.sql_rows),
+            given_up: self.given_up.clone(),
+        }
+    }
+
+    /// Counts what a SQL call read; notes the budget it went over.
+    fn settle_sql<T>(&mut self, result: &Result<T, Problem>, rows: u64) {
+        self.usage.sql_rows += rows;
+        if let Err(problem) = result
+            && problem.code == "budget-exceeded"
+        {
+            let limits = self.instance.limits;
+            let exceeded = if problem.message.contains("sql_rows") {
+                BudgetExceeded {
+                    budget: "SQL rows per call".into(),
+                    limit: limits.sql_rows.to_string(),
+                    setting: format!("limits.sql_rows of `{}`", self.instance.name),
+                }
+            } else {
+                BudgetExceeded {
+                    budget: "SQL result size".into(),
+                    limit: bytesize::ByteSize::b(limits.max_output).to_string(),
+                    setting: format!("limits.max_output of `{}`", self.instance.name),
+                }
+            };
+            self.usage.exceed(exceeded);
+        }
+    }
+}
+
 impl sql::Host for HostState {
     async fn connection_dialect(&mut self, connection: String) -> wasmtime::Result<Result<sql::Dialect, Problem>> {
         Ok(self.sql_grant(&connection).map(|_| sql::Dialect::Sqlite))
@@ -78,8 +122,10 @@ impl sql::Host for HostState {
             Ok(grant) => grant,
             Err(problem) => return Ok(Err(problem)),
         };
-        let max_bytes = self.instance.limits.max_output;
-        Ok(grant.query(statement, params, max_bytes).await)
+        let result = grant.query(statement, params, self.sql_budget()).await;
+        let rows = result.as_ref().map_or(0, |r| r.rows.len() as u64);
+        self.settle_sql(&result, rows);
+        Ok(result)
     }
 
     async fn execute(
@@ -92,13 +138,59 @@ impl sql::Host for HostState {
             Ok(grant) => grant,
             Err(problem) => return Ok(Err(problem)),
         };
-        Ok(grant.execute(statements, mode).await)
+        let result = grant.execute(statements, mode, self.sql_budget()).await;
+        let rows = result.as_ref().map_or(0, |outcomes| {
+            outcomes.iter().flatten().map(|executed| executed.returned.len() as u64).sum()
+        });
+        self.settle_sql(&result, rows);
+        Ok(result)
     }
 }
 
 impl http::Host for HostState {
     async fn send(&mut self, request: http::Request) -> wasmtime::Result<Result<http::Response, Problem>> {
         let instance = self.instance.clone();
-        Ok(instance.http.send(&instance.name, request, instance.limits).await)
+        let limits = instance.limits;
+        if self.usage.http_requests >= limits.http_requests {
+            let exceeded = BudgetExceeded {
+                budget: "HTTP requests per call".into(),
+                limit: limits.http_requests.to_string(),
+                setting: format!("limits.http_requests of `{}`", instance.name),
+            };
+            self.usage.exceed(exceeded.clone());
+            return Ok(Err(budget_problem(&exceeded)));
+        }
+        let body = request.body.as_ref().map_or(0, |b| b.len() as u64);
+        if body > limits.http_body {
+            let exceeded = BudgetExceeded {
+                budget: "HTTP request body".into(),
+                limit: bytesize::ByteSize::b(limits.http_body).to_string(),
+                setting: format!("limits.http_body of `{}`", instance.name),
+            };
+            self.usage.exceed(exceeded.clone());
+            return Ok(Err(budget_problem(&exceeded)));
+        }
+        self.usage.http_requests += 1;
+        let result = instance.http.send(&instance.name, request, limits).await;
+        if let Err(problem) = &result
+            && problem.code == "response-too-large"
+        {
+            self.usage.exceed(BudgetExceeded {
+                budget: "HTTP response body".into(),
+                limit: bytesize::ByteSize::b(limits.max_output).to_string(),
+                setting: format!("limits.max_output of `{}`", instance.name),
+            });
+        }
+        Ok(result)
+    }
+}
+
+/// The problem a plugin sees when it goes over a budget.
+fn budget_problem(exceeded: &BudgetExceeded) -> Problem {
+    Problem {
+        code: "budget-exceeded".into(),
+        message: format!("over the {exceeded}"),
+        hint: Some(format!("raise {} if the plugin needs more", exceeded.setting)),
+        retryable: false,
     }
 }

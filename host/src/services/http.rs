@@ -2,7 +2,11 @@
 //!
 //! Redirects are not followed (a redirect could lead off the allow-list); the
 //! plugin sees the 3xx and decides. Bodies are capped by the instance's
-//! `max_output` limit; every request has a timeout.
+//! `max_output` limit; every request has a timeout. `Host` and the
+//! hop-by-hop headers are the host's: a plugin that sets one is refused, so
+//! it cannot reach another virtual host behind an allowed origin or smuggle
+//! a second request. Errors name the host, never the URL (its query may
+//! carry a key).
 
 use std::time::Duration;
 
@@ -31,6 +35,22 @@ pub fn client() -> reqwest::Client {
         .expect("the HTTP client's fixed configuration is valid")
 }
 
+/// Headers only the host sets: the target (`Host`), the connection's own
+/// (hop-by-hop, RFC 9110 section 7.6.1) and the body's framing.
+const HOST_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
 fn problem(code: &str, message: String, hint: Option<String>, retryable: bool) -> Problem {
     Problem { code: code.into(), message, hint, retryable }
 }
@@ -38,11 +58,20 @@ fn problem(code: &str, message: String, hint: Option<String>, retryable: bool) -
 impl HttpAccess {
     /// Performs a request if its origin is granted.
     pub async fn send(&self, instance: &str, request: Request, limits: EffectiveLimits) -> Result<Response, Problem> {
-        let url = url::Url::parse(&request.url).map_err(|e| {
-            problem("bad-request", format!("`{}` is not a URL: {e}", request.url), None, false)
-        })?;
+        let shown = crate::secrets::redacted(&request.url);
+        let url = url::Url::parse(&request.url)
+            .map_err(|e| problem("bad-request", format!("`{shown}` is not a URL: {e}"), None, false))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(problem("bad-request", format!("`{}` is not an http(s) URL", request.url), None, false));
+            return Err(problem("bad-request", format!("`{shown}` is not an http(s) URL"), None, false));
+        }
+        if let Some((name, _)) = request.headers.iter().find(|(name, _)| HOST_HEADERS.contains(&name.to_ascii_lowercase().as_str())) {
+            tracing::warn!(instance, header = %name, "Refused HTTP request with a header only the host sets");
+            return Err(problem(
+                "capability-denied",
+                format!("`{instance}` may not set the `{name}` header: the host sets it from the URL and the connection"),
+                Some("remove the header; to reach another host, grant its origin in [endpoints.NAME.grants.http] allow".into()),
+                false,
+            ));
         }
         if !self.allow.iter().any(|origin| origin.allows(&url)) {
             let origin = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
@@ -104,11 +133,24 @@ fn transport_problem(host: &str, error: &reqwest::Error) -> Problem {
     } else if error.is_connect() {
         problem(
             "http-unreachable",
-            format!("cannot connect to {host}: {error}"),
+            format!("cannot connect to {host}: {}", cause_of(error)),
             Some(format!("check that {host} is running and reachable from the synchost host; the work is retried")),
             true,
         )
     } else {
-        problem("http-error", format!("request to {host} failed: {error}"), None, true)
+        problem("http-error", format!("request to {host} failed: {}", cause_of(error)), None, true)
     }
+}
+
+/// What went wrong, without the URL (reqwest's own text names it in full).
+fn cause_of(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut causes = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let text = if causes.is_empty() { error.to_string() } else { causes.join(": ") };
+    crate::secrets::redacted(&text)
 }

@@ -1,19 +1,27 @@
 //! The services the host grants plugins, and the per-call state they run in.
 //!
-//! - `sql`: named SQL connections (SQLite), with bound parameters and batches.
+//! - `sql`: named SQL connections (SQLite), with bound parameters and batches,
+//!   held to exactly the granted database.
 //! - `http`: requests to allow-listed origins, performed by the host.
+//! - `files`: granted folders, with their quota.
+//! - `budget`: how much of each service a call or an instance may use.
 //! - `guest`: the host side of the WIT imports (`log`, `context`, `sql`, `http`).
 //!
 //! WASI is given no network, captured stdio, and only the granted folders.
 //!
-//! Everything is denied unless the admin granted it to the instance.
+//! Everything is denied unless the admin granted it to the instance;
+//! `docs/sandbox.md` lists every capability and budget.
 
+pub mod budget;
+pub mod files;
 mod guest;
 pub mod http;
 pub mod sql;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -39,6 +47,24 @@ pub struct InstanceContext {
     /// folder on the host, and whether it is read-only.
     pub folders: Vec<Folder>,
     pub limits: EffectiveLimits,
+    /// Log lines and bytes per minute, shared by every call.
+    pub log_budget: budget::LogBudget,
+}
+
+impl InstanceContext {
+    /// An instance with no grants and the given limits.
+    pub fn ungranted(name: &str, plugin: &str, settings: String, limits: EffectiveLimits) -> Self {
+        InstanceContext {
+            name: name.to_owned(),
+            plugin: plugin.to_owned(),
+            settings,
+            sql: BTreeMap::new(),
+            http: http::HttpAccess { allow: Vec::new(), client: http::client() },
+            folders: Vec::new(),
+            limits,
+            log_budget: budget::LogBudget::new(limits.log_lines, limits.log_bytes),
+        }
+    }
 }
 
 /// A folder of the host's disk granted to an instance.
@@ -47,6 +73,8 @@ pub struct Folder {
     pub name: String,
     pub path: std::path::PathBuf,
     pub read_only: bool,
+    /// The most the folder may hold, in bytes.
+    pub quota: u64,
 }
 
 /// Captured stdout and stderr of one call (a Rust guest prints panics there).
@@ -59,6 +87,16 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stdio: MemoryOutputPipe,
+    /// When the call must end; host services stop their work then.
+    pub(crate) deadline: Instant,
+    /// Set when the host gives up on the call (its future is dropped).
+    pub(crate) given_up: Arc<AtomicBool>,
+    /// What the call has used of its budgets.
+    pub(crate) usage: budget::CallUsage,
+    /// Bytes written into granted folders during the call, against their quotas.
+    pub(crate) folder_usage: files::FolderUsage,
+    /// The instance's dropped log lines when the call began.
+    pub(crate) log_dropped_at_start: budget::Dropped,
 }
 
 impl HostState {
@@ -76,7 +114,21 @@ impl HostState {
         }
         let wasi = wasi.build();
         let limiter = MemoryLimiter { limit: instance.limits.memory, exceeded: None };
-        HostState { instance, wasi, table: ResourceTable::new(), limiter, stdio }
+        let deadline = Instant::now() + instance.limits.timeout;
+        let folder_usage = files::FolderUsage::new(&instance.name, &instance.folders);
+        let log_dropped_at_start = instance.log_budget.dropped();
+        HostState {
+            instance,
+            wasi,
+            table: ResourceTable::new(),
+            limiter,
+            stdio,
+            deadline,
+            given_up: Arc::new(AtomicBool::new(false)),
+            usage: budget::CallUsage::default(),
+            log_dropped_at_start,
+            folder_usage,
+        }
     }
 
     /// What the guest wrote to stdout and stderr, as text.

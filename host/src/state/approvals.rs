@@ -141,7 +141,7 @@ impl State {
         self.with(|c| {
             c.execute(
                 "UPDATE approvals SET outcome = ?2, applied_at = CASE WHEN ?3 THEN ?4 ELSE applied_at END WHERE id = ?1",
-                params![id, outcome, done, now()],
+                params![id, crate::secrets::redacted(outcome), done, now()],
             )?;
             Ok(())
         })

@@ -19,6 +19,7 @@ pub use approvals::{ApprovalRow, Queued};
 pub use queries::{ConflictRow, EventRow, FailedRow, HealthRow, HeartbeatRow, HistoryRow, LinkRow, RunRow};
 
 use crate::config::Side;
+use crate::secrets::redacted;
 use crate::runtime::bindings::Value;
 
 /// Why the state store failed.
@@ -328,8 +329,8 @@ impl State {
                     counts.deleted,
                     counts.conflicts,
                     counts.failed,
-                    error.map(|e| e.0),
-                    error.and_then(|e| e.1),
+                    error.map(|e| redacted(e.0)),
+                    error.and_then(|e| e.1).map(redacted),
                     counts.queued,
                 ],
             )?;
@@ -342,7 +343,7 @@ impl State {
         self.with(|c| {
             c.execute(
                 "INSERT INTO events (at, level, pipeline, run_id, message, hint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![now(), level, pipeline, run_id, message, hint],
+                params![now(), level, pipeline, run_id, redacted(message), hint.map(redacted)],
             )?;
             Ok(())
         })
@@ -534,7 +535,7 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
             entry.origin.map(Side::as_str),
             serde_json::Value::Object(fields).to_string(),
             entry.rule,
-            entry.message,
+            entry.message.as_deref().map(redacted),
         ])?;
     }
     for item in &commit.failed {
@@ -544,7 +545,16 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
              ON CONFLICT (pipeline, side, source_id) DO UPDATE SET attempts = attempts + 1, last_failed_at = excluded.last_failed_at,
                 code = excluded.code, reason = excluded.reason, hint = excluded.hint, retryable = excluded.retryable",
         )?
-        .execute(params![pipeline, item.side.as_str(), item.source_id, at, item.code, item.reason, item.hint, item.retryable])?;
+        .execute(params![
+            pipeline,
+            item.side.as_str(),
+            item.source_id,
+            at,
+            item.code,
+            redacted(&item.reason),
+            item.hint.as_deref().map(redacted),
+            item.retryable
+        ])?;
     }
     for side in [Side::Left, Side::Right] {
         // A record that failed again in this same commit stays failed.

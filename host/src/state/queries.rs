@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{decode_text, now, State, StateError};
+use crate::secrets::redacted;
 use crate::runtime::bindings::Value;
 
 #[derive(Debug, Clone, Serialize)]
@@ -330,7 +331,7 @@ impl State {
                     since = CASE WHEN state = 'degraded' OR state = 'paused' THEN since ELSE excluded.since END,
                     reason = excluded.reason, hint = excluded.hint, last_run_at = excluded.last_run_at,
                     consecutive_failures = consecutive_failures + 1",
-                params![pipeline, reason, hint, at],
+                params![pipeline, redacted(reason), hint.map(redacted), at],
             )?;
             c.query_row("SELECT consecutive_failures FROM health WHERE pipeline = ?1", [pipeline], |r| r.get(0))
         })
