@@ -35,7 +35,7 @@ static URL_QUERY_VALUE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"([?&][^=&#\s"'`<>]+=)[^&#\s"'`<>)]+"#).expect("valid pattern"));
 static SECRET_PAIR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)\b([a-z0-9_.\-]*(?:password|passwd|secret|token|key|credentials?|authorization)[a-z0-9_\-]*["'`]?)(\s*[=:]\s*)(?:bearer\s+|basic\s+)?("[^"]*"|'[^']*'|[^\s,;&{}\[\]"'][^\s,;&}\]]*)"#,
+        r#"(?i)\b([a-z0-9_.\-]*(?:password|passwd|secret|token|key|credentials?|authorization)[a-z0-9_\-]*["']?)(\s*[=:]\s*)(?:bearer\s+|basic\s+)?("[^"]*"|'[^']*'|[^\s,;&{}\[\]"'][^\s,;&}\]]*)"#,
     )
     .expect("valid pattern")
 });
@@ -146,6 +146,7 @@ mod tests {
         assert_eq!(masked("X-Redmine-API-Key: 0123abcd"), "X-Redmine-API-Key: ***");
         assert_eq!(masked("Authorization: Bearer abc.def"), "Authorization: ***");
         assert_eq!(masked("name = \"Ada\""), "name = \"Ada\"");
+        assert_eq!(masked("entity `secrets`: key column `id` is missing"), "entity `secrets`: key column `id` is missing");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization, TransactionOperation};
 use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
@@ -70,6 +70,20 @@ pub fn authorize(action: &AuthAction<'_>, database: Option<&str>) -> Result<(), 
     const OWN_DATABASE: &str = "a grant reaches only its own database file";
     const SHARED: &str = "the connection is shared with other instances; the host opens and ends each call's transaction";
     const TEMPORARY: &str = "temporary objects would live on the connection other instances share";
+    let temporary = matches!(
+        action,
+        AuthAction::CreateTempIndex { .. }
+            | AuthAction::CreateTempTable { .. }
+            | AuthAction::CreateTempTrigger { .. }
+            | AuthAction::CreateTempView { .. }
+            | AuthAction::DropTempIndex { .. }
+            | AuthAction::DropTempTable { .. }
+            | AuthAction::DropTempTrigger { .. }
+            | AuthAction::DropTempView { .. }
+    );
+    if temporary {
+        return refuse("a TEMP object".into(), TEMPORARY);
+    }
     if let Some(database) = database
         && database != "main"
     {
@@ -88,16 +102,24 @@ pub fn authorize(action: &AuthAction<'_>, database: Option<&str>) -> Result<(), 
                 refuse(format!("PRAGMA {name}"), "only the PRAGMAs that read a table's shape are allowed")
             }
         }
-        AuthAction::Transaction { operation } => refuse(format!("{operation:?}").to_uppercase(), SHARED),
-        AuthAction::Savepoint { operation, .. } => refuse(format!("SAVEPOINT ({operation:?})"), SHARED),
-        AuthAction::CreateTempIndex { .. }
-        | AuthAction::CreateTempTable { .. }
-        | AuthAction::CreateTempTrigger { .. }
-        | AuthAction::CreateTempView { .. }
-        | AuthAction::DropTempIndex { .. }
-        | AuthAction::DropTempTable { .. }
-        | AuthAction::DropTempTrigger { .. }
-        | AuthAction::DropTempView { .. } => refuse("a TEMP object".into(), TEMPORARY),
+        AuthAction::Transaction { operation } => {
+            // SQLite reports COMMIT (and END) as an operation rusqlite does not name.
+            let what = match operation {
+                TransactionOperation::Begin => "BEGIN",
+                TransactionOperation::Rollback => "ROLLBACK",
+                TransactionOperation::Release => "RELEASE",
+                _ => "COMMIT",
+            };
+            refuse(what.into(), SHARED)
+        }
+        AuthAction::Savepoint { operation, .. } => {
+            let what = match operation {
+                TransactionOperation::Release => "RELEASE (of a SAVEPOINT)",
+                TransactionOperation::Rollback => "ROLLBACK TO (a SAVEPOINT)",
+                _ => "SAVEPOINT",
+            };
+            refuse(what.into(), SHARED)
+        }
         AuthAction::Function { function_name } => {
             let name = function_name.to_ascii_lowercase();
             if DENIED_FUNCTIONS.contains(&name.as_str()) {
@@ -109,6 +131,28 @@ pub fn authorize(action: &AuthAction<'_>, database: Option<&str>) -> Result<(), 
         AuthAction::Unknown { code, .. } => refuse(format!("SQLite action {code}"), "the host allows only what it knows"),
         _ => Ok(()),
     }
+}
+
+/// Refuses VACUUM, which SQLite's authorizer does not report: `VACUUM INTO`
+/// writes a copy of the database to any path, and a plain VACUUM rewrites
+/// the user's whole file. Pure.
+pub fn refuse_vacuum(sql: &str) -> Result<(), Refusal> {
+    let mut rest = sql.trim_start();
+    // Skip leading comments, where a VACUUM could hide from a plain prefix test.
+    loop {
+        if let Some(line) = rest.strip_prefix("--") {
+            rest = line.split_once('\n').map_or("", |(_, after)| after).trim_start();
+        } else if let Some(block) = rest.strip_prefix("/*") {
+            rest = block.split_once("*/").map_or("", |(_, after)| after).trim_start();
+        } else {
+            break;
+        }
+    }
+    let keyword: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    if keyword.eq_ignore_ascii_case("vacuum") {
+        return Err(Refusal { what: "VACUUM".into(), why: "it copies or rewrites the whole database file" });
+    }
+    Ok(())
 }
 
 /// What the authorizer and the progress handler of one connection consult.
@@ -327,18 +371,24 @@ impl SqlDatabase {
     }
 }
 
+fn refusal_problem(origin: &str, refusal: &Refusal) -> Problem {
+    problem(
+        "capability-denied",
+        format!("{origin} does not allow {}: {}", refusal.what, refusal.why),
+        Some("use only tables of the granted database, in plain SELECT, INSERT, UPDATE and DELETE statements; the host runs each call in a transaction of its own".into()),
+        false,
+    )
+}
+
 fn sql_problem(error: &rusqlite::Error, origin: &str, watch: &ConnectionWatch) -> Problem {
     use rusqlite::ErrorCode;
     match error.sqlite_error_code() {
         Some(ErrorCode::AuthorizationForStatementDenied) => {
-            let refusal = watch.take_refusal();
-            let (what, why) = refusal.as_ref().map_or(("the statement", "it reaches outside the grant"), |r| (r.what.as_str(), r.why));
-            problem(
-                "capability-denied",
-                format!("{origin} does not allow {what}: {why}"),
-                Some("use only tables of the granted database, in plain SELECT, INSERT, UPDATE and DELETE statements; the host runs each call in a transaction of its own".into()),
-                false,
-            )
+            let refusal = watch.take_refusal().unwrap_or(Refusal {
+                what: "the statement".into(),
+                why: "it reaches outside the grant",
+            });
+            refusal_problem(origin, &refusal)
         }
         Some(ErrorCode::OperationInterrupted) => problem(
             "sql-interrupted",
@@ -436,6 +486,7 @@ fn run(
     origin: &str,
 ) -> Result<(Vec<String>, Vec<Vec<Value>>), Problem> {
     let fail = |e: rusqlite::Error| sql_problem(&e, origin, watch);
+    refuse_vacuum(sql).map_err(|refusal| refusal_problem(origin, &refusal))?;
     let mut statement = connection.prepare_cached(sql).map_err(fail)?;
     let columns: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
     let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
@@ -502,6 +553,7 @@ impl SqlGrant {
         budget: &SqlCallBudget,
     ) -> Result<Rows, Problem> {
         let origin = self.origin.as_str();
+        refuse_vacuum(sql).map_err(|refusal| refusal_problem(origin, &refusal))?;
         let readonly = connection.prepare_cached(sql).map_err(|e| sql_problem(&e, origin, watch))?.readonly();
         if !readonly {
             return Err(problem(
@@ -556,6 +608,7 @@ impl SqlGrant {
         let mut results = Vec::with_capacity(statements.len());
         for (index, statement) in statements.into_iter().enumerate() {
             let at = |p: Problem| Problem { message: format!("statement {index}: {}", p.message), ..p };
+            refuse_vacuum(&statement.sql).map_err(|refusal| at(refusal_problem(origin, &refusal)))?;
             if self.read_only {
                 let readonly = connection.prepare_cached(&statement.sql).map_err(fail).map_err(at)?.readonly();
                 if !readonly {
@@ -618,7 +671,6 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusqlite::hooks::TransactionOperation;
 
     #[test]
     fn files_and_settings_are_refused() {
@@ -628,6 +680,13 @@ mod tests {
         assert!(authorize(&AuthAction::Pragma { pragma_name: "journal_mode", pragma_value: Some("delete") }, None).is_err());
         assert!(authorize(&AuthAction::Function { function_name: "LOAD_EXTENSION" }, None).is_err());
         assert!(authorize(&AuthAction::Read { table_name: "t", column_name: "c" }, Some("temp")).is_err());
+    }
+
+    #[test]
+    fn vacuum_is_refused_even_behind_comments() {
+        assert!(refuse_vacuum("VACUUM INTO '/tmp/copy.sqlite'").is_err());
+        assert!(refuse_vacuum("  -- tidy up\n /* now */ vacuum").is_err());
+        assert!(refuse_vacuum("SELECT 'vacuum'").is_ok());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cache;
 mod capabilities;
 mod config;
 mod engine;
+mod escape;
 mod mapper;
 mod project_plan;
 mod redmine;

@@ -6,7 +6,7 @@
 //! load the plugin and check its settings first.
 
 use serde::Deserialize;
-use synchost_plugin_sdk::host::{http, Sql};
+use synchost_plugin_sdk::host::{http, log, BatchMode, Sql, Statement};
 use synchost_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
@@ -31,6 +31,19 @@ enum Behaviour {
     /// Opens a TCP connection to `url` (`host:port`) with WASI sockets directly,
     /// going around the host's http service.
     RawTcp,
+    /// Runs each of `queries` on `connection`, through `query` (or through
+    /// `execute` when `execute` is set); stops at the first refusal. Returns
+    /// one record per statement with the rows it gave.
+    Queries,
+    /// Logs `count` lines of `output_bytes` bytes each.
+    LogFlood,
+    /// Writes `output_bytes` bytes to `/FOLDER/file.bin` (`connection` names
+    /// the folder), with `std::fs` (WASI streams); with `append` set, in
+    /// 64 KiB appends.
+    WriteFile,
+    /// Logs `secret`, prints it to stdout and stderr, then fails with a
+    /// problem that quotes it: what a careless plugin author might do.
+    EchoSecret,
 }
 
 #[derive(Deserialize)]
@@ -43,6 +56,19 @@ struct Settings {
     connection: String,
     #[serde(default)]
     url: String,
+    #[serde(default)]
+    queries: Vec<String>,
+    #[serde(default)]
+    execute: bool,
+    #[serde(default)]
+    count: usize,
+    #[serde(default)]
+    append: bool,
+    /// Extra request headers for `http`.
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    secret: String,
 }
 
 /// The misbehaving connector.
@@ -101,13 +127,42 @@ impl Connector for Misbehaving {
                 vec![Record::new("1").with("payload", format!("{rows:?}"))]
             }
             Behaviour::Http => {
-                let response = http::send(&synchost_plugin_sdk::host::Request::new("GET", self.0.url.as_str()))?;
+                let mut request = synchost_plugin_sdk::host::Request::new("GET", self.0.url.as_str());
+                for (name, value) in &self.0.headers {
+                    request = request.header(name, value.as_str());
+                }
+                let mut response = http::send(&request)?;
+                for _ in 1..self.0.count {
+                    response = http::send(&request)?;
+                }
                 vec![Record::new("1").with("payload", response.text())]
             }
             Behaviour::RawTcp => match std::net::TcpStream::connect(self.0.url.as_str()) {
                 Ok(_) => vec![Record::new("1").with("payload", "connected")],
                 Err(e) => return Err(Error::new("io", format!("raw TCP connect failed: {e}"))),
             },
+            Behaviour::Queries => self.queries()?,
+            Behaviour::LogFlood => {
+                let line = "x".repeat(self.0.output_bytes);
+                for _ in 0..self.0.count {
+                    log::info(&line);
+                }
+                vec![Record::new("1").with("payload", "logged")]
+            }
+            Behaviour::WriteFile => {
+                let path = format!("/{}/file.bin", self.0.connection);
+                write_file(&path, self.0.output_bytes, self.0.append)
+                    .map_err(|e| Error::new("io", format!("writing {path} failed: {e}")))?;
+                vec![Record::new("1").with("payload", "written")]
+            }
+            Behaviour::EchoSecret => {
+                let secret = &self.0.secret;
+                log::warn(&format!("connecting with key {secret}"));
+                println!("debug: key={secret}");
+                eprintln!("the key is {secret}");
+                return Err(Error::new("auth", format!("the server refused key {secret}"))
+                    .with_hint(format!("check that {secret} is still valid")));
+            }
         };
         Ok(ReadBatch { records, cursor: None, has_more: false })
     }
@@ -118,6 +173,45 @@ impl Connector for Misbehaving {
 
     fn write(&mut self, _entity: &str, _changes: Vec<Change>) -> Result<Vec<Outcome>, Error> {
         Err(Error::new("read-only", "the misbehaving guest does not write"))
+    }
+}
+
+impl Misbehaving {
+    fn queries(&self) -> Result<Vec<Record>, Error> {
+        let sql = Sql::connection(self.0.connection.as_str());
+        if self.0.execute {
+            let statements: Vec<Statement> =
+                self.0.queries.iter().map(|q| Statement { sql: q.clone(), params: Vec::new() }).collect();
+            let mut records = Vec::new();
+            for (i, result) in sql.execute(&statements, BatchMode::AllOrNothing)?.into_iter().enumerate() {
+                let executed = result?;
+                records.push(Record::new(i.to_string()).with("payload", format!("{} rows", executed.returned.len())));
+            }
+            return Ok(records);
+        }
+        let mut records = Vec::new();
+        for (i, query) in self.0.queries.iter().enumerate() {
+            let rows = sql.query(query, &[])?;
+            records.push(Record::new(i.to_string()).with("payload", format!("{:?}", rows.rows)));
+        }
+        Ok(records)
+    }
+}
+
+fn write_file(path: &str, bytes: usize, append: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    if append {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let chunk = vec![7u8; 64 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            file.write_all(&chunk[..n])?;
+            left -= n;
+        }
+        Ok(())
+    } else {
+        std::fs::write(path, vec![7u8; bytes])
     }
 }
 
