@@ -98,7 +98,7 @@ impl HttpAccess {
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
-        let host = url.host_str().unwrap_or("").to_owned();
+        let host = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
         let mut response = builder.send().await.map_err(|e| transport_problem(&host, &e))?;
         let status = response.status().as_u16();
         let headers = response

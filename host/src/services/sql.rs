@@ -84,10 +84,10 @@ pub fn authorize(action: &AuthAction<'_>, database: Option<&str>) -> Result<(), 
     if temporary {
         return refuse("a TEMP object".into(), TEMPORARY);
     }
-    if let Some(database) = database
-        && database != "main"
-    {
-        return refuse(format!("database `{database}`"), OWN_DATABASE);
+    match database {
+        None | Some("main") => {}
+        Some("temp") => return refuse("a TEMP object".into(), TEMPORARY),
+        Some(other) => return refuse(format!("database `{other}`"), OWN_DATABASE),
     }
     match action {
         AuthAction::Attach { .. } => refuse("ATTACH".into(), OWN_DATABASE),
