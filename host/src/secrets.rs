@@ -35,15 +35,25 @@ static URL_QUERY_VALUE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"([?&][^=&#\s"'`<>]+=)[^&#\s"'`<>)]+"#).expect("valid pattern"));
 static SECRET_PAIR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)\b([a-z0-9_.\-]*(?:password|passwd|secret|token|key|credentials?|authorization)[a-z0-9_\-]*["']?)(\s*[=:]\s*)(?:bearer\s+|basic\s+)?("[^"]*"|'[^']*'|[^\s,;&{}\[\]"'][^\s,;&}\]]*)"#,
+        r#"(?i)\b((?:[a-z0-9]+[_.\-])*(?:password|passwd|pwd|passphrase|secret|token|credentials?|authorization|apikey|key)["']?)(\s*[=:]\s*)(?:bearer\s+|basic\s+)?("[^"]*"|'[^']*'|[^\s,;&{}\[\]"'][^\s,;&}\]]*)"#,
     )
     .expect("valid pattern")
 });
 
-/// Whether a settings key names a secret.
+/// Words that make a settings key a secret's, wherever they stand in it.
+const SECRET_WORDS: &[&str] = &["password", "passwd", "pwd", "passphrase", "secret", "token", "credential", "credentials", "apikey", "authorization"];
+
+/// Words that make a following `key` a secret's (`api_key`, `access-key`).
+const KEY_QUALIFIERS: &[&str] = &["api", "access", "private", "secret", "auth", "license", "signing", "client", "encryption"];
+
+/// Whether a settings key names a secret: `api_key`, `password`,
+/// `access_token`, `client-secret`. A bare `key` does not: connectors use it
+/// for a table's key column.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "key", "credential", "authorization"].iter().any(|word| key.contains(word))
+    let words: Vec<&str> = key.split(['_', '-', '.', ' ']).filter(|w| !w.is_empty()).collect();
+    words.iter().any(|w| SECRET_WORDS.contains(w))
+        || words.windows(2).any(|pair| pair[1] == "key" && KEY_QUALIFIERS.contains(&pair[0]))
 }
 
 /// Remembers a value that must never be shown (and its URL-encoded form).
@@ -147,6 +157,8 @@ mod tests {
         assert_eq!(masked("Authorization: Bearer abc.def"), "Authorization: ***");
         assert_eq!(masked("name = \"Ada\""), "name = \"Ada\"");
         assert_eq!(masked("entity `secrets`: key column `id` is missing"), "entity `secrets`: key column `id` is missing");
+        assert_eq!(masked("monkey = banana"), "monkey = banana");
+        assert_eq!(masked(r#"key = "abc""#), r#"key = "***""#);
     }
 
     #[test]
@@ -154,7 +166,11 @@ mod tests {
         assert!(is_secret_key("api_key"));
         assert!(is_secret_key("Password"));
         assert!(is_secret_key("access-token"));
+        assert!(is_secret_key("X-Redmine-API-Key"));
         assert!(!is_secret_key("url"));
         assert!(!is_secret_key("connection"));
+        assert!(!is_secret_key("key"), "a table's key column");
+        assert!(!is_secret_key("sort_key"));
+        assert!(!is_secret_key("keyboard_layout"));
     }
 }

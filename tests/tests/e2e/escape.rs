@@ -154,6 +154,52 @@ async fn pragmas_that_name_files_or_change_settings_are_refused() {
 
 // Covers: H1
 #[tokio::test(flavor = "multi_thread")]
+async fn every_pragma_sqlite_knows_is_refused_but_the_six_that_read_a_tables_shape() {
+    let names: Vec<String> = {
+        let sqlite = rusqlite::Connection::open_in_memory().unwrap();
+        let mut statement = sqlite.prepare("SELECT name FROM pragma_pragma_list ORDER BY name").unwrap();
+        statement.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    assert!(names.len() > 40, "{names:?}");
+    let allowed = ["foreign_key_list", "index_info", "index_list", "index_xinfo", "table_info", "table_xinfo"];
+    // Each as a statement, with a value, and as a table-valued function.
+    let attempts: Vec<(String, &str)> = names
+        .iter()
+        .flat_map(|n| {
+            [
+                (format!("PRAGMA {n}"), n.as_str()),
+                (format!("PRAGMA {n} = 0"), n.as_str()),
+                (format!("SELECT * FROM pragma_{n}"), n.as_str()),
+            ]
+        })
+        .collect();
+    let queries: Vec<String> = attempts.iter().map(|(sql, _)| format!("{sql:?}")).collect();
+    let (scene, catalog) = scene_with(&format!(
+        r#"settings = {{ behaviour = "queries", connection = "crm", keep_going = true, queries = [{}] }}
+grants.sql.crm = {{ dsn = "sqlite:crm.sqlite" }}"#,
+        queries.join(", ")
+    ));
+    let batch = instance(&catalog, "sneaky").read("items", None, 10).await.expect("every outcome is reported");
+    assert_eq!(batch.records.len(), attempts.len());
+    let refused = batch.records.iter().filter(|r| r.text("payload").unwrap().starts_with("capability-denied")).count();
+    assert!(refused >= 2 * (names.len() - allowed.len()), "{refused} of {} refused", attempts.len());
+    for ((sql, name), record) in attempts.iter().zip(&batch.records) {
+        let outcome = record.text("payload").unwrap();
+        if allowed.contains(name) {
+            assert!(!outcome.starts_with("capability-denied"), "{sql} is allowed: {outcome}");
+        } else if outcome.starts_with("capability-denied") {
+            assert!(outcome.contains(&format!("does not allow PRAGMA {name}")), "{sql}: {outcome}");
+        } else {
+            // Not a pragma SQLite compiles here (an unknown or disabled one):
+            // it must not have run either.
+            assert!(!outcome.starts_with("ok"), "{sql} ran: {outcome}");
+        }
+    }
+    host_still_serves(&scene, &catalog).await;
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
 async fn transaction_control_from_a_plugin_is_refused() {
     for (statements, execute, what) in [
         (vec!["BEGIN"], false, "BEGIN"),

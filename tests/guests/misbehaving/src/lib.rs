@@ -60,6 +60,10 @@ struct Settings {
     queries: Vec<String>,
     #[serde(default)]
     execute: bool,
+    /// With `queries`: go on after a refusal, reporting each statement's
+    /// outcome (`ok: ROWS` or `CODE: MESSAGE`) as a record.
+    #[serde(default)]
+    keep_going: bool,
     #[serde(default)]
     count: usize,
     #[serde(default)]
@@ -191,8 +195,13 @@ impl Misbehaving {
         }
         let mut records = Vec::new();
         for (i, query) in self.0.queries.iter().enumerate() {
-            let rows = sql.query(query, &[])?;
-            records.push(Record::new(i.to_string()).with("payload", format!("{:?}", rows.rows)));
+            let payload = match sql.query(query, &[]) {
+                Ok(rows) if self.0.keep_going => format!("ok: {:?}", rows.rows),
+                Ok(rows) => format!("{:?}", rows.rows),
+                Err(error) if self.0.keep_going => format!("{}: {}", error.problem().code, error.problem().message),
+                Err(error) => return Err(error),
+            };
+            records.push(Record::new(i.to_string()).with("payload", payload));
         }
         Ok(records)
     }
