@@ -6,6 +6,7 @@
 //! - [`guests`]: paths of the test guests, built by `build.rs`.
 //! - [`Scene`]: a temporary folder with a config and databases, loaded into a catalog.
 //! - [`redmine`]: the real Redmine the Redmine tests run against.
+//! - [`hello_server`]: a counting HTTP server on loopback.
 
 use std::path::{Path, PathBuf};
 
@@ -113,6 +114,26 @@ impl Scene {
 /// An instance that must exist and load.
 pub fn instance<'c>(catalog: &'c Catalog, name: &str) -> &'c Instance {
     catalog.instance(name).unwrap_or_else(|failure| panic!("instance `{name}` does not load: {failure}"))
+}
+
+/// An HTTP server on loopback that answers every request with `hello` and
+/// counts the connections it accepted: a granted origin, or one that must
+/// never be reached.
+pub async fn hello_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let port = listener.local_addr().expect("bound address").port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buffer = [0u8; 4096];
+            let _ = socket.read(&mut buffer).await;
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello").await;
+        }
+    });
+    (port, connections)
 }
 
 /// A TOML string literal for a path.

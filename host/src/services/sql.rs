@@ -41,7 +41,7 @@ use crate::runtime::bindings::{Problem, Value};
 const MAX_SQL_TEXT: i32 = 1 << 20;
 
 /// Virtual machine steps between two looks at the call's deadline.
-const PROGRESS_STEPS: i32 = 1000;
+const PROGRESS_STEPS: i32 = 10_000;
 
 /// PRAGMAs a plugin may run: each reads the shape of one table or index of
 /// the granted database, named by its argument, and changes nothing. Every

@@ -1,29 +1,10 @@
 //! Plugins reach nothing but what the admin granted: SQL connections by name,
 //! HTTP origins by host and port. No ambient network access.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use synchost::runtime::CallError;
 use synchost_tests::{guests, instance, toml_path, Scene};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A minimal HTTP server on loopback that answers `hello` and counts connections.
-async fn hello_server() -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counter = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buffer = [0u8; 4096];
-            let _ = socket.read(&mut buffer).await;
-            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello").await;
-        }
-    });
-    (port, connections)
-}
 
 fn config(port: u16, allowed_port: u16) -> String {
     format!(
@@ -69,7 +50,7 @@ fn problem_code(error: &CallError) -> &str {
 async fn ungranted_sql_and_http_are_refused() {
     let scene = Scene::new();
     scene.database("crm.sqlite", "CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO contacts VALUES (1, 'Ada');");
-    let (port, connections) = hello_server().await;
+    let (port, connections) = synchost_tests::hello_server().await;
     let catalog = scene.load(&config(port, port + 1));
 
     let error = instance(&catalog, "sneaky-sql").read("items", None, 1).await.unwrap_err();

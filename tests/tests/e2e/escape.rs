@@ -4,14 +4,13 @@
 //! or budget, and the host must keep serving the other plugins, on the same
 //! database file too.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use synchost::catalog::Catalog;
 use synchost::runtime::CallError;
-use synchost_tests::{guests, instance, toml_path, Scene};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use synchost_tests::{guests, hello_server, instance, toml_path, Scene};
 
 const CONTACTS: &str = "CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT);
      INSERT INTO contacts VALUES (1, 'Ada', '2026-01-01T00:00:00.000Z');";
@@ -374,27 +373,10 @@ grants.files.out = {{ path = "out", quota = "1MiB" }}
     }
 }
 
-/// An HTTP server on loopback that counts requests and answers `hello`.
-async fn counting_server() -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let requests = Arc::new(AtomicUsize::new(0));
-    let counter = requests.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buffer = [0u8; 4096];
-            let _ = socket.read(&mut buffer).await;
-            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello").await;
-        }
-    });
-    (port, requests)
-}
-
 // Covers: H1
 #[tokio::test(flavor = "multi_thread")]
 async fn host_and_hop_by_hop_headers_are_the_hosts() {
-    let (port, requests) = counting_server().await;
+    let (port, requests) = hello_server().await;
     for header in ["Host", "host", "Transfer-Encoding", "Connection", "Proxy-Authorization"] {
         let (scene, catalog) = scene_with(&format!(
             r#"settings = {{ behaviour = "http", url = "http://127.0.0.1:{port}/", headers = [["{header}", "internal.example"]] }}
@@ -411,7 +393,7 @@ grants.http.allow = ["127.0.0.1:{port}"]"#
 // Covers: H1
 #[tokio::test(flavor = "multi_thread")]
 async fn http_requests_over_the_budget_are_refused() {
-    let (port, requests) = counting_server().await;
+    let (port, requests) = hello_server().await;
     let (scene, catalog) = scene_with(&format!(
         r#"settings = {{ behaviour = "http", url = "http://127.0.0.1:{port}/", count = 5 }}
 grants.http.allow = ["127.0.0.1:{port}"]
