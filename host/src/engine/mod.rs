@@ -191,9 +191,13 @@ impl Ctx<'_> {
 }
 
 /// Whether a failed plugin call may be caused by one record of the batch: the
-/// plugin crashed or hit a limit (as opposed to an outage, which fails the run).
+/// plugin crashed or hit a limit or budget (as opposed to an outage, which
+/// fails the run).
 fn isolable(error: &CallError) -> bool {
-    matches!(error, CallError::Trap { .. } | CallError::MemoryLimit { .. } | CallError::OutputTooLarge { .. })
+    matches!(
+        error,
+        CallError::Trap { .. } | CallError::MemoryLimit { .. } | CallError::OutputTooLarge { .. } | CallError::OverBudget { .. }
+    )
 }
 
 /// Maps and validates records through the mapper plugin.
