@@ -17,9 +17,6 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     async fn log(&mut self, level: log::Level, mut message: String) -> wasmtime::Result<()> {
-        if self.instance.log_budget.admit(message.len(), Instant::now()) == LogVerdict::Drop {
-            return Ok(());
-        }
         if message.len() > MAX_LOG_MESSAGE {
             let mut end = MAX_LOG_MESSAGE;
             while !message.is_char_boundary(end) {
@@ -27,6 +24,10 @@ impl log::Host for HostState {
             }
             message.truncate(end);
             message.push_str(" [truncated]");
+        }
+        // Counted as written, so one huge line costs what it shows.
+        if self.instance.log_budget.admit(message.len(), Instant::now()) == LogVerdict::Drop {
+            return Ok(());
         }
         let message = crate::secrets::redact(&message);
         let (plugin, instance) = (&self.instance.plugin, &self.instance.name);
