@@ -44,6 +44,7 @@ pub struct EffectiveLimits {
     pub http_requests: u32,
     pub http_body: u64,
     pub sql_rows: u64,
+    pub sql_value: u64,
 }
 
 impl Default for EffectiveLimits {
@@ -57,6 +58,7 @@ impl Default for EffectiveLimits {
             http_requests: 1000,
             http_body: 16 << 20,
             sql_rows: 1_000_000,
+            sql_value: 4 << 20,
         }
     }
 }
@@ -76,6 +78,7 @@ impl EffectiveLimits {
             http_requests: limits.http_requests.unwrap_or(self.http_requests),
             http_body: limits.http_body.map_or(self.http_body, |m| m.0),
             sql_rows: limits.sql_rows.unwrap_or(self.sql_rows),
+            sql_value: limits.sql_value.map_or(self.sql_value, |m| m.0),
         }
     }
 }

@@ -160,4 +160,8 @@ pub struct Limits {
     /// SQL rows one call may read (results of `query` and `execute ... RETURNING`
     /// together). Default 1,000,000.
     pub sql_rows: Option<u64>,
+    /// Longest single SQL value (string or blob) a statement may read or
+    /// build, e.g. `4MiB`; at most `max_output` shared among the result's
+    /// columns. Default 4 MiB.
+    pub sql_value: Option<ByteSize>,
 }

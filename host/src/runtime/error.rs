@@ -67,10 +67,7 @@ impl CallError {
                 "use smaller batches (a lower --limit), or raise limits.max_output of `{}`",
                 site.instance
             )),
-            CallError::OverBudget { exceeded, .. } => Some(format!(
-                "raise {} if the plugin legitimately needs more; otherwise report it to the plugin's vendor",
-                exceeded.setting
-            )),
+            CallError::OverBudget { exceeded, .. } => Some(exceeded.fix()),
             CallError::Instantiate { .. } => Some("too many plugin calls at once, or a broken plugin; the work is retried".into()),
         }
     }

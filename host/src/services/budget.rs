@@ -16,8 +16,20 @@ pub struct BudgetExceeded {
     pub budget: String,
     /// The limit, as the admin would write it.
     pub limit: String,
-    /// Where to raise it, e.g. `limits.http_requests of `redmine``.
+    /// Where to raise it, e.g. `limits.http_requests of `redmine``; empty
+    /// for a budget of the host's own that no setting raises.
     pub setting: String,
+}
+
+impl BudgetExceeded {
+    /// What the admin can do about it.
+    pub fn fix(&self) -> String {
+        if self.setting.is_empty() {
+            "this budget is the host's own and no setting raises it: make the plugin do less per call".into()
+        } else {
+            format!("raise {} if the plugin legitimately needs more; otherwise report it to the plugin's vendor", self.setting)
+        }
+    }
 }
 
 impl std::fmt::Display for BudgetExceeded {

@@ -78,6 +78,7 @@ impl HostState {
         SqlCallBudget {
             deadline: self.deadline,
             max_bytes: self.instance.limits.max_output,
+            max_value: self.instance.limits.sql_value,
             rows_left: self.instance.limits.sql_rows.saturating_sub(self.usage.sql_rows),
             given_up: self.given_up.clone(),
         }
@@ -95,6 +96,18 @@ impl HostState {
                     budget: "SQL rows per call".into(),
                     limit: limits.sql_rows.to_string(),
                     setting: format!("limits.sql_rows of `{}`", self.instance.name),
+                }
+            } else if problem.message.contains("SQL memory budget") {
+                BudgetExceeded {
+                    budget: "SQL memory".into(),
+                    limit: "2 GiB".into(),
+                    setting: String::new(),
+                }
+            } else if problem.message.contains("sql_value") {
+                BudgetExceeded {
+                    budget: "SQL value size".into(),
+                    limit: bytesize::ByteSize::b(limits.sql_value).to_string(),
+                    setting: format!("limits.sql_value of `{}`", self.instance.name),
                 }
             } else {
                 BudgetExceeded {
@@ -191,7 +204,7 @@ fn budget_problem(exceeded: &BudgetExceeded) -> Problem {
     Problem {
         code: "budget-exceeded".into(),
         message: format!("over the {exceeded}"),
-        hint: Some(format!("raise {} if the plugin needs more", exceeded.setting)),
+        hint: Some(exceeded.fix()),
         retryable: false,
     }
 }

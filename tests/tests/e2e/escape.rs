@@ -116,10 +116,13 @@ async fn attach_of_another_endpoints_file_is_refused() {
     let error = attempt(&scene, &catalog).await;
     refused(&error, "ATTACH");
     // Nor through VACUUM INTO, which writes a copy of the database anywhere.
-    let (scene, catalog) = queries_scene(&["VACUUM INTO 'copy.sqlite'"], true, false, "");
-    let error = attempt(&scene, &catalog).await;
-    assert_eq!(error.problem().map(|p| p.code.as_str()), Some("capability-denied"), "{error}");
-    assert!(!scene.path("copy.sqlite").exists());
+    for vacuum in ["VACUUM INTO 'copy.sqlite'", "; /* x */ VACUUM INTO 'copy.sqlite'"] {
+        for execute in [false, true] {
+            let (scene, catalog) = queries_scene(&[vacuum], execute, false, "");
+            refused(&attempt(&scene, &catalog).await, "VACUUM");
+            assert!(!scene.path("copy.sqlite").exists());
+        }
+    }
 }
 
 // Covers: H1
@@ -226,23 +229,86 @@ fn over_budget(error: &CallError, setting: &str) {
 // Covers: H1
 #[tokio::test(flavor = "multi_thread")]
 async fn a_blob_bomb_through_query_is_refused() {
-    for bomb in [
-        "SELECT randomblob(200000000)",
-        "WITH RECURSIVE r(n, b) AS (SELECT 1, randomblob(100000) UNION ALL SELECT n + 1, b || randomblob(100000) FROM r WHERE n < 2000) SELECT max(length(b)) FROM r",
-        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r LIMIT 10000000) SELECT randomblob(1000) FROM r",
+    for (bomb, setting) in [
+        ("SELECT randomblob(200000000)", "limits.sql_value of `sneaky`"),
+        (
+            "WITH RECURSIVE r(n, b) AS (SELECT 1, randomblob(100000) UNION ALL SELECT n + 1, b || randomblob(100000) FROM r WHERE n < 2000) SELECT max(length(b)) FROM r",
+            "limits.sql_value of `sneaky`",
+        ),
+        ("SELECT replace(printf('%.*c', 1000000, 'a'), 'a', 'bbbbbbbbbb')", "limits.sql_value of `sneaky`"),
+        (
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r LIMIT 10000000) SELECT randomblob(1000) FROM r",
+            "limits.max_output of `sneaky`",
+        ),
     ] {
         let started = Instant::now();
         let (scene, catalog) = queries_scene(&[bomb], false, true, r#"max_output = "1MiB""#);
         let error = attempt(&scene, &catalog).await;
-        over_budget(&error, "limits.max_output of `sneaky`");
+        over_budget(&error, setting);
         assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     }
 }
 
 // Covers: H1
 #[tokio::test(flavor = "multi_thread")]
+async fn a_row_of_many_wide_columns_is_refused_before_it_takes_memory() {
+    // 100 columns of 8 MiB each would be 800 MB in one row: each value may
+    // have only its share of max_output.
+    let columns: Vec<String> = (0..100).map(|i| format!("zeroblob(8388608) AS c{i}")).collect();
+    let wide = format!("SELECT {}", columns.join(", "));
+    let (scene, catalog) = queries_scene(&[&wide], false, true, r#"max_output = "32MiB""#);
+    let error = attempt(&scene, &catalog).await;
+    over_budget(&error, "limits.sql_value of `sneaky`");
+    assert!(error.hint().unwrap().contains("limits.sql_value"), "{:?}", error.hint());
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
+async fn string_functions_cannot_outlast_the_deadline_in_one_step() {
+    // SQLite's own instr, replace and trim take time proportional to the
+    // product of their arguments inside one step, where no deadline reaches.
+    for slow in [
+        "SELECT instr(printf('%.*c', 4000000, 'a'), printf('%.*c', 2000000, 'a') || 'b')",
+        "SELECT length(replace(printf('%.*c', 4000000, 'a'), printf('%.*c', 2000000, 'a') || 'b', 'x'))",
+        "SELECT length(trim(printf('%.*c', 4000000, 'a') || 'b', printf('%.*c', 2000000, 'c') || 'a'))",
+        "SELECT printf('%.*c', 4000000, 'a') LIKE '%' || printf('%.*c', 5000, 'a') || 'b'",
+    ] {
+        let (scene, catalog) = queries_scene(&[slow], false, true, r#"timeout = "2s""#);
+        let started = Instant::now();
+        let outcome = instance(&catalog, "sneaky").read("items", None, 10).await;
+        assert!(started.elapsed() < Duration::from_secs(6), "{slow}: {:?}", started.elapsed());
+        if let Err(error) = &outcome {
+            // A pattern longer than SQLite allows is refused; nothing else.
+            assert!(error.to_string().contains("LIKE or GLOB pattern too complex"), "{slow}: {error}");
+        }
+        host_still_serves(&scene, &catalog).await;
+    }
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_commit_leaves_no_transaction_open() {
+    let (scene, catalog) = queries_scene(
+        &[
+            "CREATE TABLE IF NOT EXISTS p (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE IF NOT EXISTS c (id INTEGER PRIMARY KEY, pid REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+            "INSERT INTO c (pid) VALUES (999)",
+        ],
+        true,
+        false,
+        "",
+    );
+    let error = instance(&catalog, "sneaky").read("items", None, 10).await.expect_err("the deferred key fails the commit");
+    assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
+    // Another program can write the file at once: no lock is left behind.
+    scene.sql("crm.sqlite", "PRAGMA busy_timeout = 0; CREATE TABLE probe (x); INSERT INTO probe VALUES (1)");
+    host_still_serves(&scene, &catalog).await;
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
 async fn a_blob_bomb_through_execute_returning_is_refused_and_rolled_back() {
-    let bomb = "INSERT INTO contacts (name) SELECT hex(randomblob(5000)) FROM (WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r LIMIT 100000) SELECT n FROM r) RETURNING name";
+    let bomb = "INSERT INTO contacts (name) SELECT hex(randomblob(5000)) FROM (WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r LIMIT 10000) SELECT n FROM r) RETURNING name";
     let (scene, catalog) = queries_scene(&[bomb], true, false, r#"max_output = "1MiB""#);
     let error = attempt(&scene, &catalog).await;
     over_budget(&error, "limits.max_output of `sneaky`");

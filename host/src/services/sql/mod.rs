@@ -25,14 +25,19 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization, TransactionOperation};
+use rusqlite::hooks::{AuthContext, Authorization};
 use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
+
+mod functions;
+mod rules;
+
+pub use rules::{authorize, refuse_vacuum, Refusal};
 
 use crate::runtime::bindings::wit_sql::{BatchMode, Executed, Rows, Statement};
 use crate::runtime::bindings::{Problem, Value};
@@ -40,120 +45,17 @@ use crate::runtime::bindings::{Problem, Value};
 /// Longest SQL text a plugin may send in one statement.
 const MAX_SQL_TEXT: i32 = 1 << 20;
 
+/// Longest LIKE or GLOB pattern: their cost grows with pattern times value,
+/// inside one step no deadline can interrupt.
+const MAX_LIKE_PATTERN: i32 = 256;
+
+/// The most memory SQLite may take in this process, plugin connections and
+/// the state store together: a last guard behind the per-call caps (a sort
+/// of a huge set, which runs in memory, fails instead of exhausting the host).
+const SQLITE_HEAP_LIMIT: i64 = 2 << 30;
+
 /// Virtual machine steps between two looks at the call's deadline.
 const PROGRESS_STEPS: i32 = 10_000;
-
-/// PRAGMAs a plugin may run: each reads the shape of one table or index of
-/// the granted database, named by its argument, and changes nothing. Every
-/// other PRAGMA either names a file (`database_list`), changes a setting of
-/// the shared connection (`journal_mode`, `foreign_keys`, `query_only` ...),
-/// or changes the file (`user_version`, `writable_schema` ...).
-const SCHEMA_PRAGMAS: &[&str] = &["table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"];
-
-/// SQL functions no plugin may call: they reach outside the database or
-/// change how the connection parses what other instances send.
-const DENIED_FUNCTIONS: &[&str] = &["load_extension", "fts3_tokenizer"];
-
-/// Why [`authorize`] refused a statement, said so a plugin author knows what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// What the statement tried, e.g. "ATTACH".
-    pub what: String,
-    pub why: &'static str,
-}
-
-/// Decides whether a plugin's statement may do `action` on `database`.
-/// Pure: the same rules for every grant; read-only grants are held to
-/// statements that do not write by the caller.
-pub fn authorize(action: &AuthAction<'_>, database: Option<&str>) -> Result<(), Refusal> {
-    let refuse = |what: String, why: &'static str| Err(Refusal { what, why });
-    const OWN_DATABASE: &str = "a grant reaches only its own database file";
-    const SHARED: &str = "the connection is shared with other instances; the host opens and ends each call's transaction";
-    const TEMPORARY: &str = "temporary objects would live on the connection other instances share";
-    let temporary = matches!(
-        action,
-        AuthAction::CreateTempIndex { .. }
-            | AuthAction::CreateTempTable { .. }
-            | AuthAction::CreateTempTrigger { .. }
-            | AuthAction::CreateTempView { .. }
-            | AuthAction::DropTempIndex { .. }
-            | AuthAction::DropTempTable { .. }
-            | AuthAction::DropTempTrigger { .. }
-            | AuthAction::DropTempView { .. }
-    );
-    if temporary {
-        return refuse("a TEMP object".into(), TEMPORARY);
-    }
-    match database {
-        None | Some("main") => {}
-        Some("temp") => return refuse("a TEMP object".into(), TEMPORARY),
-        Some(other) => return refuse(format!("database `{other}`"), OWN_DATABASE),
-    }
-    match action {
-        AuthAction::Attach { .. } => refuse("ATTACH".into(), OWN_DATABASE),
-        AuthAction::Detach { .. } => refuse("DETACH".into(), OWN_DATABASE),
-        AuthAction::Pragma { pragma_name, pragma_value } => {
-            let name = pragma_name.to_ascii_lowercase();
-            if SCHEMA_PRAGMAS.contains(&name.as_str()) {
-                Ok(())
-            } else if pragma_value.is_some() {
-                refuse(format!("PRAGMA {name}(…)"), "only the PRAGMAs that read a table's shape are allowed")
-            } else {
-                refuse(format!("PRAGMA {name}"), "only the PRAGMAs that read a table's shape are allowed")
-            }
-        }
-        AuthAction::Transaction { operation } => {
-            // SQLite reports COMMIT (and END) as an operation rusqlite does not name.
-            let what = match operation {
-                TransactionOperation::Begin => "BEGIN",
-                TransactionOperation::Rollback => "ROLLBACK",
-                TransactionOperation::Release => "RELEASE",
-                _ => "COMMIT",
-            };
-            refuse(what.into(), SHARED)
-        }
-        AuthAction::Savepoint { operation, .. } => {
-            let what = match operation {
-                TransactionOperation::Release => "RELEASE (of a SAVEPOINT)",
-                TransactionOperation::Rollback => "ROLLBACK TO (a SAVEPOINT)",
-                _ => "SAVEPOINT",
-            };
-            refuse(what.into(), SHARED)
-        }
-        AuthAction::Function { function_name } => {
-            let name = function_name.to_ascii_lowercase();
-            if DENIED_FUNCTIONS.contains(&name.as_str()) {
-                refuse(format!("{name}()"), "it reaches outside the database")
-            } else {
-                Ok(())
-            }
-        }
-        AuthAction::Unknown { code, .. } => refuse(format!("SQLite action {code}"), "the host allows only what it knows"),
-        _ => Ok(()),
-    }
-}
-
-/// Refuses VACUUM, which SQLite's authorizer does not report: `VACUUM INTO`
-/// writes a copy of the database to any path, and a plain VACUUM rewrites
-/// the user's whole file. Pure.
-pub fn refuse_vacuum(sql: &str) -> Result<(), Refusal> {
-    let mut rest = sql.trim_start();
-    // Skip leading comments, where a VACUUM could hide from a plain prefix test.
-    loop {
-        if let Some(line) = rest.strip_prefix("--") {
-            rest = line.split_once('\n').map_or("", |(_, after)| after).trim_start();
-        } else if let Some(block) = rest.strip_prefix("/*") {
-            rest = block.split_once("*/").map_or("", |(_, after)| after).trim_start();
-        } else {
-            break;
-        }
-    }
-    let keyword: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
-    if keyword.eq_ignore_ascii_case("vacuum") {
-        return Err(Refusal { what: "VACUUM".into(), why: "it copies or rewrites the whole database file" });
-    }
-    Ok(())
-}
 
 /// What the authorizer and the progress handler of one connection consult.
 /// Set under the connection's lock, for the call that holds it.
@@ -166,6 +68,9 @@ struct ConnectionWatch {
     call: Mutex<Option<CallWatch>>,
     /// Why the authorizer refused the last statement.
     refused: Mutex<Option<Refusal>>,
+    /// The longest value the running statement may build (its
+    /// `SQLITE_LIMIT_LENGTH`), for the host's own `replace`.
+    longest: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Clone)]
@@ -255,6 +160,8 @@ pub struct SqlCallBudget {
     pub deadline: Instant,
     /// Largest result, in bytes (`limits.max_output`).
     pub max_bytes: u64,
+    /// Longest single value a statement may read or build (`limits.sql_value`).
+    pub max_value: u64,
     /// Rows the plugin call may still read (`limits.sql_rows` less what it read).
     pub rows_left: u64,
     /// Set when the plugin call is given up (its future dropped).
@@ -317,7 +224,12 @@ impl SqlDatabase {
         if !open.connection.is_autocommit() {
             host_sql(&open.connection, &open.watch, "ROLLBACK").map_err(|e| sql_problem(&e, origin, &open.watch))?;
         }
-        f(&mut open.connection, &open.watch)
+        let result = f(&mut open.connection, &open.watch);
+        // Whatever happened, the next call finds no transaction open.
+        if !open.connection.is_autocommit() {
+            let _ = host_sql(&open.connection, &open.watch, "ROLLBACK");
+        }
+        result
     }
 
     fn open(&self, origin: &str) -> Result<(Connection, Arc<ConnectionWatch>), Problem> {
@@ -348,9 +260,18 @@ impl SqlDatabase {
         connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, false).map_err(unavailable)?;
         connection.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(unavailable)?;
         connection.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_TEXT).map_err(unavailable)?;
+        connection.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_LIKE_PATTERN).map_err(unavailable)?;
+        functions::install(&connection, watch.longest.clone()).map_err(unavailable)?;
+        static HEAP_LIMIT: std::sync::Once = std::sync::Once::new();
+        // SAFETY: sets a process-wide number; callable at any time.
+        HEAP_LIMIT.call_once(|| unsafe {
+            rusqlite::ffi::sqlite3_hard_heap_limit64(SQLITE_HEAP_LIMIT);
+        });
         // Settings of this connection only: the file itself (its journal mode,
-        // its schema) is the user's and stays as it is.
-        host_sql(&connection, &watch, "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF;")
+        // its schema) is the user's and stays as it is. Temporary data (sorts,
+        // materialized subqueries) stays in memory, within the heap limit,
+        // rather than in temporary files no quota covers.
+        host_sql(&connection, &watch, "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF; PRAGMA temp_store = MEMORY;")
             .map_err(unavailable)?;
         let authorizer = watch.clone();
         connection.authorizer(Some(move |context: AuthContext<'_>| authorizer.authorize(&context)));
@@ -398,9 +319,18 @@ fn sql_problem(error: &rusqlite::Error, origin: &str, watch: &ConnectionWatch) -
         ),
         Some(ErrorCode::TooBig) => problem(
             "budget-exceeded",
-            format!("a value built by a statement on {origin} is larger than the max_output limit"),
-            Some("build smaller values, or raise limits.max_output for the instance".into()),
+            format!("a value read or built by a statement on {origin} is longer than the sql_value budget allows"),
+            Some("read or build smaller values, or raise limits.sql_value (and limits.max_output, shared among a result's columns) for the instance".into()),
             false,
+        ),
+        Some(ErrorCode::OutOfMemory) => problem(
+            "budget-exceeded",
+            format!(
+                "a statement on {origin} needed more than the SQL memory budget of {} (all databases of the host together)",
+                bytesize::ByteSize::b(SQLITE_HEAP_LIMIT as u64)
+            ),
+            Some("do less per statement: page with LIMIT, and return fewer rows per statement (RETURNING keeps them all in memory until the first is read)".into()),
+            true,
         ),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => problem(
             "database-busy",
@@ -489,6 +419,7 @@ fn run(
     refuse_vacuum(sql).map_err(|refusal| refusal_problem(origin, &refusal))?;
     let mut statement = connection.prepare_cached(sql).map_err(fail)?;
     let columns: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
+    limit_values(connection, watch, cap.budget, columns.len());
     let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
     let mut rows = statement.query(rusqlite::params_from_iter(params)).map_err(fail)?;
     let mut out = Vec::new();
@@ -506,9 +437,19 @@ fn run(
     Ok((columns, out))
 }
 
+/// Sets the longest value a statement may read or build: `limits.sql_value`,
+/// and no more than its share of `limits.max_output` per column, so that one
+/// row of many columns cannot take more memory than a whole result may.
+fn limit_values(connection: &Connection, watch: &ConnectionWatch, budget: &SqlCallBudget, columns: usize) {
+    let share = budget.max_bytes / columns.max(1) as u64;
+    let longest = budget.max_value.min(share).clamp(1, i32::MAX as u64);
+    watch.longest.store(longest, Ordering::Relaxed);
+    let _ = connection.set_limit(Limit::SQLITE_LIMIT_LENGTH, longest as i32);
+}
+
 /// Starts a call on a connection: its deadline, its length cap, and a
 /// check that it was not given up while it waited for the connection.
-fn begin_call(connection: &Connection, watch: &ConnectionWatch, budget: &SqlCallBudget) -> Result<(), Problem> {
+fn begin_call(watch: &ConnectionWatch, budget: &SqlCallBudget) -> Result<(), Problem> {
     if budget.given_up.load(Ordering::Relaxed) || Instant::now() >= budget.deadline {
         return Err(problem(
             "sql-interrupted",
@@ -517,8 +458,6 @@ fn begin_call(connection: &Connection, watch: &ConnectionWatch, budget: &SqlCall
             true,
         ));
     }
-    let longest = budget.max_bytes.min(i32::MAX as u64) as i32;
-    let _ = connection.set_limit(Limit::SQLITE_LIMIT_LENGTH, longest.max(1));
     *watch.call.lock().unwrap_or_else(|e| e.into_inner()) =
         Some(CallWatch { deadline: budget.deadline, given_up: budget.given_up.clone() });
     watch.take_refusal();
@@ -535,7 +474,7 @@ impl SqlGrant {
         let grant = self.clone();
         blocking(budget.given_up.clone(), move || {
             grant.database.with(&grant.origin, |connection, watch| {
-                begin_call(connection, watch, &budget)?;
+                begin_call(watch, &budget)?;
                 let result = grant.query_on(connection, watch, &sql, params, &budget);
                 end_call(watch);
                 result
@@ -578,13 +517,18 @@ impl SqlGrant {
         let grant = self.clone();
         blocking(budget.given_up.clone(), move || {
             grant.database.with(&grant.origin, |connection, watch| {
-                begin_call(connection, watch, &budget)?;
+                begin_call(watch, &budget)?;
                 let origin = grant.origin.as_str();
                 let result = host_sql(connection, watch, "BEGIN")
                     .map_err(|e| sql_problem(&e, origin, watch))
                     .and_then(|()| grant.execute_in_transaction(connection, watch, statements, mode, &budget));
                 let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                let ended = if connection.is_autocommit() { Ok(()) } else { host_sql(connection, watch, end) };
+                let mut ended = if connection.is_autocommit() { Ok(()) } else { host_sql(connection, watch, end) };
+                // A COMMIT that fails (a deferred foreign key) leaves the
+                // transaction open: it is rolled back, never left for others.
+                if ended.is_err() && !connection.is_autocommit() {
+                    ended = ended.and(host_sql(connection, watch, "ROLLBACK"));
+                }
                 end_call(watch);
                 let results = result?;
                 ended.map_err(|e| sql_problem(&e, origin, watch))?;
@@ -666,45 +610,4 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(problem("host-error", format!("the SQL worker failed: {e}"), None, true)));
     guard.finished();
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn files_and_settings_are_refused() {
-        assert!(authorize(&AuthAction::Attach { filename: "/x.sqlite" }, None).is_err());
-        assert!(authorize(&AuthAction::Detach { database_name: "s" }, None).is_err());
-        assert!(authorize(&AuthAction::Pragma { pragma_name: "database_list", pragma_value: None }, None).is_err());
-        assert!(authorize(&AuthAction::Pragma { pragma_name: "journal_mode", pragma_value: Some("delete") }, None).is_err());
-        assert!(authorize(&AuthAction::Function { function_name: "LOAD_EXTENSION" }, None).is_err());
-        assert!(authorize(&AuthAction::Read { table_name: "t", column_name: "c" }, Some("temp")).is_err());
-    }
-
-    #[test]
-    fn vacuum_is_refused_even_behind_comments() {
-        assert!(refuse_vacuum("VACUUM INTO '/tmp/copy.sqlite'").is_err());
-        assert!(refuse_vacuum("  -- tidy up\n /* now */ vacuum").is_err());
-        assert!(refuse_vacuum("SELECT 'vacuum'").is_ok());
-    }
-
-    #[test]
-    fn transactions_are_the_hosts() {
-        for operation in [TransactionOperation::Begin, TransactionOperation::Release, TransactionOperation::Rollback] {
-            assert!(authorize(&AuthAction::Transaction { operation }, None).is_err());
-            assert!(authorize(&AuthAction::Savepoint { operation, savepoint_name: "s" }, None).is_err());
-        }
-    }
-
-    #[test]
-    fn ordinary_statements_and_schema_reads_pass() {
-        assert!(authorize(&AuthAction::Select, None).is_ok());
-        assert!(authorize(&AuthAction::Read { table_name: "t", column_name: "c" }, Some("main")).is_ok());
-        assert!(authorize(&AuthAction::Insert { table_name: "t" }, Some("main")).is_ok());
-        assert!(authorize(&AuthAction::Pragma { pragma_name: "table_info", pragma_value: Some("t") }, None).is_ok());
-        assert!(authorize(&AuthAction::Function { function_name: "lower" }, None).is_ok());
-        assert!(authorize(&AuthAction::Recursive, None).is_ok());
-        assert!(authorize(&AuthAction::CreateTempTable { table_name: "x" }, Some("temp")).is_err());
-    }
 }
