@@ -13,6 +13,7 @@ use crate::bundled;
 use crate::config::{settings_json, Dsn, InstanceConfig, LoadedConfig, PluginId, DEFAULT_FOLDER_QUOTA};
 use crate::runtime::{Instance, Plugin, PluginKind, Runtime};
 use crate::services::http::{self, HttpAccess};
+use crate::services::files::FolderAccounts;
 use crate::services::sql::{SqlDatabases, SqlGrant};
 use crate::services::budget::LogBudget;
 use crate::services::{Folder, InstanceContext};
@@ -77,6 +78,7 @@ impl Catalog {
     /// As [`Catalog::load`], on a given runtime.
     pub fn load_with(config: &LoadedConfig, runtime: Runtime) -> Self {
         let sql = Arc::new(SqlDatabases::default());
+        let folders = FolderAccounts::default();
         let client = http::client();
         let used: std::collections::BTreeSet<&PluginId> = config
             .config
@@ -114,7 +116,7 @@ impl Catalog {
                         }),
                     }),
                     Ok(plugin) => {
-                        let context = instance_context(config, section, name.as_str(), instance, &sql, &client);
+                        let context = instance_context(config, section, name.as_str(), instance, &sql, &folders, &client);
                         Ok(runtime.instance(plugin.clone(), context))
                     }
                 };
@@ -147,6 +149,7 @@ pub fn instance_context(
     name: &str,
     instance: &InstanceConfig,
     databases: &SqlDatabases,
+    folders: &FolderAccounts,
     client: &reqwest::Client,
 ) -> InstanceContext {
     let sql = instance
@@ -176,6 +179,7 @@ pub fn instance_context(
             .iter()
             .map(|(name, grant)| Folder {
                 name: name.to_string(),
+                account: folders.get(&config.resolve(grant.path.get_ref())),
                 path: config.resolve(grant.path.get_ref()),
                 read_only: grant.read_only,
                 quota: grant.quota.map_or(DEFAULT_FOLDER_QUOTA, |q| q.0),

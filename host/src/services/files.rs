@@ -2,18 +2,22 @@
 //!
 //! WASI (wasmtime-wasi) gives a plugin its granted folders and keeps it
 //! inside them. The host adds the quota: it stands in for the WASI calls that
-//! make a file larger (`descriptor.write`, `set-size`, and the output streams
-//! of `write-via-stream` / `append-via-stream`), works out which granted
-//! folder each descriptor belongs to (from `get-directories` and `open-at`),
-//! and refuses growth past the folder's quota with the WASI error `quota`
-//! ("disk quota exceeded"). The call then fails naming the quota.
+//! make a folder hold more (`descriptor.write`, `set-size`, the output
+//! streams of `write-via-stream` / `append-via-stream`, and creating a file,
+//! folder or link), works out which granted folder each descriptor belongs
+//! to (from `get-directories` and `open-at`), and refuses growth past the
+//! folder's quota with the WASI error `quota` ("disk quota exceeded"). The
+//! call then fails naming the quota. Renaming or linking from one granted
+//! folder into another fails as between two disks (`cross-device`), so
+//! nothing moves past a quota.
 //!
-//! A folder's usage is measured once per call, at its first write; bytes
-//! freed during the call (a file removed or truncated) are not given back
-//! until the next call.
+//! A folder's account is shared by every call and instance writing to it: it
+//! is measured when the first of them writes and counts what they add until
+//! the last one ends. Bytes freed meanwhile (a file removed or truncated)
+//! are given back at the next measure.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Linker, Resource};
@@ -30,14 +34,101 @@ use super::{Folder, HostState};
 const WASI_FILESYSTEM: &str = "wasi:filesystem/types@0.2.12";
 const WASI_PREOPENS: &str = "wasi:filesystem/preopens@0.2.12";
 
-/// Per call: what each granted folder holds and may still take, and which
-/// folder each open descriptor belongs to.
+/// What a granted folder holds, shared by every instance and call that
+/// writes to it (a host has one per folder path).
+#[derive(Debug)]
+pub struct FolderAccount {
+    path: PathBuf,
+    state: Mutex<AccountState>,
+}
+
+#[derive(Debug, Default)]
+struct AccountState {
+    /// Bytes in the folder when the first of the calls now writing began.
+    measured: Option<u64>,
+    /// Bytes the calls now writing have added since.
+    grown: u64,
+    /// Calls now writing; when the last one ends the folder is measured anew.
+    calls: usize,
+}
+
+/// Bytes counted for each file, folder or link, besides its contents: what
+/// a file system spends on an entry, so that creating empty files or
+/// folders without end is not free.
+pub const ENTRY_BYTES: u64 = 4096;
+
+impl FolderAccount {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AccountState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn join(&self) {
+        self.lock().calls += 1;
+    }
+
+    fn leave(&self) {
+        let mut state = self.lock();
+        state.calls = state.calls.saturating_sub(1);
+        if state.calls == 0 {
+            *state = AccountState::default();
+        }
+    }
+
+    /// Adds `growth` if the folder stays within `quota`.
+    fn charge(&self, growth: u64, quota: u64) -> bool {
+        let mut state = self.lock();
+        let measured = *state.measured.get_or_insert_with(|| folder_size(&self.path));
+        if measured + state.grown + growth > quota {
+            return false;
+        }
+        state.grown += growth;
+        true
+    }
+}
+
+/// Every granted folder of the host, by path, so that grants naming one
+/// folder share its account.
+#[derive(Debug, Default)]
+pub struct FolderAccounts {
+    open: Mutex<HashMap<PathBuf, Arc<FolderAccount>>>,
+}
+
+impl FolderAccounts {
+    /// The shared account of a folder.
+    pub fn get(&self, path: &Path) -> Arc<FolderAccount> {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.entry(key.clone())
+            .or_insert_with(|| Arc::new(FolderAccount { path: key, state: Mutex::default() }))
+            .clone()
+    }
+}
+
+/// Bytes of everything under `path`, each entry counting [`ENTRY_BYTES`]
+/// besides its contents (symbolic links are not followed).
+fn folder_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| {
+            ENTRY_BYTES
+                + match entry.metadata() {
+                    Ok(meta) if meta.is_dir() => folder_size(&entry.path()),
+                    Ok(meta) if meta.is_file() => meta.len(),
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
+/// Per call: the granted folders' accounts, and which folder each open
+/// descriptor belongs to.
 #[derive(Debug, Clone)]
-pub struct FolderUsage(Arc<Mutex<Accounts>>);
+pub struct FolderUsage(Arc<Mutex<CallFolders>>);
 
 #[derive(Debug)]
-struct Accounts {
-    folders: Vec<Account>,
+struct CallFolders {
+    folders: Vec<CallFolder>,
     /// Descriptor resource (its table index) -> index into `folders`.
     descriptors: HashMap<u32, usize>,
     exceeded: Option<BudgetExceeded>,
@@ -45,35 +136,28 @@ struct Accounts {
 }
 
 #[derive(Debug)]
-struct Account {
+struct CallFolder {
     name: String,
-    path: std::path::PathBuf,
     quota: u64,
-    /// Bytes in the folder when the call first wrote to it.
-    measured: Option<u64>,
-    grown: u64,
+    account: Arc<FolderAccount>,
+    joined: bool,
 }
 
-/// Bytes of every file under `path` (symbolic links are not followed).
-fn folder_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => folder_size(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
+impl Drop for CallFolders {
+    fn drop(&mut self) {
+        for folder in self.folders.iter().filter(|f| f.joined) {
+            folder.account.leave();
+        }
+    }
 }
 
 impl FolderUsage {
     pub fn new(instance: &str, folders: &[Folder]) -> Self {
         let folders = folders
             .iter()
-            .map(|f| Account { name: f.name.clone(), path: f.path.clone(), quota: f.quota, measured: None, grown: 0 })
+            .map(|f| CallFolder { name: f.name.clone(), quota: f.quota, account: f.account.clone(), joined: false })
             .collect();
-        FolderUsage(Arc::new(Mutex::new(Accounts {
+        FolderUsage(Arc::new(Mutex::new(CallFolders {
             folders,
             descriptors: HashMap::new(),
             exceeded: None,
@@ -81,7 +165,7 @@ impl FolderUsage {
         })))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Accounts> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallFolders> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -91,18 +175,18 @@ impl FolderUsage {
     }
 
     fn note_preopen(&self, descriptor: u32, guest_path: &str) {
-        let mut accounts = self.lock();
+        let mut call = self.lock();
         let name = guest_path.trim_start_matches('/');
-        if let Some(index) = accounts.folders.iter().position(|f| f.name == name) {
-            accounts.descriptors.insert(descriptor, index);
+        if let Some(index) = call.folders.iter().position(|f| f.name == name) {
+            call.descriptors.insert(descriptor, index);
         }
     }
 
     fn note_opened(&self, parent: u32, child: u32) {
-        let mut accounts = self.lock();
-        match accounts.descriptors.get(&parent).copied() {
-            Some(index) => accounts.descriptors.insert(child, index),
-            None => accounts.descriptors.remove(&child),
+        let mut call = self.lock();
+        match call.descriptors.get(&parent).copied() {
+            Some(index) => call.descriptors.insert(child, index),
+            None => call.descriptors.remove(&child),
         };
     }
 
@@ -116,25 +200,27 @@ impl FolderUsage {
         if growth == 0 {
             return true;
         }
-        let mut accounts = self.lock();
-        let instance = accounts.instance.clone();
+        let mut call = self.lock();
         let indices: Vec<usize> = match folder {
             Some(index) => vec![index],
-            None => (0..accounts.folders.len()).collect(),
+            None => (0..call.folders.len()).collect(),
         };
-        for &index in &indices {
-            let account = &mut accounts.folders[index];
-            let measured = *account.measured.get_or_insert_with(|| folder_size(&account.path));
-            if measured + account.grown + growth > account.quota {
-                let setting = format!("`quota` of the `{}` folder grant of `{instance}`", account.name);
-                let limit = bytesize::ByteSize::b(account.quota).to_string();
-                let exceeded = BudgetExceeded { budget: format!("folder `{}` quota", account.name), limit, setting };
-                accounts.exceeded.get_or_insert(exceeded);
+        for index in indices {
+            let instance = call.instance.clone();
+            let folder = &mut call.folders[index];
+            if !folder.joined {
+                folder.account.join();
+                folder.joined = true;
+            }
+            if !folder.account.charge(growth, folder.quota) {
+                let exceeded = BudgetExceeded {
+                    budget: format!("folder `{}` quota", folder.name),
+                    limit: bytesize::ByteSize::b(folder.quota).to_string(),
+                    setting: format!("`quota` of the `{}` folder grant of `{instance}`", folder.name),
+                };
+                call.exceeded.get_or_insert(exceeded);
                 return false;
             }
-        }
-        for index in indices {
-            accounts.folders[index].grown += growth;
         }
         true
     }
@@ -192,6 +278,11 @@ pub fn add_quota_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<(
             Box::new(async move {
                 let state = store.data_mut();
                 let parent_rep = parent.rep();
+                if open_flags.contains(types::OpenFlags::CREATE)
+                    && !state.folder_usage.charge(state.folder_usage.folder_of(parent_rep), ENTRY_BYTES)
+                {
+                    return Ok((Err(quota_error()),));
+                }
                 let opened = types::HostDescriptor::open_at(&mut state.filesystem(), parent, path_flags, path, open_flags, flags).await;
                 if let Ok(child) = &opened {
                     state.folder_usage.note_opened(parent_rep, child.rep());
@@ -228,6 +319,60 @@ pub fn add_quota_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<(
                     }
                 }
                 let done = types::HostDescriptor::set_size(&mut state.filesystem(), descriptor, size).await;
+                Ok((wit_result(state, done)?,))
+            })
+        },
+    )?;
+    types_linker.func_wrap_async("[method]descriptor.create-directory-at", |mut store, (dir, path): (Resource<Descriptor>, String)| {
+        Box::new(async move {
+            let state = store.data_mut();
+            if !state.folder_usage.charge(state.folder_usage.folder_of(dir.rep()), ENTRY_BYTES) {
+                return Ok((Err(quota_error()),));
+            }
+            let done = types::HostDescriptor::create_directory_at(&mut state.filesystem(), dir, path).await;
+            Ok((wit_result(state, done)?,))
+        })
+    })?;
+    types_linker.func_wrap_async(
+        "[method]descriptor.symlink-at",
+        |mut store, (dir, target, path): (Resource<Descriptor>, String, String)| {
+            Box::new(async move {
+                let state = store.data_mut();
+                if !state.folder_usage.charge(state.folder_usage.folder_of(dir.rep()), ENTRY_BYTES) {
+                    return Ok((Err(quota_error()),));
+                }
+                let done = types::HostDescriptor::symlink_at(&mut state.filesystem(), dir, target, path).await;
+                Ok((wit_result(state, done)?,))
+            })
+        },
+    )?;
+    types_linker.func_wrap_async(
+        "[method]descriptor.link-at",
+        |mut store, (dir, flags, old, new_dir, new): (Resource<Descriptor>, types::PathFlags, String, Resource<Descriptor>, String)| {
+            Box::new(async move {
+                let state = store.data_mut();
+                let (from, to) = (state.folder_usage.folder_of(dir.rep()), state.folder_usage.folder_of(new_dir.rep()));
+                if from.is_none() || from != to {
+                    return Ok((Err(types::ErrorCode::CrossDevice),));
+                }
+                if !state.folder_usage.charge(to, ENTRY_BYTES) {
+                    return Ok((Err(quota_error()),));
+                }
+                let done = types::HostDescriptor::link_at(&mut state.filesystem(), dir, flags, old, new_dir, new).await;
+                Ok((wit_result(state, done)?,))
+            })
+        },
+    )?;
+    types_linker.func_wrap_async(
+        "[method]descriptor.rename-at",
+        |mut store, (dir, old, new_dir, new): (Resource<Descriptor>, String, Resource<Descriptor>, String)| {
+            Box::new(async move {
+                let state = store.data_mut();
+                let (from, to) = (state.folder_usage.folder_of(dir.rep()), state.folder_usage.folder_of(new_dir.rep()));
+                if from.is_none() || from != to {
+                    return Ok((Err(types::ErrorCode::CrossDevice),));
+                }
+                let done = types::HostDescriptor::rename_at(&mut state.filesystem(), dir, old, new_dir, new).await;
                 Ok((wit_result(state, done)?,))
             })
         },

@@ -75,6 +75,8 @@ pub struct Folder {
     pub read_only: bool,
     /// The most the folder may hold, in bytes.
     pub quota: u64,
+    /// What the folder holds, shared by every grant of it.
+    pub account: Arc<files::FolderAccount>,
 }
 
 /// Captured stdout and stderr of one call (a Rust guest prints panics there).

@@ -439,6 +439,64 @@ grants.files.out = {{ path = "out", quota = "1MiB" }}
     }
 }
 
+/// A scene with folders `a` and `b` (1 MiB quota each) and `sneaky` set up by `settings`.
+fn folders_scene(settings: &str) -> (Scene, Catalog) {
+    let scene = Scene::new();
+    std::fs::create_dir(scene.path("a")).unwrap();
+    std::fs::create_dir(scene.path("b")).unwrap();
+    let guest = toml_path(std::path::Path::new(guests::MISBEHAVING));
+    let catalog = scene.load(&format!(
+        r#"
+[plugins.misbehaving]
+path = {guest}
+
+[endpoints.sneaky]
+plugin = "misbehaving"
+settings = {settings}
+grants.files.a = {{ path = "a", quota = "1MiB" }}
+grants.files.b = {{ path = "b", quota = "1MiB" }}
+
+[endpoints.twin]
+plugin = "misbehaving"
+settings = {{ behaviour = "write-file", connection = "a", output_bytes = 700000 }}
+grants.files.a = {{ path = "a", quota = "1MiB" }}
+"#
+    ));
+    (scene, catalog)
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
+async fn moving_a_file_from_one_granted_folder_into_another_fails_as_across_disks() {
+    let (scene, catalog) = folders_scene(r#"{ behaviour = "move-file", connection = "a", target = "b", output_bytes = 800000 }"#);
+    let error = instance(&catalog, "sneaky").read("items", None, 10).await.expect_err("no move past a quota");
+    assert!(error.to_string().contains("cross-device") || error.to_string().contains("Cross-device"), "{error}");
+    assert!(!scene.path("b/moving.bin").exists());
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_folders_without_end_run_into_the_quota() {
+    let (scene, catalog) = folders_scene(r#"{ behaviour = "make-folders", connection = "a", count = 100000 }"#);
+    let error = instance(&catalog, "sneaky").read("items", None, 10).await.expect_err("entries cost");
+    let CallError::OverBudget { exceeded, .. } = &error else { panic!("expected the quota, got {error}") };
+    assert_eq!(exceeded.budget, "folder `a` quota");
+    let made = std::fs::read_dir(scene.path("a")).unwrap().count() as u64;
+    assert!(made <= (1 << 20) / 4096, "{made} folders");
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_granted_one_folder_share_its_quota() {
+    let (scene, catalog) = folders_scene(r#"{ behaviour = "write-file", connection = "a", output_bytes = 700000 }"#);
+    instance(&catalog, "sneaky").read("items", None, 10).await.expect("the first fits");
+    let error = instance(&catalog, "twin").read("items", None, 10).await.expect_err("the folder is full for both");
+    let CallError::OverBudget { exceeded, .. } = &error else { panic!("expected the quota, got {error}") };
+    assert_eq!(exceeded.budget, "folder `a` quota");
+    let held: u64 = std::fs::read_dir(scene.path("a")).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum();
+    assert!(held <= 1 << 20, "{held}");
+}
+
 // Covers: H1
 #[tokio::test(flavor = "multi_thread")]
 async fn host_and_hop_by_hop_headers_are_the_hosts() {

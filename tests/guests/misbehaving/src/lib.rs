@@ -41,6 +41,11 @@ enum Behaviour {
     /// the folder), with `std::fs` (WASI streams); with `append` set, in
     /// 64 KiB appends.
     WriteFile,
+    /// Creates `count` empty folders under `/FOLDER` (`connection`).
+    MakeFolders,
+    /// Writes `output_bytes` bytes to `/FOLDER/moving.bin`, then renames the
+    /// file into the folder `target`.
+    MoveFile,
     /// Logs `secret`, prints it to stdout and stderr, then fails with a
     /// problem that quotes it: what a careless plugin author might do.
     EchoSecret,
@@ -73,6 +78,8 @@ struct Settings {
     headers: Vec<(String, String)>,
     #[serde(default)]
     secret: String,
+    #[serde(default)]
+    target: String,
 }
 
 /// The misbehaving connector.
@@ -158,6 +165,20 @@ impl Connector for Misbehaving {
                 write_file(&path, self.0.output_bytes, self.0.append)
                     .map_err(|e| Error::new("io", format!("writing {path} failed: {e}")))?;
                 vec![Record::new("1").with("payload", "written")]
+            }
+            Behaviour::MakeFolders => {
+                for i in 0..self.0.count {
+                    let path = format!("/{}/d{i}", self.0.connection);
+                    std::fs::create_dir(&path).map_err(|e| Error::new("io", format!("creating {path} failed: {e}")))?;
+                }
+                vec![Record::new("1").with("payload", "created")]
+            }
+            Behaviour::MoveFile => {
+                let from = format!("/{}/moving.bin", self.0.connection);
+                let to = format!("/{}/moving.bin", self.0.target);
+                write_file(&from, self.0.output_bytes, false).map_err(|e| Error::new("io", format!("writing {from} failed: {e}")))?;
+                std::fs::rename(&from, &to).map_err(|e| Error::new("io", format!("moving {from} to {to} failed: {e}")))?;
+                vec![Record::new("1").with("payload", "moved")]
             }
             Behaviour::EchoSecret => {
                 let secret = &self.0.secret;
