@@ -56,14 +56,18 @@ pub fn is_secret_key(key: &str) -> bool {
         || words.windows(2).any(|pair| pair[1] == "key" && KEY_QUALIFIERS.contains(&pair[0]))
 }
 
-/// Remembers a value that must never be shown (and its URL-encoded form).
+/// Remembers a value that must never be shown, and the forms it takes in
+/// a URL (`+` or `%20` for a space) and in a JSON string (a JSON log line).
 pub fn register(value: &str) {
     if value.chars().count() < SHORTEST_SECRET {
         return;
     }
     let mut registered = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
-    let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-    for form in [value.to_owned(), encoded] {
+    let form_encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    let percent_encoded = form_encoded.replace('+', "%20");
+    let json = serde_json::Value::from(value).to_string();
+    let json = json[1..json.len() - 1].to_owned();
+    for form in [value.to_owned(), form_encoded, percent_encoded, json] {
         if !registered.contains(&form) {
             registered.push(form);
         }
@@ -106,6 +110,33 @@ pub fn redact_with<'t>(secrets: &[String], text: &'t str) -> Cow<'t, str> {
 /// An owned, redacted copy.
 pub fn redacted(text: &str) -> String {
     redact(text).into_owned()
+}
+
+/// A redacted copy of text that was cut off at its end (a capped capture):
+/// a secret cut in two would not match whole, so a tail that starts one is
+/// masked as well.
+pub fn redacted_cut(text: &str) -> String {
+    let mut out = redacted(text);
+    let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    if let Some(cut) = cut_secret_at_end(&registered, &out) {
+        out.truncate(cut);
+        out.push_str(MASK);
+    }
+    out
+}
+
+/// Where a tail of `text` that begins one of `secrets` starts. Pure.
+fn cut_secret_at_end(secrets: &[String], text: &str) -> Option<usize> {
+    secrets
+        .iter()
+        .filter_map(|secret| {
+            (SHORTEST_SECRET.min(secret.len())..secret.len())
+                .rev()
+                .map(|length| &secret[..secret.floor_char_boundary(length)])
+                .find(|prefix| prefix.len() >= SHORTEST_SECRET && text.ends_with(prefix))
+                .map(|prefix| text.len() - prefix.len())
+        })
+        .min()
 }
 
 /// A `tracing` writer that masks secrets in every line it writes.
@@ -159,6 +190,14 @@ mod tests {
         assert_eq!(masked("entity `secrets`: key column `id` is missing"), "entity `secrets`: key column `id` is missing");
         assert_eq!(masked("monkey = banana"), "monkey = banana");
         assert_eq!(masked(r#"key = "abc""#), r#"key = "***""#);
+    }
+
+    #[test]
+    fn a_secret_cut_off_at_the_end_is_masked() {
+        let secrets = vec!["s3cr3t-value".to_owned()];
+        assert_eq!(cut_secret_at_end(&secrets, "key=s3cr3t-v"), Some(4));
+        assert_eq!(cut_secret_at_end(&secrets, "key=s3c"), None, "too short to tell");
+        assert_eq!(cut_secret_at_end(&secrets, "nothing"), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -147,6 +147,7 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
             }
         }
     }
+    check_folders_hold_nothing_of_the_host(c, config);
     check_pipelines(c, config);
     let all_limits = std::iter::once(("[host.limits]".to_owned(), &config.host.limits)).chain(
         [("endpoints", &config.endpoints), ("mappers", &config.mappers)]
@@ -188,6 +189,64 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
                     format!("[plugins.{name}] sha256 is not 64 hex digits"),
                     "write the file's SHA-256 as printed by `sha256sum`",
                 );
+            }
+        }
+    }
+}
+
+/// A path as it will be used: relative to the config file, with symbolic
+/// links resolved as far as the path exists.
+fn resolved_path(config_file: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() { path.to_owned() } else { config_file.parent().unwrap_or(Path::new(".")).join(path) };
+    let mut existing = joined.as_path();
+    let mut rest = Vec::new();
+    while let Some(parent) = existing.parent() {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |path, part| path.join(part));
+        }
+        rest.extend(existing.file_name());
+        existing = parent;
+    }
+    joined
+}
+
+/// A read-write folder grant must hold nothing the host itself reads or
+/// writes: a plugin could replace a database file of another grant with a
+/// link to any file, the host's state store, or a plugin's component.
+fn check_folders_hold_nothing_of_the_host(c: &mut Collector<'_>, config: &Config) {
+    let file = c.file.to_owned();
+    let base = file.parent().unwrap_or(Path::new("."));
+    let data_dir = config.host.data_dir.clone().unwrap_or_else(|| PathBuf::from("synchost-data"));
+    let mut held: Vec<(String, PathBuf)> = vec![("the host's data folder (state store)".into(), resolved_path(&file, &data_dir))];
+    if let Some(cache) = &config.host.cache_dir {
+        held.push(("the host's cache folder".into(), resolved_path(&file, cache)));
+    }
+    for (name, plugin) in &config.plugins {
+        held.push((format!("the component of [plugins.{name}]"), resolved_path(&file, plugin.path.get_ref())));
+    }
+    for (section, instances) in [("endpoints", &config.endpoints), ("mappers", &config.mappers)] {
+        for (name, instance) in instances {
+            for (connection, grant) in &instance.grants.sql {
+                let super::Dsn::Sqlite(path) = grant.dsn.get_ref();
+                held.push((format!("the database of [{section}.{name}.grants.sql.{connection}]"), resolved_path(&file, path)));
+            }
+        }
+    }
+    for (section, instances) in [("endpoints", &config.endpoints), ("mappers", &config.mappers)] {
+        for (name, instance) in instances {
+            for (folder, grant) in instance.grants.files.iter().filter(|(_, g)| !g.read_only) {
+                let granted = resolved_path(&file, grant.path.get_ref());
+                let inside: Vec<&str> = held.iter().filter(|(_, path)| path.starts_with(&granted)).map(|(what, _)| what.as_str()).collect();
+                if !inside.is_empty() {
+                    c.error(
+                        Some(grant.path.span()),
+                        format!("[{section}.{name}.grants.files.{folder}] gives write access to a folder holding {}", inside.join(" and ")),
+                        format!(
+                            "grant a folder that holds none of the host's files or databases (relative to {}), or add read_only = true",
+                            base.display()
+                        ),
+                    );
+                }
             }
         }
     }

@@ -146,6 +146,7 @@ fn redact_call_error(error: CallError) -> CallError {
         CallError::Problem { site, problem } => CallError::Problem {
             site,
             problem: bindings::Problem {
+                code: redacted(&problem.code),
                 message: redacted(&problem.message),
                 hint: problem.hint.as_deref().map(redacted),
                 ..problem
@@ -244,7 +245,8 @@ impl Instance {
     ) -> Result<T, CallError> {
         let site = self.site(function);
         let state = store.data();
-        let output = crate::secrets::redacted(&state.captured_output());
+        // The capture is capped: a secret may be cut at its end.
+        let output = crate::secrets::redacted_cut(&state.captured_output());
         if !output.is_empty() {
             tracing::warn!(plugin = %site.plugin, instance = %site.instance, function, "Plugin wrote to stdout/stderr: {output}");
         }

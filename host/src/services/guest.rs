@@ -16,7 +16,9 @@ const MAX_LOG_MESSAGE: usize = 8 * 1024;
 impl types::Host for HostState {}
 
 impl log::Host for HostState {
-    async fn log(&mut self, level: log::Level, mut message: String) -> wasmtime::Result<()> {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        // Masked before it is cut, so no part of a secret survives the cut.
+        let mut message = crate::secrets::redacted(&message);
         if message.len() > MAX_LOG_MESSAGE {
             let mut end = MAX_LOG_MESSAGE;
             while !message.is_char_boundary(end) {
@@ -29,7 +31,6 @@ impl log::Host for HostState {
         if self.instance.log_budget.admit(message.len(), Instant::now()) == LogVerdict::Drop {
             return Ok(());
         }
-        let message = crate::secrets::redact(&message);
         let (plugin, instance) = (&self.instance.plugin, &self.instance.name);
         match level {
             log::Level::Trace => tracing::event!(TraceLevel::TRACE, plugin, instance, "{message}"),

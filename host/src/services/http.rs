@@ -35,10 +35,21 @@ pub fn client() -> reqwest::Client {
         .expect("the HTTP client's fixed configuration is valid")
 }
 
-/// Headers only the host sets: the target (`Host`), the connection's own
-/// (hop-by-hop, RFC 9110 section 7.6.1) and the body's framing.
+/// Headers only the host sets: the target (`Host`, and the forwarding
+/// headers a reverse proxy may route by), the connection's own (hop-by-hop,
+/// RFC 9110 section 7.6.1) and the body's framing.
 const HOST_HEADERS: &[&str] = &[
     "host",
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-real-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
     "connection",
     "keep-alive",
     "proxy-connection",

@@ -550,7 +550,7 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
             item.side.as_str(),
             item.source_id,
             at,
-            item.code,
+            redacted(&item.code),
             redacted(&item.reason),
             item.hint.as_deref().map(redacted),
             item.retryable

@@ -498,10 +498,41 @@ async fn two_instances_granted_one_folder_share_its_quota() {
 }
 
 // Covers: H1
+#[test]
+fn a_writable_folder_holding_a_database_or_the_state_is_refused_by_the_config() {
+    let scene = Scene::new();
+    std::fs::create_dir_all(scene.path("data/synchost-data")).unwrap();
+    scene.database("data/crm.sqlite", CONTACTS);
+    for (files, found) in [
+        (r#"grants.files.all = { path = "data" }"#, "the database of [endpoints.sneaky.grants.sql.crm]"),
+        (r#"grants.files.all = { path = "." }"#, "the host's data folder (state store)"),
+    ] {
+        let config = format!(
+            r#"
+[host]
+data_dir = "data/synchost-data"
+
+[endpoints.sneaky]
+plugin = "sql-table"
+settings = {{ connection = "crm", entities = {{ contacts = {{}} }} }}
+grants.sql.crm = {{ dsn = "sqlite:data/crm.sqlite" }}
+{files}
+"#
+        );
+        let error = synchost::config::LoadedConfig::parse(&scene.path("synchost.toml"), &config).expect_err("refused").to_string();
+        assert!(error.contains("[endpoints.sneaky.grants.files.all] gives write access to a folder holding"), "{error}");
+        assert!(error.contains(found), "{error}");
+        // Read-only, the same folder is fine.
+        let read_only = config.replace(" }", ", read_only = true }");
+        synchost::config::LoadedConfig::parse(&scene.path("synchost.toml"), &read_only).expect("a read-only grant holds no danger");
+    }
+}
+
+// Covers: H1
 #[tokio::test(flavor = "multi_thread")]
 async fn host_and_hop_by_hop_headers_are_the_hosts() {
     let (port, requests) = hello_server().await;
-    for header in ["Host", "host", "Transfer-Encoding", "Connection", "Proxy-Authorization"] {
+    for header in ["Host", "host", "X-Forwarded-Host", "Forwarded", "Transfer-Encoding", "Connection", "Proxy-Authorization"] {
         let (scene, catalog) = scene_with(&format!(
             r#"settings = {{ behaviour = "http", url = "http://127.0.0.1:{port}/", headers = [["{header}", "internal.example"]] }}
 grants.http.allow = ["127.0.0.1:{port}"]"#

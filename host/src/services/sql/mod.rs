@@ -241,8 +241,11 @@ impl SqlDatabase {
                 false,
             ));
         }
-        // No SQLITE_OPEN_URI: a path is a path, never `file:...?vfs=...`.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // Paths are resolved against the config file's folder, so they never
+        // start with `file:` and are never read as URIs. No symbolic link is
+        // followed: the config refuses write grants on folders holding a
+        // database, and this holds even if a link is planted some other way.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let connection = Connection::open_with_flags(&self.path, flags).map_err(|e| {
             problem(
                 "database-unavailable",
