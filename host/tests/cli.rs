@@ -215,3 +215,32 @@ fn status_shows_whether_the_scheduler_runs_and_pause_is_an_admins_act() {
     let json: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(json["pipelines"][0]["state"], "paused");
 }
+
+// Covers: C1, T4
+#[test]
+fn the_users_database_keeps_its_journal_mode_and_output_suits_a_pipe() {
+    let dir = crm_folder();
+    let journal = |dir: &Path| -> String {
+        let db = rusqlite::Connection::open(dir.join("crm.sqlite")).unwrap();
+        db.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(journal(dir.path()), "delete");
+    let read = synchost(dir.path(), &["read", "crm", "contacts"]);
+    assert!(read.status.success(), "{}", stderr(&read));
+    assert_eq!(journal(dir.path()), "delete", "synchost never switches a user's database to WAL");
+
+    // On a pipe: no colour codes in the log, and a reader that stops early
+    // (`| head -1`) ends the command quietly.
+    assert!(!stderr(&read).contains('\u{1b}'), "{}", stderr(&read));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synchost"))
+        .current_dir(dir.path())
+        .args(["schema"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "a closed pipe is not an error: {:?}", output.status);
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}

@@ -188,11 +188,11 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
             "items": failed.iter().filter(|f| f.pipeline == name.as_str()).map(|f| serde_json::json!({
                 "id": f.id, "side": f.side, "record": f.source_id, "result": "failed", "since": f.first_failed_at,
                 "last_attempt": f.last_failed_at, "attempts": f.attempts, "error": f.code, "detail": f.reason,
-                "countermeasure": f.hint, "retried_automatically": f.retryable,
+                "fix": f.hint, "retried_automatically": f.retryable,
             })).chain(conflicts.iter().filter(|c| c.pipeline == name.as_str()).map(|c| serde_json::json!({
                 "id": c.id, "side": "both", "record": format!("left:{} right:{}", c.left_id, c.right_id), "result": "conflict",
                 "since": c.detected_at, "error": "conflict", "detail": format!("`{}` changed on both sides", c.field),
-                "countermeasure": format!("pick a side: `synchost conflicts resolve {} left|right`", c.id),
+                "fix": format!("pick a side: `synchost conflicts resolve {} left|right`", c.id),
             }))).collect::<Vec<_>>(),
             "open_conflicts": conflicts.iter().filter(|c| c.pipeline == name.as_str()).count(),
             "waiting_for_approval": approvals.iter().filter(|a| a.pipeline == name.as_str()).count(),
@@ -250,8 +250,8 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
                     item["error"].as_str().unwrap_or(""),
                     item["detail"].as_str().unwrap_or("")
                 );
-                if let Some(fix) = item["countermeasure"].as_str() {
-                    say!("  {:<24}   countermeasure: {fix}", "");
+                if let Some(fix) = item["fix"].as_str() {
+                    say!("  {:<24}   fix: {fix}", "");
                 }
             }
             if items.len() > ITEMS_SHOWN {
