@@ -31,7 +31,7 @@ pub fn backoff(failures: u32, first: Duration, max: Duration) -> Duration {
 /// each pipeline finish its current batch and returns.
 pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let started = now();
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let host = crate::state::lease::host_name();
     engine.state.beat(std::process::id(), &host, &started)?;
     engine.state.event("info", None, None, &format!("scheduler started (pid {})", std::process::id()), None)?;
     engine.probe_at_startup().await?;

@@ -173,9 +173,9 @@ fn the_checked_in_config_schema_is_up_to_date() {
     );
 }
 
-// Covers: C10, T3
+// Covers: C10, T3, H6
 #[test]
-fn status_shows_whether_the_scheduler_runs_and_pause_is_an_admins_act() {
+fn status_shows_whether_the_scheduler_runs_one_writer_at_a_time_and_pause_is_an_admins_act() {
     let dir = crm_folder();
     std::fs::write(
         dir.path().join("synchost.toml"),
@@ -205,15 +205,33 @@ fn status_shows_whether_the_scheduler_runs_and_pause_is_an_admins_act() {
     let copied: i64 = rusqlite::Connection::open(dir.path().join("copy.sqlite")).unwrap().query_row("SELECT count(*) FROM contacts", [], |r| r.get(0)).unwrap();
     assert_eq!(copied, 2);
 
+    // One writer per state store: a second `run`, a `sync` and a `failed
+    // retry` refuse and name the running host; a dry run works beside it.
+    for args in [&["run"][..], &["sync"], &["sync", "p"], &["failed", "retry", "p"]] {
+        let refused = synchost(dir.path(), args);
+        assert!(!refused.status.success(), "`synchost {}` beside a running host", args.join(" "));
+        let text = stderr(&refused);
+        assert!(text.contains(&format!("`synchost run` (pid {}", daemon.id())), "{text}");
+        assert!(text.contains("only one writer at a time") && text.contains("fix:"), "{text}");
+    }
+    let dry = synchost(dir.path(), &["sync", "p", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+
     let paused = synchost(dir.path(), &["pause", "p", "--by", "alice"]);
     assert!(paused.status.success(), "{}", stderr(&paused));
     let status = stdout(&synchost(dir.path(), &["status"]));
     assert!(status.contains("paused by alice"), "{status}");
     daemon.kill().unwrap();
     daemon.wait().unwrap();
+    // Killed with SIGKILL: status knows at once, and the next writer may start.
+    let status = stdout(&synchost(dir.path(), &["status"]));
+    assert!(status.contains("scheduler: NOT RUNNING"), "{status}");
     let status = stdout(&synchost(dir.path(), &["status", "--json"]));
     let json: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(json["pipelines"][0]["state"], "paused");
+    assert_eq!(json["scheduler"]["running"], false);
+    let retry = synchost(dir.path(), &["failed", "retry", "p"]);
+    assert!(retry.status.success(), "{}", stderr(&retry));
 }
 
 // Covers: C1, T4
@@ -243,4 +261,48 @@ fn the_users_database_keeps_its_journal_mode_and_output_suits_a_pipe() {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "a closed pipe is not an error: {:?}", output.status);
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}
+
+// Covers: P2, H6
+#[test]
+fn an_approval_given_while_the_host_runs_is_carried_out_once_by_the_host() {
+    let dir = crm_folder();
+    std::fs::write(
+        dir.path().join("synchost.toml"),
+        format!(
+            "{CONFIG}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\" }} }}\n\n[pipelines.p]\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\napproval = {{ direction = \"left-to-right\" }}\n"
+        ),
+    )
+    .unwrap();
+    rusqlite::Connection::open(dir.path().join("copy.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT, updated_at TEXT)")
+        .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(dir.path()).arg("run").spawn().unwrap();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "waited in vain for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let pending = || stdout(&synchost(dir.path(), &["approvals", "list", "--json"]));
+    wait_for("two changes waiting for approval", &|| {
+        serde_json::from_str::<serde_json::Value>(&pending()).is_ok_and(|j| j.as_array().is_some_and(|a| a.len() == 2))
+    });
+    let approved = synchost(dir.path(), &["approvals", "approve", "1", "--by", "pm"]);
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    let text = stdout(&approved);
+    assert!(text.contains(&format!("`synchost run` (pid {}", daemon.id())) && text.contains("carries it out"), "{text}");
+    // Approving again is refused: the decision was claimed once.
+    let again = synchost(dir.path(), &["approvals", "approve", "1", "--by", "pm"]);
+    assert!(!again.status.success() && stderr(&again).contains("already decided"), "{}", stderr(&again));
+    let copied = || -> i64 {
+        rusqlite::Connection::open(dir.path().join("copy.sqlite")).unwrap().query_row("SELECT count(*) FROM contacts", [], |r| r.get(0)).unwrap()
+    };
+    wait_for("the approved record in the copy", &|| copied() == 1);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(copied(), 1, "carried out exactly once; the other change still waits");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
 }

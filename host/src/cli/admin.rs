@@ -12,6 +12,7 @@ use super::{load_catalog, CommandError};
 use crate::config::Side;
 use crate::engine::{Engine, Mode, Resolution, RunError, RunReport};
 use crate::runtime::bindings::Value;
+use crate::state::lease::{self, LeaseError, WriterLease};
 use crate::state::{HistoryEntry, State};
 
 /// Loads config, plugins and state into an engine.
@@ -34,6 +35,17 @@ fn run_error(error: RunError) -> CommandError {
         message.push_str(&format!("\n  = fix: {hint}"));
     }
     CommandError::Reported(message)
+}
+
+/// Takes the state store's writer lease for a command that writes to the
+/// connected systems, or refuses, naming who holds it and what to do.
+fn writer_lease(engine: &Engine, command: &str, meanwhile: &str) -> Result<WriterLease, CommandError> {
+    lease::acquire(&engine.config.data_dir(), command).map_err(|error| match error {
+        LeaseError::Held(holder) => CommandError::Reported(format!(
+            "{holder} is writing to this state store; only one writer at a time\n  = fix: {meanwhile}"
+        )),
+        other => CommandError::Other(other.into()),
+    })
 }
 
 fn state_error(error: crate::state::StateError) -> CommandError {
@@ -102,6 +114,12 @@ fn print_report(pipeline: &str, report: &RunReport, dry_run: bool) {
 /// `synchost sync PIPELINE [--dry-run]`
 pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch: bool) -> Result<(), CommandError> {
     let mut engine = open_engine(config)?;
+    // A dry run changes nothing, so it may run beside a writer.
+    let _lease = if dry_run {
+        None
+    } else {
+        Some(writer_lease(&engine, "sync", "the running host syncs every pipeline on its schedule; stop it to sync now, or use `sync --dry-run` beside it")?)
+    };
     let names: Vec<String> = match pipeline {
         Some(name) => vec![name.to_owned()],
         None => engine.config.config.pipelines.keys().map(|k| k.to_string()).collect(),
@@ -130,6 +148,7 @@ pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch:
 /// `synchost run`: the daemon, until Ctrl-C or SIGTERM.
 pub async fn run(config: &Path) -> Result<(), CommandError> {
     let engine = Arc::new(open_engine(config)?);
+    let _lease = writer_lease(&engine, "run", "stop the other one first, or give this config its own [host] data_dir")?;
     say!(
         "synchost running {} pipeline(s); state in {}; Ctrl-C stops after the current batch",
         engine.config.config.pipelines.len(),
@@ -153,7 +172,9 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
     let heartbeat = state.heartbeat().map_err(state_error)?;
     let now = chrono::Utc::now();
     let age = |at: &str| chrono::DateTime::parse_from_rfc3339(at).ok().map(|t| (now - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default());
-    let scheduler_alive = heartbeat.as_ref().and_then(|h| age(&h.beat_at)).is_some_and(|a| a < crate::schedule::HEARTBEAT * 3);
+    // The lease is the truth: it goes with the process, at once.
+    let writer = lease::holder(&config.data_dir());
+    let scheduler_alive = writer.as_ref().is_some_and(|w| w.command == "run");
     let failed = state.failed(None).map_err(state_error)?;
     let conflicts = state.conflicts(None, true).map_err(state_error)?;
     let approvals = state.approvals(None, false).map_err(state_error)?;
@@ -201,16 +222,25 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
     }
     if json {
         let out = serde_json::json!({
-            "scheduler": { "running": scheduler_alive, "heartbeat": heartbeat },
+            "scheduler": { "running": scheduler_alive, "writer": writer, "heartbeat": heartbeat },
             "pipelines": rows,
         });
         say!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
         return Ok(());
     }
-    match &heartbeat {
-        Some(h) if scheduler_alive => say!("scheduler: running (pid {} on {}, since {}, last heartbeat {})", h.pid, h.host, h.started_at, h.beat_at),
-        Some(h) => say!("scheduler: NOT RUNNING (last heartbeat {}): nothing syncs until `synchost run` is started", h.beat_at),
-        None => say!("scheduler: NOT RUNNING (never started): nothing syncs until `synchost run` is started"),
+    match (&writer, &heartbeat) {
+        (Some(w), h) if scheduler_alive => say!(
+            "scheduler: running (pid {} on {}, since {}{})",
+            w.pid,
+            w.host,
+            w.since,
+            h.as_ref().map(|h| format!(", last heartbeat {}", h.beat_at)).unwrap_or_default()
+        ),
+        (_, Some(h)) => say!("scheduler: NOT RUNNING (last heartbeat {}): nothing syncs until `synchost run` is started", h.beat_at),
+        (_, None) => say!("scheduler: NOT RUNNING (never started): nothing syncs until `synchost run` is started"),
+    }
+    if let Some(w) = writer.as_ref().filter(|w| w.command != "run") {
+        say!("writing now: {w}");
     }
     let mut categories: Vec<String> = rows.iter().map(|r| r["category"].as_str().unwrap_or("").to_owned()).collect();
     categories.sort();
@@ -385,9 +415,22 @@ pub fn approvals_show(config: &Path, id: i64) -> Result<(), CommandError> {
 /// `synchost approvals approve|reject ID...`
 pub async fn approvals_decide(config: &Path, ids: &[i64], approve: bool, by: &str, comment: Option<&str>) -> Result<(), CommandError> {
     let engine = open_engine(config)?;
-    for id in ids {
-        let outcome = engine.decide_approval(*id, approve, by, comment).await.map_err(run_error)?;
-        say!("approval {id}: {} by {by}; {outcome}", if approve { "approved" } else { "rejected" });
+    let verb = if approve { "approved" } else { "rejected" };
+    match lease::acquire(&engine.config.data_dir(), "approvals") {
+        Ok(_lease) => {
+            for id in ids {
+                let outcome = engine.decide_approval(*id, approve, by, comment).await.map_err(run_error)?;
+                say!("approval {id}: {verb} by {by}; {outcome}");
+            }
+        }
+        // The running host is the one writer: it carries the decision out.
+        Err(LeaseError::Held(holder)) => {
+            for id in ids {
+                engine.record_decision(*id, approve, by, comment).map_err(run_error)?;
+                say!("approval {id}: {verb} by {by}; {holder} carries it out on the pipeline's next run");
+            }
+        }
+        Err(other) => return Err(CommandError::Other(other.into())),
     }
     Ok(())
 }
@@ -415,6 +458,7 @@ pub async fn conflicts_resolve(config: &Path, id: i64, take: Option<&str>, value
         _ => return Err(CommandError::Reported("say --take left|right, or --value VALUE".into())),
     };
     let engine = open_engine(config)?;
+    let _lease = writer_lease(&engine, "conflicts resolve", "stop the running host, resolve, and start it again")?;
     let answer = engine.resolve_conflict(id, resolution, by).await.map_err(run_error)?;
     say!("conflict {id} resolved: {answer}");
     Ok(())
@@ -446,6 +490,7 @@ pub fn failed_list(config: &Path, pipeline: Option<&str>, json: bool) -> Result<
 /// `synchost failed retry PIPELINE [ID...]`
 pub async fn failed_retry(config: &Path, pipeline: &str, ids: &[i64]) -> Result<(), CommandError> {
     let engine = open_engine(config)?;
+    let _lease = writer_lease(&engine, "failed retry", "the running host resubmits failed items by itself (every retry.resubmit, and when what they wait for is linked); stop it to retry now")?;
     let report = engine.resubmit_failed(pipeline, (!ids.is_empty()).then_some(ids), "manual resubmit").await.map_err(run_error)?;
     print_report(pipeline, &report, false);
     Ok(())

@@ -167,6 +167,18 @@ impl Engine {
     /// Records a person's decision on a queued change and carries it out at
     /// once; returns what was done.
     pub async fn decide_approval(&self, id: i64, approve: bool, by: &str, comment: Option<&str>) -> Result<String, RunError> {
+        let pipeline = self.record_decision(id, approve, by, comment)?;
+        let ctx = self.context(&pipeline, Mode::Apply).await?;
+        let mut report = RunReport::default();
+        self.carry_out_decisions(&ctx, &mut report).await?;
+        let row = self.state.approval(id)?.expect("the approval exists");
+        Ok(row.outcome.unwrap_or_else(|| "carried out on the pipeline's next run".to_owned()))
+    }
+
+    /// Records a decision (claimed once: a decided approval is not decided
+    /// again) without carrying it out; the pipeline's next run does that.
+    /// Returns the approval's pipeline.
+    pub fn record_decision(&self, id: i64, approve: bool, by: &str, comment: Option<&str>) -> Result<String, RunError> {
         let row = self.state.approval(id)?.ok_or_else(|| RunError::Setup {
             message: format!("there is no approval {id}"),
             hint: "list the queue with `synchost approvals list`".into(),
@@ -180,11 +192,7 @@ impl Engine {
         let verb = if approve { "approved" } else { "rejected" };
         let comment_text = comment.map(|c| format!(" ({c})")).unwrap_or_default();
         self.state.event("info", Some(&row.pipeline), None, &format!("approval {id} {verb} by {by}: {}{comment_text}", row.summary), None)?;
-        let ctx = self.context(&row.pipeline, Mode::Apply).await?;
-        let mut report = RunReport::default();
-        self.carry_out_decisions(&ctx, &mut report).await?;
-        let row = self.state.approval(id)?.expect("the approval exists");
-        Ok(row.outcome.unwrap_or_else(|| "carried out on the pipeline's next run".to_owned()))
+        Ok(row.pipeline)
     }
 
     /// Writes approved changes and notes rejections, for every decision of the

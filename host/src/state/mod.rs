@@ -4,8 +4,10 @@
 //! One database file per host (`<data_dir>/state.sqlite`), WAL mode, versioned
 //! migrations. The engine changes state only through [`Commit`], applied in one
 //! transaction, so a crash leaves either all of a batch's effects or none.
+//! [`lease`]: one writer per state store.
 
 mod approvals;
+pub mod lease;
 mod migrations;
 mod queries;
 
