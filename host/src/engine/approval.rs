@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{link_write, record_outcome, write_isolating, BatchPlan, Ctx, Engine, Mode, Pending, RunError, RunReport};
+use super::{link_write, record_outcome, BatchPlan, Ctx, Engine, Mode, Pending, RunError, RunReport};
 use crate::config::Side;
 use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome};
 use crate::state::{decode, encode, ApprovalRow, Commit, HistoryEntry, Queued};
@@ -227,7 +227,7 @@ impl Engine {
         let target = source.other();
         let mut pending = parked.into_pending(source, link, row.source_id.clone());
         pending.history.rule = format!("{}; approved by {}", pending.history.rule, row.decided_by.as_deref().unwrap_or("?"));
-        let outcome = write_isolating(ctx, target, std::slice::from_ref(&pending.change)).await?.pop();
+        let outcome = self.write_checked(ctx, target, std::slice::from_ref(&pending.change)).await?.pop();
         let (done, message) = match &outcome {
             Some(Outcome::Applied(applied)) => (true, format!("written to the {target} record {}", applied.id)),
             Some(Outcome::Rejected(problem)) if problem.retryable => (false, format!("not written yet ({}); tried again on the next run", problem.message)),

@@ -24,9 +24,11 @@
 //! - `policy`: conflict policies.
 //! - `resolve`: an admin's answer to a parked conflict, and resubmission of failed items.
 //! - `approval`: the approval queue: parking changes, carrying out decisions.
+//! - `outcomes`: a connector's outcomes checked before they become links.
 
 mod approval;
 mod matching;
+mod outcomes;
 pub mod policy;
 mod probe;
 mod references;
@@ -223,6 +225,21 @@ async fn map_and_validate(mapper: &Instance, source: Side, records: &[Record]) -
         }
     }
     Ok(results)
+}
+
+impl Engine {
+    /// Writes a batch (isolating a crash to its change) and checks the
+    /// outcomes before they become links.
+    pub(crate) async fn write_checked(&self, ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Result<Vec<Outcome>, RunError> {
+        let written = write_isolating(ctx, target, changes).await?;
+        let created: Vec<String> = outcomes::created_ids(changes, &written).into_iter().map(str::to_owned).collect();
+        let linked = if created.is_empty() {
+            Default::default()
+        } else {
+            self.state.links_by_ids(ctx.name, target, &created)?.into_keys().collect()
+        };
+        Ok(outcomes::checked(ctx.instance(target).name(), changes, written, &linked))
+    }
 }
 
 /// Writes a batch; if the connector crashes on it, writes the changes one at a
@@ -606,7 +623,7 @@ impl Engine {
                     plan.commit.finished_intents.extend(creates.into_iter().map(|id| (source, id)));
                 }
                 let changes: Vec<Change> = plan.pending.iter().map(|p| p.change.clone()).collect();
-                write_isolating(ctx, target, &changes).await?.into_iter().map(Some).collect()
+                self.write_checked(ctx, target, &changes).await?.into_iter().map(Some).collect()
             }
         };
         // A change the target could not take for now (it went down mid-batch):

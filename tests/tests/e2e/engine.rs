@@ -572,3 +572,50 @@ fields = { name = {} }
     assert!(failed[0].hint.as_deref().unwrap_or("").contains("set `status` back to shop on the left side"), "{:?}", failed[0].hint);
     assert_eq!(scene.query_one::<Option<String>>("shop.sqlite", "SELECT group_concat(name) FROM contacts").as_deref(), Some("Bea"));
 }
+
+// Covers: C9, P7, H1
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connectors_empty_or_repeated_ids_fail_only_their_records() {
+    let scene = Scene::new();
+    scene.database(
+        "crm.sqlite",
+        "CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT);
+         INSERT INTO contacts VALUES (1, 'Ada', '2026-01-01T00:00:00Z'), (2, 'Grace', '2026-01-01T00:00:00Z'),
+                                     (3, 'Alan', '2026-01-01T00:00:00Z'), (4, 'Edsger', '2026-01-01T00:00:00Z');",
+    );
+    let guest = synchost_tests::toml_path(std::path::Path::new(synchost_tests::guests::MISBEHAVING));
+    let engine = scene.engine(&format!(
+        r#"
+[plugins.misbehaving]
+path = {guest}
+
+[endpoints.crm]
+plugin = "sql-table"
+grants.sql.db = {{ dsn = "sqlite:crm.sqlite" }}
+settings = {{ connection = "db", entities = {{ contacts = {{ updated_at = "updated_at" }} }} }}
+
+[endpoints.sloppy]
+plugin = "misbehaving"
+settings = {{ behaviour = "ok", write_ids = ["7", "", "7", "9"] }}
+
+[pipelines.p]
+left = {{ endpoint = "crm", entity = "contacts" }}
+right = {{ endpoint = "sloppy", entity = "items" }}
+create = "left-to-right"
+fields.name = {{ right = "payload", direction = "left-to-right" }}
+"#
+    ));
+    let report = engine.run("p", "test", Mode::Apply).await.unwrap_or_else(|e| panic!("the batch commits: {e}"));
+    assert_eq!((report.counts.created, report.counts.failed), (2, 2), "{:?}", report.counts);
+    assert_eq!(engine.state.link_count("p").unwrap(), 2);
+    let failed = engine.state.failed(Some("p")).unwrap();
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|f| f.code == "bad-outcome" && f.reason.contains("`sloppy`")), "{failed:?}");
+    assert!(failed.iter().any(|f| f.reason.contains("named no record id")), "{failed:?}");
+    assert!(failed.iter().any(|f| f.reason.contains("same id `7`")), "{failed:?}");
+    // Resubmitted, the first gets `7` again, which is linked already.
+    engine.resubmit_failed("p", None, "test").await.unwrap();
+    assert_eq!(engine.state.link_count("p").unwrap(), 2);
+    let failed = engine.state.failed(Some("p")).unwrap();
+    assert!(failed.iter().any(|f| f.reason.contains("`7`, which is already linked")), "{failed:?}");
+}

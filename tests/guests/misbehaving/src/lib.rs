@@ -80,6 +80,10 @@ struct Settings {
     secret: String,
     #[serde(default)]
     target: String,
+    /// When set, `items` is writable and `write` reports these ids for the
+    /// changes in turn (empty or repeated ones on purpose).
+    #[serde(default)]
+    write_ids: Vec<String>,
 }
 
 /// The misbehaving connector.
@@ -102,7 +106,7 @@ impl Connector for Misbehaving {
             }],
             change_feed: false,
             soft_delete: false,
-            writable: false,
+            writable: !self.0.write_ids.is_empty(),
         }])
     }
 
@@ -196,8 +200,12 @@ impl Connector for Misbehaving {
         Ok(Vec::new())
     }
 
-    fn write(&mut self, _entity: &str, _changes: Vec<Change>) -> Result<Vec<Outcome>, Error> {
-        Err(Error::new("read-only", "the misbehaving guest does not write"))
+    fn write(&mut self, _entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error> {
+        if self.0.write_ids.is_empty() {
+            return Err(Error::new("read-only", "the misbehaving guest does not write"));
+        }
+        let ids = self.0.write_ids.iter().cycle();
+        Ok(changes.iter().zip(ids).map(|(_, id)| Outcome::Applied(Applied { id: id.clone(), version: None })).collect())
     }
 }
 
