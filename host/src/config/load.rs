@@ -194,11 +194,24 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
     }
 }
 
-/// A path as it will be used: relative to the config file, with symbolic
-/// links resolved as far as the path exists.
+/// A path as it will be used: relative to the config file, `..` and `.`
+/// taken lexically, then symbolic links resolved as far as the path exists.
 fn resolved_path(config_file: &Path, path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() { path.to_owned() } else { config_file.parent().unwrap_or(Path::new(".")).join(path) };
-    let mut existing = joined.as_path();
+    use std::path::Component;
+    let base = config_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_owned());
+    let joined = if path.is_absolute() { path.to_owned() } else { base.join(path) };
+    let mut lexical = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            Component::CurDir => {}
+            other => lexical.push(other),
+        }
+    }
+    let mut existing = lexical.as_path();
     let mut rest = Vec::new();
     while let Some(parent) = existing.parent() {
         if let Ok(real) = std::fs::canonicalize(existing) {
@@ -207,47 +220,60 @@ fn resolved_path(config_file: &Path, path: &Path) -> PathBuf {
         rest.extend(existing.file_name());
         existing = parent;
     }
-    joined
+    lexical
 }
 
-/// A read-write folder grant must hold nothing the host itself reads or
-/// writes: a plugin could replace a database file of another grant with a
-/// link to any file, the host's state store, or a plugin's component.
+/// A folder grant gives a plugin everything inside the folder. It must not
+/// reach anything of the host's own (the config, the state store, the
+/// cache of compiled plugins, plugin components) or another grant's
+/// database, in either direction (the folder inside one of them, or one of
+/// them inside the folder), and folder grants must not nest: a plugin could
+/// read another endpoint's data, replace a database or a compiled plugin,
+/// or move bytes past a quota.
 fn check_folders_hold_nothing_of_the_host(c: &mut Collector<'_>, config: &Config) {
     let file = c.file.to_owned();
     let base = file.parent().unwrap_or(Path::new("."));
     let data_dir = config.host.data_dir.clone().unwrap_or_else(|| PathBuf::from("synchost-data"));
-    let mut held: Vec<(String, PathBuf)> = vec![("the host's data folder (state store)".into(), resolved_path(&file, &data_dir))];
+    let mut held: Vec<(String, PathBuf)> = vec![
+        ("the config file".into(), resolved_path(&file, file.file_name().map(Path::new).unwrap_or(Path::new("synchost.toml")))),
+        ("the host's data folder (state store and compiled plugins)".into(), resolved_path(&file, &data_dir)),
+    ];
     if let Some(cache) = &config.host.cache_dir {
         held.push(("the host's cache folder".into(), resolved_path(&file, cache)));
     }
     for (name, plugin) in &config.plugins {
         held.push((format!("the component of [plugins.{name}]"), resolved_path(&file, plugin.path.get_ref())));
     }
+    let mut folders = Vec::new();
     for (section, instances) in [("endpoints", &config.endpoints), ("mappers", &config.mappers)] {
         for (name, instance) in instances {
             for (connection, grant) in &instance.grants.sql {
                 let super::Dsn::Sqlite(path) = grant.dsn.get_ref();
                 held.push((format!("the database of [{section}.{name}.grants.sql.{connection}]"), resolved_path(&file, path)));
             }
+            for (folder, grant) in &instance.grants.files {
+                folders.push((format!("[{section}.{name}.grants.files.{folder}]"), grant, resolved_path(&file, grant.path.get_ref())));
+            }
         }
     }
-    for (section, instances) in [("endpoints", &config.endpoints), ("mappers", &config.mappers)] {
-        for (name, instance) in instances {
-            for (folder, grant) in instance.grants.files.iter().filter(|(_, g)| !g.read_only) {
-                let granted = resolved_path(&file, grant.path.get_ref());
-                let inside: Vec<&str> = held.iter().filter(|(_, path)| path.starts_with(&granted)).map(|(what, _)| what.as_str()).collect();
-                if !inside.is_empty() {
-                    c.error(
-                        Some(grant.path.span()),
-                        format!("[{section}.{name}.grants.files.{folder}] gives write access to a folder holding {}", inside.join(" and ")),
-                        format!(
-                            "grant a folder that holds none of the host's files or databases (relative to {}), or add read_only = true",
-                            base.display()
-                        ),
-                    );
-                }
-            }
+    let overlap = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    for (place, grant, granted) in &folders {
+        let mut reached: Vec<String> = held.iter().filter(|(_, path)| overlap(path, granted)).map(|(what, _)| what.clone()).collect();
+        reached.extend(
+            folders
+                .iter()
+                .filter(|(other, _, path)| other != place && path != granted && overlap(path, granted))
+                .map(|(other, _, _)| format!("the folder of {other}")),
+        );
+        if !reached.is_empty() {
+            c.error(
+                Some(grant.path.span()),
+                format!("{place} reaches {}", reached.join(" and ")),
+                format!(
+                    "grant a folder of its own that holds, and lies inside, none of the host's files, databases or other granted folders (paths are relative to {})",
+                    base.display()
+                ),
+            );
         }
     }
 }

@@ -499,13 +499,18 @@ async fn two_instances_granted_one_folder_share_its_quota() {
 
 // Covers: H1
 #[test]
-fn a_writable_folder_holding_a_database_or_the_state_is_refused_by_the_config() {
+fn a_folder_grant_reaching_the_hosts_files_or_another_grant_is_refused_by_the_config() {
     let scene = Scene::new();
-    std::fs::create_dir_all(scene.path("data/synchost-data")).unwrap();
+    std::fs::create_dir_all(scene.path("data/synchost-data/cache")).unwrap();
+    std::fs::create_dir_all(scene.path("plans/sub")).unwrap();
     scene.database("data/crm.sqlite", CONTACTS);
     for (files, found) in [
         (r#"grants.files.all = { path = "data" }"#, "the database of [endpoints.sneaky.grants.sql.crm]"),
-        (r#"grants.files.all = { path = "." }"#, "the host's data folder (state store)"),
+        (r#"grants.files.all = { path = "data", read_only = true }"#, "the database of [endpoints.sneaky.grants.sql.crm]"),
+        (r#"grants.files.all = { path = "." }"#, "the config file"),
+        (r#"grants.files.all = { path = "data/synchost-data/cache" }"#, "the host's data folder"),
+        (r#"grants.files.all = { path = "plans/../data/synchost-data" }"#, "the host's data folder"),
+        (r#"grants.files.all = { path = "plans/sub" }"#, "the folder of [endpoints.other.grants.files.plans]"),
     ] {
         let config = format!(
             r#"
@@ -517,14 +522,16 @@ plugin = "sql-table"
 settings = {{ connection = "crm", entities = {{ contacts = {{}} }} }}
 grants.sql.crm = {{ dsn = "sqlite:data/crm.sqlite" }}
 {files}
+
+[endpoints.other]
+plugin = "project-plan"
+settings = {{ folder = "plans", file = "p.xml" }}
+grants.files.plans = {{ path = "plans" }}
 "#
         );
-        let error = synchost::config::LoadedConfig::parse(&scene.path("synchost.toml"), &config).expect_err("refused").to_string();
-        assert!(error.contains("[endpoints.sneaky.grants.files.all] gives write access to a folder holding"), "{error}");
-        assert!(error.contains(found), "{error}");
-        // Read-only, the same folder is fine.
-        let read_only = config.replace(" }", ", read_only = true }");
-        synchost::config::LoadedConfig::parse(&scene.path("synchost.toml"), &read_only).expect("a read-only grant holds no danger");
+        let error = synchost::config::LoadedConfig::parse(&scene.path("synchost.toml"), &config).expect_err(files).to_string();
+        assert!(error.contains("[endpoints.sneaky.grants.files.all] reaches"), "{files}: {error}");
+        assert!(error.contains(found), "{files}: {error}");
     }
 }
 
