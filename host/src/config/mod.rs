@@ -58,7 +58,7 @@ impl Default for EffectiveLimits {
             http_requests: 1000,
             http_body: 16 << 20,
             sql_rows: 1_000_000,
-            sql_value: 4 << 20,
+            sql_value: 1 << 20,
         }
     }
 }

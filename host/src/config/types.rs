@@ -162,6 +162,6 @@ pub struct Limits {
     pub sql_rows: Option<u64>,
     /// Longest single SQL value (string or blob) a statement may read or
     /// build, e.g. `4MiB`; at most `max_output` shared among the result's
-    /// columns. Default 4 MiB.
+    /// columns. Default 1 MiB.
     pub sql_value: Option<ByteSize>,
 }

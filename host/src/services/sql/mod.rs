@@ -42,12 +42,18 @@ pub use rules::{authorize, refuse_vacuum, Refusal};
 use crate::runtime::bindings::wit_sql::{BatchMode, Executed, Rows, Statement};
 use crate::runtime::bindings::{Problem, Value};
 
-/// Longest SQL text a plugin may send in one statement.
-const MAX_SQL_TEXT: i32 = 1 << 20;
+/// Longest SQL text a plugin may send in one statement: connectors bind
+/// their values, so their statements are short; a long one can only repeat
+/// work in the straight-line code between two looks at the deadline.
+const MAX_SQL_TEXT: i32 = 100 * 1024;
 
-/// Longest LIKE or GLOB pattern: their cost grows with pattern times value,
-/// inside one step no deadline can interrupt.
-const MAX_LIKE_PATTERN: i32 = 256;
+/// Most virtual machine instructions in one statement, and most arguments
+/// of one function: the same reason.
+const MAX_STATEMENT_STEPS: i32 = 25_000;
+const MAX_FUNCTION_ARGUMENTS: i32 = 32;
+
+/// How often a call waiting for a database another call holds looks again.
+const POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The most memory SQLite may take in this process, plugin connections and
 /// the state store together: a last guard behind the per-call caps (a sort
@@ -206,9 +212,26 @@ impl SqlDatabase {
     fn with<T>(
         &self,
         origin: &str,
+        deadline: Instant,
         f: impl FnOnce(&mut Connection, &ConnectionWatch) -> Result<T, Problem>,
     ) -> Result<T, Problem> {
-        let mut guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        // Waits for the connection no longer than the call may run, so calls
+        // queued behind a slow statement give up in time and do not pile up.
+        let mut guard = loop {
+            match self.connection.try_lock() {
+                Ok(guard) => break guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(POLL),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err(problem(
+                        "database-busy",
+                        format!("the database of {origin} was held by another call until this call's deadline"),
+                        Some("another instance's statement ran long on the same file; the work is retried".into()),
+                        true,
+                    ));
+                }
+            }
+        };
         let current = file_identity(&self.path);
         if guard.as_ref().is_some_and(|open| Some(open.identity) != current) {
             tracing::warn!(path = %self.path.display(), "Database file changed since it was opened; reopening");
@@ -263,8 +286,10 @@ impl SqlDatabase {
         connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, false).map_err(unavailable)?;
         connection.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(unavailable)?;
         connection.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_TEXT).map_err(unavailable)?;
-        connection.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_LIKE_PATTERN).map_err(unavailable)?;
-        functions::install(&connection, watch.longest.clone()).map_err(unavailable)?;
+        connection.set_limit(Limit::SQLITE_LIMIT_VDBE_OP, MAX_STATEMENT_STEPS).map_err(unavailable)?;
+        connection.set_limit(Limit::SQLITE_LIMIT_FUNCTION_ARG, MAX_FUNCTION_ARGUMENTS).map_err(unavailable)?;
+        let stop_watch = watch.clone();
+        functions::install(&connection, watch.longest.clone(), Arc::new(move || stop_watch.should_interrupt())).map_err(unavailable)?;
         static HEAP_LIMIT: std::sync::Once = std::sync::Once::new();
         // SAFETY: sets a process-wide number; callable at any time.
         HEAP_LIMIT.call_once(|| unsafe {
@@ -285,7 +310,7 @@ impl SqlDatabase {
 
     /// Opens the database now, to probe the connection before work is scheduled.
     pub fn probe(&self, origin: &str) -> Result<(), Problem> {
-        self.with(origin, |c, watch| {
+        self.with(origin, Instant::now() + std::time::Duration::from_secs(30), |c, watch| {
             c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| sql_problem(&e, origin, watch))
         })
     }
@@ -476,7 +501,7 @@ impl SqlGrant {
     pub async fn query(&self, sql: String, params: Vec<Value>, budget: SqlCallBudget) -> Result<Rows, Problem> {
         let grant = self.clone();
         blocking(budget.given_up.clone(), move || {
-            grant.database.with(&grant.origin, |connection, watch| {
+            grant.database.with(&grant.origin, budget.deadline, |connection, watch| {
                 begin_call(watch, &budget)?;
                 let result = grant.query_on(connection, watch, &sql, params, &budget);
                 end_call(watch);
@@ -519,7 +544,7 @@ impl SqlGrant {
     ) -> Result<Vec<Result<Executed, Problem>>, Problem> {
         let grant = self.clone();
         blocking(budget.given_up.clone(), move || {
-            grant.database.with(&grant.origin, |connection, watch| {
+            grant.database.with(&grant.origin, budget.deadline, |connection, watch| {
                 begin_call(watch, &budget)?;
                 let origin = grant.origin.as_str();
                 let result = host_sql(connection, watch, "BEGIN")
