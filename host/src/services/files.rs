@@ -74,15 +74,22 @@ impl FolderAccount {
         }
     }
 
-    /// Adds `growth` if the folder stays within `quota`.
+    /// Adds `growth` if the folder stays within `quota`. A folder that
+    /// cannot be measured counts as full.
     fn charge(&self, growth: u64, quota: u64) -> bool {
         let mut state = self.lock();
-        let measured = *state.measured.get_or_insert_with(|| folder_size(&self.path));
-        if measured + state.grown + growth > quota {
+        let measured = *state.measured.get_or_insert_with(|| folder_size(&self.path).unwrap_or(u64::MAX / 2));
+        if measured.saturating_add(state.grown).saturating_add(growth) > quota {
             return false;
         }
         state.grown += growth;
         true
+    }
+
+    /// Gives back what a failed operation was charged.
+    fn refund(&self, growth: u64) {
+        let mut state = self.lock();
+        state.grown = state.grown.saturating_sub(growth);
     }
 }
 
@@ -105,20 +112,41 @@ impl FolderAccounts {
 }
 
 /// Bytes of everything under `path`, each entry counting [`ENTRY_BYTES`]
-/// besides its contents (symbolic links are not followed).
-fn folder_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| {
-            ENTRY_BYTES
-                + match entry.metadata() {
-                    Ok(meta) if meta.is_dir() => folder_size(&entry.path()),
-                    Ok(meta) if meta.is_file() => meta.len(),
-                    _ => 0,
-                }
-        })
-        .sum()
+/// besides its contents; `None` if any of it cannot be read. Walks by
+/// directory handles (`openat`), not by full paths, so no depth of folders
+/// or length of names hides anything; symbolic links are not followed.
+fn folder_size(path: &Path) -> Option<u64> {
+    use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let root = Arc::new(openat(CWD, path, flags, Mode::empty()).ok()?);
+    // Folders still to read: each with its parent, opened when its turn comes.
+    let mut pending: Vec<Arc<rustix::fd::OwnedFd>> = vec![root];
+    let mut later: Vec<(Arc<rustix::fd::OwnedFd>, std::ffi::CString)> = Vec::new();
+    let mut total: u64 = 0;
+    loop {
+        let folder = match pending.pop() {
+            Some(folder) => folder,
+            None => match later.pop() {
+                Some((parent, name)) => Arc::new(openat(&*parent, name.as_c_str(), flags, Mode::empty()).ok()?),
+                None => return Some(total),
+            },
+        };
+        let mut entries = Dir::read_from(&*folder).ok()?;
+        while let Some(entry) = entries.read() {
+            let entry = entry.ok()?;
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            total = total.saturating_add(ENTRY_BYTES);
+            let stat = statat(&*folder, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+            match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Directory => later.push((folder.clone(), name.to_owned())),
+                FileType::RegularFile => total = total.saturating_add(stat.st_size as u64),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Per call: the granted folders' accounts, and which folder each open
@@ -139,6 +167,8 @@ struct CallFolders {
 struct CallFolder {
     name: String,
     quota: u64,
+    /// Read-only grants are not charged: WASI refuses their writes itself.
+    read_only: bool,
     account: Arc<FolderAccount>,
     joined: bool,
 }
@@ -155,7 +185,13 @@ impl FolderUsage {
     pub fn new(instance: &str, folders: &[Folder]) -> Self {
         let folders = folders
             .iter()
-            .map(|f| CallFolder { name: f.name.clone(), quota: f.quota, account: f.account.clone(), joined: false })
+            .map(|f| CallFolder {
+                name: f.name.clone(),
+                quota: f.quota,
+                read_only: f.read_only,
+                account: f.account.clone(),
+                joined: false,
+            })
             .collect();
         FolderUsage(Arc::new(Mutex::new(CallFolders {
             folders,
@@ -205,9 +241,13 @@ impl FolderUsage {
             Some(index) => vec![index],
             None => (0..call.folders.len()).collect(),
         };
+        let mut charged: Vec<usize> = Vec::new();
         for index in indices {
             let instance = call.instance.clone();
             let folder = &mut call.folders[index];
+            if folder.read_only {
+                continue;
+            }
             if !folder.joined {
                 folder.account.join();
                 folder.joined = true;
@@ -219,10 +259,26 @@ impl FolderUsage {
                     setting: format!("`quota` of the `{}` folder grant of `{instance}`", folder.name),
                 };
                 call.exceeded.get_or_insert(exceeded);
+                for index in charged {
+                    call.folders[index].account.refund(growth);
+                }
                 return false;
             }
+            charged.push(index);
         }
         true
+    }
+
+    /// Gives back a charge whose operation failed.
+    fn refund(&self, folder: Option<usize>, growth: u64) {
+        let call = self.lock();
+        let folders: Vec<&CallFolder> = match folder {
+            Some(index) => vec![&call.folders[index]],
+            None => call.folders.iter().collect(),
+        };
+        for folder in folders.into_iter().filter(|f| !f.read_only) {
+            folder.account.refund(growth);
+        }
     }
 }
 
@@ -232,6 +288,17 @@ fn file_of(state: &mut HostState, descriptor: &Resource<Descriptor>) -> Option<A
         Ok(Descriptor::File(file)) => Some(file.file.clone()),
         _ => None,
     }
+}
+
+/// Whether `path` names an entry under a directory descriptor already (so
+/// opening it with CREATE makes nothing new). A path that climbs (`..`)
+/// counts as new.
+fn entry_exists(state: &mut HostState, dir: &Resource<Descriptor>, path: &str) -> bool {
+    let Ok(Descriptor::Dir(dir)) = state.ctx().table.get(dir) else { return false };
+    if path.split('/').any(|part| part == "..") {
+        return false;
+    }
+    rustix::fs::statat(&*dir.dir, path, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
 }
 
 fn size_of(file: &std::fs::File) -> u64 {
@@ -278,14 +345,16 @@ pub fn add_quota_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<(
             Box::new(async move {
                 let state = store.data_mut();
                 let parent_rep = parent.rep();
-                if open_flags.contains(types::OpenFlags::CREATE)
-                    && !state.folder_usage.charge(state.folder_usage.folder_of(parent_rep), ENTRY_BYTES)
-                {
+                let folder = state.folder_usage.folder_of(parent_rep);
+                let creates = open_flags.contains(types::OpenFlags::CREATE) && !entry_exists(state, &parent, &path);
+                if creates && !state.folder_usage.charge(folder, ENTRY_BYTES) {
                     return Ok((Err(quota_error()),));
                 }
                 let opened = types::HostDescriptor::open_at(&mut state.filesystem(), parent, path_flags, path, open_flags, flags).await;
-                if let Ok(child) = &opened {
-                    state.folder_usage.note_opened(parent_rep, child.rep());
+                match &opened {
+                    Ok(child) => state.folder_usage.note_opened(parent_rep, child.rep()),
+                    Err(_) if creates => state.folder_usage.refund(folder, ENTRY_BYTES),
+                    Err(_) => {}
                 }
                 Ok((wit_result(state, opened)?,))
             })
@@ -296,13 +365,18 @@ pub fn add_quota_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<(
         |mut store, (descriptor, buffer, offset): (Resource<Descriptor>, Vec<u8>, u64)| {
             Box::new(async move {
                 let state = store.data_mut();
+                let folder = state.folder_usage.folder_of(descriptor.rep());
+                let mut growth = 0;
                 if let Some(file) = file_of(state, &descriptor) {
-                    let growth = (offset + buffer.len() as u64).saturating_sub(size_of(&file));
-                    if !state.folder_usage.charge(state.folder_usage.folder_of(descriptor.rep()), growth) {
+                    growth = offset.saturating_add(buffer.len() as u64).saturating_sub(size_of(&file));
+                    if !state.folder_usage.charge(folder, growth) {
                         return Ok((Err(quota_error()),));
                     }
                 }
                 let written = types::HostDescriptor::write(&mut state.filesystem(), descriptor, buffer, offset).await;
+                if written.is_err() {
+                    state.folder_usage.refund(folder, growth);
+                }
                 Ok((wit_result(state, written)?,))
             })
         },
@@ -312,13 +386,18 @@ pub fn add_quota_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<(
         |mut store, (descriptor, size): (Resource<Descriptor>, u64)| {
             Box::new(async move {
                 let state = store.data_mut();
+                let folder = state.folder_usage.folder_of(descriptor.rep());
+                let mut growth = 0;
                 if let Some(file) = file_of(state, &descriptor) {
-                    let growth = size.saturating_sub(size_of(&file));
-                    if !state.folder_usage.charge(state.folder_usage.folder_of(descriptor.rep()), growth) {
+                    growth = size.saturating_sub(size_of(&file));
+                    if !state.folder_usage.charge(folder, growth) {
                         return Ok((Err(quota_error()),));
                     }
                 }
                 let done = types::HostDescriptor::set_size(&mut state.filesystem(), descriptor, size).await;
+                if done.is_err() {
+                    state.folder_usage.refund(folder, growth);
+                }
                 Ok((wit_result(state, done)?,))
             })
         },
@@ -438,7 +517,7 @@ impl OutputStream for QuotaStream {
         let length = bytes.len() as u64;
         let size = size_of(&self.file);
         let growth = match self.position {
-            Some(position) => (position + length).saturating_sub(size),
+            Some(position) => position.saturating_add(length).saturating_sub(size),
             None => length,
         };
         if !self.usage.charge(self.folder, growth) {
@@ -482,5 +561,33 @@ impl OutputStream for ClosedStream {
     }
     fn check_write(&mut self) -> StreamResult<usize> {
         Err(StreamError::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::fs::{mkdirat, openat, Mode, OFlags};
+
+    #[test]
+    fn a_folder_is_measured_whole_however_deep_and_long_its_paths() {
+        let root = tempfile::tempdir().unwrap();
+        let name = "n".repeat(200);
+        // 25 levels of 200-character names: a path far past PATH_MAX.
+        let mut folder = openat(rustix::fs::CWD, root.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        for _ in 0..25 {
+            mkdirat(&folder, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+            folder = openat(&folder, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        }
+        let file = openat(&folder, "deep.bin", OFlags::WRONLY | OFlags::CREATE, Mode::from_raw_mode(0o644)).unwrap();
+        rustix::io::write(&file, &vec![1u8; 300_000]).unwrap();
+        let size = folder_size(root.path()).expect("measured");
+        assert_eq!(size, 300_000 + 26 * ENTRY_BYTES);
+    }
+
+    #[test]
+    fn an_unreadable_folder_counts_as_full() {
+        let account = FolderAccount { path: "/no/such/folder".into(), state: Mutex::default() };
+        assert!(!account.charge(1, 1 << 30));
     }
 }
