@@ -232,10 +232,11 @@ impl FolderUsage {
 
     /// Charges `growth` bytes to a folder (every folder when the descriptor's
     /// folder is unknown); false when that takes one past its quota.
+    /// A charge of 0 still measures the folder if it was not yet: done
+    /// before anything that can shrink a file (`open-at` with truncation,
+    /// `set-size`), so that space freed and filled again within the calls
+    /// counts twice rather than not at all.
     fn charge(&self, folder: Option<usize>, growth: u64) -> bool {
-        if growth == 0 {
-            return true;
-        }
         let mut call = self.lock();
         let indices: Vec<usize> = match folder {
             Some(index) => vec![index],
@@ -347,7 +348,8 @@ pub fn add_quota_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<(
                 let parent_rep = parent.rep();
                 let folder = state.folder_usage.folder_of(parent_rep);
                 let creates = open_flags.contains(types::OpenFlags::CREATE) && !entry_exists(state, &parent, &path);
-                if creates && !state.folder_usage.charge(folder, ENTRY_BYTES) {
+                let writes = flags.contains(types::DescriptorFlags::WRITE);
+                if (creates || writes) && !state.folder_usage.charge(folder, if creates { ENTRY_BYTES } else { 0 }) {
                     return Ok((Err(quota_error()),));
                 }
                 let opened = types::HostDescriptor::open_at(&mut state.filesystem(), parent, path_flags, path, open_flags, flags).await;
