@@ -33,9 +33,11 @@ static URL_USERINFO: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]+@").expect("valid pattern"));
 static URL_QUERY_VALUE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"([?&][^=&#\s"'`<>]+=)[^&#\s"'`<>)]+"#).expect("valid pattern"));
-static SECRET_PAIR: LazyLock<Regex> = LazyLock::new(|| {
+/// `NAME = VALUE` or `NAME: VALUE`; whether NAME is a secret's is decided by
+/// [`is_secret_name`], so one rule serves settings and text.
+static PAIR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)\b((?:[a-z0-9]+[_.\-])*(?:password|passwd|pwd|passphrase|secret|token|credentials?|authorization|apikey|key)["']?)(\s*[=:]\s*)(?:bearer\s+|basic\s+)?("[^"]*"|'[^']*'|[^\s,;&{}\[\]"'][^\s,;&}\]]*)"#,
+        r#"(?i)\b([a-z][a-z0-9_.\-]*)(["']?\s*[=:]\s*)(?:bearer\s+|basic\s+)?("[^"]*"|'[^']*'|[^\s,;&{}\[\]"'][^\s,;&}\]]*)"#,
     )
     .expect("valid pattern")
 });
@@ -46,14 +48,49 @@ const SECRET_WORDS: &[&str] = &["password", "passwd", "pwd", "passphrase", "secr
 /// Words that make a following `key` a secret's (`api_key`, `access-key`).
 const KEY_QUALIFIERS: &[&str] = &["api", "access", "private", "secret", "auth", "license", "signing", "client", "encryption"];
 
+/// The words of a name: split at `_`, `-`, `.`, spaces and camelCase
+/// humps, lower-cased, a plural `s` dropped (`accessTokens` -> access, token).
+fn words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if matches!(c, '_' | '-' | '.' | ' ') || (c.is_uppercase() && previous_lower) {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        if !matches!(c, '_' | '-' | '.' | ' ') {
+            word.extend(c.to_lowercase());
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+        .into_iter()
+        .map(|w| match w.strip_suffix('s') {
+            Some(single) if w.len() > 3 && !w.ends_with("ss") => single.to_owned(),
+            _ => w,
+        })
+        .collect()
+}
+
 /// Whether a settings key names a secret: `api_key`, `password`,
-/// `access_token`, `client-secret`. A bare `key` does not: connectors use it
-/// for a table's key column.
+/// `accessToken`, `client-secret`, `privateKeys`. A bare `key` does not:
+/// connectors use it for a table's key column.
 pub fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    let words: Vec<&str> = key.split(['_', '-', '.', ' ']).filter(|w| !w.is_empty()).collect();
-    words.iter().any(|w| SECRET_WORDS.contains(w))
-        || words.windows(2).any(|pair| pair[1] == "key" && KEY_QUALIFIERS.contains(&pair[0]))
+    let words = words(key);
+    words.iter().any(|w| SECRET_WORDS.contains(&w.as_str()))
+        || words.windows(2).any(|pair| pair[1] == "key" && KEY_QUALIFIERS.contains(&pair[0].as_str()))
+}
+
+/// Whether a name in text is a secret's: a settings key that is
+/// ([`is_secret_key`]), or a bare `key`, which in text (`key = ...`,
+/// `?key=...`) is most often one.
+fn is_secret_name(name: &str) -> bool {
+    is_secret_key(name) || name.eq_ignore_ascii_case("key")
 }
 
 /// Remembers a value that must never be shown, and the forms it takes in
@@ -97,11 +134,14 @@ pub fn redact_with<'t>(secrets: &[String], text: &'t str) -> Cow<'t, str> {
     }
     // A quoted value stays quoted, so JSON and TOML stay well-formed.
     let pair = |captures: &regex::Captures<'_>| {
+        if !is_secret_name(&captures[1]) {
+            return captures[0].to_owned();
+        }
         let quote = captures[3].chars().next().filter(|c| *c == '"' || *c == '\'');
         let quote = quote.map(String::from).unwrap_or_default();
         format!("{}{}{quote}{MASK}{quote}", &captures[1], &captures[2])
     };
-    if let Cow::Owned(masked) = SECRET_PAIR.replace_all(&out, pair) {
+    if let Cow::Owned(masked) = PAIR.replace_all(&out, pair) {
         out = Cow::Owned(masked);
     }
     out
@@ -190,6 +230,8 @@ mod tests {
         assert_eq!(masked("entity `secrets`: key column `id` is missing"), "entity `secrets`: key column `id` is missing");
         assert_eq!(masked("monkey = banana"), "monkey = banana");
         assert_eq!(masked(r#"key = "abc""#), r#"key = "***""#);
+        assert_eq!(masked(r#"{"accessToken":"abc123","n":1}"#), r#"{"accessToken":"***","n":1}"#);
+        assert_eq!(masked("clientSecret: hush"), "clientSecret: ***");
     }
 
     #[test]
@@ -211,5 +253,12 @@ mod tests {
         assert!(!is_secret_key("key"), "a table's key column");
         assert!(!is_secret_key("sort_key"));
         assert!(!is_secret_key("keyboard_layout"));
+        assert!(is_secret_key("accessToken"));
+        assert!(is_secret_key("clientSecret"));
+        assert!(is_secret_key("privateKey"));
+        assert!(is_secret_key("api_keys"));
+        assert!(is_secret_key("tokens"));
+        assert!(!is_secret_key("status"));
+        assert!(!is_secret_key("address"));
     }
 }

@@ -185,7 +185,12 @@ pub fn settings_json(settings: &toml::Table) -> serde_json::Value {
                     s.clone().into()
                 }
             },
-            toml::Value::Integer(i) => (*i).into(),
+            toml::Value::Integer(i) => {
+                if crate::secrets::is_secret_key(key) {
+                    crate::secrets::register(&i.to_string());
+                }
+                (*i).into()
+            }
             toml::Value::Float(f) => (*f).into(),
             toml::Value::Boolean(b) => (*b).into(),
             toml::Value::Datetime(d) => d.to_string().into(),
