@@ -10,9 +10,11 @@ use rusqlite::hooks::{AuthAction, TransactionOperation};
 /// or changes the file (`user_version`, `writable_schema` ...).
 const SCHEMA_PRAGMAS: &[&str] = &["table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"];
 
-/// SQL functions no plugin may call: they reach outside the database or
-/// change how the connection parses what other instances send.
-const DENIED_FUNCTIONS: &[&str] = &["load_extension", "fts3_tokenizer"];
+/// SQL functions no plugin may call: they reach outside the database,
+/// change how the connection parses what other instances send, or (the
+/// JSON merge patch) take time growing with the square of their input in one
+/// step, where no deadline reaches.
+const DENIED_FUNCTIONS: &[&str] = &["load_extension", "fts3_tokenizer", "json_patch", "jsonb_patch"];
 
 /// Why [`authorize`] refused a statement, said so a plugin author knows what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +85,7 @@ pub fn authorize(action: &AuthAction<'_>, database: Option<&str>) -> Result<(), 
         AuthAction::Function { function_name } => {
             let name = function_name.to_ascii_lowercase();
             if DENIED_FUNCTIONS.contains(&name.as_str()) {
-                refuse(format!("{name}()"), "it reaches outside the database")
+                refuse(format!("{name}()"), "it reaches outside the database or runs unbounded in one step")
             } else {
                 Ok(())
             }
