@@ -202,6 +202,19 @@ grants.sql.crm = {{ dsn = "sqlite:crm.sqlite" }}"#,
 
 // Covers: H1
 #[tokio::test(flavor = "multi_thread")]
+async fn functions_that_reach_out_or_run_unbounded_are_refused() {
+    for (call, what) in [
+        ("SELECT load_extension('/tmp/evil.so')", "load_extension()"),
+        ("SELECT fts3_tokenizer('simple')", "fts3_tokenizer()"),
+        ("SELECT json_patch('{\"a\":1}', '{\"b\":2}')", "json_patch()"),
+    ] {
+        let (scene, catalog) = queries_scene(&[call], false, true, "");
+        refused(&attempt(&scene, &catalog).await, what);
+    }
+}
+
+// Covers: H1
+#[tokio::test(flavor = "multi_thread")]
 async fn transaction_control_from_a_plugin_is_refused() {
     for (statements, execute, what) in [
         (vec!["BEGIN"], false, "BEGIN"),

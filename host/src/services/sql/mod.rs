@@ -331,6 +331,11 @@ fn refusal_problem(origin: &str, refusal: &Refusal) -> Problem {
 
 fn sql_problem(error: &rusqlite::Error, origin: &str, watch: &ConnectionWatch) -> Problem {
     use rusqlite::ErrorCode;
+    // SQLite reports a refused function as a plain error, not SQLITE_AUTH:
+    // the authorizer's note says what happened either way.
+    if let Some(refusal) = watch.take_refusal() {
+        return refusal_problem(origin, &refusal);
+    }
     match error.sqlite_error_code() {
         Some(ErrorCode::AuthorizationForStatementDenied) => {
             let refusal = watch.take_refusal().unwrap_or(Refusal {
