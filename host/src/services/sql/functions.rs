@@ -71,28 +71,20 @@ fn text(value: ValueRef<'_>) -> Option<Vec<u8>> {
     }
 }
 
-/// A real number as SQLite writes it (`%!.15g`): 15 significant digits,
-/// whole numbers with `.0`, exponents as `e+15` / `e-05`.
+/// A real number as SQLite writes it as text. SQLite's own rendering
+/// (`%!.15g`, with its own decimal rounding) is asked of a private in-memory
+/// connection, so that no digit differs from what the user's other programs
+/// write into indexes and generated columns.
 fn real_text(f: f64) -> String {
-    if f.is_infinite() {
-        return if f > 0.0 { "Inf".into() } else { "-Inf".into() };
+    thread_local! {
+        static CAST: Option<Connection> = Connection::open_in_memory().ok();
     }
-    if f == 0.0 {
-        return "0.0".into();
-    }
-    let scientific = format!("{f:.14e}");
-    let (mantissa, exponent) = scientific.split_once('e').expect("exponent form");
-    let exponent: i32 = exponent.parse().expect("an exponent is a number");
-    let with_point = |digits: &str| {
-        let digits = digits.trim_end_matches('0');
-        if digits.ends_with('.') { format!("{digits}0") } else { digits.to_owned() }
-    };
-    if !(-4..15).contains(&exponent) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{}e{sign}{:02}", with_point(mantissa), exponent.abs());
-    }
-    let decimals = (14 - exponent).max(0) as usize;
-    with_point(&format!("{f:.decimals$}"))
+    CAST.with(|connection| {
+        connection
+            .as_ref()
+            .and_then(|c| c.query_row("SELECT CAST(?1 AS TEXT)", [f], |r| r.get::<_, String>(0)).ok())
+            .unwrap_or_else(|| f.to_string())
+    })
 }
 
 /// Characters of UTF-8 text as SQLite counts them: a lead byte and the
@@ -205,6 +197,9 @@ enum Token {
     Char(char),
     /// A GLOB class `[...]`: ranges and single characters, maybe negated.
     Class { negated: bool, ranges: Vec<(char, char)> },
+    /// Nothing: a pattern SQLite never matches (a trailing escape, an
+    /// unclosed class).
+    Never,
 }
 
 fn like_tokens(pattern: &str, escape: Option<char>) -> Vec<Token> {
@@ -214,7 +209,7 @@ fn like_tokens(pattern: &str, escape: Option<char>) -> Vec<Token> {
         tokens.push(match c {
             c if Some(c) == escape => match chars.next() {
                 Some(next) => Token::Char(next),
-                None => break,
+                None => Token::Never,
             },
             '%' => Token::Any,
             '_' => Token::One,
@@ -255,7 +250,7 @@ fn glob_tokens(pattern: &str) -> Vec<Token> {
                 }
                 if j >= chars.len() {
                     // No closing `]`: SQLite's GLOB then matches nothing.
-                    return vec![Token::Class { negated: false, ranges: Vec::new() }, Token::Class { negated: false, ranges: Vec::new() }];
+                    return vec![Token::Never];
                 }
                 tokens.push(Token::Class { negated, ranges });
                 i = j;
@@ -273,6 +268,7 @@ fn token_matches(token: &Token, c: char, fold_case: bool) -> bool {
         Token::Char(p) if fold_case => p.to_ascii_lowercase() == c.to_ascii_lowercase(),
         Token::Char(p) => *p == c,
         Token::Class { negated, ranges } => ranges.iter().any(|(low, high)| *low <= c && c <= *high) != *negated,
+        Token::Never => false,
     }
 }
 
@@ -306,7 +302,7 @@ fn matches(tokens: &[Token], text: &[char], fold_case: bool, stop: &Stop) -> rus
             },
         }
     }
-    Ok(tokens[p..].iter().all(|token| *token == Token::Any))
+    Ok(tokens[p..].iter().all(|token| *token == Token::Any) && !tokens.contains(&Token::Never))
 }
 
 fn decoded(bytes: &[u8]) -> Vec<char> {
@@ -423,6 +419,63 @@ mod tests {
         let trimmed: String = one(&c, "SELECT trim(printf('%.*c', 1000000, 'a') || 'b', printf('%.*c', 500000, 'c') || 'a')");
         assert_eq!(trimmed, "b");
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    /// The host's functions and SQLite's own, on the same random input.
+    mod against_sqlite {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn sqlite_value(c: &Connection, sql: &str, args: &[&str]) -> Result<rusqlite::types::Value, String> {
+            let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+            c.query_row(sql, params.as_slice(), |r| r.get::<_, rusqlite::types::Value>(0)).map_err(|e| e.to_string())
+        }
+
+        /// Short strings over a small alphabet with wildcards, escapes, case
+        /// and a multi-byte letter, so that matches and near misses are common.
+        fn text() -> impl Strategy<Value = String> {
+            proptest::collection::vec(prop_oneof![Just('a'), Just('A'), Just('b'), Just('%'), Just('_'), Just('*'), Just('?'), Just('['), Just(']'), Just('^'), Just('-'), Just('!'), Just('é')], 0..8)
+                .prop_map(|chars| chars.into_iter().collect())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #[test]
+            fn same_results(subject in text(), pattern in text(), replacement in text()) {
+                let ours = connection();
+                let sqlites = Connection::open_in_memory().unwrap();
+                for (sql, args) in [
+                    ("SELECT ?1 LIKE ?2", vec![subject.as_str(), pattern.as_str()]),
+                    ("SELECT ?1 LIKE ?2 ESCAPE '!'", vec![subject.as_str(), pattern.as_str()]),
+                    ("SELECT ?1 GLOB ?2", vec![subject.as_str(), pattern.as_str()]),
+                    ("SELECT instr(?1, ?2)", vec![subject.as_str(), pattern.as_str()]),
+                    ("SELECT replace(?1, ?2, ?3)", vec![subject.as_str(), pattern.as_str(), replacement.as_str()]),
+                    ("SELECT trim(?1, ?2)", vec![subject.as_str(), pattern.as_str()]),
+                    ("SELECT ltrim(?1, ?2)", vec![subject.as_str(), pattern.as_str()]),
+                    ("SELECT rtrim(?1, ?2)", vec![subject.as_str(), pattern.as_str()]),
+                ] {
+                    let expected = sqlite_value(&sqlites, sql, &args);
+                    let got = sqlite_value(&ours, sql, &args);
+                    prop_assert_eq!(got.is_ok(), expected.is_ok(), "{} {:?}: {:?} vs {:?}", sql, args, got, expected);
+                    if let (Ok(got), Ok(expected)) = (got, expected) {
+                        prop_assert_eq!(got, expected, "{} {:?}", sql, args);
+                    }
+                }
+            }
+
+            #[test]
+            fn numbers_become_the_same_text(real in proptest::num::f64::NORMAL | proptest::num::f64::ZERO, whole in any::<i64>(), scale in -30i32..30) {
+                let ours = connection();
+                let sqlites = Connection::open_in_memory().unwrap();
+                let scaled = real * 10f64.powi(scale);
+                for value in [rusqlite::types::Value::Real(real), rusqlite::types::Value::Real(scaled), rusqlite::types::Value::Integer(whole)] {
+                    for sql in ["SELECT replace(?1, 'x', 'y')", "SELECT instr(?1, '5')", "SELECT trim(?1, '-')"] {
+                        let query = |c: &Connection| c.query_row(sql, [&value], |r| r.get::<_, rusqlite::types::Value>(0)).unwrap();
+                        prop_assert_eq!(query(&ours), query(&sqlites), "{} {:?}", sql, value);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
