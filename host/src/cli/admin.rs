@@ -149,6 +149,8 @@ pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch:
 pub async fn run(config: &Path) -> Result<(), CommandError> {
     let engine = Arc::new(open_engine(config)?);
     let _lease = writer_lease(&engine, "run", "stop the other one first, or give this config its own [host] data_dir")?;
+    // A damaged store is reported before any work, not read as empty.
+    engine.state.verify().map_err(state_error)?;
     say!(
         "synchost running {} pipeline(s); state in {}; Ctrl-C stops after the current batch",
         engine.config.config.pipelines.len(),

@@ -730,6 +730,20 @@ impl Engine {
             })
             .collect();
         for (values, violations) in &mut checked {
+            // NaN is not equal to itself and infinities have no JSON form:
+            // such a value would look changed on every run, or be stored as
+            // something else. The record fails, saying so.
+            for (name, value) in values.iter() {
+                if let Value::Float(f) = value
+                    && !f.is_finite()
+                {
+                    violations.push(Violation {
+                        field: Some(name.clone()),
+                        message: format!("`{name}` is {f}, which cannot be compared or kept exactly"),
+                        hint: Some(format!("store a number or nothing (NULL) in `{name}` on the {source} side")),
+                    });
+                }
+            }
             for field in &ctx.config.required {
                 if values.get(field).is_none_or(|v| v.is_empty()) && !violations.iter().any(|v| v.field.as_deref() == Some(field.as_str())) {
                     violations.push(Violation {

@@ -81,7 +81,19 @@ impl Engine {
                 Resolution::Value(value) => value.clone(),
                 Resolution::Take(side) => {
                     let (_, name, record) = &names[if *side == Side::Left { 0 } else { 1 }];
-                    record.and_then(|r| r.get(name)).cloned().unwrap_or(Value::Null)
+                    // Without the record there is no value to take: writing
+                    // NULL to the other side would lose its value.
+                    let Some(record) = record else {
+                        let id = if *side == Side::Left { &conflict.left_id } else { &conflict.right_id };
+                        return Err(RunError::Setup {
+                            message: format!("the {side} record {id} of conflict {} cannot be read any more (deleted, or its system is down)", conflict.id),
+                            hint: format!(
+                                "check the {side} record; if it is gone, take the other side (`--take {}`) or set a value (`--value ...`)",
+                                side.other()
+                            ),
+                        });
+                    };
+                    record.get(name).cloned().unwrap_or(Value::Null)
                 }
             };
             let mut base = Vec::new();

@@ -33,6 +33,8 @@ pub enum StateError {
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("state database {path} is damaged: {problem}; restore it from a backup, or move it aside to start over (links and history are then rebuilt by matching)")]
+    Damaged { path: PathBuf, problem: String },
     #[error("cannot create the data folder {path}: {source}")]
     Folder { path: PathBuf, source: std::io::Error },
 }
@@ -50,6 +52,8 @@ pub fn encode(value: &Value) -> serde_json::Value {
         Value::Null => json!(["null"]),
         Value::Boolean(b) => json!(["boolean", b]),
         Value::Integer(i) => json!(["integer", i]),
+        // JSON has no NaN or infinities: they are kept as text.
+        Value::Float(f) if !f.is_finite() => json!(["float", f.to_string()]),
         Value::Float(f) => json!(["float", f]),
         Value::Decimal(s) => json!(["decimal", s]),
         Value::Text(s) => json!(["text", s]),
@@ -60,6 +64,26 @@ pub fn encode(value: &Value) -> serde_json::Value {
     }
 }
 
+/// A stored value, if it is one this host writes.
+fn decode_known(stored: &serde_json::Value) -> Option<Value> {
+    let [tag, value] = stored.as_array()?.as_slice() else {
+        return (stored.as_array()?.as_slice() == [serde_json::json!("null")]).then_some(Value::Null);
+    };
+    let text = || value.as_str().map(str::to_owned);
+    Some(match tag.as_str()? {
+        "boolean" => Value::Boolean(value.as_bool()?),
+        "integer" => Value::Integer(value.as_i64()?),
+        "float" => Value::Float(value.as_f64().or_else(|| value.as_str()?.parse().ok())?),
+        "decimal" => Value::Decimal(text()?),
+        "text" => Value::Text(text()?),
+        "date" => Value::Date(text()?),
+        "timestamp" => Value::Timestamp(text()?),
+        "bytes" => Value::Bytes(hex::decode(text()?).ok()?),
+        "json" => Value::Json(text()?),
+        _ => return None,
+    })
+}
+
 /// A stored value; anything unreadable (only a newer host writes such) reads as null.
 pub fn decode(stored: &serde_json::Value) -> Value {
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
@@ -67,7 +91,7 @@ pub fn decode(stored: &serde_json::Value) -> Value {
         Some([tag, value]) => match tag.as_str() {
             Some("boolean") => Value::Boolean(value.as_bool().unwrap_or_default()),
             Some("integer") => Value::Integer(value.as_i64().unwrap_or_default()),
-            Some("float") => Value::Float(value.as_f64().unwrap_or_default()),
+            Some("float") => Value::Float(value.as_f64().or_else(|| value.as_str()?.parse().ok()).unwrap_or_default()),
             Some("decimal") => Value::Decimal(text(value)),
             Some("text") => Value::Text(text(value)),
             Some("date") => Value::Date(text(value)),
@@ -227,7 +251,8 @@ impl State {
         let open_error = |source| StateError::Open { path: path.to_owned(), source };
         let mut connection = Connection::open(path).map_err(open_error)?;
         connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+            // FULL: a commit survives a power loss, not only a crash of the host.
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
             .map_err(open_error)?;
         let found: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = migrations::MIGRATIONS.len() as i64;
@@ -245,6 +270,21 @@ impl State {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Checks the whole file (SQLite's `quick_check`): run before the host
+    /// starts working and by `synchost check`, so that a damaged store is
+    /// reported instead of read as if it were empty.
+    pub fn verify(&self) -> Result<(), StateError> {
+        let problems: Vec<String> = self.with(|c| {
+            let mut statement = c.prepare("PRAGMA quick_check")?;
+            let rows = statement.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })?;
+        match problems.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
+            _ => Err(StateError::Damaged { path: self.path.clone(), problem: problems.join("; ") }),
+        }
     }
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StateError> {
@@ -274,26 +314,38 @@ impl State {
 
     /// The base values of these links.
     pub fn base_of(&self, link_ids: &[i64]) -> Result<HashMap<i64, Base>, StateError> {
-        self.with(|c| {
+        let stored: Vec<(i64, String, String)> = self.with(|c| {
             let mut statement = c.prepare_cached("SELECT side, fields FROM base WHERE link_id = ?1")?;
-            let mut found = HashMap::new();
+            let mut stored = Vec::new();
             for id in link_ids {
-                let mut base = Base::default();
                 let mut rows = statement.query([id])?;
                 while let Some(row) = rows.next()? {
-                    let side: String = row.get(0)?;
-                    let fields: serde_json::Map<String, serde_json::Value> =
-                        serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
-                    let values = fields.iter().map(|(name, value)| (name.clone(), decode(value))).collect();
-                    match side.as_str() {
-                        "left" => base.left = values,
-                        _ => base.right = values,
-                    }
+                    stored.push((*id, row.get(0)?, row.get(1)?));
                 }
-                found.insert(*id, base);
             }
-            Ok(found)
-        })
+            Ok(stored)
+        })?;
+        let mut found: HashMap<i64, Base> = link_ids.iter().map(|id| (*id, Base::default())).collect();
+        for (id, side, text) in stored {
+            // An unreadable base is an error, never an empty base: a policy
+            // would then overwrite a side.
+            let damaged = |what: String| StateError::Damaged { path: self.path.clone(), problem: format!("the base of link {id} ({side}) {what}") };
+            let fields: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&text).map_err(|e| damaged(format!("is not readable: {e}")))?;
+            let values = fields
+                .iter()
+                .map(|(name, value)| match decode_known(value) {
+                    Some(decoded) => Ok((name.clone(), decoded)),
+                    None => Err(damaged(format!("holds `{name}` = {value}, which no synchost writes"))),
+                })
+                .collect::<Result<_, _>>()?;
+            let base = found.entry(id).or_default();
+            match side.as_str() {
+                "left" => base.left = values,
+                _ => base.right = values,
+            }
+        }
+        Ok(found)
     }
 
     pub fn cursor(&self, pipeline: &str, side: Side) -> Result<Option<String>, StateError> {
@@ -591,3 +643,24 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
     Ok(())
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_is_stored_and_read_back_exactly() {
+        for value in [
+            Value::Float(f64::INFINITY),
+            Value::Float(f64::NEG_INFINITY),
+            Value::Float(1.5),
+            Value::Integer(-7),
+            Value::Text("ä".into()),
+            Value::Bytes(vec![0, 255]),
+            Value::Null,
+        ] {
+            assert_eq!(decode_text(&encode_text(&value)), value, "{value:?}");
+        }
+        assert!(matches!(decode_text(&encode_text(&Value::Float(f64::NAN))), Value::Float(f) if f.is_nan()));
+    }
+}

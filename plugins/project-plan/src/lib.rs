@@ -14,12 +14,16 @@
 //!   next to the old one and renamed over it, so a reader never sees half a
 //!   plan. An update first checks the expected version and reports a conflict
 //!   when the plan changed meanwhile. Tasks are not deleted by synchronisation.
+//!   One writer at a time, a save by anyone else never lost, UIDs never
+//!   reused (`guard`).
 //!
 //! # Layout
 //! - `settings`: the endpoint settings.
+//! - `guard`: the write lock, temporary files, the changed-meanwhile check, the UID high-water mark.
 //! - `xml`: elements with their places in the text, and edits of the text.
 //! - `plan`: MSPDI tasks, resources and assignments as records, and changes as edits.
 
+mod guard;
 mod plan;
 mod settings;
 mod xml;
@@ -60,22 +64,31 @@ impl ProjectPlan {
         Plan::parse(text)
     }
 
-    /// Writes the new plan beside the old one, then renames it over it.
-    fn save(&self, text: &str) -> Result<(), Error> {
+    /// Writes the new plan beside the old one, then renames it over it, if
+    /// the plan is still `read` (what the write started from).
+    fn save(&self, read: &str, text: &str) -> Result<(), Error> {
         let path = self.path();
-        let temporary = path.with_file_name(format!(".{}.synchost-new", self.settings.file));
+        let temporary = guard::temporary(&path);
         let written = std::fs::File::create(&temporary).and_then(|mut file| {
             use std::io::Write;
             file.write_all(text.as_bytes())?;
             file.sync_all()
         });
+        if let Err(error) = guard::unchanged_since_read(&path, read) {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(error);
+        }
         written.and_then(|()| std::fs::rename(&temporary, &path)).map_err(|e| {
             let _ = std::fs::remove_file(&temporary);
-            Error::new("io", format!("cannot write the plan `{}`: {e}", self.settings.file)).with_hint(format!(
-                "grant the folder writable ([endpoints.{}.grants.files.{}] read_only = false) and check the disk; the plan was left as it was",
-                self.endpoint, self.settings.folder
-            ))
+            Error::new("io", format!("cannot write the plan `{}`: {e}", self.settings.file)).with_hint(self.writable_hint())
         })
+    }
+
+    fn writable_hint(&self) -> String {
+        format!(
+            "grant the folder writable ([endpoints.{}.grants.files.{}] read_only = false) and check the disk; the plan was left as it was",
+            self.endpoint, self.settings.folder
+        )
     }
 
     fn records(&self, entity: &str, plan: &Plan) -> Result<Vec<Record>, Error> {
@@ -160,6 +173,12 @@ impl Connector for ProjectPlan {
                 other => unknown(other),
             });
         }
+        let _lock = guard::WriteLock::acquire(&self.path())
+            .map_err(|e| match e.problem().code.as_str() {
+                "io" => Error::new("io", format!("cannot write the plan `{}`: {}", self.settings.file, e.problem().message))
+                    .with_hint(self.writable_hint()),
+                _ => e,
+            })?;
         let plan = self.load()?;
         let current: std::collections::HashMap<String, Record> = plan.task_records(&self.settings)?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut edits = xml::Edits::default();
@@ -201,7 +220,8 @@ impl Connector for ProjectPlan {
             outcomes.push(outcome);
         }
         let new_tasks: Vec<&[Field]> = creates.iter().map(|i| changes[*i].fields.as_slice()).collect();
-        let created = plan.create_tasks(&self.settings, &new_tasks, &mut edits)?;
+        let created = plan.create_tasks(&self.settings, &new_tasks, guard::high_water(&self.path()), &mut edits)?;
+        let highest_created = created.iter().filter_map(|r| r.as_ref().ok()).copied().max();
         for (i, result) in creates.iter().zip(created) {
             outcomes[*i] = Some(match result {
                 Ok(uid) => Outcome::Applied(Applied { id: uid.to_string(), version: None }),
@@ -215,7 +235,10 @@ impl Connector for ProjectPlan {
             let versions: std::collections::HashMap<String, Option<String>> =
                 edited.task_records(&self.settings)?.into_iter().map(|r| (r.id, r.version)).collect();
             let renumbered = edited.renumber();
-            self.save(&if renumbered.is_empty() { edited.text.clone() } else { renumbered.apply(&edited.text) })?;
+            self.save(&plan.text, &if renumbered.is_empty() { edited.text.clone() } else { renumbered.apply(&edited.text) })?;
+            if let Some(uid) = highest_created {
+                guard::raise_high_water(&self.path(), uid);
+            }
             for outcome in outcomes.iter_mut().flatten() {
                 if let Outcome::Applied(applied) = outcome {
                     applied.version = versions.get(&applied.id).cloned().flatten();

@@ -365,13 +365,15 @@ impl Plan {
     }
 
     /// Edits that add new tasks, each as the last child of its parent (or at
-    /// the end of the plan), with new UIDs from `next_uid`. Returns their UIDs.
-    pub fn create_tasks(&self, settings: &Settings, new: &[&[Field]], edits: &mut Edits) -> Result<Vec<Result<i64, Error>>, Error> {
+    /// the end of the plan), with new UIDs above every task of the plan and
+    /// above `given` (the highest UID ever given, deleted tasks' included).
+    /// Returns their UIDs.
+    pub fn create_tasks(&self, settings: &Settings, new: &[&[Field]], given: i64, edits: &mut Edits) -> Result<Vec<Result<i64, Error>>, Error> {
         let tasks = self.tasks();
         let Some(section) = self.section("Tasks") else {
             return Err(Error::new("bad-file", "the plan has no <Tasks> section").with_hint("save the plan again from the planning application"));
         };
-        let mut next_uid = tasks.iter().map(|t| t.uid).max().unwrap_or(0) + 1;
+        let mut next_uid = tasks.iter().map(|t| t.uid).max().unwrap_or(0).max(given) + 1;
         let mut added_children: HashMap<Option<i64>, usize> = HashMap::new();
         let indent = section.child_indent(&self.text).to_owned();
         let inner = format!("{indent}  ");

@@ -619,3 +619,66 @@ fields.name = {{ right = "payload", direction = "left-to-right" }}
     let failed = engine.state.failed(Some("p")).unwrap();
     assert!(failed.iter().any(|f| f.reason.contains("`7`, which is already linked")), "{failed:?}");
 }
+
+// Covers: H6, C7
+#[tokio::test(flavor = "multi_thread")]
+async fn taking_a_side_whose_record_is_gone_is_refused_and_loses_nothing() {
+    let (scene, engine) = conflict_under("manual").await;
+    let open = engine.state.conflicts(Some("p"), true).unwrap();
+    // The left record is removed behind synchost's back.
+    scene.sql("hq.sqlite", "DELETE FROM contacts WHERE id = 1");
+    let error = engine.resolve_conflict(open[0].id, Resolution::Take(Side::Left), "alice").await.unwrap_err();
+    let text = format!("{error} {:?}", error.hint());
+    assert!(text.contains("cannot be read any more") && text.contains("--take right"), "{text}");
+    assert_eq!(scene.rows("branch.sqlite", "SELECT phone FROM contacts"), ["right"], "the other side keeps its value");
+    assert_eq!(engine.state.conflicts(Some("p"), true).unwrap().len(), 1, "the conflict stays open");
+}
+
+// Covers: H6, C7
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nan_or_infinite_number_fails_its_record_instead_of_churning() {
+    let scene = Scene::new();
+    let table = "CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, amount REAL,
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), origin TEXT UNIQUE)";
+    scene.database("hq.sqlite", table);
+    scene.database("branch.sqlite", table);
+    let engine = scene.engine(
+        r#"
+[endpoints.hq]
+plugin = "sql-table"
+grants.sql.db = { dsn = "sqlite:hq.sqlite" }
+settings = { connection = "db", entities = { contacts = { updated_at = "updated_at", origin = "origin" } } }
+
+[endpoints.branch]
+plugin = "sql-table"
+grants.sql.db = { dsn = "sqlite:branch.sqlite" }
+settings = { connection = "db", entities = { contacts = { updated_at = "updated_at", origin = "origin" } } }
+
+[pipelines.p]
+left = { endpoint = "hq", entity = "contacts" }
+right = { endpoint = "branch", entity = "contacts" }
+fields = { name = {}, amount = {} }
+"#,
+    );
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name, amount) VALUES ('Ada', 9e999), ('Grace', 1.5)");
+    let report = sync(&engine).await;
+    assert_eq!((report.counts.created, report.counts.failed), (1, 1), "{:?}", report.counts);
+    let failed = engine.state.failed(Some("p")).unwrap();
+    assert!(failed[0].reason.contains("`amount` is inf"), "{failed:?}");
+    assert!(failed[0].hint.as_deref().unwrap_or_default().contains("store a number or nothing"), "{failed:?}");
+    let again = sync(&engine).await;
+    assert_eq!((again.counts.created, again.counts.updated), (0, 0), "nothing churns");
+}
+
+// Covers: H6, C7
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_base_is_an_error_naming_it_never_an_empty_base() {
+    let (scene, engine) = scene(BOTH_WAYS);
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name, phone) VALUES ('Ada', '030 0')");
+    sync(&engine).await;
+    scene.sql("synchost-data/state.sqlite", "UPDATE base SET fields = '{\"phone\": [\"colour\", 3]}' WHERE side = 'right'");
+    edit(&scene, "hq.sqlite", 1, "phone = 'left'", "2030-01-01T00:00:01Z");
+    let error = engine.run("p", "test", Mode::Apply).await.unwrap_err().to_string();
+    assert!(error.contains("is damaged") && error.contains("the base of link 1 (right)") && error.contains("phone"), "{error}");
+    assert_eq!(scene.rows("branch.sqlite", "SELECT phone FROM contacts"), ["030 0"], "nothing was overwritten");
+}

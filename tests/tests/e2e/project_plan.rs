@@ -525,6 +525,57 @@ async fn a_read_only_folder_grant_lets_the_plan_be_read_but_not_written() {
     assert_eq!(std::fs::read_dir(scene.path("plans")).unwrap().count(), 1);
 }
 
+// Covers: P7, C9
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_tasks_uid_is_never_given_to_a_new_task() {
+    use synchost::runtime::bindings::{Change, ChangeKind, Field, Outcome, Value};
+    let scene = Scene::new();
+    let catalog = plan_only(&scene, false);
+    std::fs::write(scene.path("plans/office-move.xml"), PLAN).unwrap();
+    let plan = synchost_tests::instance(&catalog, "plan");
+    let create = |name: &str| Change {
+        origin: format!("test/{name}"),
+        target_id: None,
+        expected_version: None,
+        kind: ChangeKind::Upsert,
+        fields: vec![Field { name: "name".into(), value: Value::Text(name.into()) }],
+    };
+    let uid_of = |outcomes: Vec<Outcome>| match &outcomes[0] {
+        Outcome::Applied(applied) => applied.id.parse::<i64>().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let first = uid_of(plan.write("tasks", &[create("Signage")]).await.unwrap());
+    // The planner deletes the new task again, in the plan.
+    let text = std::fs::read_to_string(scene.path("plans/office-move.xml")).unwrap();
+    let marker = format!("<UID>{first}</UID>");
+    let at = text.find(&marker).unwrap();
+    let start = text[..at].rfind("<Task>").unwrap();
+    let end = at + text[at..].find("</Task>").unwrap() + "</Task>".len();
+    std::fs::write(scene.path("plans/office-move.xml"), format!("{}{}", &text[..start], &text[end..])).unwrap();
+    assert!(!plan.read("tasks", None, 100).await.unwrap().records.iter().any(|r| r.id == first.to_string()));
+    let second = uid_of(plan.write("tasks", &[create("Keys")]).await.unwrap());
+    assert!(second > first, "a new task got {second}, the deleted one had {first}");
+    // Nothing of synchronisation's is left beside the plan but the UID mark.
+    let names: Vec<String> = std::fs::read_dir(scene.path("plans")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+// Covers: P7
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_writer_waits_for_the_plans_lock() {
+    let scene = Scene::new();
+    let catalog = plan_only(&scene, false);
+    std::fs::write(scene.path("plans/office-move.xml"), PLAN).unwrap();
+    std::fs::write(scene.path("plans/.office-move.xml.synchost-lock"), "").unwrap();
+    let plan = synchost_tests::instance(&catalog, "plan");
+    let error = plan.write("tasks", &[rename("2", "Cabling")]).await.unwrap_err();
+    assert_eq!(error.problem().map(|p| p.code.as_str()), Some("plan-locked"), "{error}");
+    assert!(error.retryable());
+    assert_eq!(std::fs::read_to_string(scene.path("plans/office-move.xml")).unwrap(), PLAN);
+    std::fs::remove_file(scene.path("plans/.office-move.xml.synchost-lock")).unwrap();
+    plan.write("tasks", &[rename("2", "Cabling")]).await.expect("written once the lock is gone");
+}
+
 // Covers: H1
 #[test]
 fn a_granted_folder_that_does_not_exist_is_a_config_error_with_the_fix() {
