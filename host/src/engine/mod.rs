@@ -25,9 +25,11 @@
 //! - `resolve`: an admin's answer to a parked conflict, and resubmission of failed items.
 //! - `approval`: the approval queue: parking changes, carrying out decisions.
 //! - `outcomes`: a connector's outcomes checked before they become links.
+//! - `isolate`: splitting a batch a plugin fails on, to fail only its records.
 
 mod approval;
 mod matching;
+mod isolate;
 mod outcomes;
 pub mod policy;
 mod probe;
@@ -242,38 +244,27 @@ impl Engine {
     }
 }
 
-/// Writes a batch; if the connector crashes on it, writes the changes one at a
-/// time so that only the ones it crashes on are rejected (H1).
+/// Writes a batch; if the connector crashes on it (or hits a limit), writes
+/// it again in halves so that only the changes it crashes on are rejected
+/// (H1). A timeout is not split: a write that ran out of time may have been
+/// applied in part, and writing it again could create records twice.
 async fn write_isolating(ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Result<Vec<Outcome>, RunError> {
     let instance = ctx.instance(target);
-    match instance.write(ctx.entity(target), changes).await {
-        Ok(outcomes) => Ok(outcomes),
-        Err(error) if isolable(&error) && changes.len() > 1 => {
-            tracing::warn!(pipeline = ctx.name, "Connector failed on a batch; retrying its changes one by one: {error}");
-            let mut outcomes = Vec::with_capacity(changes.len());
-            for change in changes {
-                outcomes.push(match instance.write(ctx.entity(target), std::slice::from_ref(change)).await {
-                    Ok(mut one) => one.pop().unwrap_or_else(|| {
-                        Outcome::Rejected(crate::runtime::bindings::Problem {
-                            code: "no-outcome".into(),
-                            message: "the connector returned no outcome".into(),
-                            hint: None,
-                            retryable: true,
-                        })
-                    }),
-                    Err(error) if isolable(&error) => Outcome::Rejected(crate::runtime::bindings::Problem {
-                        code: "plugin-crashed".into(),
-                        message: error.to_string(),
-                        hint: error.hint(),
-                        retryable: false,
-                    }),
-                    Err(error) => return Err(error.into()),
-                });
-            }
-            Ok(outcomes)
-        }
-        Err(error) => Err(error.into()),
-    }
+    let results = isolate::bisect(changes.len(), isolable, |part| instance.write(ctx.entity(target), &changes[part])).await?;
+    Ok(results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|error| {
+                tracing::warn!(pipeline = ctx.name, "Connector failed on a change: {error}");
+                Outcome::Rejected(crate::runtime::bindings::Problem {
+                    code: "plugin-crashed".into(),
+                    message: error.to_string(),
+                    hint: error.hint(),
+                    retryable: false,
+                })
+            })
+        })
+        .collect())
 }
 
 /// Every field a pipeline names must exist on its entity; a typo would
@@ -694,28 +685,22 @@ impl Engine {
             })
             .collect();
         let results: Vec<Result<Record, Vec<Violation>>> = match ctx.mapper {
-            Some(mapper) if !canonical.is_empty() => match map_and_validate(mapper, source, &canonical).await {
-                Ok(results) => results,
-                // The mapper crashed on the batch: find the records it crashes on,
-                // one at a time, so that only they fail (H1).
-                Err(error) if isolable(&error) => {
-                    tracing::warn!(pipeline = ctx.name, "Mapper failed on a batch; retrying its records one by one: {error}");
-                    let mut results = Vec::with_capacity(canonical.len());
-                    for record in &canonical {
-                        results.push(match map_and_validate(mapper, source, std::slice::from_ref(record)).await {
-                            Ok(mut one) => one.pop().unwrap_or_else(|| Err(Vec::new())),
-                            Err(error) if isolable(&error) => Err(vec![Violation {
-                                field: None,
-                                message: error.to_string(),
-                                hint: error.hint(),
-                            }]),
-                            Err(error) => return Err(error.into()),
-                        });
-                    }
-                    results
-                }
-                Err(error) => return Err(error.into()),
-            },
+            // A mapper that crashes or hangs on some records fails only those
+            // (H1): mapping changes nothing outside, so a batch may be
+            // called again in parts, timeouts included.
+            Some(mapper) if !canonical.is_empty() => {
+                let splittable = |error: &CallError| isolable(error) || matches!(error, CallError::Timeout { .. });
+                isolate::bisect(canonical.len(), splittable, |part| map_and_validate(mapper, source, &canonical[part]))
+                    .await?
+                    .into_iter()
+                    .map(|result| {
+                        result.unwrap_or_else(|error| {
+                            tracing::warn!(pipeline = ctx.name, "Mapper failed on a record: {error}");
+                            Err(vec![Violation { field: None, message: error.to_string(), hint: error.hint() }])
+                        })
+                    })
+                    .collect()
+            }
             _ => canonical.iter().cloned().map(Ok).collect(),
         };
         // Every rule is checked, so that a record reports all its violations

@@ -460,6 +460,39 @@ plugin = "fragile"
     assert_eq!(engine.state.health("p").unwrap().unwrap().state, "ok", "the pipeline goes on");
 }
 
+// Covers: H1, P4, T3
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapper_hanging_on_one_record_of_1000_fails_only_that_record() {
+    let (scene, engine) = scene(&format!(
+        r#"
+[plugins.fragile]
+path = {}
+
+[mappers.fragile]
+plugin = "fragile"
+limits = {{ timeout = "1s" }}
+
+{}mapper = "fragile"
+"#,
+        synchost_tests::toml_path(std::path::Path::new(synchost_tests::guests::FRAGILE_MAPPER)),
+        BOTH_WAYS
+    ));
+    scene.sql(
+        "hq.sqlite",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO contacts (name) SELECT CASE WHEN i = 613 THEN 'hang' ELSE 'contact ' || i END FROM n",
+    );
+    let started = std::time::Instant::now();
+    let report = sync(&engine).await;
+    assert_eq!((report.counts.created, report.counts.failed), (999, 1), "{:?}", report.counts);
+    let failed = engine.state.failed(Some("p")).unwrap();
+    assert_eq!(failed[0].source_id, "613");
+    assert!(failed[0].reason.contains("ran longer than its 1s limit"), "{}", failed[0].reason);
+    assert_eq!(engine.state.health("p").unwrap().unwrap().state, "ok", "the pipeline goes on");
+    // Halving finds it in a few timeouts, not one per record.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+}
+
 // Covers: C1, C9, P7
 #[tokio::test(flavor = "multi_thread")]
 async fn records_on_both_sides_before_the_first_sync_are_matched_not_copied() {

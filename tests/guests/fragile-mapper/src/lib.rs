@@ -1,5 +1,6 @@
 //! A test guest: a mapper that passes records through unchanged, but panics on
-//! any record holding the text `poison`. The engine must fail that record only.
+//! any record holding the text `poison` and never returns on one holding
+//! `hang`. The engine must fail that record only.
 
 use synchost_plugin_sdk::prelude::*;
 
@@ -15,6 +16,12 @@ impl Mapper for Fragile {
         for record in &records {
             if record.fields.iter().any(|f| f.value.as_str() == Some("poison")) {
                 panic!("record {} is poison", record.id);
+            }
+            if record.fields.iter().any(|f| f.value.as_str() == Some("hang")) {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
             }
         }
         Ok(records.into_iter().map(Mapped::Ok).collect())
