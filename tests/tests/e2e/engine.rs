@@ -434,22 +434,29 @@ async fn a_field_the_entity_does_not_have_stops_the_run_with_the_fields_it_has()
     assert_eq!(engine.state.health("p").unwrap().unwrap().state, "degraded");
 }
 
-// Covers: H1, P4
-#[tokio::test(flavor = "multi_thread")]
-async fn a_mapper_crashing_on_one_record_fails_only_that_record() {
-    let (scene, engine) = scene(&format!(
+/// Both ways through the fragile mapper (which crashes on `poison` and hangs
+/// on `hang`), with its call timeout.
+fn fragile_scene(timeout: &str) -> (Scene, Engine) {
+    scene(&format!(
         r#"
 [plugins.fragile]
 path = {}
 
 [mappers.fragile]
 plugin = "fragile"
+limits = {{ timeout = "{timeout}" }}
 
 {}mapper = "fragile"
 "#,
         synchost_tests::toml_path(std::path::Path::new(synchost_tests::guests::FRAGILE_MAPPER)),
         BOTH_WAYS
-    ));
+    ))
+}
+
+// Covers: H1, P4
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapper_crashing_on_one_record_fails_only_that_record() {
+    let (scene, engine) = fragile_scene("30s");
     scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada'), ('poison'), ('Grace')");
     let report = sync(&engine).await;
     assert_eq!((report.counts.created, report.counts.failed), (2, 1));
@@ -463,20 +470,7 @@ plugin = "fragile"
 // Covers: H1, P4, T3
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mapper_hanging_on_one_record_of_1000_fails_only_that_record() {
-    let (scene, engine) = scene(&format!(
-        r#"
-[plugins.fragile]
-path = {}
-
-[mappers.fragile]
-plugin = "fragile"
-limits = {{ timeout = "1s" }}
-
-{}mapper = "fragile"
-"#,
-        synchost_tests::toml_path(std::path::Path::new(synchost_tests::guests::FRAGILE_MAPPER)),
-        BOTH_WAYS
-    ));
+    let (scene, engine) = fragile_scene("1s");
     scene.sql(
         "hq.sqlite",
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
