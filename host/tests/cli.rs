@@ -290,17 +290,30 @@ fn an_approval_given_while_the_host_runs_is_carried_out_once_by_the_host() {
     wait_for("two changes waiting for approval", &|| {
         serde_json::from_str::<serde_json::Value>(&pending()).is_ok_and(|j| j.as_array().is_some_and(|a| a.len() == 2))
     });
-    let approved = synchost(dir.path(), &["approvals", "approve", "1", "--by", "pm"]);
+    // The team edits the record after the approver looked: the approval is
+    // revised, and a decision on what the approver saw is refused.
+    let db = rusqlite::Connection::open(dir.path().join("crm.sqlite")).unwrap();
+    db.execute("UPDATE contacts SET name = 'Ada L.', updated_at = '2026-01-05T00:00:00Z' WHERE id = 1", []).unwrap();
+    wait_for("the approval revised", &|| stdout(&synchost(dir.path(), &["approvals", "list"])).contains("#1@2"));
+    for (seen, says) in [("1", "was revised since it was first queued"), ("1@1", "changed after revision 1")] {
+        let refused = synchost(dir.path(), &["approvals", "approve", seen, "--by", "pm"]);
+        assert!(!refused.status.success(), "approving {seen}");
+        let text = stderr(&refused);
+        assert!(text.contains(says) && text.contains("approvals show 1") && text.contains("`1@2`"), "{text}");
+    }
+    let approved = synchost(dir.path(), &["approvals", "approve", "1@2", "--by", "pm"]);
     assert!(approved.status.success(), "{}", stderr(&approved));
     let text = stdout(&approved);
     assert!(text.contains(&format!("`synchost run` (pid {}", daemon.id())) && text.contains("carries it out"), "{text}");
     // Approving again is refused: the decision was claimed once.
-    let again = synchost(dir.path(), &["approvals", "approve", "1", "--by", "pm"]);
+    let again = synchost(dir.path(), &["approvals", "approve", "1@2", "--by", "pm"]);
     assert!(!again.status.success() && stderr(&again).contains("already decided"), "{}", stderr(&again));
     let copied = || -> i64 {
         rusqlite::Connection::open(dir.path().join("copy.sqlite")).unwrap().query_row("SELECT count(*) FROM contacts", [], |r| r.get(0)).unwrap()
     };
     wait_for("the approved record in the copy", &|| copied() == 1);
+    let name: String = rusqlite::Connection::open(dir.path().join("copy.sqlite")).unwrap().query_row("SELECT name FROM contacts", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "Ada L.", "the revision approved is the one written");
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(copied(), 1, "carried out exactly once; the other change still waits");
     daemon.kill().unwrap();

@@ -388,10 +388,10 @@ pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bo
             (Some(by), None) => format!("  [{} by {by}]", a.status),
             _ => String::new(),
         };
-        say!("#{:<4} {:<20} {} record {}: {}{decision}", a.id, a.pipeline, a.side, a.source_id, a.summary);
+        say!("#{:<7} {:<20} {} record {}: {}{decision}", format!("{}@{}", a.id, a.revision), a.pipeline, a.side, a.source_id, a.summary);
     }
     if rows.iter().any(|a| a.status == "pending") {
-        say!("decide with: synchost approvals approve ID...   or   synchost approvals reject ID... --comment TEXT");
+        say!("decide with: synchost approvals approve ID@REVISION...   or   synchost approvals reject ID@REVISION... --comment TEXT");
     }
     Ok(())
 }
@@ -400,7 +400,7 @@ pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bo
 pub fn approvals_show(config: &Path, id: i64) -> Result<(), CommandError> {
     let (_, state) = open_state(config)?;
     let a = state.approval(id).map_err(state_error)?.ok_or_else(|| CommandError::Reported(format!("there is no approval {id}; list them with `synchost approvals list --all`")))?;
-    say!("approval {}: pipeline {}, from the {} record {}", a.id, a.pipeline, a.side, a.source_id);
+    say!("approval {}@{}: pipeline {}, from the {} record {} (revision {})", a.id, a.revision, a.pipeline, a.side, a.source_id, a.revision);
     say!("  target:    {}", a.target_id.as_deref().unwrap_or("a new record"));
     say!("  change:    {}", a.summary);
     say!("  submitted: {}", a.submitted_at);
@@ -414,21 +414,31 @@ pub fn approvals_show(config: &Path, id: i64) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `synchost approvals approve|reject ID...`
-pub async fn approvals_decide(config: &Path, ids: &[i64], approve: bool, by: &str, comment: Option<&str>) -> Result<(), CommandError> {
+/// An approval as the command line names it: `ID` or `ID@REVISION`.
+fn approval_ref(text: &str) -> Result<(i64, Option<i64>), CommandError> {
+    let bad = || CommandError::Reported(format!("`{text}` is not an approval: write ID or ID@REVISION, as `synchost approvals list` shows"));
+    match text.split_once('@') {
+        Some((id, revision)) => Ok((id.parse().map_err(|_| bad())?, Some(revision.parse().map_err(|_| bad())?))),
+        None => Ok((text.parse().map_err(|_| bad())?, None)),
+    }
+}
+
+/// `synchost approvals approve|reject ID[@REVISION]...`
+pub async fn approvals_decide(config: &Path, ids: &[String], approve: bool, by: &str, comment: Option<&str>) -> Result<(), CommandError> {
+    let ids: Vec<(i64, Option<i64>)> = ids.iter().map(|id| approval_ref(id)).collect::<Result<_, _>>()?;
     let engine = open_engine(config)?;
     let verb = if approve { "approved" } else { "rejected" };
     match lease::acquire(&engine.config.data_dir(), "approvals") {
         Ok(_lease) => {
-            for id in ids {
-                let outcome = engine.decide_approval(*id, approve, by, comment).await.map_err(run_error)?;
+            for (id, revision) in ids {
+                let outcome = engine.decide_approval(id, revision, approve, by, comment).await.map_err(run_error)?;
                 say!("approval {id}: {verb} by {by}; {outcome}");
             }
         }
         // The running host is the one writer: it carries the decision out.
         Err(LeaseError::Held(holder)) => {
-            for id in ids {
-                engine.record_decision(*id, approve, by, comment).map_err(run_error)?;
+            for (id, revision) in ids {
+                engine.record_decision(id, revision, approve, by, comment).map_err(run_error)?;
                 say!("approval {id}: {verb} by {by}; {holder} carries it out on the pipeline's next run");
             }
         }

@@ -197,10 +197,12 @@ enum ApprovalsCommand {
     },
     /// One queued change in full.
     Show { id: i64 },
-    /// Approve changes: they are written to the other side.
+    /// Approve changes: they are written to the other side. Name each as
+    /// `ID@REVISION` (as `approvals list` shows); a bare ID only for a change
+    /// never revised.
     Approve {
         #[arg(required = true)]
-        ids: Vec<i64>,
+        ids: Vec<String>,
         #[arg(long)]
         comment: Option<String>,
         /// Who decides (default: $USER).
@@ -210,7 +212,7 @@ enum ApprovalsCommand {
     /// Reject changes: noted on the record they came from, with the comment.
     Reject {
         #[arg(required = true)]
-        ids: Vec<i64>,
+        ids: Vec<String>,
         #[arg(long)]
         comment: String,
         /// Who decides (default: $USER).

@@ -166,8 +166,8 @@ impl Engine {
 
     /// Records a person's decision on a queued change and carries it out at
     /// once; returns what was done.
-    pub async fn decide_approval(&self, id: i64, approve: bool, by: &str, comment: Option<&str>) -> Result<String, RunError> {
-        let pipeline = self.record_decision(id, approve, by, comment)?;
+    pub async fn decide_approval(&self, id: i64, revision: Option<i64>, approve: bool, by: &str, comment: Option<&str>) -> Result<String, RunError> {
+        let pipeline = self.record_decision(id, revision, approve, by, comment)?;
         let ctx = self.context(&pipeline, Mode::Apply).await?;
         let mut report = RunReport::default();
         self.carry_out_decisions(&ctx, &mut report).await?;
@@ -178,12 +178,26 @@ impl Engine {
     /// Records a decision (claimed once: a decided approval is not decided
     /// again) without carrying it out; the pipeline's next run does that.
     /// Returns the approval's pipeline.
-    pub fn record_decision(&self, id: i64, approve: bool, by: &str, comment: Option<&str>) -> Result<String, RunError> {
+    ///
+    /// `revision` is the one the person saw; without it, only an approval
+    /// never revised may be decided, so nobody approves a change they have
+    /// not seen.
+    pub fn record_decision(&self, id: i64, revision: Option<i64>, approve: bool, by: &str, comment: Option<&str>) -> Result<String, RunError> {
         let row = self.state.approval(id)?.ok_or_else(|| RunError::Setup {
             message: format!("there is no approval {id}"),
             hint: "list the queue with `synchost approvals list`".into(),
         })?;
-        if !self.state.decide_approval(id, approve, by, comment)? {
+        if row.status == "pending" && revision.unwrap_or(1) != row.revision {
+            let seen = match revision {
+                Some(seen) => format!("changed after revision {seen}"),
+                None => "was revised since it was first queued".into(),
+            };
+            return Err(RunError::Setup {
+                message: format!("approval {id} {seen}: it is at revision {} now ({})", row.revision, row.summary),
+                hint: format!("look at it again with `synchost approvals show {id}`, then decide `{id}@{}`", row.revision),
+            });
+        }
+        if !self.state.decide_approval(id, row.revision, approve, by, comment)? {
             return Err(RunError::Setup {
                 message: format!("approval {id} was already decided ({} by {})", row.status, row.decided_by.unwrap_or_default()),
                 hint: "list the pending ones with `synchost approvals list`".into(),

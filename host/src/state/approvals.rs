@@ -28,9 +28,12 @@ pub struct ApprovalRow {
     pub applied_at: Option<String>,
     /// What carrying out the decision did, or why it could not yet.
     pub outcome: Option<String>,
+    /// Goes up each time a newer change replaces the pending one: a
+    /// decision is for the revision the person saw.
+    pub revision: i64,
 }
 
-const COLUMNS: &str = "id, pipeline, side, source_id, target_id, summary, change, status, submitted_at, decided_at, decided_by, comment, applied_at, outcome";
+const COLUMNS: &str = "id, pipeline, side, source_id, target_id, summary, change, status, submitted_at, decided_at, decided_by, comment, applied_at, outcome, revision";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
     Ok(ApprovalRow {
@@ -48,6 +51,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
         comment: r.get(11)?,
         applied_at: r.get(12)?,
         outcome: r.get(13)?,
+        revision: r.get(14)?,
     })
 }
 
@@ -81,7 +85,8 @@ impl State {
             let queued = match latest {
                 Some((id, status, _, _)) if status == "pending" => {
                     transaction.execute(
-                        "UPDATE approvals SET target_id = ?2, summary = ?3, change = ?4, submitted_at = ?5 WHERE id = ?1",
+                        "UPDATE approvals SET target_id = ?2, summary = ?3, change = ?4, submitted_at = ?5,
+                         revision = revision + CASE WHEN summary = ?3 THEN 0 ELSE 1 END WHERE id = ?1",
                         params![id, target_id, summary, change, now()],
                     )?;
                     Queued::Replaced(id)
@@ -125,12 +130,13 @@ impl State {
         })
     }
 
-    /// Records a decision on a pending entry; false when it was not pending.
-    pub fn decide_approval(&self, id: i64, approve: bool, by: &str, comment: Option<&str>) -> Result<bool, StateError> {
+    /// Records a decision on a pending entry at `revision`; false when it is
+    /// no longer pending at that revision (decided meanwhile, or replaced).
+    pub fn decide_approval(&self, id: i64, revision: i64, approve: bool, by: &str, comment: Option<&str>) -> Result<bool, StateError> {
         self.with(|c| {
             let changed = c.execute(
-                "UPDATE approvals SET status = ?2, decided_at = ?3, decided_by = ?4, comment = ?5 WHERE id = ?1 AND status = 'pending'",
-                params![id, if approve { "approved" } else { "rejected" }, now(), by, comment],
+                "UPDATE approvals SET status = ?2, decided_at = ?3, decided_by = ?4, comment = ?5 WHERE id = ?1 AND status = 'pending' AND revision = ?6",
+                params![id, if approve { "approved" } else { "rejected" }, now(), by, comment, revision],
             )?;
             Ok(changed == 1)
         })

@@ -186,4 +186,11 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_by_source ON approvals (pipeline, side, source_id);
 ALTER TABLE runs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
 "#,
+), (
+    "approval revisions",
+    r#"
+-- Each time the change under an approval is replaced by a newer one, its
+-- revision goes up: a decision names the revision the person saw.
+ALTER TABLE approvals ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+"#,
 )];

@@ -193,7 +193,7 @@ async fn published_tasks_go_to_redmine_and_team_updates_reach_the_plan_once_appr
     assert_eq!(engine.state.approvals(Some("work"), false).unwrap().len(), 1);
 
     // Approval: written into the plan, which MPXJ reads with the new values.
-    let outcome = engine.decide_approval(queue[0].id, true, "pm", None).await.unwrap();
+    let outcome = engine.decide_approval(queue[0].id, Some(queue[0].revision), true, "pm", None).await.unwrap();
     assert!(outcome.contains("written to the left record"), "{outcome}");
     let text = plan_text(&scene);
     assert!(text.contains("<Work>PT30H0M0S</Work>"), "{text}");
@@ -228,7 +228,7 @@ async fn a_rejected_update_is_noted_in_the_redmine_journal_and_not_proposed_agai
     let queue = engine.state.approvals(Some("work"), false).unwrap();
     assert_eq!(queue.len(), 1, "{queue:?}");
 
-    let outcome = engine.decide_approval(queue[0].id, false, "pm", Some("assembly is a separate task")).await.unwrap();
+    let outcome = engine.decide_approval(queue[0].id, Some(queue[0].revision), false, "pm", Some("assembly is a separate task")).await.unwrap();
     assert!(outcome.contains("noted on the right record"), "{outcome}");
     let journal = redmine.get(&format!("/issues/{furniture}.json?include=journals")).await;
     let notes: Vec<&str> = journal["issue"]["journals"].as_array().unwrap().iter().filter_map(|j| j["notes"].as_str()).collect();
@@ -437,7 +437,7 @@ async fn a_three_level_hierarchy_from_redmine_reaches_the_plan_one_approved_leve
         let queue = engine.state.approvals(Some("work"), false).unwrap();
         assert_eq!(queue.len(), 1, "round {round}: only the next level waits: {queue:?}");
         assert!(queue[0].summary.starts_with("new record") && queue[0].summary.contains(name), "{}", queue[0].summary);
-        engine.decide_approval(queue[0].id, true, "pm", None).await.unwrap();
+        engine.decide_approval(queue[0].id, Some(queue[0].revision), true, "pm", None).await.unwrap();
         // The engine asks for dependents to be resubmitted once a level is linked.
         engine.resubmit_failed("work", None, "test").await.unwrap();
     }
