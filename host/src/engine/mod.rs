@@ -474,6 +474,12 @@ impl Engine {
         let outcome = async {
             if mode == Mode::Apply {
                 self.finish_intents(&ctx, &mut report).await?;
+                // Records the other side could not take for a passing reason
+                // go again as soon as their backoff allows, in every run.
+                let due = self.transient_failures_due(&ctx)?;
+                if !due.is_empty() {
+                    self.resubmit_items(&ctx, &due, &mut report).await?;
+                }
             }
             if !ctx.config.match_on.is_empty() && (rematch || self.state.link_count(name)? == 0) {
                 self.match_existing(&ctx, &mut report).await?;

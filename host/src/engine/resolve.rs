@@ -4,7 +4,7 @@
 use super::{Ctx, Engine, Mode, RunError, RunReport};
 use crate::config::Side;
 use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome, Record, Value};
-use crate::state::{Commit, HistoryEntry, LinkRef, LinkWrite};
+use crate::state::{Commit, FailedRow, HistoryEntry, LinkRef, LinkWrite};
 
 /// An admin's answer to a conflict.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,39 +164,7 @@ impl Engine {
         let mut ctx = self.context(pipeline, Mode::Apply).await?;
         ctx.run_id = Some(self.state.begin_run(pipeline, trigger)?);
         report.run_id = ctx.run_id;
-        let outcome = async {
-            for side in [Side::Left, Side::Right] {
-                let ids: Vec<String> = items.iter().filter(|f| f.side == side.as_str()).map(|f| f.source_id.clone()).collect();
-                if ids.is_empty() {
-                    continue;
-                }
-                let records = ctx.instance(side).fetch(ctx.entity(side), &ids).await?;
-                let mut plan = self.plan_batch(&ctx, side, &records).await?;
-                for gone in ids.iter().filter(|id| !records.iter().any(|r| &r.id == *id)) {
-                    plan.commit.cleared_failures.push((side, gone.clone()));
-                    let (left_id, right_id) = super::side_ids(side, gone, None);
-                    plan.commit.history.push(HistoryEntry {
-                        left_id,
-                        right_id,
-                        action: "skip",
-                        target: None,
-                        origin: Some(side),
-                        fields: Vec::new(),
-                        rule: "resubmission".into(),
-                        message: Some("the failed record no longer exists on its side; dropped from the failed items".into()),
-                    });
-                }
-                // A failed item that now plans nothing (already in sync) is done.
-                for record in &records {
-                    if !plan.commit.failed.iter().any(|f| f.source_id == record.id) {
-                        plan.commit.cleared_failures.push((side, record.id.clone()));
-                    }
-                }
-                self.finish_batch(&ctx, side, plan, &mut report).await?;
-            }
-            Ok::<(), RunError>(())
-        }
-        .await;
+        let outcome = self.resubmit_items(&ctx, &items, &mut report).await;
         let run_id = ctx.run_id.expect("set above");
         let error = outcome.as_ref().err().map(|e| (e.to_string(), e.hint()));
         self.state.finish_run(run_id, &report.counts, error.as_ref().map(|(m, h)| (m.as_str(), h.as_deref())))?;
@@ -208,6 +176,60 @@ impl Engine {
             None,
         )?;
         outcome.map(|()| report)
+    }
+
+    /// The failed items of a pipeline that failed for a passing reason (the
+    /// other side busy or down: `retryable`) and whose backoff has passed:
+    /// every run takes them again, so they wait for no hourly resubmission.
+    pub(super) fn transient_failures_due(&self, ctx: &Ctx<'_>) -> Result<Vec<FailedRow>, RunError> {
+        let now = chrono::Utc::now();
+        let retry = &ctx.config.retry;
+        Ok(self
+            .state
+            .failed(Some(ctx.name))?
+            .into_iter()
+            .filter(|f| f.retryable)
+            .filter(|f| {
+                chrono::DateTime::parse_from_rfc3339(&f.last_failed_at)
+                    .map(|at| at.with_timezone(&chrono::Utc) + retry_wait(f.attempts, retry.backoff.0, retry.max_backoff.0) <= now)
+                    .unwrap_or(true)
+            })
+            .collect())
+    }
+
+    /// Takes failed items through the engine again: each is fetched anew
+    /// from its side; one gone from its side, or now in sync, is done.
+    pub(super) async fn resubmit_items(&self, ctx: &Ctx<'_>, items: &[FailedRow], report: &mut RunReport) -> Result<(), RunError> {
+        for side in [Side::Left, Side::Right] {
+            let ids: Vec<String> = items.iter().filter(|f| f.side == side.as_str()).map(|f| f.source_id.clone()).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let records = ctx.instance(side).fetch(ctx.entity(side), &ids).await?;
+            let mut plan = self.plan_batch(ctx, side, &records).await?;
+            for gone in ids.iter().filter(|id| !records.iter().any(|r| &r.id == *id)) {
+                plan.commit.cleared_failures.push((side, gone.clone()));
+                let (left_id, right_id) = super::side_ids(side, gone, None);
+                plan.commit.history.push(HistoryEntry {
+                    left_id,
+                    right_id,
+                    action: "skip",
+                    target: None,
+                    origin: Some(side),
+                    fields: Vec::new(),
+                    rule: "resubmission".into(),
+                    message: Some("the failed record no longer exists on its side; dropped from the failed items".into()),
+                });
+            }
+            // A failed item that now plans nothing (already in sync) is done.
+            for record in &records {
+                if !plan.commit.failed.iter().any(|f| f.source_id == record.id) {
+                    plan.commit.cleared_failures.push((side, record.id.clone()));
+                }
+            }
+            self.finish_batch(ctx, side, plan, report).await?;
+        }
+        Ok(())
     }
 }
 
@@ -269,5 +291,27 @@ impl Engine {
             }
         }
         Ok(differences)
+    }
+}
+
+/// How long a record that failed for a passing reason `attempts` times waits
+/// before the next try: doubling from `first`, at most `max`. Pure.
+pub fn retry_wait(attempts: i64, first: std::time::Duration, max: std::time::Duration) -> chrono::Duration {
+    let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
+    let wait = first.saturating_mul(1 << doublings).min(max);
+    chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn retries_double_up_to_the_cap() {
+        let (first, max) = (Duration::from_secs(5), Duration::from_secs(300));
+        assert_eq!(retry_wait(1, first, max), chrono::Duration::seconds(5));
+        assert_eq!(retry_wait(3, first, max), chrono::Duration::seconds(20));
+        assert_eq!(retry_wait(50, first, max), chrono::Duration::seconds(300));
     }
 }

@@ -709,3 +709,25 @@ async fn an_unreadable_base_is_an_error_naming_it_never_an_empty_base() {
     assert!(error.contains("is damaged") && error.contains("the base of link 1 (right)") && error.contains("phone"), "{error}");
     assert_eq!(scene.rows("branch.sqlite", "SELECT phone FROM contacts"), ["030 0"], "nothing was overwritten");
 }
+
+// Covers: P4, T3
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_target_is_retried_by_the_next_run_not_left_for_the_hourly_resubmission() {
+    let (scene, engine) = scene(BOTH_WAYS);
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada'), ('Grace')");
+    // Another program holds the branch database locked for longer than the
+    // connector waits.
+    let holder = rusqlite::Connection::open(scene.path("branch.sqlite")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let first = engine.run("p", "test", Mode::Apply).await;
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    assert!(first.is_err(), "the run says the target stopped taking changes");
+    let failed = engine.state.failed(Some("p")).unwrap();
+    assert!(failed.iter().all(|f| f.retryable && f.code == "database-busy"), "{failed:?}");
+    // The backoff (5 s by default) passes; the next run takes them again.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    sync(&engine).await;
+    assert_eq!(scene.rows("branch.sqlite", "SELECT name FROM contacts ORDER BY id"), ["Ada", "Grace"], "synced by the next run");
+    assert!(engine.state.failed(Some("p")).unwrap().is_empty());
+}
