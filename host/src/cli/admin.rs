@@ -216,7 +216,17 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
                 "id": c.id, "side": "both", "record": format!("left:{} right:{}", c.left_id, c.right_id), "result": "conflict",
                 "since": c.detected_at, "error": "conflict", "detail": format!("`{}` changed on both sides", c.field),
                 "fix": format!("pick a side: `synchost conflicts resolve {} left|right`", c.id),
-            }))).collect::<Vec<_>>(),
+            }))).chain(state.half_deleted_links(name.as_str()).map_err(state_error)?.iter().map(|l| {
+                let (deleted, kept, kept_id) = if l.state == "left-deleted" { ("left", "right", &l.right_id) } else { ("right", "left", &l.left_id) };
+                serde_json::json!({
+                    "id": l.link_id, "side": kept, "record": format!("left:{} right:{}", l.left_id, l.right_id), "result": "half-deleted",
+                    "since": l.updated_at, "error": format!("deleted on the {deleted} side only"),
+                    "detail": format!("the {kept} record is kept; its edits do not sync"),
+                    "fix": format!(
+                        "to bring it back on the {deleted} side: `synchost links unlink {name} {kept_id}` then `synchost sync {name}`; to remove it everywhere, delete it on the {kept} side"
+                    ),
+                })
+            })).collect::<Vec<_>>(),
             "open_conflicts": conflicts.iter().filter(|c| c.pipeline == name.as_str()).count(),
             "waiting_for_approval": approvals.iter().filter(|a| a.pipeline == name.as_str()).count(),
             "links": state.link_count(name.as_str()).map_err(state_error)?,

@@ -819,6 +819,24 @@ impl Engine {
                         None => {}
                     }
                 }
+                // Deleted on the other side only (kept here by a decision):
+                // an edit of the kept record does not sync, and says so.
+                (Some(link), false) if link.state == format!("{}-deleted", target.as_str()) => {
+                    let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
+                    plan.commit.history.push(HistoryEntry {
+                        left_id,
+                        right_id,
+                        action: "skip",
+                        target: Some(target),
+                        origin: Some(source),
+                        fields: Vec::new(),
+                        rule: "deleted on one side".into(),
+                        message: Some(format!(
+                            "the {target} record was deleted and this one kept, so its edits do not sync; to bring it back on the {target} side: `synchost links unlink {} {}`, then sync",
+                            ctx.name, record.id
+                        )),
+                    });
+                }
                 (Some(link), _) if link.state != "active" => {}
                 (Some(link), true) => plan_delete(ctx, source, record, link, base, counterpart, &mut plan),
                 (Some(link), false) => {

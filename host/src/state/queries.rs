@@ -253,6 +253,21 @@ impl State {
         })
     }
 
+    /// Links whose record was deleted on one side only: the other side
+    /// keeps it, and its edits no longer sync until an admin settles it.
+    pub fn half_deleted_links(&self, pipeline: &str) -> Result<Vec<LinkRow>, StateError> {
+        self.with(|c| {
+            let mut s = c.prepare(
+                "SELECT link_id, left_id, right_id, state, updated_at FROM links
+                 WHERE pipeline = ?1 AND state IN ('left-deleted', 'right-deleted') ORDER BY link_id",
+            )?;
+            s.query_map([pipeline], |r| {
+                Ok(LinkRow { link_id: r.get(0)?, left_id: r.get(1)?, right_id: r.get(2)?, state: r.get(3)?, updated_at: r.get(4)? })
+            })?
+            .collect()
+        })
+    }
+
     pub fn link_count(&self, pipeline: &str) -> Result<i64, StateError> {
         self.with(|c| c.query_row("SELECT count(*) FROM links WHERE pipeline = ?1", [pipeline], |r| r.get(0)))
     }

@@ -731,3 +731,23 @@ async fn a_busy_target_is_retried_by_the_next_run_not_left_for_the_hourly_resubm
     assert_eq!(scene.rows("branch.sqlite", "SELECT name FROM contacts ORDER BY id"), ["Ada", "Grace"], "synced by the next run");
     assert!(engine.state.failed(Some("p")).unwrap().is_empty());
 }
+
+// Covers: C8, T2
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_deleted_on_one_side_only_shows_and_its_edits_say_why_they_do_not_sync() {
+    let (scene, engine) = scene(&BOTH_WAYS.replace("left-wins", "right-wins"));
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada')");
+    sync(&engine).await;
+    edit(&scene, "hq.sqlite", 1, "record_status = 'deleted'", "2030-01-01T00:00:01Z");
+    edit(&scene, "branch.sqlite", 1, "name = 'Ada edited'", "2030-01-01T00:00:02Z");
+    sync(&engine).await;
+    let half = engine.state.half_deleted_links("p").unwrap();
+    assert_eq!((half.len(), half[0].state.as_str()), (1, "left-deleted"), "{half:?}");
+    // A later edit of the kept record is not silently dropped.
+    edit(&scene, "branch.sqlite", 1, "name = 'Ada again'", "2030-01-01T00:00:03Z");
+    sync(&engine).await;
+    let history = engine.state.history("p", Some("right:1"), 10).unwrap();
+    let skip = history.iter().find(|h| h.rule == "deleted on one side").unwrap_or_else(|| panic!("{history:#?}"));
+    assert!(skip.message.as_deref().unwrap().contains("links unlink p 1"), "{skip:?}");
+    assert_eq!(scene.rows("hq.sqlite", "SELECT name, record_status FROM contacts"), ["Ada|deleted"]);
+}
