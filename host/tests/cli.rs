@@ -319,3 +319,44 @@ fn an_approval_given_while_the_host_runs_is_carried_out_once_by_the_host() {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+// Covers: T4, T6, H6
+#[test]
+fn check_finds_a_damaged_database_and_settings_that_never_apply() {
+    let dir = crm_folder();
+    // A pipeline whose field sets a policy its one-way direction never uses.
+    let config = std::fs::read_to_string(dir.path().join("synchost.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("synchost.toml"),
+        format!(
+            "{config}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\" }} }}\n\n[pipelines.p]\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nfields = {{ name = {{ direction = \"left-to-right\", conflict = \"right-wins\" }} }}\n"
+        ),
+    )
+    .unwrap();
+    rusqlite::Connection::open(dir.path().join("copy.sqlite"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT, updated_at TEXT); CREATE INDEX by_name ON contacts (name);
+             WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 2000) INSERT INTO contacts (name, updated_at) SELECT 'n' || v, '2026' FROM s;",
+        )
+        .unwrap();
+    let ok = synchost(dir.path(), &["check"]);
+    let text = stdout(&ok);
+    assert!(text.contains("opens and is intact"), "{text}");
+    assert!(text.contains("warn  p") && text.contains("conflict = \"right-wins\" never applies"), "{text}");
+
+    // A page of the index damaged by something else: `check` says so.
+    let path = dir.path().join("copy.sqlite");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = 4096;
+    let last = bytes.len() / page - 1;
+    for byte in &mut bytes[last * page + 8..last * page + 400] {
+        *byte = 0xA5;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let damaged = synchost(dir.path(), &["check"]);
+    assert_eq!(damaged.status.code(), Some(1));
+    let text = stdout(&damaged);
+    assert!(text.contains("FAIL  copy sql:main") && text.contains("is damaged"), "{text}");
+    assert!(text.contains("restore the file from a backup"), "{text}");
+}

@@ -65,6 +65,13 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
     if !config.config.pipelines.is_empty() {
         say!("\npipelines:");
         let state = crate::state::State::open(&config.state_path()).map_err(|e| CommandError::Other(e.into()))?;
+        match state.verify() {
+            Ok(()) => report.ok("state", &format!("{} is intact", config.state_path().display())),
+            Err(error) => report.fail("state", &error.to_string(), None),
+        }
+        for (pipeline, warning) in contradictions(&config) {
+            say!("  warn  {pipeline:<20} {warning}");
+        }
         let engine = crate::engine::Engine::new(std::sync::Arc::new(config), std::sync::Arc::new(catalog), std::sync::Arc::new(state));
         for name in engine.config.config.pipelines.keys() {
             match engine.check_pipeline(name.as_str()).await {
@@ -95,6 +102,27 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
     } else {
         Err(CommandError::Reported(format!("{} problem(s) found", report.problems)))
     }
+}
+
+/// Settings that can never take effect: said, so that nobody relies on them.
+fn contradictions(config: &LoadedConfig) -> Vec<(String, String)> {
+    use crate::config::Flow;
+    let mut found = Vec::new();
+    for (name, pipeline) in &config.config.pipelines {
+        for (field, rule) in &pipeline.fields {
+            if let (Some(policy), true) = (rule.conflict, rule.direction != Flow::Both) {
+                found.push((
+                    name.to_string(),
+                    format!(
+                        "fields.{field}: conflict = \"{}\" never applies: with direction = \"{}\" only one side's changes flow; remove `conflict`",
+                        policy.as_str(),
+                        rule.direction.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    found
 }
 
 fn check_plugins(catalog: &Catalog, report: &mut Report) {
@@ -133,8 +161,14 @@ async fn check_instance(instance: &Instance, report: &mut Report) {
     let context = instance.context();
     for (connection, grant) in &context.sql {
         let label = format!("{name} sql:{connection}");
-        match grant.database.probe(&grant.origin) {
-            Ok(()) => report.ok(&label, &format!("{} opens", grant.database.path().display())),
+        let path = grant.database.path().display();
+        match grant.database.probe(&grant.origin).and_then(|()| grant.database.integrity(&grant.origin)) {
+            Ok(damage) if damage.is_empty() => report.ok(&label, &format!("{path} opens and is intact")),
+            Ok(damage) => report.fail(
+                &label,
+                &format!("{path} is damaged: {}", damage.join("; ")),
+                Some("restore the file from a backup (or repair it with sqlite3's .recover) before synchronising it"),
+            ),
             Err(problem) => report.fail(&label, &problem.message, problem.hint.as_deref()),
         }
     }

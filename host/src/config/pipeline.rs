@@ -225,6 +225,16 @@ pub enum Flow {
 }
 
 impl Flow {
+    /// The name as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Both => "both",
+            Flow::LeftToRight => "left-to-right",
+            Flow::RightToLeft => "right-to-left",
+            Flow::Off => "off",
+        }
+    }
+
     /// Whether changes on `from` flow to the other side.
     pub fn allows(self, from: Side) -> bool {
         matches!((self, from), (Flow::Both, _) | (Flow::LeftToRight, Side::Left) | (Flow::RightToLeft, Side::Right))

@@ -315,6 +315,20 @@ impl SqlDatabase {
         })
     }
 
+    /// SQLite's `quick_check` of the whole file, for `synchost check`: a
+    /// damaged page is reported before a run reads it. Reads only.
+    pub fn integrity(&self, origin: &str) -> Result<Vec<String>, Problem> {
+        self.with(origin, Instant::now() + std::time::Duration::from_secs(300), |c, watch| {
+            watch.host.store(true, Ordering::Relaxed);
+            let found = c
+                .prepare("PRAGMA quick_check")
+                .and_then(|mut statement| statement.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>());
+            watch.host.store(false, Ordering::Relaxed);
+            let found = found.map_err(|e| sql_problem(&e, origin, watch))?;
+            Ok(if found == ["ok"] { Vec::new() } else { found })
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
