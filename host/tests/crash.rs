@@ -138,3 +138,21 @@ fn killing_the_daemon_mid_run_loses_and_duplicates_nothing() {
     let text = String::from_utf8_lossy(&again.stdout);
     assert!(text.contains("0 created, 0 updated, 0 deleted"), "{text}");
 }
+
+// Covers: H6, C7, C8, C9
+#[test]
+fn the_crash_harness_finds_nothing_lost_or_duplicated() {
+    // scripts/crash-harness: random inserts, edits (conflicting ones too) and
+    // deletes on both sides while `synchost run` is killed at random moments.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/crash-harness");
+    let output = Command::new("python3")
+        .arg(&script)
+        .args(["25", "--seed", "11", "--binary", env!("CARGO_BIN_EXE_synchost")])
+        .output()
+        .expect("python3 runs the crash harness (Debian's python3 package)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("lost: 0, duplicated: 0, differing: 0"), "{text}");
+    let kills: u32 = text.split("kills: ").nth(1).and_then(|t| t.split(',').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(kills >= 20, "the daemon was killed in most rounds: {text}");
+}
