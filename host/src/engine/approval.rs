@@ -197,6 +197,12 @@ impl Engine {
                 hint: format!("look at it again with `synchost approvals show {id}`, then decide `{id}@{}`", row.revision),
             });
         }
+        if row.status == "withdrawn" {
+            return Err(RunError::Setup {
+                message: format!("approval {id} was {}", row.outcome.as_deref().unwrap_or("withdrawn")),
+                hint: "nothing is left to decide; list the pending ones with `synchost approvals list`".into(),
+            });
+        }
         if !self.state.decide_approval(id, row.revision, approve, by, comment)? {
             return Err(RunError::Setup {
                 message: format!("approval {id} was already decided ({} by {})", row.status, row.decided_by.unwrap_or_default()),

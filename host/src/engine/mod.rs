@@ -344,6 +344,28 @@ struct Pending {
     target_in_sync: bool,
 }
 
+impl Engine {
+    /// A source record deleted while a change of its waits for approval:
+    /// the approval is withdrawn (nobody can approve a change of a record
+    /// that is gone), with a history entry.
+    fn withdraw_pending_approval(&self, ctx: &Ctx<'_>, source: Side, record: &Record, plan: &mut BatchPlan) -> Result<(), RunError> {
+        let Some(pending) = self.state.pending_approval(ctx.name, source, &record.id)? else { return Ok(()) };
+        plan.commit.withdrawn_approvals.push((source, record.id.clone()));
+        let (left_id, right_id) = side_ids(source, &record.id, pending.target_id.as_deref());
+        plan.commit.history.push(HistoryEntry {
+            left_id,
+            right_id,
+            action: "withdraw",
+            target: Some(source.other()),
+            origin: Some(source),
+            fields: Vec::new(),
+            rule: "approval".into(),
+            message: Some(format!("approval {} withdrawn: the {source} record was deleted while its change waited ({})", pending.id, pending.summary)),
+        });
+        Ok(())
+    }
+}
+
 /// The decisions for one batch of source records.
 #[derive(Default)]
 struct BatchPlan {
@@ -796,7 +818,11 @@ impl Engine {
         let mut mapped: HashMap<&str, Result<BTreeMap<String, Value>, Vec<Violation>>> =
             live.iter().map(|r| r.id.as_str()).zip(mapped).collect();
 
+        let approval_side = ctx.config.approval.as_ref().is_some_and(|a| a.applies_to(source));
         for record in latest {
+            if record.deleted && approval_side {
+                self.withdraw_pending_approval(ctx, source, record, &mut plan)?;
+            }
             let link = links.get(&record.id);
             let empty = Base::default();
             let base = link.and_then(|l| bases.get(&l.link_id)).unwrap_or(&empty);

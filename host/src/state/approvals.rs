@@ -130,6 +130,18 @@ impl State {
         })
     }
 
+    /// The approval still pending for a source record, if there is one.
+    pub fn pending_approval(&self, pipeline: &str, side: Side, source_id: &str) -> Result<Option<ApprovalRow>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM approvals WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3 AND status = 'pending'"),
+                params![pipeline, side.as_str(), source_id],
+                row,
+            )
+            .optional()
+        })
+    }
+
     /// Records a decision on a pending entry at `revision`; false when it is
     /// no longer pending at that revision (decided meanwhile, or replaced).
     pub fn decide_approval(&self, id: i64, revision: i64, approve: bool, by: &str, comment: Option<&str>) -> Result<bool, StateError> {

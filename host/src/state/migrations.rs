@@ -187,10 +187,33 @@ CREATE INDEX approvals_by_source ON approvals (pipeline, side, source_id);
 ALTER TABLE runs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
 "#,
 ), (
-    "approval revisions",
+    "approval revisions and withdrawals",
     r#"
 -- Each time the change under an approval is replaced by a newer one, its
--- revision goes up: a decision names the revision the person saw.
-ALTER TABLE approvals ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+-- revision goes up: a decision names the revision the person saw. A pending
+-- approval whose source record is deleted is `withdrawn`. (SQLite cannot
+-- change a CHECK: the table is built anew.)
+CREATE TABLE approvals_new (
+    id INTEGER PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    side TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    target_id TEXT,
+    summary TEXT NOT NULL,
+    change TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'rejected', 'withdrawn')),
+    submitted_at TEXT NOT NULL,
+    decided_at TEXT,
+    decided_by TEXT,
+    comment TEXT,
+    applied_at TEXT,
+    outcome TEXT,
+    revision INTEGER NOT NULL DEFAULT 1
+);
+INSERT INTO approvals_new (id, pipeline, side, source_id, target_id, summary, change, status, submitted_at, decided_at, decided_by, comment, applied_at, outcome)
+    SELECT id, pipeline, side, source_id, target_id, summary, change, status, submitted_at, decided_at, decided_by, comment, applied_at, outcome FROM approvals;
+DROP TABLE approvals;
+ALTER TABLE approvals_new RENAME TO approvals;
+CREATE INDEX approvals_by_source ON approvals (pipeline, side, source_id);
 "#,
 )];

@@ -220,6 +220,9 @@ pub struct Commit {
     pub unlinks: Vec<i64>,
     /// Creates now committed: their intents are done.
     pub finished_intents: Vec<(Side, String)>,
+    /// Source records deleted while a change of theirs waited for approval:
+    /// the pending approval is withdrawn.
+    pub withdrawn_approvals: Vec<(Side, String)>,
 }
 
 impl Commit {
@@ -233,6 +236,7 @@ impl Commit {
             && self.resolved_conflicts.is_empty()
             && self.unlinks.is_empty()
             && self.finished_intents.is_empty()
+            && self.withdrawn_approvals.is_empty()
     }
 }
 
@@ -632,6 +636,14 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
     }
     for link_id in &commit.unlinks {
         transaction.execute("DELETE FROM links WHERE link_id = ?1", [link_id])?;
+    }
+    for (side, source_id) in &commit.withdrawn_approvals {
+        transaction.execute(
+            "UPDATE approvals SET status = 'withdrawn', decided_at = ?4, applied_at = ?4,
+             outcome = 'withdrawn: the source record was deleted while the change waited'
+             WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3 AND status = 'pending'",
+            params![pipeline, side.as_str(), source_id, at],
+        )?;
     }
     if let Some((side, cursor)) = &commit.cursor {
         transaction.execute(

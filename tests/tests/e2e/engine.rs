@@ -751,3 +751,24 @@ async fn a_record_deleted_on_one_side_only_shows_and_its_edits_say_why_they_do_n
     assert!(skip.message.as_deref().unwrap().contains("links unlink p 1"), "{skip:?}");
     assert_eq!(scene.rows("hq.sqlite", "SELECT name, record_status FROM contacts"), ["Ada|deleted"]);
 }
+
+// Covers: P2
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_whose_source_record_is_deleted_is_withdrawn() {
+    let (scene, engine) = scene(&format!("{BOTH_WAYS}approval = {{ direction = \"left-to-right\" }}\n"));
+    scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada')");
+    let report = sync(&engine).await;
+    assert_eq!(report.counts.queued, 1);
+    let pending = engine.state.approvals(Some("p"), false).unwrap();
+    assert_eq!(pending.len(), 1);
+    edit(&scene, "hq.sqlite", 1, "record_status = 'deleted'", "2030-01-01T00:00:01Z");
+    sync(&engine).await;
+    assert!(engine.state.approvals(Some("p"), false).unwrap().is_empty(), "nothing waits any more");
+    let all = engine.state.approvals(Some("p"), true).unwrap();
+    assert_eq!(all[0].status, "withdrawn");
+    let history = engine.state.history("p", Some("left:1"), 10).unwrap();
+    assert!(history.iter().any(|h| h.action == "withdraw" && h.message.as_deref().unwrap_or("").contains("was deleted")), "{history:#?}");
+    let error = engine.decide_approval(pending[0].id, Some(1), true, "pm", None).await.unwrap_err();
+    assert!(error.to_string().contains("withdrawn: the source record was deleted"), "{error}");
+    assert_eq!(scene.rows("branch.sqlite", "SELECT count(*) FROM contacts"), ["0"]);
+}
