@@ -360,3 +360,45 @@ fn check_finds_a_damaged_database_and_settings_that_never_apply() {
     assert!(text.contains("FAIL  copy sql:main") && text.contains("is damaged"), "{text}");
     assert!(text.contains("restore the file from a backup"), "{text}");
 }
+
+// Covers: C8, T2
+#[test]
+fn status_lists_a_record_deleted_on_one_side_only_with_the_way_to_settle_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT NOT NULL, record_status TEXT NOT NULL DEFAULT 'active', origin TEXT UNIQUE)";
+    for name in ["hq.sqlite", "branch.sqlite"] {
+        rusqlite::Connection::open(dir.path().join(name)).unwrap().execute_batch(table).unwrap();
+    }
+    let entity = r#"{ updated_at = "updated_at", soft_delete = { column = "record_status" }, origin = "origin" }"#;
+    std::fs::write(
+        dir.path().join("synchost.toml"),
+        format!(
+            "[endpoints.hq]\nplugin = \"sql-table\"\ngrants.sql.db = {{ dsn = \"sqlite:hq.sqlite\" }}\nsettings = {{ connection = \"db\", entities = {{ contacts = {entity} }} }}\n\n\
+             [endpoints.branch]\nplugin = \"sql-table\"\ngrants.sql.db = {{ dsn = \"sqlite:branch.sqlite\" }}\nsettings = {{ connection = \"db\", entities = {{ contacts = {entity} }} }}\n\n\
+             [pipelines.p]\nleft = {{ endpoint = \"hq\", entity = \"contacts\" }}\nright = {{ endpoint = \"branch\", entity = \"contacts\" }}\nconflict = \"right-wins\"\nfields = {{ name = {{}} }}\n"
+        ),
+    )
+    .unwrap();
+    let sql = |db: &str, statement: &str| rusqlite::Connection::open(dir.path().join(db)).unwrap().execute_batch(statement).unwrap();
+    sql("hq.sqlite", "INSERT INTO contacts (name, updated_at) VALUES ('Ada', '2026-01-01T00:00:00Z')");
+    assert!(synchost(dir.path(), &["sync"]).status.success());
+    sql("hq.sqlite", "UPDATE contacts SET record_status = 'deleted', updated_at = '2026-01-02T00:00:00Z'");
+    sql("branch.sqlite", "UPDATE contacts SET name = 'Ada edited', updated_at = '2026-01-03T00:00:00Z'");
+    assert!(synchost(dir.path(), &["sync"]).status.success());
+    let status = stdout(&synchost(dir.path(), &["status"]));
+    assert!(status.contains("half-deleted right left:1 right:1: deleted on the left side only"), "{status}");
+    assert!(status.contains("fix: to bring it back on the left side: `synchost links unlink p 1` then `synchost sync p`"), "{status}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&synchost(dir.path(), &["status", "--json"]))).unwrap();
+    assert_eq!(json["pipelines"][0]["items"][0]["result"], "half-deleted");
+    // The fix, followed literally, brings the record back on the left side.
+    assert!(synchost(dir.path(), &["links", "unlink", "p", "1"]).status.success());
+    let synced = synchost(dir.path(), &["sync", "p"]);
+    assert!(synced.status.success(), "{}", stderr(&synced));
+    let hq: Vec<String> = {
+        let db = rusqlite::Connection::open(dir.path().join("hq.sqlite")).unwrap();
+        let mut s = db.prepare("SELECT name || '|' || record_status FROM contacts ORDER BY id").unwrap();
+        s.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    assert_eq!(hq, ["Ada|deleted", "Ada edited|active"], "{}", stdout(&synced));
+    assert!(!stdout(&synchost(dir.path(), &["status"])).contains("half-deleted"));
+}

@@ -531,7 +531,11 @@ pub fn links_list(config: &Path, pipeline: &str, limit: u32) -> Result<(), Comma
 pub fn links_unlink(config: &Path, pipeline: &str, id: &str) -> Result<(), CommandError> {
     let (_, state) = open_state(config)?;
     match state.unlink(pipeline, id).map_err(state_error)? {
-        Some((left, right)) => {
+        Some((left, right, true)) => {
+            say!("unlinked left {left} and right {right}; the kept record is made anew on the other side by the next sync");
+            Ok(())
+        }
+        Some((left, right, false)) => {
             say!("unlinked left {left} and right {right}; the next change of either is synced as a new record");
             Ok(())
         }

@@ -549,6 +549,8 @@ impl Engine {
     /// Drives creates a crash left between their write and their commit: the
     /// source records go through the engine again, the target connector finds
     /// the rows made the first time (by origin), and the links are stored.
+    /// A record an admin unlinked because its counterpart was deleted or went
+    /// missing is queued the same way, and so made anew on the other side.
     async fn finish_intents(&self, ctx: &Ctx<'_>, report: &mut RunReport) -> Result<(), RunError> {
         let intents = self.state.intents(ctx.name)?;
         for side in [Side::Left, Side::Right] {

@@ -394,24 +394,41 @@ impl State {
     }
 
     /// Removes a link by either side's id; the records stay as they are.
-    pub fn unlink(&self, pipeline: &str, id: &str) -> Result<Option<(String, String)>, StateError> {
+    /// Removes a link; returns the two ids and whether the kept record of a
+    /// half-deleted pair was queued for the next run.
+    pub fn unlink(&self, pipeline: &str, id: &str) -> Result<Option<(String, String, bool)>, StateError> {
         self.with(|c| {
-            let link: Option<(i64, String, String)> = c
+            let link: Option<(i64, String, String, String)> = c
                 .query_row(
-                    "SELECT link_id, left_id, right_id FROM links WHERE pipeline = ?1 AND (left_id = ?2 OR right_id = ?2)",
+                    "SELECT link_id, left_id, right_id, state FROM links WHERE pipeline = ?1 AND (left_id = ?2 OR right_id = ?2)",
                     params![pipeline, id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            let Some((link_id, left, right)) = link else { return Ok(None) };
+            let Some((link_id, left, right, state)) = link else { return Ok(None) };
             let transaction = c.transaction()?;
             transaction.execute("DELETE FROM links WHERE link_id = ?1", [link_id])?;
             transaction.execute(
                 "INSERT INTO history (pipeline, at, left_id, right_id, action, rule, message) VALUES (?1, ?2, ?3, ?4, 'unlink', 'admin', 'unlinked by an admin')",
                 params![pipeline, now(), left, right],
             )?;
+            // The record kept when the other side's was deleted or went
+            // missing goes through the next run again, to be made anew
+            // there; a pair that was in sync is just unlinked.
+            let kept: Option<(&str, &String)> = match state.as_str() {
+                "left-deleted" => Some(("right", &right)),
+                "right-deleted" => Some(("left", &left)),
+                _ => None,
+            };
+            if let Some((side, kept_id)) = kept {
+                transaction.execute(
+                    "INSERT OR IGNORE INTO intents (pipeline, side, source_id, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![pipeline, side, kept_id, now()],
+                )?;
+            }
+            let queued = kept.is_some();
             transaction.commit()?;
-            Ok(Some((left, right)))
+            Ok(Some((left, right, queued)))
         })
     }
 }
