@@ -249,6 +249,15 @@ pub enum Side {
 }
 
 impl Side {
+    /// The state of a link whose record on this side was deleted while the
+    /// other side's was kept.
+    pub fn deleted_state(self) -> &'static str {
+        match self {
+            Side::Left => "left-deleted",
+            Side::Right => "right-deleted",
+        }
+    }
+
     pub fn other(self) -> Side {
         match self {
             Side::Left => Side::Right,

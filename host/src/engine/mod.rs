@@ -319,6 +319,21 @@ fn side_ids(side: Side, source_id: &str, target_id: Option<&str>) -> (Option<Str
     }
 }
 
+/// A history entry saying why a linked record's change went nowhere.
+fn skip_entry(source: Side, record_id: &str, target_id: &str, rule: &str, message: String) -> HistoryEntry {
+    let (left_id, right_id) = side_ids(source, record_id, Some(target_id));
+    HistoryEntry {
+        left_id,
+        right_id,
+        action: "skip",
+        target: Some(source.other()),
+        origin: Some(source),
+        fields: Vec::new(),
+        rule: rule.into(),
+        message: Some(message),
+    }
+}
+
 fn direction(source: Side) -> Direction {
     match source {
         Side::Left => Direction::LeftToRight,
@@ -849,21 +864,17 @@ impl Engine {
                 }
                 // Deleted on the other side only (kept here by a decision):
                 // an edit of the kept record does not sync, and says so.
-                (Some(link), false) if link.state == format!("{}-deleted", target.as_str()) => {
-                    let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
-                    plan.commit.history.push(HistoryEntry {
-                        left_id,
-                        right_id,
-                        action: "skip",
-                        target: Some(target),
-                        origin: Some(source),
-                        fields: Vec::new(),
-                        rule: "deleted on one side".into(),
-                        message: Some(format!(
+                (Some(link), false) if link.state == target.deleted_state() => {
+                    plan.commit.history.push(skip_entry(
+                        source,
+                        &record.id,
+                        link.id_on(target),
+                        "deleted on one side",
+                        format!(
                             "the {target} record was deleted and this one kept, so its edits do not sync; to bring it back on the {target} side: `synchost links unlink {} {}`, then sync",
                             ctx.name, record.id
-                        )),
-                    });
+                        ),
+                    ));
                 }
                 (Some(link), _) if link.state != "active" => {}
                 (Some(link), true) => plan_delete(ctx, source, record, link, base, counterpart, &mut plan),
@@ -875,28 +886,23 @@ impl Engine {
                     held.extend(broken_checks(ctx, source, record));
                     match (mapped.remove(record.id.as_str()), counterpart) {
                         (_, None) => {
-                            let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
-                            plan.commit.history.push(HistoryEntry {
-                                left_id,
-                                right_id,
-                                action: "skip",
-                                target: Some(target),
-                                origin: Some(source),
-                                fields: Vec::new(),
-                                rule: "missing target".into(),
-                                message: Some(format!(
+                            plan.commit.history.push(skip_entry(
+                                source,
+                                &record.id,
+                                link.id_on(target),
+                                "missing target",
+                                format!(
                                     "the linked {target} record {} no longer exists; it is not created again (`synchost links unlink {} {}` to sync it anew)",
-                                    link.id_on(target), ctx.name, record.id
-                                )),
-                            });
+                                    link.id_on(target),
+                                    ctx.name,
+                                    record.id
+                                ),
+                            ));
                             plan.commit.links.push(LinkWrite {
                                 link: LinkRef::Existing(link.link_id),
                                 left_version: None,
                                 right_version: None,
-                                state: Some(match target {
-                                    Side::Left => "left-deleted",
-                                    Side::Right => "right-deleted",
-                                }),
+                                state: Some(target.deleted_state()),
                                 base: Vec::new(),
                             });
                         }
@@ -1302,10 +1308,7 @@ fn plan_update(
 fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: &Base, counterpart: Option<&Record>, plan: &mut BatchPlan) {
     let target = source.other();
     let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
-    let source_deleted_state = match source {
-        Side::Left => "left-deleted",
-        Side::Right => "right-deleted",
-    };
+    let source_deleted_state = source.deleted_state();
     let note = |action: &'static str, rule: String, message: String, state: &'static str, plan: &mut BatchPlan| {
         plan.commit.history.push(HistoryEntry {
             left_id: left_id.clone(),

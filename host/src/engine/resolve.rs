@@ -52,10 +52,7 @@ impl Engine {
                 }
             };
             let state = if keep {
-                match deleted_side {
-                    Side::Left => "left-deleted",
-                    Side::Right => "right-deleted",
-                }
+                deleted_side.deleted_state()
             } else {
                 let edited = deleted_side.other();
                 let target_id = match edited {

@@ -283,7 +283,7 @@ impl FolderUsage {
     }
 }
 
-/// The size of a descriptor's file, if it is a file.
+/// The file behind a descriptor, if it is a file.
 fn file_of(state: &mut HostState, descriptor: &Resource<Descriptor>) -> Option<Arc<std::fs::File>> {
     match state.ctx().table.get(descriptor) {
         Ok(Descriptor::File(file)) => Some(file.file.clone()),

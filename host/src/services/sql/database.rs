@@ -124,13 +124,18 @@ impl SqlDatabases {
     }
 }
 
-/// Runs the host's own SQL on a plugin connection: the plugin rules do not
-/// apply to it and it is never interrupted.
-pub(super) fn host_sql(connection: &Connection, watch: &ConnectionWatch, sql: &str) -> rusqlite::Result<()> {
+/// Runs `f` as the host on a plugin connection: the plugin rules do not
+/// apply to what it prepares and it is never interrupted.
+fn as_host<T>(watch: &ConnectionWatch, f: impl FnOnce() -> T) -> T {
     watch.host.store(true, Ordering::Relaxed);
-    let result = connection.execute_batch(sql);
+    let result = f();
     watch.host.store(false, Ordering::Relaxed);
     result
+}
+
+/// Runs the host's own SQL statements on a plugin connection.
+pub(super) fn host_sql(connection: &Connection, watch: &ConnectionWatch, sql: &str) -> rusqlite::Result<()> {
+    as_host(watch, || connection.execute_batch(sql))
 }
 
 impl SqlDatabase {
@@ -247,11 +252,11 @@ impl SqlDatabase {
     /// damaged page is reported before a run reads it. Reads only.
     pub fn integrity(&self, origin: &str) -> Result<Vec<String>, Problem> {
         self.with(origin, Instant::now() + std::time::Duration::from_secs(300), |c, watch| {
-            watch.host.store(true, Ordering::Relaxed);
-            let found = c
-                .prepare("PRAGMA quick_check")
-                .and_then(|mut statement| statement.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>());
-            watch.host.store(false, Ordering::Relaxed);
+            let found = as_host(watch, || {
+                let mut statement = c.prepare("PRAGMA quick_check")?;
+                let rows = statement.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect::<Result<Vec<_>, _>>()
+            });
             let found = found.map_err(|e| sql_problem(&e, origin, watch))?;
             Ok(if found == ["ok"] { Vec::new() } else { found })
         })
