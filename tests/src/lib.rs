@@ -18,6 +18,7 @@ use synchost::engine::Engine;
 use synchost::runtime::Instance;
 use synchost::state::State;
 
+pub mod proxy;
 pub mod redmine;
 
 /// Paths of the test guests (components that misbehave on purpose).

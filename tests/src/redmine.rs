@@ -178,7 +178,7 @@ settings = {{ connection = "db" }}
 plugin = "redmine"
 grants.http.allow = ["{origin}"]
 limits.timeout = "120s"
-settings = {{ url = "{url}", api_key = "{key}", project = "{project}", timeout_ms = 5000 }}
+settings = {{ url = "{url}", api_key = "{key}", project = "{project}", timeout_ms = 5000, origin_field = "synchost origin" }}
 
 [pipelines.users]
 category = "master data"

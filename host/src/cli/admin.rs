@@ -1,5 +1,5 @@
 //! The engine's commands: `run`, `sync`, `status`, `history`, `conflicts`,
-//! `failed`, `links`, `messages`, `pause` and `resume`. They answer a person's
+//! `failed`, `messages`, `pause` and `resume`. They answer a person's
 //! questions ("why did this value change?", "what is stuck and how do I fix
 //! it?") from state, without reading logs.
 
@@ -23,13 +23,13 @@ pub fn open_engine(config_path: &Path) -> Result<Engine, CommandError> {
 }
 
 /// Loads the config and opens its state, for commands that only read state.
-fn open_state(config_path: &Path) -> Result<(crate::config::LoadedConfig, State), CommandError> {
+pub(super) fn open_state(config_path: &Path) -> Result<(crate::config::LoadedConfig, State), CommandError> {
     let config = crate::config::LoadedConfig::load(config_path).map_err(CommandError::Config)?;
     let state = State::open(&config.state_path()).map_err(state_error)?;
     Ok((config, state))
 }
 
-fn run_error(error: RunError) -> CommandError {
+pub(super) fn run_error(error: RunError) -> CommandError {
     let mut message = error.to_string();
     if let Some(hint) = error.hint() {
         message.push_str(&format!("\n  = fix: {hint}"));
@@ -39,7 +39,7 @@ fn run_error(error: RunError) -> CommandError {
 
 /// Takes the state store's writer lease for a command that writes to the
 /// connected systems, or refuses, naming who holds it and what to do.
-fn writer_lease(engine: &Engine, command: &str, meanwhile: &str) -> Result<WriterLease, CommandError> {
+pub(super) fn writer_lease(engine: &Engine, command: &str, meanwhile: &str) -> Result<WriterLease, CommandError> {
     lease::acquire(&engine.config.data_dir(), command).map_err(|error| match error {
         LeaseError::Held(holder) => CommandError::Reported(format!(
             "{holder} is writing to this state store; only one writer at a time\n  = fix: {meanwhile}"
@@ -48,7 +48,7 @@ fn writer_lease(engine: &Engine, command: &str, meanwhile: &str) -> Result<Write
     })
 }
 
-fn state_error(error: crate::state::StateError) -> CommandError {
+pub(super) fn state_error(error: crate::state::StateError) -> CommandError {
     CommandError::Other(error.into())
 }
 
@@ -516,31 +516,6 @@ pub async fn failed_retry(config: &Path, pipeline: &str, ids: &[i64]) -> Result<
     let report = engine.resubmit_failed(pipeline, (!ids.is_empty()).then_some(ids), "manual resubmit").await.map_err(run_error)?;
     print_report(pipeline, &report, false);
     Ok(())
-}
-
-/// `synchost links list PIPELINE`
-pub fn links_list(config: &Path, pipeline: &str, limit: u32) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
-    for link in state.links(pipeline, limit).map_err(state_error)? {
-        say!("left {:<12} <-> right {:<12} {:<14} {}", link.left_id, link.right_id, link.state, link.updated_at);
-    }
-    Ok(())
-}
-
-/// `synchost links unlink PIPELINE ID`
-pub fn links_unlink(config: &Path, pipeline: &str, id: &str) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
-    match state.unlink(pipeline, id).map_err(state_error)? {
-        Some((left, right, true)) => {
-            say!("unlinked left {left} and right {right}; the kept record is made anew on the other side by the next sync");
-            Ok(())
-        }
-        Some((left, right, false)) => {
-            say!("unlinked left {left} and right {right}; the next change of either is synced as a new record");
-            Ok(())
-        }
-        None => Err(CommandError::Reported(format!("pipeline {pipeline} has no link with record {id}"))),
-    }
 }
 
 /// `synchost messages [--since WHEN]`: the latest sync events (P12).

@@ -6,12 +6,14 @@
 //! - `schema`: print the config's JSON Schema.
 //! - `demo`: the embedded default: sample CRM databases, a config, a tour.
 //! - `run`, `sync`, `status`, `history`, `conflicts`, `failed`, `links`,
-//!   `mirror`, `messages`, `pause`, `resume`: the sync engine and its queues (`admin`).
+//!   `mirror`, `messages`, `pause`, `resume`: the sync engine and its queues
+//!   (`admin`; the `links` commands in `links`).
 
 pub mod admin;
 mod check;
 mod demo;
 mod inspect;
+mod links;
 pub mod output;
 mod read;
 
@@ -249,6 +251,9 @@ enum LinksCommand {
     },
     /// Remove the link of a record (either side's id); both records stay.
     Unlink { pipeline: String, id: String },
+    /// Link two existing records that are one (say, a create whose outcome
+    /// was lost); the next sync compares them.
+    Link { pipeline: String, left_id: String, right_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,8 +361,9 @@ pub async fn main() -> ExitCode {
         }
         Command::Failed { command: FailedCommand::List { pipeline, json } } => admin::failed_list(&cli.config, pipeline.as_deref(), *json),
         Command::Failed { command: FailedCommand::Retry { pipeline, ids } } => admin::failed_retry(&cli.config, pipeline, ids).await,
-        Command::Links { command: LinksCommand::List { pipeline, limit } } => admin::links_list(&cli.config, pipeline, *limit),
-        Command::Links { command: LinksCommand::Unlink { pipeline, id } } => admin::links_unlink(&cli.config, pipeline, id),
+        Command::Links { command: LinksCommand::List { pipeline, limit } } => links::list(&cli.config, pipeline, *limit),
+        Command::Links { command: LinksCommand::Unlink { pipeline, id } } => links::unlink(&cli.config, pipeline, id),
+        Command::Links { command: LinksCommand::Link { pipeline, left_id, right_id } } => links::link(&cli.config, pipeline, left_id, right_id).await,
         Command::Messages { since, limit } => admin::messages(&cli.config, since.as_deref(), *limit),
         Command::Mirror { command: MirrorCommand::Diff { pipeline } } => admin::mirror_diff(&cli.config, pipeline).await,
         Command::Pause { pipeline, by } => admin::pause(&cli.config, pipeline, Some(by)),

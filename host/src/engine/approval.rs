@@ -112,6 +112,7 @@ impl Parked {
                 expected_version: self.expected_version,
                 kind: if self.delete { ChangeKind::Delete } else { ChangeKind::Upsert },
                 fields: self.fields.iter().map(|(n, v)| Field { name: n.clone(), value: decode(v) }).collect(),
+                repeated: false,
             },
             history: HistoryEntry {
                 left_id: self.history.left_id,
@@ -247,7 +248,10 @@ impl Engine {
         let target = source.other();
         let mut pending = parked.into_pending(source, link, row.source_id.clone());
         pending.history.rule = format!("{}; approved by {}", pending.history.rule, row.decided_by.as_deref().unwrap_or("?"));
-        let outcome = self.write_checked(ctx, target, std::slice::from_ref(&pending.change)).await?.pop();
+        // Written like any change: an approved create is made at most once,
+        // even when the host stops between the write and this commit.
+        let mut commit = Commit::default();
+        let outcome = self.write_pending(ctx, source, std::slice::from_mut(&mut pending), &mut commit).await?.pop();
         let (done, message) = match &outcome {
             Some(Outcome::Applied(applied)) => (true, format!("written to the {target} record {}", applied.id)),
             Some(Outcome::Rejected(problem)) if problem.retryable => (false, format!("not written yet ({}); tried again on the next run", problem.message)),
@@ -256,8 +260,10 @@ impl Engine {
             None => (false, "the connector returned no outcome; tried again on the next run".to_owned()),
         };
         if done {
-            let mut commit = Commit::default();
             record_outcome(&mut commit, &mut report.counts, source, pending, outcome);
+        }
+        // Not done: only the intent of a create that was certainly not made is finished.
+        if !commit.is_empty() {
             self.state.apply(ctx.name, ctx.run_id, &commit)?;
         }
         self.state.approval_outcome(row.id, done, &message)?;
@@ -283,6 +289,7 @@ impl Engine {
                 target_id: Some(row.source_id.clone()),
                 expected_version: None,
                 kind: ChangeKind::Upsert,
+                repeated: false,
                 fields: vec![Field { name: field.to_owned(), value: crate::runtime::bindings::Value::Text(note) }],
             };
             match ctx.instance(source).write(ctx.entity(source), &[change]).await?.pop() {

@@ -27,6 +27,54 @@ fn match_key(ctx: &Ctx<'_>, side: Side, record: &Record) -> Option<Vec<String>> 
 }
 
 impl Engine {
+    /// Links two records an admin says are one (a create whose outcome was
+    /// lost, a pair `match_on` could not tell): both must exist and neither
+    /// be linked. Like a match, the pair has no base: the next run compares
+    /// them, and each field that differs goes to the pipeline's policy.
+    pub async fn link_by_hand(&self, name: &str, left_id: &str, right_id: &str) -> Result<(), RunError> {
+        let ctx = self.context(name, Mode::Apply).await?;
+        for (side, id) in [(Side::Left, left_id), (Side::Right, right_id)] {
+            if self.state.links_by_ids(name, side, &[id.to_owned()])?.contains_key(id) {
+                return Err(RunError::Setup {
+                    message: format!("the {side} record {id} of pipeline {name} is linked already"),
+                    hint: format!("unlink it first (`synchost links unlink {name} {id}`) if it belongs to the other record"),
+                });
+            }
+            let found = ctx.instance(side).fetch(ctx.entity(side), &[id.to_owned()]).await?;
+            if !found.iter().any(|r| r.id == id && !r.deleted) {
+                return Err(RunError::Setup {
+                    message: format!("`{}` has no {} record {id}", ctx.instance(side).name(), ctx.entity(side)),
+                    hint: format!("check the {side} id (`synchost failed list {name}` names the record that waits)"),
+                });
+            }
+        }
+        let mut commit = Commit::default();
+        commit.links.push(LinkWrite {
+            link: LinkRef::New { left_id: left_id.to_owned(), right_id: right_id.to_owned() },
+            left_version: None,
+            right_version: None,
+            state: None,
+            base: Vec::new(),
+        });
+        commit.history.push(HistoryEntry {
+            left_id: Some(left_id.to_owned()),
+            right_id: Some(right_id.to_owned()),
+            action: "link",
+            target: None,
+            origin: None,
+            fields: Vec::new(),
+            rule: "linked by an admin".into(),
+            message: Some("compared on the next run: each field that differs goes to the pipeline's conflict policy".into()),
+        });
+        for (side, id) in [(Side::Left, left_id), (Side::Right, right_id)] {
+            commit.cleared_failures.push((side, id.to_owned()));
+            commit.finished_intents.push((side, id.to_owned()));
+        }
+        commit.queued_intents.push((Side::Left, left_id.to_owned()));
+        self.state.apply(name, None, &commit)?;
+        Ok(())
+    }
+
     /// Every live record of one side, read from the start.
     async fn read_all(&self, ctx: &Ctx<'_>, side: Side) -> Result<Vec<Record>, RunError> {
         let mut records = Vec::new();

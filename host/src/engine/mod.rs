@@ -14,8 +14,7 @@
 //!
 //! A crash before step 6 means the batch is read again from the old cursor:
 //! updates are idempotent (the base comparison finds nothing left to do or
-//! writes the same values), and creates are made idempotent by the target
-//! connector storing the change's origin (sql-table's `origin` column).
+//! writes the same values), and a create is made at most once (`write`).
 //!
 //! Changes in a pipeline's approval direction are parked in the approval queue
 //! at step 5 instead of written; decisions are carried out at the end of a run
@@ -26,6 +25,7 @@
 //! - `approval`: the approval queue: parking changes, carrying out decisions.
 //! - `outcomes`: a connector's outcomes checked before they become links.
 //! - `isolate`: splitting a batch a plugin fails on, to fail only its records.
+//! - `write`: writing a batch: crashes isolated, outcomes checked, creates at most once.
 
 mod approval;
 mod matching;
@@ -35,6 +35,7 @@ pub mod policy;
 mod probe;
 mod references;
 mod resolve;
+mod write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -227,44 +228,6 @@ async fn map_and_validate(mapper: &Instance, source: Side, records: &[Record]) -
         }
     }
     Ok(results)
-}
-
-impl Engine {
-    /// Writes a batch (isolating a crash to its change) and checks the
-    /// outcomes before they become links.
-    pub(crate) async fn write_checked(&self, ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Result<Vec<Outcome>, RunError> {
-        let written = write_isolating(ctx, target, changes).await?;
-        let created: Vec<String> = outcomes::created_ids(changes, &written).into_iter().map(str::to_owned).collect();
-        let linked = if created.is_empty() {
-            Default::default()
-        } else {
-            self.state.links_by_ids(ctx.name, target, &created)?.into_keys().collect()
-        };
-        Ok(outcomes::checked(ctx.instance(target).name(), changes, written, &linked))
-    }
-}
-
-/// Writes a batch; if the connector crashes on it (or hits a limit), writes
-/// it again in halves so that only the changes it crashes on are rejected
-/// (H1). A timeout is not split: a write that ran out of time may have been
-/// applied in part, and writing it again could create records twice.
-async fn write_isolating(ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Result<Vec<Outcome>, RunError> {
-    let instance = ctx.instance(target);
-    let results = isolate::bisect(changes.len(), isolable, |part| instance.write(ctx.entity(target), &changes[part])).await?;
-    Ok(results
-        .into_iter()
-        .map(|result| {
-            result.unwrap_or_else(|error| {
-                tracing::warn!(pipeline = ctx.name, "Connector failed on a change: {error}");
-                Outcome::Rejected(crate::runtime::bindings::Problem {
-                    code: "plugin-crashed".into(),
-                    message: error.to_string(),
-                    hint: error.hint(),
-                    retryable: false,
-                })
-            })
-        })
-        .collect())
 }
 
 /// Every field a pipeline names must exist on its entity; a typo would
@@ -562,10 +525,11 @@ impl Engine {
     }
 
     /// Drives creates a crash left between their write and their commit: the
-    /// source records go through the engine again, the target connector finds
-    /// the rows made the first time (by origin), and the links are stored.
-    /// A record an admin unlinked because its counterpart was deleted or went
-    /// missing is queued the same way, and so made anew on the other side.
+    /// source records go through the engine again and each create is sent
+    /// again marked repeated, so the target finds the record made the first
+    /// time by its origin (or, where it cannot, it becomes a failed item to
+    /// check; see `write`). Queued records (one an admin unlinked because its
+    /// counterpart was deleted, a pair linked by hand) go through the same way.
     async fn finish_intents(&self, ctx: &Ctx<'_>, report: &mut RunReport) -> Result<(), RunError> {
         let intents = self.state.intents(ctx.name)?;
         for side in [Side::Left, Side::Right] {
@@ -576,8 +540,11 @@ impl Engine {
             tracing::info!(pipeline = ctx.name, side = side.as_str(), count = ids.len(), "Finishing creates interrupted by a crash");
             let records = ctx.instance(side).fetch(ctx.entity(side), &ids).await?;
             let mut plan = self.plan_batch(ctx, side, &records).await?;
-            // Intents whose source is gone, or that need no write any more, are done.
-            plan.commit.finished_intents.extend(ids.into_iter().map(|id| (side, id)));
+            // Intents whose source is gone, or that need no create any more,
+            // are done; the creates finish theirs once their outcome is known.
+            let creating: std::collections::HashSet<&str> = plan.pending.iter().filter(|p| p.link.is_none()).map(|p| p.source_id.as_str()).collect();
+            let done: Vec<(Side, String)> = ids.iter().filter(|id| !creating.contains(id.as_str())).map(|id| (side, id.clone())).collect();
+            plan.commit.finished_intents.extend(done);
             self.finish_batch(ctx, side, plan, report).await?;
         }
         Ok(())
@@ -651,16 +618,7 @@ impl Engine {
         let outcomes: Vec<Option<Outcome>> = match ctx.mode {
             Mode::DryRun => plan.pending.iter().map(|_| None).collect(),
             Mode::Apply if plan.pending.is_empty() => Vec::new(),
-            Mode::Apply => {
-                // Creates are not idempotent until their link is stored: note them first.
-                let creates: Vec<String> = plan.pending.iter().filter(|p| p.link.is_none()).map(|p| p.source_id.clone()).collect();
-                if !creates.is_empty() {
-                    self.state.add_intents(ctx.name, source, &creates)?;
-                    plan.commit.finished_intents.extend(creates.into_iter().map(|id| (source, id)));
-                }
-                let changes: Vec<Change> = plan.pending.iter().map(|p| p.change.clone()).collect();
-                self.write_checked(ctx, target, &changes).await?.into_iter().map(Some).collect()
-            }
+            Mode::Apply => self.write_pending(ctx, source, &mut plan.pending, &mut plan.commit).await?.into_iter().map(Some).collect(),
         };
         // A change the target could not take for now (it went down mid-batch):
         // the batch is committed as far as it went, then the run fails, so the
@@ -1056,6 +1014,7 @@ fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: &BTreeMap<S
             target_id: None,
             expected_version: None,
             kind: ChangeKind::Upsert,
+            repeated: false,
             fields: fields.clone(),
         },
         history: HistoryEntry {
@@ -1206,6 +1165,7 @@ fn plan_update(
                             target_id: Some(record.id.clone()),
                             expected_version: None,
                             kind: ChangeKind::Upsert,
+                            repeated: false,
                             fields: vec![Field { name: mirror_field.clone(), value: current_value.clone() }],
                         },
                         HistoryEntry {
@@ -1284,6 +1244,7 @@ fn plan_update(
             target_id: Some(counterpart.id.clone()),
             expected_version: counterpart.version.clone(),
             kind: ChangeKind::Upsert,
+            repeated: false,
             fields: writes.iter().map(|(name, _, value)| Field { name: name.clone(), value: value.clone() }).collect(),
         },
         history: HistoryEntry {
@@ -1393,6 +1354,7 @@ fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: 
             target_id: Some(counterpart.id.clone()),
             expected_version: counterpart.version.clone(),
             kind: ChangeKind::Delete,
+            repeated: false,
             fields: Vec::new(),
         },
         history: HistoryEntry {

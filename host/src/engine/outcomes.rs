@@ -68,7 +68,7 @@ mod tests {
     use crate::runtime::bindings::{Applied, ChangeKind};
 
     fn create(origin: &str) -> Change {
-        Change { origin: origin.into(), target_id: None, expected_version: None, kind: ChangeKind::Upsert, fields: Vec::new() }
+        Change { origin: origin.into(), target_id: None, expected_version: None, kind: ChangeKind::Upsert, fields: Vec::new(), repeated: false }
     }
 
     fn applied(id: &str) -> Outcome {

@@ -64,6 +64,7 @@ impl Engine {
                     target_id: Some(target_id.clone()),
                     expected_version: None,
                     kind: ChangeKind::Delete,
+                    repeated: false,
                     fields: Vec::new(),
                 };
                 self.write_one(&ctx, edited, change).await?;
@@ -102,6 +103,7 @@ impl Engine {
                         target_id: Some(record.id.clone()),
                         expected_version: None,
                         kind: ChangeKind::Upsert,
+                        repeated: false,
                         fields: vec![Field { name: name.clone(), value: chosen.clone() }],
                     };
                     self.write_one(&ctx, *side, change).await?;
@@ -152,7 +154,12 @@ impl Engine {
             .state
             .failed(Some(pipeline))?
             .into_iter()
-            .filter(|f| only.is_none_or(|ids| ids.contains(&f.id)))
+            .filter(|f| match only {
+                Some(ids) => ids.contains(&f.id),
+                // A create that may have been made goes again only when a
+                // person names it, after checking the target.
+                None => !super::write::needs_a_person(&f.code),
+            })
             .collect();
         let mut report = RunReport::default();
         if items.is_empty() {

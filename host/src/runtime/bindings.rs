@@ -1,4 +1,4 @@
-//! Host-side bindings generated from `schemas/wit` (plugin API 0.2.x).
+//! Host-side bindings generated from `schemas/wit` (plugin API 0.3.x).
 //!
 //! The mapper world reuses the connector world's shared interfaces, so one
 //! `Record` type and one implementation of each host service serve both.

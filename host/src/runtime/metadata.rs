@@ -6,7 +6,7 @@ use std::fmt;
 use semver::{Version, VersionReq};
 
 /// The plugin API version this host implements (`schemas/wit`).
-pub const HOST_API_VERSION: &str = "0.2.0";
+pub const HOST_API_VERSION: &str = "0.3.0";
 
 /// The plugin API versions this host runs: compatible releases of its own
 /// (same minor for 0.x, same major from 1.0).

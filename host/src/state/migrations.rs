@@ -216,4 +216,13 @@ DROP TABLE approvals;
 ALTER TABLE approvals_new RENAME TO approvals;
 CREATE INDEX approvals_by_source ON approvals (pipeline, side, source_id);
 "#,
+), (
+    "intents: written or only queued",
+    r#"
+-- `written`: the create was sent (or about to be) and its outcome is not yet
+-- committed; sent again, it must be found by its origin. `queued`: nothing was
+-- sent yet (a record to make anew, a pair linked by hand to compare). Intents
+-- from before this column were written ones.
+ALTER TABLE intents ADD COLUMN state TEXT NOT NULL DEFAULT 'written' CHECK (state IN ('written', 'queued'));
+"#,
 )];

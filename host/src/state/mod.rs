@@ -7,6 +7,7 @@
 //! [`lease`]: one writer per state store.
 
 mod approvals;
+mod intents;
 pub mod lease;
 mod migrations;
 mod queries;
@@ -18,6 +19,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 pub use approvals::{ApprovalRow, Queued};
+pub use intents::IntentState;
 pub use queries::{ConflictRow, EventRow, FailedRow, HealthRow, HeartbeatRow, HistoryRow, LinkRow, RunRow};
 
 use crate::config::Side;
@@ -220,6 +222,8 @@ pub struct Commit {
     pub unlinks: Vec<i64>,
     /// Creates now committed: their intents are done.
     pub finished_intents: Vec<(Side, String)>,
+    /// Records to drive through the engine at the start of the next run.
+    pub queued_intents: Vec<(Side, String)>,
     /// Source records deleted while a change of theirs waited for approval:
     /// the pending approval is withdrawn.
     pub withdrawn_approvals: Vec<(Side, String)>,
@@ -236,6 +240,7 @@ impl Commit {
             && self.resolved_conflicts.is_empty()
             && self.unlinks.is_empty()
             && self.finished_intents.is_empty()
+            && self.queued_intents.is_empty()
             && self.withdrawn_approvals.is_empty()
     }
 }
@@ -404,33 +409,6 @@ impl State {
                 params![now(), level, pipeline, run_id, redacted(message), hint.map(redacted)],
             )?;
             Ok(())
-        })
-    }
-
-    /// Records creates about to be written, before they are written.
-    pub fn add_intents(&self, pipeline: &str, side: Side, source_ids: &[String]) -> Result<(), StateError> {
-        self.with(|c| {
-            let transaction = c.transaction()?;
-            {
-                let mut statement = transaction.prepare_cached(
-                    "INSERT OR IGNORE INTO intents (pipeline, side, source_id, at) VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                let at = now();
-                for id in source_ids {
-                    statement.execute(params![pipeline, side.as_str(), id, at])?;
-                }
-            }
-            transaction.commit()
-        })
-    }
-
-    /// Creates a crash left unfinished: (source side, source id).
-    pub fn intents(&self, pipeline: &str) -> Result<Vec<(Side, String)>, StateError> {
-        self.with(|c| {
-            let mut statement = c.prepare("SELECT side, source_id FROM intents WHERE pipeline = ?1 ORDER BY side, source_id")?;
-            statement
-                .query_map([pipeline], |r| Ok((Side::parse(&r.get::<_, String>(0)?).unwrap_or(Side::Left), r.get(1)?)))?
-                .collect()
         })
     }
 
@@ -633,6 +611,11 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
                 .prepare_cached("DELETE FROM intents WHERE pipeline = ?1 AND side = ?2 AND source_id IN (SELECT value FROM json_each(?3))")?
                 .execute(params![pipeline, side.as_str(), serde_json::to_string(&finished).expect("strings serialize")])?;
         }
+    }
+    for (side, source_id) in &commit.queued_intents {
+        transaction
+            .prepare_cached("INSERT OR IGNORE INTO intents (pipeline, side, source_id, at, state) VALUES (?1, ?2, ?3, ?4, 'queued')")?
+            .execute(params![pipeline, side.as_str(), source_id, at])?;
     }
     for link_id in &commit.unlinks {
         transaction.execute("DELETE FROM links WHERE link_id = ?1", [link_id])?;

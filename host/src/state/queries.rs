@@ -422,7 +422,7 @@ impl State {
             };
             if let Some((side, kept_id)) = kept {
                 transaction.execute(
-                    "INSERT OR IGNORE INTO intents (pipeline, side, source_id, at) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT OR IGNORE INTO intents (pipeline, side, source_id, at, state) VALUES (?1, ?2, ?3, ?4, 'queued')",
                     params![pipeline, side, kept_id, now()],
                 )?;
             }

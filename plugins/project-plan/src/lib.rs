@@ -115,6 +115,8 @@ fn entity(name: &str, fields: &[(&str, FieldType, bool)], writable: bool) -> Ent
         change_feed: false,
         soft_delete: false,
         writable,
+        // A plan task has no place for a foreign origin that MSPDI keeps.
+        finds_by_origin: false,
     }
 }
 

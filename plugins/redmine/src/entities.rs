@@ -9,8 +9,10 @@
 use serde_json::{json, Map, Value as Json};
 use synchost_plugin_sdk::prelude::*;
 
+use crate::settings::{OriginField, OriginFieldIds};
+
 /// A Redmine resource.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Kind {
     Projects,
     Users,
@@ -213,7 +215,41 @@ impl Kind {
         self.specs().iter().any(|s| s.name == name)
     }
 
-    pub fn def(self, custom: &[CustomField]) -> EntityDef {
+    /// Issues and time entries can keep the origin of a record synchost
+    /// made in a custom field (the `origin_field` setting) and be searched by it.
+    pub fn keeps_origin(self) -> bool {
+        matches!(self, Kind::Issues | Kind::TimeEntries)
+    }
+
+    /// The custom field type Redmine gives this resource's custom fields.
+    pub fn customized_type(self) -> &'static str {
+        match self {
+            Kind::Issues => "issue",
+            Kind::TimeEntries => "time_entry",
+            Kind::Projects => "project",
+            Kind::Users | Kind::Members => "user",
+            Kind::Activities => "time_entry_activity",
+        }
+    }
+
+    /// The origin field's id for this kind, from ids given in the settings.
+    pub fn origin_id(ids: &OriginFieldIds, kind: Kind) -> Option<i64> {
+        match kind {
+            Kind::TimeEntries => ids.time_entries,
+            Kind::Issues => ids.issues,
+            _ => None,
+        }
+    }
+
+    /// `origin_field`: the settings' custom field for origins, if any.
+    pub fn def(self, custom: &[CustomField], origin_field: Option<&OriginField>) -> EntityDef {
+        let keeps_origin = self.writable()
+            && self.keeps_origin()
+            && match origin_field {
+                None => false,
+                Some(OriginField::Name(_)) => true,
+                Some(OriginField::Ids(ids)) => Kind::origin_id(ids, self).is_some(),
+            };
         EntityDef {
             name: self.name().into(),
             key: "id".into(),
@@ -226,6 +262,7 @@ impl Kind {
             change_feed: self.change_feed(),
             soft_delete: false,
             writable: self.writable(),
+            finds_by_origin: keeps_origin,
         }
     }
 
@@ -337,7 +374,7 @@ mod tests {
         let record = Kind::Issues.to_record(&empty, &plan_work()).unwrap();
         assert!(record.fields.iter().any(|f| f.name == "Plan work" && f.value == Value::Null));
         // Time entries have none.
-        assert!(!Kind::TimeEntries.def(&plan_work()).fields.iter().any(|f| f.name == "Plan work"));
+        assert!(!Kind::TimeEntries.def(&plan_work(), None).fields.iter().any(|f| f.name == "Plan work"));
     }
 
     #[test]

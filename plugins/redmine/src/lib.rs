@@ -27,10 +27,13 @@
 //! - `api`: requests through the host, and what Redmine's answers mean.
 //! - `entities`: resources, their fields, JSON to records and back.
 //! - `feed`: the change-feed cursor.
+//! - `origin`: the origin of a created record, kept in a custom field and
+//!   searched by, so that a create sent again finds what the first one made.
 
 mod api;
 mod entities;
 mod feed;
+mod origin;
 mod settings;
 
 use std::collections::{BTreeSet, HashMap};
@@ -55,11 +58,16 @@ pub struct Redmine {
     custom: Vec<CustomField>,
     /// Redmine's ids of the issue custom fields by name, asked once per call.
     custom_ids: std::cell::OnceCell<HashMap<String, i64>>,
+    /// The origin custom field's id per kind of record, asked once per call.
+    origin_ids: std::cell::RefCell<HashMap<Kind, i64>>,
 }
+
+/// The problem code of a create Redmine got but gave no answer to.
+const OUTCOME_UNKNOWN: &str = "outcome-unknown";
 
 const READ: Purpose<'static> = Purpose { action: "read it", permission: "view_project" };
 
-fn read_purpose(kind: Kind) -> Purpose<'static> {
+pub(crate) fn read_purpose(kind: Kind) -> Purpose<'static> {
     match kind {
         Kind::Issues => Purpose { action: "view issues", permission: "view_issues" },
         Kind::TimeEntries => Purpose { action: "view spent time", permission: "view_time_entries" },
@@ -130,6 +138,10 @@ impl Connector for Redmine {
                 Ok(CustomField { name: name.clone(), kind })
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        if let Some(settings::OriginField::Name(origin)) = settings.origin_field.as_ref().filter(|o| settings.issue_custom_fields.contains_key(&o.to_string())) {
+            return Err(Error::settings(format!("`{origin}` is both the origin_field and one of the issue_custom_fields"))
+                .with_hint("the origin field is synchost's own: give it a custom field of its own, and remove it from issue_custom_fields"));
+        }
         let api = Api::new(&settings, context.name())?;
         Ok(Redmine {
             settings,
@@ -138,11 +150,12 @@ impl Connector for Redmine {
             scope_id: std::cell::OnceCell::new(),
             custom,
             custom_ids: std::cell::OnceCell::new(),
+            origin_ids: std::cell::RefCell::new(HashMap::new()),
         })
     }
 
     fn describe(&self) -> Result<Vec<EntityDef>, Error> {
-        Ok(Kind::ALL.iter().map(|k| k.def(&self.custom)).collect())
+        Ok(Kind::ALL.iter().map(|k| k.def(&self.custom, self.settings.origin_field.as_ref())).collect())
     }
 
     fn read(&mut self, entity: &str, cursor: Option<String>, limit: u32) -> Result<ReadBatch, Error> {
@@ -178,6 +191,19 @@ impl Connector for Redmine {
         let mut outcomes = Vec::with_capacity(changes.len());
         for change in &changes {
             match self.write_one(kind, change) {
+                // Redmine got a request and gave no answer: it may be down or
+                // overloaded; the rest are not sent (each would wait as long).
+                Ok(Outcome::Rejected(problem)) if problem.code == OUTCOME_UNKNOWN => {
+                    let not_sent = Problem {
+                        code: "not-sent".into(),
+                        message: format!("not sent: an earlier change of the batch got no answer from Redmine ({})", problem.message),
+                        hint: problem.hint.clone(),
+                        retryable: true,
+                    };
+                    outcomes.push(Outcome::Rejected(problem));
+                    outcomes.resize(changes.len(), Outcome::Rejected(not_sent));
+                    break;
+                }
                 Ok(outcome) => outcomes.push(outcome),
                 // Redmine is down or refuses the key: every other change would fail
                 // the same way. Nothing applied yet: the whole batch is retried;
@@ -251,6 +277,9 @@ impl Connector for Redmine {
                     problems.push(error.into_problem());
                 }
             }
+        }
+        for kind in Kind::ALL.iter().copied().filter(|k| needs.iter().any(|n| n.write && n.entity == k.name())) {
+            problems.extend(self.probe_origin(kind));
         }
         for need in needs {
             let kind = match Kind::parse(&need.entity) {
@@ -493,27 +522,20 @@ impl Redmine {
                     Err(error) => Err(error),
                 }
             }
-            (ChangeKind::Upsert, Some(id)) => {
-                let Some(current) = self.get_record(kind, id)? else {
-                    return Err(Error::new("not-found", format!("{} {id} no longer exists in Redmine", kind.singular()))
-                        .with_hint("it was deleted there; the link is kept until the deletion is synced"));
-                };
-                if change.expected_version.as_ref().is_some_and(|v| Some(v) != current.version.as_ref()) {
-                    return Ok(Outcome::Conflict(current));
-                }
-                let body = kind.to_body(&change.fields, &self.custom, |name| self.custom_id(name))?;
-                self.api.change("PUT", &format!("/{collection}/{id}.json"), Some(&body), write_purpose(kind, false))?;
-                // Redmine answers an update with no body: read the new version.
-                let updated = self.get_record(kind, id)?.ok_or_else(|| Error::transient("not-found", format!("{} {id} vanished right after it was updated", kind.singular())))?;
-                self.check_custom_values_kept(change, &updated)?;
-                Ok(Outcome::Applied(Applied { id: updated.id, version: updated.version }))
-            }
+            (ChangeKind::Upsert, Some(id)) => self.update(kind, id, change),
             (ChangeKind::Upsert, None) => {
+                // An earlier sending may have made it: bring that one up to date.
+                if change.repeated {
+                    if let Some(made) = self.find_by_origin(kind, &change.origin)? {
+                        return self.update(kind, &made.id, change);
+                    }
+                }
                 let mut body = kind.to_body(&change.fields, &self.custom, |name| self.custom_id(name))?;
                 let derived_identifier = kind == Kind::Projects && self.complete_new_project(&mut body)?;
                 if matches!(kind, Kind::Issues | Kind::TimeEntries) {
                     self.place_in_scope(kind, &mut body)?;
                 }
+                self.stamp_origin(kind, &mut body, &change.origin)?;
                 let mut attempt = 1;
                 let created = loop {
                     match self.api.change("POST", &format!("/{collection}.json"), Some(&body), write_purpose(kind, true)) {
@@ -524,6 +546,16 @@ impl Redmine {
                             let base = body["project"]["identifier"].as_str().unwrap_or("").trim_end_matches(|c: char| c.is_ascii_digit() || c == '-').to_owned();
                             body["project"]["identifier"] = Json::String(format!("{}-{attempt}", &base[..base.len().min(95)]));
                         }
+                        // Sent, but no answer: Redmine may have made it.
+                        Err(error) if matches!(error.problem().code.as_str(), "http-timeout" | "http-error") => {
+                            let problem = error.into_problem();
+                            return Ok(Outcome::Rejected(Problem {
+                                code: OUTCOME_UNKNOWN.into(),
+                                message: format!("Redmine gave no answer to the create of a {}: {}", kind.singular(), problem.message),
+                                hint: problem.hint,
+                                retryable: true,
+                            }));
+                        }
                         other => break other?,
                     }
                 }
@@ -532,6 +564,24 @@ impl Redmine {
                 Ok(Outcome::Applied(Applied { id: record.id, version: record.version }))
             }
         }
+    }
+
+    /// Updates an existing record, unless someone changed it since the
+    /// version the change expects (a conflict with the record as it is now).
+    fn update(&self, kind: Kind, id: &str, change: &Change) -> Result<Outcome, Error> {
+        let Some(current) = self.get_record(kind, id)? else {
+            return Err(Error::new("not-found", format!("{} {id} no longer exists in Redmine", kind.singular()))
+                .with_hint("it was deleted there; the link is kept until the deletion is synced"));
+        };
+        if change.expected_version.as_ref().is_some_and(|v| Some(v) != current.version.as_ref()) {
+            return Ok(Outcome::Conflict(current));
+        }
+        let body = kind.to_body(&change.fields, &self.custom, |name| self.custom_id(name))?;
+        self.api.change("PUT", &format!("/{}/{id}.json", kind.plural()), Some(&body), write_purpose(kind, false))?;
+        // Redmine answers an update with no body: read the new version.
+        let updated = self.get_record(kind, id)?.ok_or_else(|| Error::transient("not-found", format!("{} {id} vanished right after it was updated", kind.singular())))?;
+        self.check_custom_values_kept(change, &updated)?;
+        Ok(Outcome::Applied(Applied { id: updated.id, version: updated.version }))
     }
 
     /// An issue or time entry made without a project goes into the scoped project.

@@ -33,6 +33,41 @@ pub struct Settings {
     /// issues' trackers.
     #[serde(default)]
     pub issue_custom_fields: BTreeMap<String, CustomFieldType>,
+    /// The name of a Redmine custom field (format Text, "Used as a filter"
+    /// ticked) for time entries and issues, in which synchost keeps the origin
+    /// of each record it creates. With it, a create repeated after a crash or a
+    /// timeout finds the record made the first time instead of making a second;
+    /// without it, such a create becomes a failed item for a person to check.
+    /// Not a synced field: synchost only writes it on create and searches it.
+    /// By name, or by the ids of the time entry and issue fields
+    /// (`{ time_entries = 4, issues = 3 }`, the number in the address of each
+    /// one's page under Administration > Custom fields): an account that is
+    /// not an administrator sees a field by name only on a record that has it.
+    pub origin_field: Option<OriginField>,
+}
+
+/// The origin custom field, by name or by id per entity.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum OriginField {
+    Name(String),
+    Ids(OriginFieldIds),
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OriginFieldIds {
+    pub time_entries: Option<i64>,
+    pub issues: Option<i64>,
+}
+
+impl std::fmt::Display for OriginField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginField::Name(name) => write!(f, "{name}"),
+            OriginField::Ids(ids) => write!(f, "time_entries = {:?}, issues = {:?}", ids.time_entries, ids.issues),
+        }
+    }
 }
 
 /// The type of an issue custom field's values (Redmine's "format").

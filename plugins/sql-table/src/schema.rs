@@ -35,6 +35,7 @@ impl Table<'_> {
             change_feed: self.updated_at.is_some(),
             soft_delete: self.soft_delete.is_some(),
             writable: self.writable,
+            finds_by_origin: self.writable && self.origin.is_some(),
         }
     }
 

@@ -20,10 +20,10 @@ fn an_incompatible_api_version_is_refused_before_instantiation() {
     };
     assert_eq!(plugin, "future-api");
     assert_eq!(found.to_string(), "0.9.0");
-    assert_eq!(accepts.to_string(), "^0.2.0");
+    assert_eq!(accepts.to_string(), "^0.3.0");
     let message = error.to_string();
-    assert!(message.contains("it was built for plugin API 0.9.0, but this host accepts ^0.2.0"), "{message}");
-    assert!(message.contains("rebuild it against synchost-plugin-sdk 0.2.0"), "{message}");
+    assert!(message.contains("it was built for plugin API 0.9.0, but this host accepts ^0.3.0"), "{message}");
+    assert!(message.contains("rebuild it against synchost-plugin-sdk 0.3.0"), "{message}");
 }
 
 // Covers: H2
@@ -46,7 +46,7 @@ plugin = "crm-mapper"
     let failure = catalog.instance("from-the-future").err().expect("refused");
     assert!(failure.message.contains("built for plugin API 0.9.0"), "{failure}");
     let crm = catalog.instance("crm").expect("a compatible plugin still loads");
-    assert_eq!(crm.plugin().metadata.api_version.to_string(), "0.2.0");
+    assert_eq!(crm.plugin().metadata.api_version.to_string(), "0.3.0");
 }
 
 // Covers: H2

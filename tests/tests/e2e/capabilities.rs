@@ -85,6 +85,7 @@ async fn a_read_only_grant_refuses_writes() {
         target_id: None,
         expected_version: None,
         kind: synchost::runtime::bindings::ChangeKind::Upsert,
+        repeated: false,
         fields: vec![synchost::runtime::bindings::Field {
             name: "name".into(),
             value: synchost::runtime::bindings::Value::Text("Grace".into()),

@@ -73,6 +73,7 @@ async fn host_still_serves(scene: &Scene, catalog: &Catalog) {
         target_id: Some("1".into()),
         expected_version: None,
         kind: synchost::runtime::bindings::ChangeKind::Upsert,
+        repeated: false,
         fields: vec![synchost::runtime::bindings::Field {
             name: "name".into(),
             value: synchost::runtime::bindings::Value::Text("Ada L.".into()),

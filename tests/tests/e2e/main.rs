@@ -3,6 +3,7 @@
 //! the suite links once.
 
 mod api_version;
+mod at_most_once;
 mod cache;
 mod capabilities;
 mod config;

@@ -483,6 +483,7 @@ fn rename(id: &str, name: &str) -> synchost::runtime::bindings::Change {
         target_id: Some(id.into()),
         expected_version: None,
         kind: ChangeKind::Upsert,
+        repeated: false,
         fields: vec![Field { name: "name".into(), value: Value::Text(name.into()) }],
     }
 }
@@ -538,6 +539,7 @@ async fn a_deleted_tasks_uid_is_never_given_to_a_new_task() {
         target_id: None,
         expected_version: None,
         kind: ChangeKind::Upsert,
+        repeated: false,
         fields: vec![Field { name: "name".into(), value: Value::Text(name.into()) }],
     };
     let uid_of = |outcomes: Vec<Outcome>| match &outcomes[0] {

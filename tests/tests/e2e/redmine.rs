@@ -184,9 +184,23 @@ async fn a_wrong_api_key_and_a_missing_permission_are_named() {
     redmine.member(project.0, user, "Observer").await;
     let scene = Scene::new();
     scene.database("desktop.sqlite", "");
-    let engine = scene.engine(&redmine.timesheet_config(&redmine.url, &key, &project.1, 5));
+    let observer = redmine.timesheet_config(&redmine.url, &key, &project.1, 5);
+    // It cannot see the origin field by name: not an administrator, no entry yet.
+    let engine = scene.engine(&observer);
+    let problems = engine.probe_endpoints().await.into_iter().find(|p| p.endpoint == "redmine").unwrap().problems;
+    let origin = problems.iter().find(|p| p.code == "unknown-origin-field").unwrap_or_else(|| panic!("{problems:?}"));
+    assert!(origin.hint.as_deref().unwrap_or("").contains("give its id instead"), "{origin:?}");
+    // By id it can.
+    let ids = redmine.get("/custom_fields.json").await;
+    let id_of = |kind: &str| ids["custom_fields"].as_array().unwrap().iter().find(|f| f["name"] == "synchost origin" && f["customized_type"] == kind).unwrap()["id"].clone();
+    let observer = observer.replace(
+        "origin_field = \"synchost origin\"",
+        &format!("origin_field = {{ time_entries = {}, issues = {} }}", id_of("time_entry"), id_of("issue")),
+    );
+    let engine = scene.engine(&observer);
     let probes = engine.probe_endpoints().await;
     let problems = &probes.iter().find(|p| p.endpoint == "redmine").unwrap().problems;
+    assert!(!problems.iter().any(|p| p.code.contains("origin")), "{problems:?}");
     let log_time = problems.iter().find(|p| p.message.contains("`log_time`")).unwrap_or_else(|| panic!("log_time not named: {problems:?}"));
     assert_eq!(log_time.code, "missing-permission");
     assert!(log_time.message.contains("may not log time"), "{}", log_time.message);

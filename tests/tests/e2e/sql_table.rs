@@ -53,6 +53,7 @@ fn upsert(origin: &str, target: Option<&str>, fields: Vec<(&str, Value)>) -> Cha
         target_id: target.map(Into::into),
         expected_version: None,
         kind: ChangeKind::Upsert,
+        repeated: false,
         fields: fields.into_iter().map(|(n, v)| Field { name: n.into(), value: v }).collect(),
     }
 }

@@ -107,6 +107,7 @@ impl Connector for Misbehaving {
             change_feed: false,
             soft_delete: false,
             writable: !self.0.write_ids.is_empty(),
+            finds_by_origin: false,
         }])
     }
 

@@ -1,0 +1,82 @@
+//! Intents: records to drive through the engine again at the start of the
+//! next run, because a create was sent without its outcome being committed
+//! (a crash, a timeout) or because they were queued for it.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{now, State, StateError};
+use crate::config::Side;
+
+/// Where an intent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentState {
+    /// The create was sent (or about to be): whether the target made the
+    /// record is not known until its outcome is committed.
+    Written,
+    /// Nothing was sent yet.
+    Queued,
+}
+
+impl IntentState {
+    pub fn parse(text: Option<&str>) -> Option<IntentState> {
+        match text? {
+            "written" => Some(IntentState::Written),
+            "queued" => Some(IntentState::Queued),
+            _ => None,
+        }
+    }
+}
+
+impl State {
+    /// Records creates about to be written, before they are written. Returns
+    /// those that were written before without a committed outcome: sent again,
+    /// they may make a second record unless the target finds them by origin.
+    pub fn add_intents(&self, pipeline: &str, side: Side, source_ids: &[String]) -> Result<BTreeSet<String>, StateError> {
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            let mut repeated = BTreeSet::new();
+            {
+                let mut earlier = transaction
+                    .prepare_cached("SELECT state FROM intents WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3")?;
+                let mut write = transaction.prepare_cached(
+                    "INSERT INTO intents (pipeline, side, source_id, at, state) VALUES (?1, ?2, ?3, ?4, 'written')
+                     ON CONFLICT (pipeline, side, source_id) DO UPDATE SET state = 'written', at = excluded.at",
+                )?;
+                let at = now();
+                for id in source_ids {
+                    let state: Option<String> = earlier.query_row(params![pipeline, side.as_str(), id], |r| r.get(0)).optional()?;
+                    if IntentState::parse(state.as_deref()) == Some(IntentState::Written) {
+                        repeated.insert(id.clone());
+                    }
+                    write.execute(params![pipeline, side.as_str(), id, at])?;
+                }
+            }
+            transaction.commit()?;
+            Ok(repeated)
+        })
+    }
+
+    /// Marks creates as not sent after all (the target refused their batch
+    /// as a whole before it applied anything): the next run drives them again
+    /// as first tries.
+    pub fn requeue_intents(&self, pipeline: &str, side: Side, source_ids: &[String]) -> Result<(), StateError> {
+        self.with(|c| {
+            c.prepare_cached("UPDATE intents SET state = 'queued' WHERE pipeline = ?1 AND side = ?2 AND source_id IN (SELECT value FROM json_each(?3))")?
+                .execute(params![pipeline, side.as_str(), serde_json::to_string(source_ids).unwrap_or_default()])?;
+            Ok(())
+        })
+    }
+
+    /// Records waiting to go through the engine again at the start of the next
+    /// run: creates a crash left unfinished, and queued ones.
+    pub fn intents(&self, pipeline: &str) -> Result<Vec<(Side, String)>, StateError> {
+        self.with(|c| {
+            let mut statement = c.prepare("SELECT side, source_id FROM intents WHERE pipeline = ?1 ORDER BY side, source_id")?;
+            statement
+                .query_map([pipeline], |r| Ok((Side::parse(&r.get::<_, String>(0)?).unwrap_or(Side::Left), r.get(1)?)))?
+                .collect()
+        })
+    }
+}
