@@ -635,6 +635,13 @@ impl Engine {
             record_outcome(&mut plan.commit, &mut plan.counts, source, pending, outcome);
         }
         if !plan.reverse.is_empty() {
+            // What the target took is committed before anything else can fail:
+            // a failed write-back must not send the batch's creates again.
+            if ctx.mode == Mode::Apply {
+                let written = std::mem::take(&mut plan.commit);
+                self.state.apply(ctx.name, ctx.run_id, &written)?;
+                report.plan.extend(written.history);
+            }
             let outcomes: Vec<Option<Outcome>> = match ctx.mode {
                 Mode::DryRun => plan.reverse.iter().map(|_| None).collect(),
                 Mode::Apply => {

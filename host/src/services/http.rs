@@ -134,18 +134,20 @@ impl HttpAccess {
 }
 
 fn transport_problem(host: &str, error: &reqwest::Error) -> Problem {
-    if error.is_timeout() {
-        problem(
-            "http-timeout",
-            format!("{host} did not answer in time"),
-            Some(format!("check that {host} is up and not overloaded; the work is retried")),
-            true,
-        )
-    } else if error.is_connect() {
+    // A connection never made (refused, or timed out while connecting) sent
+    // nothing; a timeout after that may have left the request carried out.
+    if error.is_connect() {
         problem(
             "http-unreachable",
             format!("cannot connect to {host}: {}", cause_of(error)),
             Some(format!("check that {host} is running and reachable from the synchost host; the work is retried")),
+            true,
+        )
+    } else if error.is_timeout() {
+        problem(
+            "http-timeout",
+            format!("{host} did not answer in time"),
+            Some(format!("check that {host} is up and not overloaded; the work is retried")),
             true,
         )
     } else {
