@@ -141,7 +141,7 @@ impl Engine {
     /// Parks a batch's changes from `source` in the approval queue, when the
     /// pipeline requires approval for them; they leave the batch's writes.
     pub(super) fn park_for_approval(&self, ctx: &Ctx<'_>, source: Side, plan: &mut BatchPlan) -> Result<(), RunError> {
-        if !ctx.config.approval.as_ref().is_some_and(|a| a.applies_to(source)) || ctx.mode != Mode::Apply {
+        if !ctx.config.approval.as_ref().is_some_and(|a| a.applies_to(source))  {
             return Ok(());
         }
         for mut pending in std::mem::take(&mut plan.pending) {
@@ -259,7 +259,7 @@ impl Engine {
             Some(Outcome::Conflict(_)) => (true, format!("the {target} record changed meanwhile (a failed item now, resubmitted)")),
             None => (false, "the connector returned no outcome; tried again on the next run".to_owned()),
         };
-        if done {
+        if let (true, Some(outcome)) = (done, outcome) {
             record_outcome(&mut commit, &mut report.counts, source, pending, outcome);
         }
         // Not done: only the intent of a create that was certainly not made is finished.
@@ -292,7 +292,7 @@ impl Engine {
                 repeated: false,
                 fields: vec![Field { name: field.to_owned(), value: crate::runtime::bindings::Value::Text(note) }],
             };
-            match ctx.instance(source).write(ctx.entity(source), &[change]).await?.pop() {
+            match ctx.write(source, &[change]).await?.pop() {
                 Some(Outcome::Applied(applied)) => {
                     new_version = applied.version;
                     outcome = format!("noted on the {source} record {}", row.source_id);

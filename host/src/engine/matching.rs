@@ -40,7 +40,7 @@ impl Engine {
                     hint: format!("unlink it first (`synchost links unlink {name} {id}`) if it belongs to the other record"),
                 });
             }
-            let found = ctx.instance(side).fetch(ctx.entity(side), &[id.to_owned()]).await?;
+            let found = ctx.fetch(side, &[id.to_owned()]).await?;
             if !found.iter().any(|r| r.id == id && !r.deleted) {
                 return Err(RunError::Setup {
                     message: format!("`{}` has no {} record {id}", ctx.instance(side).name(), ctx.entity(side)),
@@ -80,7 +80,7 @@ impl Engine {
         let mut records = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let batch = ctx.instance(side).read(ctx.entity(side), cursor.as_deref(), ctx.config.batch_size).await?;
+            let batch = ctx.read(side, cursor.as_deref()).await?;
             let done = !batch.has_more || batch.records.is_empty();
             records.extend(batch.records.into_iter().filter(|r| !r.deleted));
             cursor = batch.cursor;
@@ -115,11 +115,6 @@ impl Engine {
                 continue;
             }
             let (left_id, right_id) = (left_ids[0].clone(), right_ids[0].clone());
-            if ctx.mode == Mode::DryRun {
-                let mut matched = ctx.matched.lock().unwrap_or_else(|e| e.into_inner());
-                matched.insert((Side::Left, left_id.clone()));
-                matched.insert((Side::Right, right_id.clone()));
-            }
             // No base: every field that differs is a conflict for the policy to settle.
             commit.links.push(LinkWrite {
                 link: LinkRef::New { left_id: left_id.clone(), right_id: right_id.clone() },
@@ -146,11 +141,11 @@ impl Engine {
                 ctx.config.match_on.join(", ")
             );
             tracing::warn!(pipeline = ctx.name, "{message}");
-            if ctx.mode == Mode::Apply {
+            {
                 self.state.event("warn", Some(ctx.name), ctx.run_id, &message, Some("make the match fields unique, or link such records by hand"))?;
             }
         }
-        if ctx.mode == Mode::Apply && !commit.is_empty() {
+        if !commit.is_empty() {
             self.state.apply(ctx.name, ctx.run_id, &commit)?;
         }
         report.plan.append(&mut commit.history);

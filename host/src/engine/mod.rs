@@ -26,6 +26,7 @@
 //! - `outcomes`: a connector's outcomes checked before they become links.
 //! - `isolate`: splitting a batch a plugin fails on, to fail only its records.
 //! - `write`: writing a batch: crashes isolated, outcomes checked, creates at most once.
+//! - `rehearsal`: dry runs, on a scratch state with simulated writes.
 
 mod approval;
 mod matching;
@@ -34,6 +35,7 @@ mod outcomes;
 pub mod policy;
 mod probe;
 mod references;
+mod rehearsal;
 mod resolve;
 mod write;
 
@@ -137,7 +139,6 @@ pub(crate) struct Ctx<'a> {
     pub mapper: Option<&'a Instance>,
     /// Fields that hold ids of records other pipelines sync (see `references`).
     pub references: Vec<Reference>,
-    pub mode: Mode,
     pub run_id: Option<i64>,
     /// Conflicts parked in this run (link, field): the other side's pass sees
     /// the same conflict and must not count or record it again.
@@ -148,8 +149,8 @@ pub(crate) struct Ctx<'a> {
     /// version moved, so their own change may now sort before the cursor (when
     /// the two systems' clocks disagree). They are compared again before the run ends.
     pub recheck: std::sync::Mutex<Vec<(Side, String)>>,
-    /// In a dry run, the records matching would have linked (nothing is stored).
-    pub matched: std::sync::Mutex<std::collections::HashSet<(Side, String)>>,
+    /// In a dry run, the writes it would make (`rehearsal`).
+    pub overlay: Option<rehearsal::Overlay>,
 }
 
 impl Ctx<'_> {
@@ -187,6 +188,32 @@ impl Ctx<'_> {
     /// the same on every attempt.
     pub fn origin(&self, side: Side, id: &str) -> String {
         format!("{}/{side}/{id}", self.name)
+    }
+
+    /// Records changed since `cursor` on one side (in a dry run, as its writes left them).
+    pub async fn read(&self, side: Side, cursor: Option<&str>) -> Result<crate::runtime::bindings::ReadBatch, CallError> {
+        let mut batch = self.instance(side).read(self.entity(side), cursor, self.config.batch_size).await?;
+        if let Some(overlay) = &self.overlay {
+            batch.records = overlay.show(side, std::mem::take(&mut batch.records));
+        }
+        Ok(batch)
+    }
+
+    /// The current state of records of one side (in a dry run, as its writes left them).
+    pub async fn fetch(&self, side: Side, ids: &[String]) -> Result<Vec<Record>, CallError> {
+        let records = self.instance(side).fetch(self.entity(side), ids).await?;
+        Ok(match &self.overlay {
+            Some(overlay) => overlay.show(side, records),
+            None => records,
+        })
+    }
+
+    /// Writes changes to one side; a dry run only simulates them.
+    pub async fn write(&self, side: Side, changes: &[Change]) -> Result<Vec<Outcome>, CallError> {
+        match &self.overlay {
+            Some(overlay) => Ok(overlay.write(side, changes)),
+            None => self.instance(side).write(self.entity(side), changes).await,
+        }
     }
 
     /// The synced fields: (left name, rule), without those switched off.
@@ -420,12 +447,11 @@ impl Engine {
             right_def,
             mapper,
             references,
-            mode,
             run_id: None,
             parked: Default::default(),
             open,
             recheck: Default::default(),
-            matched: Default::default(),
+            overlay: (mode == Mode::DryRun).then(Default::default),
         })
     }
 
@@ -452,11 +478,22 @@ impl Engine {
     /// One run; with `rematch`, records existing on both sides are matched by
     /// the pipeline's `match_on` fields first, even when links exist already.
     pub async fn run_with(&self, name: &str, trigger: &str, mode: Mode, rematch: bool) -> Result<RunReport, RunError> {
+        if mode == Mode::DryRun && !self.state.is_scratch() {
+            // Rehearsed on a copy of the state (see `rehearsal`).
+            let scratch = Engine::new(self.config.clone(), self.catalog.clone(), Arc::new(self.state.scratch_copy()?));
+            let mut report = scratch.run_once(name, trigger, mode, rematch).await?;
+            report.run_id = None;
+            return Ok(report);
+        }
+        self.run_once(name, trigger, mode, rematch).await
+    }
+
+    async fn run_once(&self, name: &str, trigger: &str, mode: Mode, rematch: bool) -> Result<RunReport, RunError> {
         let mut ctx = match self.context(name, mode).await {
             Ok(ctx) => ctx,
             // An endpoint that cannot even describe itself fails the run too: the
             // pipeline shows degraded with the reason, and is retried (T3).
-            Err(error) if mode == Mode::Apply && !matches!(error, RunError::UnknownPipeline(_)) => {
+            Err(error) if !matches!(error, RunError::UnknownPipeline(_)) => {
                 let (message, hint) = (error.to_string(), error.hint());
                 self.state.record_failure(name, &message, hint.as_deref())?;
                 self.state.event("error", Some(name), None, &format!("run could not start: {message}"), hint.as_deref())?;
@@ -464,22 +501,18 @@ impl Engine {
             }
             Err(error) => return Err(error),
         };
-        if mode == Mode::Apply {
-            ctx.run_id = Some(self.state.begin_run(name, trigger)?);
-        }
+        ctx.run_id = Some(self.state.begin_run(name, trigger)?);
         // Spans are attached to the futures (not entered across awaits), so the
         // runs of pipelines that share a thread never bleed into each other's logs.
         let span = tracing::info_span!("run", pipeline = name, run = ctx.run_id, trigger);
         let mut report = RunReport { run_id: ctx.run_id, ..RunReport::default() };
         let outcome = async {
-            if mode == Mode::Apply {
-                self.finish_intents(&ctx, &mut report).await?;
-                // Records the other side could not take for a passing reason
-                // go again as soon as their backoff allows, in every run.
-                let due = self.transient_failures_due(&ctx)?;
-                if !due.is_empty() {
-                    self.resubmit_items(&ctx, &due, &mut report).await?;
-                }
+            self.finish_intents(&ctx, &mut report).await?;
+            // Records the other side could not take for a passing reason
+            // go again as soon as their backoff allows, in every run.
+            let due = self.transient_failures_due(&ctx)?;
+            if !due.is_empty() {
+                self.resubmit_items(&ctx, &due, &mut report).await?;
             }
             if !ctx.config.match_on.is_empty() && (rematch || self.state.link_count(name)? == 0) {
                 self.match_existing(&ctx, &mut report).await?;
@@ -488,9 +521,7 @@ impl Engine {
                 self.sync_side(&ctx, side, &mut report).await?;
             }
             self.recheck(&ctx, &mut report).await?;
-            if mode == Mode::Apply {
-                self.carry_out_decisions(&ctx, &mut report).await?;
-            }
+            self.carry_out_decisions(&ctx, &mut report).await?;
             Ok::<(), RunError>(())
         }
         .instrument(span)
@@ -538,7 +569,7 @@ impl Engine {
                 continue;
             }
             tracing::info!(pipeline = ctx.name, side = side.as_str(), count = ids.len(), "Finishing creates interrupted by a crash");
-            let records = ctx.instance(side).fetch(ctx.entity(side), &ids).await?;
+            let records = ctx.fetch(side, &ids).await?;
             let mut plan = self.plan_batch(ctx, side, &records).await?;
             // Intents whose source is gone, or that need no create any more,
             // are done; the creates finish theirs once their outcome is known.
@@ -566,7 +597,7 @@ impl Engine {
                 if ids.is_empty() {
                     continue;
                 }
-                let records = ctx.instance(side).fetch(ctx.entity(side), &ids).await?;
+                let records = ctx.fetch(side, &ids).await?;
                 let plan = self.plan_batch(ctx, side, &records).await?;
                 self.finish_batch(ctx, side, plan, report).await?;
             }
@@ -586,7 +617,7 @@ impl Engine {
             }
             let span = tracing::debug_span!("batch", side = side.as_str());
             let batch = async {
-                let batch = ctx.instance(side).read(ctx.entity(side), cursor.as_deref(), ctx.config.batch_size).await?;
+                let batch = ctx.read(side, cursor.as_deref()).await?;
                 match side {
                     Side::Left => report.counts.read_left += batch.records.len() as u64,
                     Side::Right => report.counts.read_right += batch.records.len() as u64,
@@ -615,21 +646,18 @@ impl Engine {
     async fn finish_batch(&self, ctx: &Ctx<'_>, source: Side, mut plan: BatchPlan, report: &mut RunReport) -> Result<(), RunError> {
         let target = source.other();
         self.park_for_approval(ctx, source, &mut plan)?;
-        let outcomes: Vec<Option<Outcome>> = match ctx.mode {
-            Mode::DryRun => plan.pending.iter().map(|_| None).collect(),
-            Mode::Apply if plan.pending.is_empty() => Vec::new(),
-            Mode::Apply => self.write_pending(ctx, source, &mut plan.pending, &mut plan.commit).await?.into_iter().map(Some).collect(),
-        };
+        let outcomes: Vec<Outcome> =
+            if plan.pending.is_empty() { Vec::new() } else { self.write_pending(ctx, source, &mut plan.pending, &mut plan.commit).await? };
         // A change the target could not take for now (it went down mid-batch):
         // the batch is committed as far as it went, then the run fails, so the
         // pipeline shows degraded and is retried; the change is a failed item
         // that goes again once the target is back.
         let interrupted = outcomes.iter().find_map(|o| match o {
-            Some(Outcome::Rejected(problem)) if problem.retryable => Some(problem.clone()),
+            Outcome::Rejected(problem) if problem.retryable => Some(problem.clone()),
             _ => None,
         });
         for (pending, outcome) in plan.pending.into_iter().zip(outcomes) {
-            if let (false, Some(Outcome::Applied(applied))) = (pending.target_in_sync, &outcome) {
+            if let (false, Outcome::Applied(applied)) = (pending.target_in_sync, &outcome) {
                 ctx.recheck.lock().unwrap_or_else(|e| e.into_inner()).push((target, applied.id.clone()));
             }
             record_outcome(&mut plan.commit, &mut plan.counts, source, pending, outcome);
@@ -637,20 +665,13 @@ impl Engine {
         if !plan.reverse.is_empty() {
             // What the target took is committed before anything else can fail:
             // a failed write-back must not send the batch's creates again.
-            if ctx.mode == Mode::Apply {
-                let written = std::mem::take(&mut plan.commit);
-                self.state.apply(ctx.name, ctx.run_id, &written)?;
-                report.plan.extend(written.history);
-            }
-            let outcomes: Vec<Option<Outcome>> = match ctx.mode {
-                Mode::DryRun => plan.reverse.iter().map(|_| None).collect(),
-                Mode::Apply => {
-                    let changes: Vec<Change> = plan.reverse.iter().map(|(c, _)| c.clone()).collect();
-                    ctx.instance(source).write(ctx.entity(source), &changes).await?.into_iter().map(Some).collect()
-                }
-            };
+            let written = std::mem::take(&mut plan.commit);
+            self.state.apply(ctx.name, ctx.run_id, &written)?;
+            report.plan.extend(written.history);
+            let changes: Vec<Change> = plan.reverse.iter().map(|(c, _)| c.clone()).collect();
+            let outcomes = ctx.write(source, &changes).await?;
             for ((_, mut history), outcome) in plan.reverse.into_iter().zip(outcomes) {
-                if let Some(Outcome::Rejected(problem)) = &outcome {
+                if let Outcome::Rejected(problem) = &outcome {
                     history.action = "fail";
                     history.message = Some(format!("{}: {}", problem.code, problem.message));
                     plan.counts.failed += 1;
@@ -664,7 +685,7 @@ impl Engine {
         report.counts.conflicts += plan.counts.conflicts;
         report.counts.failed += plan.counts.failed;
         report.counts.queued += plan.counts.queued;
-        if ctx.mode == Mode::Apply && !plan.commit.is_empty() {
+        if !plan.commit.is_empty() {
             self.state.apply(ctx.name, ctx.run_id, &plan.commit)?;
         }
         report.plan.append(&mut plan.commit.history);
@@ -793,7 +814,7 @@ impl Engine {
         let counterparts: HashMap<String, Record> = if counterpart_ids.is_empty() {
             HashMap::new()
         } else {
-            ctx.instance(target).fetch(ctx.entity(target), &counterpart_ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect()
+            ctx.fetch(target, &counterpart_ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect()
         };
         let live: Vec<&Record> = latest.iter().copied().filter(|r| !r.deleted).collect();
         let mapped = self.map_batch(ctx, source, &live).await?;
@@ -812,8 +833,7 @@ impl Engine {
             match (link, record.deleted) {
                 (None, true) => {}
                 (None, false) => {
-                    let matched = ctx.matched.lock().unwrap_or_else(|e| e.into_inner()).contains(&(source, record.id.clone()));
-                    if !ctx.config.create.allows(source) || matched || !ctx.side(source).in_scope(record) {
+                    if !ctx.config.create.allows(source) || !ctx.side(source).in_scope(record) {
                         continue;
                     }
                     let broken = broken_checks(ctx, source, record);
@@ -1145,7 +1165,8 @@ fn plan_update(
                 // processed; the conflict is counted there.
                 plan.counts.conflicts -= 1;
                 lost.push((
-                    format!("policy {}", policy.as_str()),
+                    // Listed here for this side's history, counted once, where it is decided.
+                    format!("{t_name}: lost the conflict, policy {}", policy.as_str()),
                     format!(
                         "`{left}` changed on both sides; the {winner} value {} replaces the {source} value {}{}",
                         current_value.to_text(),
@@ -1300,6 +1321,8 @@ fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: 
         .map(|(left, _)| ctx.config.name_on(target, left))
         .filter(|name| counterpart.get(name) != base_t.get(*name))
         .collect();
+    // A delete that won over an edit says so in its entry (the conflict is counted).
+    let mut won_conflict: Option<String> = None;
     if !edited.is_empty() {
         let policy = ctx.config.conflict;
         let (lv, rv) = match source {
@@ -1308,7 +1331,13 @@ fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: 
         };
         plan.counts.conflicts += 1;
         match policy::decide(policy, lv, rv) {
-            Decision::Wins(winner) if winner == source => {}
+            Decision::Wins(winner) if winner == source => {
+                won_conflict = Some(format!(
+                    "record: conflict, policy {} (the {source} delete wins over the {target} edit of {})",
+                    policy.as_str(),
+                    edited.join(", ")
+                ));
+            }
             Decision::Park => {
                 plan.commit.conflicts.push(ConflictEntry {
                     link: LinkRef::Existing(link.link_id),
@@ -1348,8 +1377,12 @@ fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: 
         )),
         _ => Ok(()),
     };
+    let rule = |rule: String| match &won_conflict {
+        Some(conflict) => format!("{rule}; {conflict}"),
+        None => rule,
+    };
     if let Err(reason) = propagate {
-        note("skip", "delete policy".into(), format!("deleted on the {source} side, not propagated: {reason}"), source_deleted_state, plan);
+        note("skip", rule("delete policy".into()), format!("deleted on the {source} side, not propagated: {reason}"), source_deleted_state, plan);
         return;
     }
     plan.pending.push(Pending {
@@ -1371,7 +1404,7 @@ fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: 
             target: Some(target),
             origin: Some(source),
             fields: Vec::new(),
-            rule: format!("deletes {}", match ctx.config.deletes { DeletePolicy::Hard => "hard", _ => "soft" }),
+            rule: rule(format!("deletes {}", match ctx.config.deletes { DeletePolicy::Hard => "hard", _ => "soft" })),
             message: None,
         },
         base_source: Vec::new(),
@@ -1417,20 +1450,11 @@ fn link_write(
 }
 
 /// Turns a write's outcome (or, in a dry run, its plan) into state changes.
-fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pending: Pending, outcome: Option<Outcome>) {
+fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pending: Pending, outcome: Outcome) {
     let target = source.other();
     let Pending { source_id, source_version, link, mut history, base_source, base_target, link_state, target_in_sync, .. } = pending;
     match outcome {
-        // Dry run: the plan as if it were applied.
-        None => {
-            match history.action {
-                "create" => counts.created += 1,
-                "delete" => counts.deleted += 1,
-                _ => counts.updated += 1,
-            }
-            commit.history.push(history);
-        }
-        Some(Outcome::Applied(applied)) => {
+        Outcome::Applied(applied) => {
             match history.action {
                 "create" => counts.created += 1,
                 "delete" => counts.deleted += 1,
@@ -1458,7 +1482,7 @@ fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pen
             commit.history.push(history);
             commit.cleared_failures.push((source, source_id));
         }
-        Some(Outcome::Rejected(problem)) => {
+        Outcome::Rejected(problem) => {
             counts.failed += 1;
             history.action = "fail";
             history.message = Some(match &problem.hint {
@@ -1475,7 +1499,7 @@ fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pen
                 retryable: problem.retryable,
             });
         }
-        Some(Outcome::Conflict(current)) => {
+        Outcome::Conflict(current) => {
             counts.failed += 1;
             history.action = "fail";
             let reason = format!(

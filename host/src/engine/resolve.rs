@@ -17,7 +17,7 @@ pub enum Resolution {
 
 impl Engine {
     async fn one(&self, ctx: &Ctx<'_>, side: Side, id: &str) -> Result<Option<Record>, RunError> {
-        Ok(ctx.instance(side).fetch(ctx.entity(side), &[id.to_owned()]).await?.pop())
+        Ok(ctx.fetch(side, &[id.to_owned()]).await?.pop())
     }
 
     /// Resolves a parked conflict: writes the chosen value where it differs,
@@ -134,7 +134,7 @@ impl Engine {
     }
 
     async fn write_one(&self, ctx: &Ctx<'_>, side: Side, change: Change) -> Result<(), RunError> {
-        match ctx.instance(side).write(ctx.entity(side), &[change]).await?.pop() {
+        match ctx.write(side, &[change]).await?.pop() {
             Some(Outcome::Applied(_)) => Ok(()),
             Some(Outcome::Rejected(problem)) => Err(RunError::Setup {
                 message: format!("the {side} side refused the change: {}", problem.message),
@@ -209,7 +209,7 @@ impl Engine {
             if ids.is_empty() {
                 continue;
             }
-            let records = ctx.instance(side).fetch(ctx.entity(side), &ids).await?;
+            let records = ctx.fetch(side, &ids).await?;
             let mut plan = self.plan_batch(ctx, side, &records).await?;
             for gone in ids.iter().filter(|id| !records.iter().any(|r| &r.id == *id)) {
                 plan.commit.cleared_failures.push((side, gone.clone()));
@@ -271,8 +271,8 @@ impl Engine {
         for chunk in links.chunks(ctx.config.batch_size as usize) {
             let left_ids: Vec<String> = chunk.iter().map(|l| l.left_id.clone()).collect();
             let right_ids: Vec<String> = chunk.iter().map(|l| l.right_id.clone()).collect();
-            let lefts = ctx.instance(Side::Left).fetch(ctx.entity(Side::Left), &left_ids).await?;
-            let rights = ctx.instance(Side::Right).fetch(ctx.entity(Side::Right), &right_ids).await?;
+            let lefts = ctx.fetch(Side::Left, &left_ids).await?;
+            let rights = ctx.fetch(Side::Right, &right_ids).await?;
             for link in chunk {
                 let (Some(left), Some(right)) =
                     (lefts.iter().find(|r| r.id == link.left_id), rights.iter().find(|r| r.id == link.right_id))

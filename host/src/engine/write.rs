@@ -167,9 +167,7 @@ impl Engine {
 /// marked repeated (or, on a target that cannot find it by origin, not sent
 /// again). A timeout is not split: the creates stay uncertain, for the next run.
 async fn write_isolating(ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Result<Vec<Outcome>, RunError> {
-    let instance = ctx.instance(target);
-    let entity = ctx.entity(target);
-    let error = match instance.write(entity, changes).await {
+    let error = match ctx.write(target, changes).await {
         Ok(outcomes) => return Ok(outcomes),
         Err(error) if isolable(&error) => error,
         Err(error) => return Err(error.into()),
@@ -193,7 +191,7 @@ async fn write_isolating(ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Res
         }
     }
     let resend: Vec<Change> = again.iter().map(|(_, change)| change.clone()).collect();
-    let results = isolate::bisect(resend.len(), isolable, |part| instance.write(entity, &resend[part])).await?;
+    let results = isolate::bisect(resend.len(), isolable, |part| ctx.write(target, &resend[part])).await?;
     for ((index, _), result) in again.into_iter().zip(results) {
         outcomes[index] = Some(result.unwrap_or_else(|error| crashed(ctx, error)));
     }

@@ -249,6 +249,9 @@ impl Commit {
 pub struct State {
     path: PathBuf,
     connection: Mutex<Connection>,
+    /// The folder of a scratch copy (a dry run's), removed with it; declared
+    /// after the connection, so the file is closed first.
+    scratch: Option<tempfile::TempDir>,
 }
 
 impl State {
@@ -274,7 +277,28 @@ impl State {
             transaction.pragma_update(None, "user_version", index as i64 + 1)?;
             transaction.commit()?;
         }
-        Ok(State { path: path.to_owned(), connection: Mutex::new(connection) })
+        Ok(State { path: path.to_owned(), connection: Mutex::new(connection), scratch: None })
+    }
+
+    /// A copy of this store for a dry run to commit to as the real run would,
+    /// in a temporary folder that goes when the copy is dropped.
+    pub fn scratch_copy(&self) -> Result<State, StateError> {
+        let folder = tempfile::Builder::new()
+            .prefix("synchost-dry-run-")
+            .tempdir()
+            .map_err(|source| StateError::Folder { path: std::env::temp_dir(), source })?;
+        let path = folder.path().join("state.sqlite");
+        self.with(|c| c.execute("VACUUM INTO ?1", [path.to_string_lossy()]).map(|_| ()))?;
+        let mut copy = State::open(&path)?;
+        // Nothing of it is kept: no need to wait for the disk.
+        copy.with(|c| c.execute_batch("PRAGMA synchronous = OFF"))?;
+        copy.scratch = Some(folder);
+        Ok(copy)
+    }
+
+    /// Whether this is a dry run's scratch copy.
+    pub fn is_scratch(&self) -> bool {
+        self.scratch.is_some()
     }
 
     pub fn path(&self) -> &Path {

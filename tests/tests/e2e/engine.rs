@@ -6,7 +6,7 @@ use synchost::engine::{Engine, Mode, Resolution};
 use synchost::config::Side;
 use synchost_tests::Scene;
 
-const TABLE: &str = "CREATE TABLE contacts (
+pub(crate) const TABLE: &str = "CREATE TABLE contacts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT,
     phone TEXT,
@@ -18,7 +18,7 @@ const TABLE: &str = "CREATE TABLE contacts (
     origin TEXT UNIQUE
 );";
 
-fn endpoints(soft_delete_right: bool) -> String {
+pub(crate) fn endpoints(soft_delete_right: bool) -> String {
     let right_delete = if soft_delete_right { ", soft_delete = { column = \"record_status\" }" } else { "" };
     format!(
         r#"

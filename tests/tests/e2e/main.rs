@@ -7,6 +7,7 @@ mod at_most_once;
 mod cache;
 mod capabilities;
 mod config;
+mod dry_run;
 mod engine;
 mod escape;
 mod mapper;
