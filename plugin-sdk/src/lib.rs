@@ -51,6 +51,7 @@
 //! - [`host`]: small typed wrappers over the host services (log, settings, sql, http).
 //! - `export`: the [`Connector`] and [`Mapper`] traits and their export macros.
 //! - [`testing`]: a native harness to unit-test plugin logic without the host.
+//! - [`version`]: record versions: a change time and a digest of the values.
 
 #![deny(missing_docs)]
 
@@ -63,6 +64,7 @@ mod export;
 pub mod host;
 mod record;
 pub mod testing;
+pub mod version;
 
 pub use error::Error;
 pub use export::{Connector, ConnectorExport, Mapper, MapperExport, __section_bytes};

@@ -69,6 +69,7 @@ fn table_settings(connection: &str) -> TableSettings {
                 key: "id".into(),
                 updated_at: Some("updated_at".into()),
                 updated_at_format: StampFormat::Rfc3339,
+                overlap_ms: 2000,
                 soft_delete: Some(SoftDelete { column: "status".into(), deleted: "deleted".into(), active: "active".into() }),
                 origin: Some("sync_origin".into()),
                 fields: Some(fields.iter().map(|(name, kind)| ((*name).to_owned(), *kind)).collect::<BTreeMap<_, _>>()),

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sha2::{Digest, Sha256};
 use synchost_plugin_sdk::prelude::*;
 
 use crate::settings::Settings;
@@ -566,14 +565,7 @@ pub fn duration(hours: f64) -> String {
 
 /// A record's version: a digest of its values (a file has no change times).
 pub fn version(fields: &[Field]) -> String {
-    let mut hasher = Sha256::new();
-    for field in fields {
-        hasher.update(field.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(format!("{:?}", field.value).as_bytes());
-        hasher.update([0]);
-    }
-    hex::encode(&hasher.finalize()[..8])
+    synchost_plugin_sdk::version::digest(fields, false)
 }
 
 #[cfg(test)]

@@ -341,18 +341,12 @@ fn from_value(value: &Value) -> Json {
 
 /// A record's version: Redmine's `updated_on` (seconds) plus a digest of the
 /// values, so that two edits within one second are still told apart.
+/// Redmine's stamps have whole seconds: the digest tells two edits within
+/// one second apart.
 fn version(updated_on: Option<&str>, fields: &[Field]) -> String {
-    // FNV-1a: stable across builds and platforms, which `DefaultHasher` is not.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for field in fields {
-        for byte in field.name.bytes().chain(std::iter::once(0)).chain(from_value(&field.value).to_string().into_bytes()).chain(std::iter::once(0)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
     match updated_on {
-        Some(at) => format!("{at}/{hash:016x}"),
-        None => format!("{hash:016x}"),
+        Some(at) => synchost_plugin_sdk::version::version(at, fields, false),
+        None => synchost_plugin_sdk::version::digest(fields, false),
     }
 }
 

@@ -20,13 +20,15 @@
 
 mod clock;
 mod convert;
+mod feed;
 mod schema;
 pub mod settings;
 
-use serde::{Deserialize, Serialize};
 use synchost_plugin_sdk::host::{BatchMode, Dialect, Sql, Statement};
 use synchost_plugin_sdk::prelude::*;
+use synchost_plugin_sdk::version;
 
+use feed::{from_json, to_json, Cursor};
 use convert::{from_column, id_to_key, to_column, to_id, version_to_value};
 use schema::{resolve, Table};
 use settings::{Settings, StampFormat};
@@ -38,34 +40,6 @@ pub struct SqlTable {
     dialect: Dialect,
 }
 
-/// Where a read continues: the last row's `updated_at` and key (change feed),
-/// or its key alone (full scan). Kept as the raw column values.
-#[derive(Serialize, Deserialize)]
-struct Cursor {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    u: Option<serde_json::Value>,
-    k: serde_json::Value,
-}
-
-fn to_json(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Integer(i) => (*i).into(),
-        Value::Float(f) => (*f).into(),
-        Value::Boolean(b) => (*b).into(),
-        other => other.to_display_string().into(),
-    }
-}
-
-fn from_json(value: &serde_json::Value) -> Value {
-    match value {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Boolean(*b),
-        serde_json::Value::Number(n) => n.as_i64().map(Value::Integer).unwrap_or(Value::Float(n.as_f64().unwrap_or(0.0))),
-        serde_json::Value::String(s) => Value::Text(s.clone()),
-        other => Value::Text(other.to_string()),
-    }
-}
 
 fn quote(identifier: &str) -> String {
     format!("\"{identifier}\"")
@@ -115,21 +89,19 @@ impl SqlTable {
     fn record_from_row(table: &Table<'_>, row: Vec<Value>) -> Record {
         let mut values = row.into_iter();
         let id = to_id(&values.next().unwrap_or(Value::Null));
-        let version = table
-            .updated_at
-            .as_ref()
-            .map(|_| values.next().unwrap_or(Value::Null))
-            .filter(|v| !v.is_null())
-            .map(|v| to_id(&v));
+        let stamp = table.updated_at.as_ref().map(|_| values.next().unwrap_or(Value::Null)).filter(|v| !v.is_null());
         let deleted = table.soft_delete.is_some_and(|soft| {
             values.next().is_some_and(|status| status.as_str() == Some(soft.deleted.as_str()))
         });
-        let fields = table
+        let fields: Vec<Field> = table
             .fields
             .iter()
             .zip(values)
             .map(|(def, raw)| Field { name: def.name.clone(), value: from_column(def.type_, raw) })
             .collect();
+        // The stamp and a digest of the values: an edit within the same tick
+        // of the stamp's clock still makes a new version.
+        let version = stamp.map(|stamp| version::version(&to_id(&stamp), &fields, deleted));
         Record { id, version, deleted, fields }
     }
 
@@ -156,6 +128,8 @@ impl SqlTable {
 enum Planned {
     Run { statement: Statement, target: Option<String>, kind: ChangeKind, guarded: bool },
     Rejected(Error),
+    /// The record changed since the version the change expects.
+    Conflict(Record),
 }
 
 impl SqlTable {
@@ -169,10 +143,8 @@ impl SqlTable {
                 params.push(value);
                 self.param(params.len())
             };
-            let returning = match &table.updated_at {
-                Some((u, _)) => format!(" RETURNING {}, {}", quote(&table.key.name), quote(&u.name)),
-                None => format!(" RETURNING {}", quote(&table.key.name)),
-            };
+            // The row as written, read the way `read` reads it, for its version.
+            let returning = format!(" RETURNING {}", Self::select_list(table));
             // Stamp and status that every write sets.
             let mut assignments: Vec<(String, String)> = Vec::new();
             if change.kind == ChangeKind::Upsert {
@@ -208,7 +180,7 @@ impl SqlTable {
                         " AND {} {} {}",
                         quote(&u.name),
                         self.same(),
-                        param(version_to_value(u, version))
+                        param(version_to_value(u, version::change_time(version)))
                     )),
                     _ => Ok(String::new()),
                 }
@@ -300,6 +272,27 @@ impl SqlTable {
 }
 
 impl SqlTable {
+    /// The rows behind the cursor within its window (see `feed`), each as
+    /// read by `read`; at most what the cursor can remember, oldest last.
+    fn read_behind(&self, table: &Table<'_>, cursor: &Cursor) -> Result<Vec<Vec<Value>>, Error> {
+        let Some((u, format)) = &table.updated_at else { return Ok(Vec::new()) };
+        let (Some(start), Some(last)) = (cursor.window_start(*format, table.overlap_ms), cursor.u.as_ref()) else { return Ok(Vec::new()) };
+        let (u, key) = (quote(&u.name), quote(&table.key.name));
+        let query = format!(
+            "SELECT {} FROM {} WHERE {u} >= {p1} AND ({u}, {key}) <= ({p2}, {p3}) ORDER BY {u} DESC, {key} DESC LIMIT {p4}",
+            Self::select_list(table),
+            quote(&table.table),
+            p1 = self.param(1),
+            p2 = self.param(2),
+            p3 = self.param(3),
+            p4 = self.param(4),
+        );
+        let params = [start, from_json(last), from_json(&cursor.k), Value::Integer(feed::REMEMBERED as i64)];
+        let mut rows = self.sql.query(&query, &params)?.rows;
+        rows.reverse();
+        Ok(rows)
+    }
+
     /// The connector over settings made by code rather than read from the
     /// endpoint's config: how connectors for one fixed schema reuse this one.
     pub fn with_settings(settings: Settings) -> Result<Self, Error> {
@@ -335,11 +328,11 @@ impl Connector for SqlTable {
                 let u = quote(&u.name);
                 let filter = match cursor {
                     None => String::new(),
-                    Some(Cursor { u: None | Some(serde_json::Value::Null), k }) => {
+                    Some(Cursor { u: None | Some(serde_json::Value::Null), k, .. }) => {
                         params.push(from_json(k));
                         format!(" WHERE ({u} IS NULL AND {key} > {}) OR {u} IS NOT NULL", self.param(1))
                     }
-                    Some(Cursor { u: Some(last), k }) => {
+                    Some(Cursor { u: Some(last), k, .. }) => {
                         params.push(from_json(last));
                         params.push(from_json(k));
                         // A row-value comparison, so an index on (updated_at, key) serves it.
@@ -374,16 +367,22 @@ impl Connector for SqlTable {
         };
         let rows = self.sql.query(&query, &params)?.rows;
         let has_more = rows.len() == limit as usize;
-        let next = rows.last().map(|row| Cursor {
-            u: table.updated_at.as_ref().map(|_| to_json(&row[1])),
-            k: to_json(&row[0]),
-        });
-        let cursor = match next {
-            Some(next) => Some(serde_json::to_string(&next)?),
-            None => cursor.map(|c| serde_json::to_string(&c)).transpose()?,
+        let Some((_, format)) = &table.updated_at else {
+            // A full scan: the key is the position.
+            let next = rows.last().map(|row| Cursor { u: None, k: to_json(&row[0]), seen: Vec::new() }).or(cursor);
+            let records = rows.into_iter().map(|row| Self::record_from_row(&table, row)).collect();
+            return Ok(ReadBatch { records, cursor: next.map(|c| serde_json::to_string(&c)).transpose()?, has_more });
         };
-        let records = rows.into_iter().map(|row| Self::record_from_row(&table, row)).collect();
-        Ok(ReadBatch { records, cursor, has_more })
+        let stamped = |row: Vec<Value>| (row[1].clone(), row[0].clone(), Self::record_from_row(&table, row));
+        let fresh: Vec<(Value, Value, Record)> = rows.into_iter().map(stamped).collect();
+        let previous = cursor.unwrap_or_default();
+        let late: Vec<(Value, Value, Record)> = self.read_behind(&table, &previous)?.into_iter().map(stamped).collect();
+        let late: Vec<(Value, Value, Record)> = late.into_iter().filter(|(_, k, r)| !previous.saw(&to_json(k), r.version.as_deref())).collect();
+        let next = previous.advance(&borrowed(&late), &borrowed(&fresh), *format, table.overlap_ms);
+        // Before the cursor has a position, there is nothing to keep.
+        let next = (next.u.is_some() || !fresh.is_empty()).then_some(next);
+        let records = late.into_iter().chain(fresh).map(|(_, _, record)| record).collect();
+        Ok(ReadBatch { records, cursor: next.map(|c| serde_json::to_string(&c)).transpose()?, has_more })
     }
 
     fn fetch(&mut self, entity: &str, ids: Vec<String>) -> Result<Vec<Record>, Error> {
@@ -399,9 +398,21 @@ impl Connector for SqlTable {
         }
         let now = clock::now(table.updated_at.as_ref().map_or(StampFormat::Rfc3339, |(_, f)| *f));
         let existing = self.existing_by_origin(&table, &changes)?;
+        // The statement's guard compares the stamp, which cannot see an edit
+        // within the same tick of its clock: the version's digest can.
+        let guarded: Vec<String> = changes.iter().filter(|c| c.expected_version.is_some()).filter_map(|c| c.target_id.clone()).collect();
+        let current: std::collections::HashMap<String, Record> = if guarded.is_empty() || table.updated_at.is_none() {
+            Default::default()
+        } else {
+            self.fetch_records(&table, &guarded)?.into_iter().map(|r| (r.id.clone(), r)).collect()
+        };
         let planned: Vec<Planned> = changes
             .into_iter()
             .map(|change| {
+                let moved = change.target_id.as_ref().and_then(|id| current.get(id)).filter(|now| now.version != change.expected_version);
+                if let Some(now) = moved {
+                    return Planned::Conflict(now.clone());
+                }
                 let earlier = (change.target_id.is_none())
                     .then(|| existing.iter().find(|(o, _)| *o == change.origin).map(|(_, k)| k.clone()))
                     .flatten();
@@ -413,7 +424,7 @@ impl Connector for SqlTable {
             .iter()
             .filter_map(|p| match p {
                 Planned::Run { statement, .. } => Some(statement.clone()),
-                Planned::Rejected(_) => None,
+                Planned::Rejected(_) | Planned::Conflict(_) => None,
             })
             .collect();
         // Most batches apply cleanly: try them as one transaction, and only when
@@ -428,16 +439,17 @@ impl Connector for SqlTable {
         for plan in planned {
             let outcome = match plan {
                 Planned::Rejected(error) => Outcome::Rejected(error.into_problem()),
+                Planned::Conflict(now) => Outcome::Conflict(now),
                 Planned::Run { target, kind, guarded, .. } => match results.next() {
                     None => Outcome::Rejected(
                         Error::new("missing-result", "the host returned fewer results than statements").into_problem(),
                     ),
                     Some(Err(error)) => Outcome::Rejected(error.into_problem()),
                     Some(Ok(executed)) => match executed.returned.into_iter().next() {
-                        Some(row) => Outcome::Applied(Applied {
-                            id: to_id(&row[0]),
-                            version: row.get(1).filter(|v| !v.is_null()).map(to_id),
-                        }),
+                        Some(row) => {
+                            let written = Self::record_from_row(&table, row);
+                            Outcome::Applied(Applied { id: written.id, version: written.version })
+                        }
                         // No row matched: the record is gone, or changed since the expected version.
                         None => {
                             let id = target.unwrap_or_default();
@@ -462,6 +474,11 @@ impl Connector for SqlTable {
         }
         Ok(outcomes)
     }
+}
+
+/// Rows with their records borrowed, as `Cursor::advance` takes them.
+fn borrowed(rows: &[(Value, Value, Record)]) -> Vec<(Value, Value, &Record)> {
+    rows.iter().map(|(u, k, r)| (u.clone(), k.clone(), r)).collect()
 }
 
 // Connectors that build on this one as a library export themselves instead.

@@ -21,6 +21,8 @@ pub struct Table<'s> {
     pub updated_at: Option<(Column, StampFormat)>,
     pub soft_delete: Option<&'s SoftDelete>,
     pub origin: Option<String>,
+    /// How far behind its cursor a change-feed read looks again (see `feed`).
+    pub overlap_ms: u64,
     /// The synced fields: every column but key, updated_at, status and origin.
     pub fields: Vec<FieldDef>,
     pub writable: bool,
@@ -221,6 +223,7 @@ pub fn resolve<'s>(
         updated_at,
         soft_delete: settings.soft_delete.as_ref(),
         origin: settings.origin.clone(),
+        overlap_ms: settings.overlap_ms,
         fields,
         writable: settings.writable,
     })

@@ -29,6 +29,13 @@ pub struct EntitySettings {
     /// How `updated_at` is stored: RFC 3339 text (default), or Unix time as an integer.
     #[serde(default)]
     pub updated_at_format: StampFormat,
+    /// How far behind its position, in milliseconds, each read of the change
+    /// feed looks again for rows it has not returned at their present version:
+    /// rows committed late with an earlier stamp, and rows edited within the
+    /// same tick of the stamp's clock as rows read before. Default 2000; 0
+    /// turns it off.
+    #[serde(default = "default_overlap")]
+    pub overlap_ms: u64,
     /// A record-status column: deletes become tombstones instead of removing rows.
     pub soft_delete: Option<SoftDelete>,
     /// A column where creates store the caller's origin reference, so a create
@@ -84,6 +91,10 @@ pub enum TypeName {
 fn default_key() -> String {
     "id".into()
 }
+fn default_overlap() -> u64 {
+    2000
+}
+
 fn default_deleted() -> String {
     "deleted".into()
 }

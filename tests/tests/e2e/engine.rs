@@ -249,8 +249,9 @@ async fn invalid_records_become_failed_items_and_are_resubmitted_once_fixed() {
     assert!(failed[0].reason.contains("`phone` is required"), "{}", failed[0].reason);
     assert_eq!(failed[0].hint.as_deref(), Some("fill in `phone` on the left side"));
 
-    // Fixed at the source without touching its change time: only resubmission finds it.
-    scene.sql("hq.sqlite", "UPDATE contacts SET phone = '089 2' WHERE id = 2");
+    // Fixed at the source with a change time long before what was read (far
+    // behind the feed's cursor and its window): only resubmission finds it.
+    scene.sql("hq.sqlite", "UPDATE contacts SET phone = '089 2', updated_at = '2000-01-01T00:00:00.000Z' WHERE id = 2");
     assert_eq!(sync(&engine).await.counts.created, 0);
     let report = engine.resubmit_failed("p", None, "test").await.unwrap();
     assert_eq!(report.counts.created, 1);

@@ -5,6 +5,7 @@
 mod api_version;
 mod at_most_once;
 mod cache;
+mod change_times;
 mod capabilities;
 mod config;
 mod dry_run;

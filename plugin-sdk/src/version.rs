@@ -1,0 +1,63 @@
+//! Record versions. A version tells the host whether a record changed since
+//! it last synced it (the echo of its own write reads back at the version the
+//! write returned). A change time alone cannot tell two edits within one tick
+//! of a clock apart (a person's edit in the same second as synchost's write,
+//! with second-resolution stamps); a digest of the values can. So a version is
+//! `CHANGE-TIME/DIGEST`, or only the digest where a system keeps no change time.
+
+use crate::Field;
+
+/// A digest of a record's values and whether it is deleted: FNV-1a over each
+/// field's name and value, stable across builds and platforms (as Rust's
+/// `DefaultHasher` is not). 16 hex digits.
+pub fn digest(fields: &[Field], deleted: bool) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut add = |bytes: &[u8]| {
+        for byte in bytes.iter().chain(std::iter::once(&0)) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for field in fields {
+        add(field.name.as_bytes());
+        add(format!("{:?}", field.value).as_bytes());
+    }
+    if deleted {
+        add(b"deleted");
+    }
+    format!("{hash:016x}")
+}
+
+/// A version from a change time (RFC 3339 or Unix time, as text) and the
+/// values: `CHANGE-TIME/DIGEST`.
+pub fn version(change_time: &str, fields: &[Field], deleted: bool) -> String {
+    format!("{change_time}/{}", digest(fields, deleted))
+}
+
+/// The change time of a version made by [`version`] (a version without a
+/// digest is all change time).
+pub fn change_time(version: &str) -> &str {
+    version.rsplit_once('/').map_or(version, |(time, _)| time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Value;
+
+    #[test]
+    fn an_edit_in_the_same_second_makes_another_version() {
+        let before = [Field::new("phone", "030 1")];
+        let after = [Field::new("phone", "030 2")];
+        assert_ne!(version("1767225600", &before, false), version("1767225600", &after, false));
+        assert_ne!(version("1767225600", &before, false), version("1767225600", &before, true), "a delete is a change");
+        assert_eq!(version("1767225600", &before, false), version("1767225600", &[Field::new("phone", "030 1")], false));
+        assert_ne!(digest(&[Field::new("a", Value::Integer(1))], false), digest(&[Field::new("a", Value::Float(1.0))], false));
+    }
+
+    #[test]
+    fn the_change_time_is_read_back() {
+        assert_eq!(change_time(&version("2026-12-01T10:00:00.000Z", &[], false)), "2026-12-01T10:00:00.000Z");
+        assert_eq!(change_time("1767225600"), "1767225600");
+    }
+}

@@ -1,0 +1,144 @@
+//! The change feed's cursor, and the window behind it that each read looks
+//! at again.
+//!
+//! A read returns the rows after the cursor's (stamp, key). Two kinds of row
+//! can sort behind it and would never be read: a row committed late by a
+//! transaction that stamped it before the rows already read, and, with stamps
+//! of whole seconds, a row with a smaller key edited within the same second
+//! as the last row read. So each read also looks at the rows behind the
+//! cursor whose stamp lies within `overlap_ms` of it, and returns those it has
+//! not returned before at their present version: the cursor remembers the
+//! (stamp, key, version) of what it returned within that window.
+
+use serde::{Deserialize, Serialize};
+use synchost_plugin_sdk::{Record, Value};
+
+use crate::clock;
+use crate::settings::StampFormat;
+
+/// At most this many rows are remembered; when more share the window, it
+/// shrinks to the part remembered (a bulk load, where late rows are rare).
+pub const REMEMBERED: usize = 1000;
+
+/// Where a read continues: the last row's `updated_at` and key (change feed),
+/// or its key alone (full scan). Kept as the raw column values.
+#[derive(Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
+pub struct Cursor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u: Option<serde_json::Value>,
+    pub k: serde_json::Value,
+    /// Rows returned within the window: (stamp, key, version), by (stamp, key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<(serde_json::Value, serde_json::Value, String)>,
+}
+
+pub fn to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => (*i).into(),
+        Value::Float(f) => (*f).into(),
+        Value::Boolean(b) => (*b).into(),
+        other => other.to_display_string().into(),
+    }
+}
+
+pub fn from_json(value: &serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Boolean(*b),
+        serde_json::Value::Number(n) => n.as_i64().map(Value::Integer).unwrap_or(Value::Float(n.as_f64().unwrap_or(0.0))),
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+/// Stamps compare as the column orders them: numbers as numbers, text as text.
+fn order(a: &serde_json::Value, b: &serde_json::Value) -> std::cmp::Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => a.as_str().unwrap_or_default().cmp(b.as_str().unwrap_or_default()),
+    }
+}
+
+impl Cursor {
+    /// The stamp from which the window behind this cursor starts; none when
+    /// there is no window (no overlap, no stamp, or one it cannot read).
+    pub fn window_start(&self, format: StampFormat, overlap_ms: u64) -> Option<Value> {
+        let last = self.u.as_ref().filter(|u| !u.is_null())?;
+        if overlap_ms == 0 {
+            return None;
+        }
+        if self.seen.len() >= REMEMBERED {
+            return self.seen.first().map(|(u, _, _)| from_json(u));
+        }
+        clock::earlier(&from_json(last), format, overlap_ms)
+    }
+
+    /// Whether the row read behind the cursor was returned before as it is now.
+    pub fn saw(&self, key: &serde_json::Value, version: Option<&str>) -> bool {
+        self.seen.iter().any(|(_, k, v)| k == key && Some(v.as_str()) == version)
+    }
+
+    /// The cursor after a read that returned `late` rows from behind it and
+    /// `fresh` rows after it, each as (stamp, key, record).
+    pub fn advance(&self, late: &[(Value, Value, &Record)], fresh: &[(Value, Value, &Record)], format: StampFormat, overlap_ms: u64) -> Cursor {
+        let (u, k) = match fresh.last() {
+            Some((u, k, _)) => (Some(to_json(u)), to_json(k)),
+            None => (self.u.clone(), self.k.clone()),
+        };
+        let mut next = Cursor { u, k, seen: Vec::new() };
+        let Some(start) = next.window_start(format, overlap_ms).map(|v| to_json(&v)) else { return next };
+        let mut seen: Vec<(serde_json::Value, serde_json::Value, String)> = self.seen.clone();
+        for (u, k, record) in late.iter().chain(fresh) {
+            let (u, k) = (to_json(u), to_json(k));
+            seen.retain(|(_, key, _)| *key != k);
+            if let Some(version) = &record.version {
+                seen.push((u, k, version.clone()));
+            }
+        }
+        seen.retain(|(u, _, _)| order(u, &start) != std::cmp::Ordering::Less);
+        seen.sort_by(|a, b| order(&a.0, &b.0).then_with(|| order(&a.1, &b.1)));
+        let excess = seen.len().saturating_sub(REMEMBERED);
+        seen.drain(..excess);
+        next.seen = seen;
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, version: &str) -> Record {
+        Record { id: id.into(), version: Some(version.into()), deleted: false, fields: Vec::new() }
+    }
+
+    #[test]
+    fn the_cursor_remembers_what_it_returned_within_the_window() {
+        let (a, b) = (record("3", "100/aa"), record("5", "100/bb"));
+        let start = Cursor::default();
+        let fresh = [(Value::Integer(100), Value::Integer(3), &a), (Value::Integer(100), Value::Integer(5), &b)];
+        let cursor = start.advance(&[], &fresh, StampFormat::UnixSeconds, 2000);
+        assert_eq!(cursor.u, Some(serde_json::Value::from(100)));
+        assert_eq!(cursor.k, serde_json::Value::from(5));
+        assert!(cursor.saw(&serde_json::Value::from(3), Some("100/aa")));
+        assert!(!cursor.saw(&serde_json::Value::from(3), Some("100/cc")), "an edit in the same second is new");
+        assert_eq!(cursor.window_start(StampFormat::UnixSeconds, 2000), Some(Value::Integer(98)));
+        // Later rows push the old ones out of the window.
+        let c = record("1", "200/dd");
+        let later = cursor.advance(&[], &[(Value::Integer(200), Value::Integer(1), &c)], StampFormat::UnixSeconds, 2000);
+        assert_eq!(later.seen.len(), 1);
+        // No overlap: no window, nothing remembered.
+        assert!(start.advance(&[], &fresh, StampFormat::UnixSeconds, 0).seen.is_empty());
+    }
+
+    #[test]
+    fn a_full_window_shrinks_to_what_it_remembers() {
+        let records: Vec<Record> = (0..REMEMBERED + 10).map(|i| record(&i.to_string(), "v")).collect();
+        let fresh: Vec<(Value, Value, &Record)> =
+            records.iter().enumerate().map(|(i, r)| (Value::Integer(1_000 + i as i64), Value::Integer(i as i64), r)).collect();
+        let cursor = Cursor::default().advance(&[], &fresh, StampFormat::UnixMillis, 60_000);
+        assert_eq!(cursor.seen.len(), REMEMBERED);
+        assert_eq!(cursor.window_start(StampFormat::UnixMillis, 60_000), Some(Value::Integer(1_010)));
+    }
+}
