@@ -31,6 +31,18 @@ impl Report {
     fn call_failed(&mut self, name: &str, error: &CallError) {
         self.fail(name, &error.to_string(), error.hint().as_deref());
     }
+
+    /// A failed call; a complaint about the instance's settings also says
+    /// where in the config the setting it names is written.
+    fn instance_failed(&mut self, config: &LoadedConfig, section: &str, name: &str, error: &CallError) {
+        self.call_failed(name, error);
+        let Some(problem) = error.problem().filter(|p| p.code == "bad-settings") else { return };
+        // Serde names the field: "unknown field `colour`", "missing field `connection`".
+        let key = problem.message.split("field `").nth(1).and_then(|rest| rest.split('`').next());
+        if let Some(place) = config.settings_place(section, name, key) {
+            say!("        {:<20} at {place}", "");
+        }
+    }
 }
 
 fn describe_entities(entities: &[EntityDef]) -> String {
@@ -75,7 +87,12 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
         let engine = crate::engine::Engine::new(std::sync::Arc::new(config), std::sync::Arc::new(catalog), std::sync::Arc::new(state));
         for name in engine.config.config.pipelines.keys() {
             match engine.check_pipeline(name.as_str()).await {
-                Ok(summary) => report.ok(name.as_str(), &summary),
+                Ok((summary, warnings)) => {
+                    report.ok(name.as_str(), &summary);
+                    for warning in warnings {
+                        say!("  warn  {:<20} {warning}", name.as_str());
+                    }
+                }
                 Err(error) => report.fail(name.as_str(), &error.to_string(), error.hint().as_deref()),
             }
         }
@@ -150,13 +167,13 @@ async fn check_instances(config: &LoadedConfig, catalog: &Catalog, report: &mut 
         for name in names {
             match catalog.instance(&name) {
                 Err(failure) => report.fail(&name, &failure.message, failure.hint.as_deref()),
-                Ok(instance) => check_instance(instance, report).await,
+                Ok(instance) => check_instance(config, title, instance, report).await,
             }
         }
     }
 }
 
-async fn check_instance(instance: &Instance, report: &mut Report) {
+async fn check_instance(config: &LoadedConfig, section: &str, instance: &Instance, report: &mut Report) {
     let name = instance.name();
     let context = instance.context();
     for (connection, grant) in &context.sql {
@@ -190,11 +207,11 @@ async fn check_instance(instance: &Instance, report: &mut Report) {
     match instance.plugin().kind() {
         crate::runtime::PluginKind::Connector => match instance.describe().await {
             Ok(entities) => report.ok(name, &format!("{plugin}: {}", describe_entities(&entities))),
-            Err(error) => report.call_failed(name, &error),
+            Err(error) => report.instance_failed(config, section, name, &error),
         },
         crate::runtime::PluginKind::Mapper => match instance.map(Direction::LeftToRight, &[]).await {
             Ok(_) => report.ok(name, &format!("{plugin}: settings accepted")),
-            Err(error) => report.call_failed(name, &error),
+            Err(error) => report.instance_failed(config, section, name, &error),
         },
     }
 }

@@ -38,11 +38,38 @@ impl Collector<'_> {
     }
 
     fn deserialize<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>, what: &str) -> Option<T> {
-        match T::deserialize(ValueDeserializer::from(value)) {
-            Ok(value) => Some(value),
-            Err(error) => {
+        let span = value.span();
+        let mut table = match value.into_inner() {
+            DeValue::Table(table) => table,
+            other => {
+                return T::deserialize(ValueDeserializer::from(Spanned::new(span, other)))
+                    .map_err(|error| self.from_toml(error, &format!("correct {what}; {SCHEMA_HINT}")))
+                    .ok();
+            }
+        };
+        // Serde stops at a table's first error: the key at fault is set aside
+        // and the rest tried again, so every mistake in the table is reported.
+        let mut set_aside: Vec<String> = Vec::new();
+        loop {
+            let attempt = Spanned::new(span.clone(), DeValue::Table(table.clone()));
+            let error = match T::deserialize(ValueDeserializer::from(attempt)) {
+                Ok(value) => return set_aside.is_empty().then_some(value),
+                Err(error) => error,
+            };
+            // A key set aside is missing now: that is no mistake of the file's.
+            let consequence = set_aside.iter().any(|key| error.message().contains(&format!("missing field `{key}`")));
+            let at_fault = error.span().and_then(|at| {
+                table.iter().find(|(key, value)| key.span().contains(&at.start) || value.span().contains(&at.start) || value.span() == at).map(|(key, _)| key.clone())
+            });
+            if !consequence {
                 self.from_toml(error, &format!("correct {what}; {SCHEMA_HINT}"));
-                None
+            }
+            match at_fault {
+                Some(key) => {
+                    set_aside.push(key.get_ref().to_string());
+                    table.remove(&key);
+                }
+                None => return None,
             }
         }
     }
@@ -105,6 +132,8 @@ pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigErrors> {
         }
     }
     check_references(&mut c, &config);
+    // In the order of the file, as a person reads it.
+    c.errors.sort_by_key(|e| e.location.unwrap_or((usize::MAX, 0)));
     if c.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(c.errors)) }
 }
 
@@ -376,4 +405,27 @@ fn check_pipelines(c: &mut Collector<'_>, config: &Config) {
             }
         }
     }
+}
+
+/// Where a key of an instance's `settings` table is written (the first key of
+/// that name inside it, at any depth), or the `settings` key itself when the
+/// key is not found or not named: for a plugin's complaint about its settings,
+/// which knows names but not places.
+pub fn settings_span(source: &str, section: &str, instance: &str, key: Option<&str>) -> Option<Range<usize>> {
+    fn entry<'a, 'i>(table: &'a DeTable<'i>, name: &str) -> Option<(&'a Spanned<toml::de::DeString<'i>>, &'a Spanned<DeValue<'i>>)> {
+        table.iter().find(|(k, _)| k.get_ref().as_ref() == name)
+    }
+    fn find(value: &Spanned<DeValue<'_>>, key: &str) -> Option<Range<usize>> {
+        let DeValue::Table(table) = value.get_ref() else { return None };
+        if let Some((found, _)) = entry(table, key) {
+            return Some(found.span());
+        }
+        table.iter().find_map(|(_, inner)| find(inner, key))
+    }
+    let root = DeTable::parse(source).ok()?;
+    let DeValue::Table(instances) = entry(root.get_ref(), section)?.1.get_ref() else { return None };
+    let (name, body) = entry(instances, instance)?;
+    let DeValue::Table(body) = body.get_ref() else { return None };
+    let Some((settings_key, settings)) = entry(body, "settings") else { return Some(name.span()) };
+    key.and_then(|key| find(settings, key)).or(Some(settings_key.span()))
 }

@@ -84,6 +84,15 @@ impl EffectiveLimits {
 }
 
 impl LoadedConfig {
+    /// `FILE:LINE:COLUMN` of a key in the `settings` of `[SECTION.INSTANCE]`
+    /// (see `load::settings_span`), for a plugin's complaint about them.
+    pub fn settings_place(&self, section: &str, instance: &str, key: Option<&str>) -> Option<String> {
+        let source = std::fs::read_to_string(&self.path).ok()?;
+        let span = load::settings_span(&source, section, instance, key)?;
+        let (line, column) = ConfigError::at(&self.path, &source, Some(span), "").location?;
+        Some(format!("{}:{line}:{column}", self.path.display()))
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let source = std::fs::read_to_string(path).map_err(|e| {

@@ -456,10 +456,11 @@ impl Engine {
     }
 
     /// Checks that a pipeline can run: both endpoints describe its entities and
-    /// every field it names exists. Returns a one-line summary.
-    pub async fn check_pipeline(&self, name: &str) -> Result<String, RunError> {
+    /// every field it names exists. Returns a one-line summary, and warnings
+    /// about what works but not as well as it could.
+    pub async fn check_pipeline(&self, name: &str) -> Result<(String, Vec<String>), RunError> {
         let ctx = self.context(name, Mode::DryRun).await?;
-        Ok(format!(
+        let summary = format!(
             "{}.{} <-> {}.{}: {} fields, {}",
             ctx.left.name(),
             ctx.left_def.name,
@@ -467,7 +468,20 @@ impl Engine {
             ctx.right_def.name,
             ctx.rules().count(),
             ctx.config.schedule
-        ))
+        );
+        let warnings = [Side::Left, Side::Right]
+            .into_iter()
+            .filter(|source| ctx.config.create.allows(*source) && !ctx.def(source.other()).finds_by_origin)
+            .map(|source| {
+                let target = source.other();
+                format!(
+                    "new {source} records are created in {}.{}, which cannot find a record by its origin: a create cut short (the host killed, a timeout) is not sent again but becomes a failed item to check; give the entity a place for the origin (sql-table: origin = \"COLUMN\"; redmine: origin_field), or let creates flow the other way only",
+                    ctx.instance(target).name(),
+                    ctx.def(target).name
+                )
+            })
+            .collect();
+        Ok((summary, warnings))
     }
 
     /// One run of a pipeline: both sides, every batch, until no changes are waiting.
