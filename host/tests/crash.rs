@@ -39,13 +39,22 @@ fn db(dir: &Path, name: &str) -> rusqlite::Connection {
     connection
 }
 
-/// Whether the newest run in state has started and not finished.
-fn run_in_progress(dir: &Path) -> bool {
+/// The newest run in state: (run id, whether it has started and not finished).
+fn newest_run(dir: &Path) -> (i64, bool) {
     let path = dir.join("synchost-data/state.sqlite");
-    path.exists()
-        && rusqlite::Connection::open(path)
-            .and_then(|c| c.query_row("SELECT status = 'running' FROM runs ORDER BY run_id DESC LIMIT 1", [], |r| r.get(0)))
-            .unwrap_or(false)
+    if !path.exists() {
+        return (0, false);
+    }
+    rusqlite::Connection::open(path)
+        .and_then(|c| c.query_row("SELECT run_id, status = 'running' FROM runs ORDER BY run_id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))))
+        .unwrap_or((0, false))
+}
+
+/// Whether a run newer than run `after` is under way (a run cut short by an
+/// earlier kill stays `running` forever).
+fn run_in_progress(dir: &Path, after: i64) -> bool {
+    let (run_id, running) = newest_run(dir);
+    run_id > after && running
 }
 
 fn count(dir: &Path, name: &str, sql: &str) -> i64 {
@@ -76,6 +85,7 @@ fn killing_the_daemon_mid_run_loses_and_duplicates_nothing() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut kills = 0;
     for round in 0..8 {
+        let (before, _) = newest_run(dir);
         let mut daemon = Command::new(env!("CARGO_BIN_EXE_synchost"))
             .current_dir(dir)
             .arg("run")
@@ -97,7 +107,7 @@ fn killing_the_daemon_mid_run_loses_and_duplicates_nothing() {
         db(dir, "branch.sqlite").execute(&format!("INSERT INTO contacts (name, phone) VALUES ('new branch {round}', 'n')"), []).unwrap();
         // Kill it at a random moment while a run is under way.
         let started = std::time::Instant::now();
-        while !run_in_progress(dir) && started.elapsed() < Duration::from_secs(20) {
+        while !run_in_progress(dir, before) && started.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(2));
         }
         std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
