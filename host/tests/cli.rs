@@ -392,6 +392,10 @@ fn status_lists_a_record_deleted_on_one_side_only_with_the_way_to_settle_it() {
     assert!(status.contains("fix: to bring it back on the left side: `synchost links unlink p 1` then `synchost sync p`"), "{status}");
     let json: serde_json::Value = serde_json::from_str(&stdout(&synchost(dir.path(), &["status", "--json"]))).unwrap();
     assert_eq!(json["pipelines"][0]["items"][0]["result"], "half-deleted");
+    // The conflict queue shows it too, with the same way to settle it.
+    let queue = stdout(&synchost(dir.path(), &["conflicts", "list"]));
+    assert!(queue.contains("half-deleted p") && queue.contains("left 1 / right 1: deleted on the left side only"), "{queue}");
+    assert!(queue.contains("fix: to bring it back on the left side: `synchost links unlink p 1`"), "{queue}");
     // The fix, followed literally, brings the record back on the left side.
     assert!(synchost(dir.path(), &["links", "unlink", "p", "1"]).status.success());
     let synced = synchost(dir.path(), &["sync", "p"]);
@@ -403,6 +407,7 @@ fn status_lists_a_record_deleted_on_one_side_only_with_the_way_to_settle_it() {
     };
     assert_eq!(hq, ["Ada|deleted", "Ada edited|active"], "{}", stdout(&synced));
     assert!(!stdout(&synchost(dir.path(), &["status"])).contains("half-deleted"));
+    assert!(!stdout(&synchost(dir.path(), &["conflicts", "list"])).contains("half-deleted"));
 }
 
 // Covers: H3, T4

@@ -217,14 +217,12 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
                 "since": c.detected_at, "error": "conflict", "detail": format!("`{}` changed on both sides", c.field),
                 "fix": format!("pick a side: `synchost conflicts resolve {} left|right`", c.id),
             }))).chain(state.half_deleted_links(name.as_str()).map_err(state_error)?.iter().map(|l| {
-                let (deleted, kept, kept_id) = if l.state == "left-deleted" { ("left", "right", &l.right_id) } else { ("right", "left", &l.left_id) };
+                let (deleted, kept, fix) = half_deleted(name.as_str(), l);
                 serde_json::json!({
                     "id": l.link_id, "side": kept, "record": format!("left:{} right:{}", l.left_id, l.right_id), "result": "half-deleted",
                     "since": l.updated_at, "error": format!("deleted on the {deleted} side only"),
                     "detail": format!("the {kept} record is kept; its edits do not sync"),
-                    "fix": format!(
-                        "to bring it back on the {deleted} side: `synchost links unlink {name} {kept_id}` then `synchost sync {name}`; to remove it everywhere, delete it on the {kept} side"
-                    ),
+                    "fix": fix,
                 })
             })).collect::<Vec<_>>(),
             "open_conflicts": conflicts.iter().filter(|c| c.pipeline == name.as_str()).count(),
@@ -358,10 +356,21 @@ pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, 
 
 /// `synchost conflicts list [PIPELINE]`
 pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
+    let (loaded, state) = open_state(config)?;
     let rows = state.conflicts(pipeline, !all).map_err(state_error)?;
+    // A delete against a later edit that left the pair half-deleted is a
+    // conflict too, settled by hand.
+    let mut half = Vec::new();
+    for name in loaded.config.pipelines.keys().map(|n| n.as_str()).filter(|n| pipeline.is_none_or(|p| p == *n)) {
+        half.extend(state.half_deleted_links(name).map_err(state_error)?.into_iter().map(|link| (name.to_owned(), link)));
+    }
+    for (name, link) in &half {
+        let (deleted, kept, fix) = half_deleted(name, link);
+        say!("half-deleted {name:<20} left {} / right {}: deleted on the {deleted} side only; the {kept} record is kept and its edits do not sync", link.left_id, link.right_id);
+        say!("      fix: {fix}");
+    }
     if rows.is_empty() {
-        say!("no {}conflicts", if all { "" } else { "open " });
+        say!("no {}conflicts of fields", if all { "" } else { "open " });
     }
     for c in rows {
         say!(
@@ -379,6 +388,16 @@ pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Resul
     }
     say!("resolve with: synchost conflicts resolve ID --take left|right   or   --value VALUE");
     Ok(())
+}
+
+/// A pair deleted on one side and kept on the other: (deleted side, kept
+/// side, the way to settle it).
+fn half_deleted(pipeline: &str, link: &crate::state::LinkRow) -> (&'static str, &'static str, String) {
+    let (deleted, kept, kept_id) = if link.state == "left-deleted" { ("left", "right", &link.right_id) } else { ("right", "left", &link.left_id) };
+    let fix = format!(
+        "to bring it back on the {deleted} side: `synchost links unlink {pipeline} {kept_id}` then `synchost sync {pipeline}`; to remove it everywhere, delete it on the {kept} side"
+    );
+    (deleted, kept, fix)
 }
 
 /// `synchost approvals list [PIPELINE] [--all]`
