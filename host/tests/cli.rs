@@ -320,6 +320,65 @@ fn an_approval_given_while_the_host_runs_is_carried_out_once_by_the_host() {
     daemon.wait().unwrap();
 }
 
+// Covers: P2, P4, H6
+#[test]
+fn twenty_approvals_given_from_the_cli_while_the_host_runs_are_each_carried_out_once() {
+    let dir = crm_folder();
+    let crm = rusqlite::Connection::open(dir.path().join("crm.sqlite")).unwrap();
+    crm.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 3 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+         INSERT INTO contacts SELECT i, 'Contact ' || i, '0' || i, '2026-01-01T00:00:00Z' FROM n;",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("synchost.toml"),
+        format!(
+            "{CONFIG}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\", origin = \"origin\" }} }}\n\n[pipelines.p]\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\napproval = {{ direction = \"left-to-right\" }}\n"
+        ),
+    )
+    .unwrap();
+    rusqlite::Connection::open(dir.path().join("copy.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT, updated_at TEXT, origin TEXT UNIQUE)")
+        .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(dir.path()).arg("run").spawn().unwrap();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "waited in vain for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let pending = || -> Vec<serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(&stdout(&synchost(dir.path(), &["approvals", "list", "--json"])))
+            .ok()
+            .and_then(|j| j.as_array().cloned())
+            .unwrap_or_default()
+    };
+    wait_for("twenty changes waiting for approval", &|| pending().len() == 20);
+    for approval in pending() {
+        let id = format!("{}@{}", approval["id"], approval["revision"]);
+        let approved = synchost(dir.path(), &["approvals", "approve", &id, "--by", "pm"]);
+        assert!(approved.status.success(), "{id}: {}", stderr(&approved));
+    }
+    let copied = || -> Vec<String> {
+        let db = rusqlite::Connection::open(dir.path().join("copy.sqlite")).unwrap();
+        let mut rows = db.prepare("SELECT name FROM contacts ORDER BY name").unwrap();
+        rows.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    wait_for("the twenty approved records in the copy", &|| copied().len() >= 20);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let names = copied();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!((names.len(), unique.len()), (20, 20), "each decision carried out once: {names:?}");
+    let all = stdout(&synchost(dir.path(), &["approvals", "list", "--all", "--json"]));
+    let all: Vec<serde_json::Value> = serde_json::from_str(&all).unwrap();
+    assert_eq!(all.iter().filter(|a| a["status"] == "approved" && !a["applied_at"].is_null()).count(), 20, "{all:#?}");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}
+
 // Covers: T4, T6, H6
 #[test]
 fn check_finds_a_damaged_database_and_settings_that_never_apply() {
