@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{link_write, record_outcome, BatchPlan, Ctx, Engine, Mode, Pending, RunError, RunReport};
+use super::plan::{link_write, record_outcome};
+use super::{BatchPlan, Ctx, Engine, Mode, Pending, RunError, RunReport};
 use crate::config::Side;
 use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome};
 use crate::state::{decode, encode, ApprovalRow, Commit, HistoryEntry, Queued};
