@@ -263,29 +263,37 @@ fn the_users_database_keeps_its_journal_mode_and_output_suits_a_pipe() {
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
 }
 
+/// A copy of the CRM's contacts whose new and changed records wait for
+/// approval, synced every second by `synchost run`.
+fn approval_pipeline(dir: &Path) {
+    std::fs::write(
+        dir.join("synchost.toml"),
+        format!(
+            "{CONFIG}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\", origin = \"origin\" }} }}\n\n[pipelines.p]\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\napproval = {{ direction = \"left-to-right\" }}\n"
+        ),
+    )
+    .unwrap();
+    rusqlite::Connection::open(dir.join("copy.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT, updated_at TEXT, origin TEXT UNIQUE)")
+        .unwrap();
+}
+
+/// Waits up to a minute for `done`, naming what it waited for if in vain.
+fn wait_for(what: &str, done: &dyn Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "waited in vain for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 // Covers: P2, H6
 #[test]
 fn an_approval_given_while_the_host_runs_is_carried_out_once_by_the_host() {
     let dir = crm_folder();
-    std::fs::write(
-        dir.path().join("synchost.toml"),
-        format!(
-            "{CONFIG}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\" }} }}\n\n[pipelines.p]\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\napproval = {{ direction = \"left-to-right\" }}\n"
-        ),
-    )
-    .unwrap();
-    rusqlite::Connection::open(dir.path().join("copy.sqlite"))
-        .unwrap()
-        .execute_batch("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT, updated_at TEXT)")
-        .unwrap();
+    approval_pipeline(dir.path());
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(dir.path()).arg("run").spawn().unwrap();
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let started = std::time::Instant::now();
-        while !done() {
-            assert!(started.elapsed() < std::time::Duration::from_secs(30), "waited in vain for {what}");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    };
     let pending = || stdout(&synchost(dir.path(), &["approvals", "list", "--json"]));
     wait_for("two changes waiting for approval", &|| {
         serde_json::from_str::<serde_json::Value>(&pending()).is_ok_and(|j| j.as_array().is_some_and(|a| a.len() == 2))
@@ -330,25 +338,8 @@ fn twenty_approvals_given_from_the_cli_while_the_host_runs_are_each_carried_out_
          INSERT INTO contacts SELECT i, 'Contact ' || i, '0' || i, '2026-01-01T00:00:00Z' FROM n;",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("synchost.toml"),
-        format!(
-            "{CONFIG}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\", origin = \"origin\" }} }}\n\n[pipelines.p]\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\napproval = {{ direction = \"left-to-right\" }}\n"
-        ),
-    )
-    .unwrap();
-    rusqlite::Connection::open(dir.path().join("copy.sqlite"))
-        .unwrap()
-        .execute_batch("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT, updated_at TEXT, origin TEXT UNIQUE)")
-        .unwrap();
+    approval_pipeline(dir.path());
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(dir.path()).arg("run").spawn().unwrap();
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let started = std::time::Instant::now();
-        while !done() {
-            assert!(started.elapsed() < std::time::Duration::from_secs(60), "waited in vain for {what}");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    };
     let pending = || -> Vec<serde_json::Value> {
         serde_json::from_str::<serde_json::Value>(&stdout(&synchost(dir.path(), &["approvals", "list", "--json"])))
             .ok()

@@ -161,6 +161,18 @@ pub(super) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: 
     });
 }
 
+/// A change of a linked record's counterpart, guarded by the version it was read at.
+fn change_of(ctx: &Ctx<'_>, source: Side, record: &Record, counterpart: &Record, kind: ChangeKind, fields: Vec<Field>) -> Change {
+    Change {
+        origin: ctx.origin(source, &record.id),
+        target_id: Some(counterpart.id.clone()),
+        expected_version: counterpart.version.clone(),
+        kind,
+        repeated: false,
+        fields,
+    }
+}
+
 /// A linked source record changed: per field, flow, accept, or resolve a conflict.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn plan_update(
@@ -367,14 +379,7 @@ pub(super) fn plan_update(
         source_id: record.id.clone(),
         source_version: record.version.clone(),
         link: Some(link.clone()),
-        change: Change {
-            origin: ctx.origin(source, &record.id),
-            target_id: Some(counterpart.id.clone()),
-            expected_version: counterpart.version.clone(),
-            kind: ChangeKind::Upsert,
-            repeated: false,
-            fields: writes.iter().map(|(name, _, value)| Field { name: name.clone(), value: value.clone() }).collect(),
-        },
+        change: change_of(ctx, source, record, counterpart, ChangeKind::Upsert, writes.iter().map(|(name, _, value)| Field { name: name.clone(), value: value.clone() }).collect()),
         history: HistoryEntry {
             left_id,
             right_id,
@@ -489,14 +494,7 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
         source_id: record.id.clone(),
         source_version: record.version.clone(),
         link: Some(link.clone()),
-        change: Change {
-            origin: ctx.origin(source, &record.id),
-            target_id: Some(counterpart.id.clone()),
-            expected_version: counterpart.version.clone(),
-            kind: ChangeKind::Delete,
-            repeated: false,
-            fields: Vec::new(),
-        },
+        change: change_of(ctx, source, record, counterpart, ChangeKind::Delete, Vec::new()),
         history: HistoryEntry {
             left_id,
             right_id,
