@@ -494,3 +494,25 @@ fields = { name = {} }
     assert!(text.contains("unknown field `colour`"), "{text}");
     assert!(text.contains("at synchost.toml:4:52"), "{text}");
 }
+
+// Covers: T2, T5
+#[test]
+fn commands_that_only_read_state_need_no_secrets_and_the_others_name_the_missing_one() {
+    let dir = crm_folder();
+    let config = std::fs::read_to_string(dir.path().join("synchost.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("synchost.toml"),
+        format!(
+            "{config}\n[endpoints.tracker]\nplugin = \"redmine\"\ngrants.http.allow = [\"http://127.0.0.1:9\"]\nsettings = {{ url = \"http://127.0.0.1:9\", api_key = \"${{SYNCHOST_TEST_UNSET_KEY}}\" }}\n"
+        ),
+    )
+    .unwrap();
+    for command in [&["status"][..], &["messages"], &["failed", "list"], &["conflicts", "list"], &["approvals", "list"], &["history", "p", "left:1"]] {
+        let output = synchost(dir.path(), command);
+        assert!(output.status.success(), "{command:?} needs no secret: {}", stderr(&output));
+    }
+    let refused = synchost(dir.path(), &["check"]);
+    assert!(!refused.status.success());
+    let text = stderr(&refused);
+    assert!(text.contains("api_key takes its value from the environment variable SYNCHOST_TEST_UNSET_KEY, which is not set"), "{text}");
+}

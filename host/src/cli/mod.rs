@@ -308,6 +308,7 @@ impl CommandError {
 /// Loads a config and everything it names.
 pub(crate) fn load_catalog(path: &Path) -> Result<(LoadedConfig, Catalog), CommandError> {
     let config = LoadedConfig::load(path).map_err(CommandError::Config)?;
+    config.missing_variables().map_err(CommandError::Config)?;
     let catalog = Catalog::load(&config).map_err(CommandError::Other)?;
     Ok((config, catalog))
 }

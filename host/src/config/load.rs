@@ -147,15 +147,6 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
     for (section, instances) in [("endpoints", &config.endpoints), ("mappers", &config.mappers)] {
         for (name, instance) in instances {
             let plugin = instance.plugin.get_ref();
-            for (key, variable) in super::env_references(&instance.settings) {
-                if std::env::var_os(&variable).is_none() {
-                    c.error(
-                        None,
-                        format!("[{section}.{name}.settings] {key} = \"${{{variable}}}\": the environment variable {variable} is not set"),
-                        format!("set {variable} in the environment synchost starts in, or write the value into the config"),
-                    );
-                }
-            }
             for (folder, grant) in &instance.grants.files {
                 let path = grant.path.get_ref();
                 let resolved = if path.is_absolute() { path.clone() } else { c.file.parent().unwrap_or(Path::new(".")).join(path) };

@@ -143,6 +143,26 @@ impl LoadedConfig {
         EffectiveLimits::default().overridden_by(&self.config.host.limits).overridden_by(&instance.limits)
     }
 
+    /// Settings taken from environment variables that are not set. Only what
+    /// starts plugins needs them: a command that reads the state store works
+    /// without the secrets.
+    pub fn missing_variables(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        for (section, instances) in [("endpoints", &self.config.endpoints), ("mappers", &self.config.mappers)] {
+            for (name, instance) in instances {
+                for (key, variable) in env_references(&instance.settings) {
+                    if std::env::var_os(&variable).is_none() {
+                        errors.push(
+                            ConfigError::at(&self.path, "", None, format!("[{section}.{name}.settings] {key} takes its value from the environment variable {variable}, which is not set"))
+                                .fix(format!("set {variable} in the environment synchost starts in, or write the value into the config")),
+                        );
+                    }
+                }
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
+    }
+
     /// An endpoint or mapper by name.
     pub fn instance(&self, name: &str) -> Option<(&InstanceName, &InstanceConfig)> {
         self.config.endpoints.iter().chain(&self.config.mappers).find(|(n, _)| n.as_str() == name)
