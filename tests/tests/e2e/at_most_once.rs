@@ -61,10 +61,7 @@ async fn lose_the_second_answer(setup: &Lossy) {
 }
 
 async fn comments(setup: &Lossy) -> Vec<String> {
-    let mut comments: Vec<String> =
-        setup.redmine.time_entries(&setup.project).await.iter().map(|e| e["comments"].as_str().unwrap_or("").to_owned()).collect();
-    comments.sort();
-    comments
+    comments_of(&setup.redmine, &setup.project).await
 }
 
 // Covers: C8, H6, T1, T3
@@ -119,4 +116,56 @@ async fn without_an_origin_field_a_lost_create_waits_for_a_person_who_links_it_b
     assert_eq!(comments(&setup).await.len(), 3);
     assert_eq!(setup.engine.state.link_count("entries").unwrap(), 3);
     assert_eq!(setup.scene.query_one::<i64>("desktop.sqlite", "SELECT count(*) FROM timesheet_entries"), 3);
+}
+
+// Covers: C8, H6, T1
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_of_200_entries_cut_short_creates_each_once_on_both_sides() {
+    let redmine = Redmine::connect().await;
+    let (_, project) = redmine.project(&unique("CutShort"), None).await;
+    let scene = Scene::new();
+    scene.database("desktop.sqlite", "");
+    let config = redmine.timesheet_config(&redmine.url, &redmine.key, &project, 20);
+    let engine = scene.engine(&config);
+    for pipeline in ["users", "activities", "projects"] {
+        engine.run(pipeline, "test", Mode::Apply).await.unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+    }
+    scene.sql(
+        "desktop.sqlite",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+         INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
+         SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '2026-11-10', 0.5, 'entry ' || i FROM n;",
+    );
+    // The host stops dead in the middle of the sync (the run is dropped at
+    // whatever it awaits: a write to Redmine, as likely as not).
+    let engine = std::sync::Arc::new(engine);
+    let run = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run("entries", "test", Mode::Apply).await }
+    });
+    while redmine.time_entries(&project).await.len() < 30 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!run.is_finished(), "the sync ended before it could be cut short");
+    }
+    run.abort();
+    let _ = run.await;
+    drop(engine);
+
+    // A new host on the same state finishes the work.
+    let engine = scene.engine(&config);
+    engine.run("entries", "test", Mode::Apply).await.expect("runs to the end");
+    engine.run("entries", "test", Mode::Apply).await.expect("and again, with nothing left to do");
+    let mut comments = comments_of(&redmine, &project).await;
+    assert_eq!(comments.len(), 200, "each entry exactly once in Redmine");
+    comments.dedup();
+    assert_eq!(comments.len(), 200);
+    assert_eq!(scene.query_one::<i64>("desktop.sqlite", "SELECT count(*) FROM timesheet_entries"), 200, "nothing came back to the desktop as new");
+    assert_eq!(engine.state.link_count("entries").unwrap(), 200);
+    assert!(engine.state.failed(Some("entries")).unwrap().is_empty());
+}
+
+async fn comments_of(redmine: &Redmine, project: &str) -> Vec<String> {
+    let mut comments: Vec<String> = redmine.time_entries(project).await.iter().map(|e| e["comments"].as_str().unwrap_or("").to_owned()).collect();
+    comments.sort();
+    comments
 }
