@@ -31,6 +31,14 @@ pub struct PipelineConfig {
     /// How deletes propagate. Default `soft`.
     #[serde(default)]
     pub deletes: DeletePolicy,
+    /// How often the linked records of a side that keeps no tombstones
+    /// (Redmine, a table without soft delete) are looked up to find those
+    /// deleted there outright, which no change feed shows. Each look-up
+    /// fetches every linked id of that side. Default `10m`; the first run of a
+    /// host always looks.
+    #[serde(default = "default_deletes_check")]
+    #[schemars(with = "Option<Timeout>")]
+    pub deletes_check: Timeout,
     /// Which side may create records on the other. Default both.
     #[serde(default)]
     pub create: Flow,
@@ -83,6 +91,10 @@ impl ApprovalConfig {
     pub fn applies_to(&self, source: Side) -> bool {
         !self.auto_approve && self.direction != Flow::Both && self.direction.allows(source)
     }
+}
+
+fn default_deletes_check() -> Timeout {
+    Timeout(std::time::Duration::from_secs(600))
 }
 
 fn default_batch() -> u32 {

@@ -28,6 +28,7 @@
 //! - `isolate`: splitting a batch a plugin fails on, to fail only its records.
 //! - `write`: writing a batch: crashes isolated, outcomes checked, creates at most once.
 //! - `rehearsal`: dry runs, on a scratch state with simulated writes.
+//! - `presence`: finding records deleted outright where no feed shows it.
 
 mod approval;
 mod matching;
@@ -36,6 +37,7 @@ mod outcomes;
 pub mod policy;
 mod probe;
 mod plan;
+mod presence;
 mod references;
 mod rehearsal;
 mod resolve;
@@ -128,6 +130,8 @@ pub struct Engine {
     /// Pipelines whose failed items should go again soon: a pipeline they
     /// reference linked new records, which may be what they were missing.
     resubmit_requested: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// When each pipeline side's linked records were last looked up (`presence`).
+    presence_checked: std::sync::Mutex<HashMap<(String, Side), std::time::Instant>>,
 }
 
 /// A pipeline resolved for one run.
@@ -385,7 +389,7 @@ struct BatchPlan {
 
 impl Engine {
     pub fn new(config: Arc<LoadedConfig>, catalog: Arc<Catalog>, state: Arc<State>) -> Self {
-        Engine { config, catalog, state, stop: Arc::new(AtomicBool::new(false)), progress: None, resubmit_requested: Default::default() }
+        Engine { config, catalog, state, stop: Arc::new(AtomicBool::new(false)), progress: None, resubmit_requested: Default::default(), presence_checked: Default::default() }
     }
 
     /// The pipelines with fields that reference `name` (`references = "name"`).
@@ -537,6 +541,7 @@ impl Engine {
                 self.sync_side(&ctx, side, &mut report).await?;
             }
             self.recheck(&ctx, &mut report).await?;
+            self.find_vanished(&ctx, &mut report).await?;
             self.carry_out_decisions(&ctx, &mut report).await?;
             Ok::<(), RunError>(())
         }

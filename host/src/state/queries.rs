@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{decode_text, now, State, StateError};
+use crate::config::Side;
 use crate::secrets::redacted;
 use crate::runtime::bindings::Value;
 
@@ -250,6 +251,18 @@ impl State {
                 Ok(LinkRow { link_id: r.get(0)?, left_id: r.get(1)?, right_id: r.get(2)?, state: r.get(3)?, updated_at: r.get(4)? })
             })?
             .collect()
+        })
+    }
+
+    /// The ids on one side of the links whose records are not deleted.
+    pub fn live_linked_ids(&self, pipeline: &str, side: Side) -> Result<Vec<String>, StateError> {
+        let column = match side {
+            Side::Left => "left_id",
+            Side::Right => "right_id",
+        };
+        self.with(|c| {
+            let mut s = c.prepare(&format!("SELECT {column} FROM links WHERE pipeline = ?1 AND state = 'active' ORDER BY link_id"))?;
+            s.query_map([pipeline], |r| r.get(0))?.collect()
         })
     }
 

@@ -62,6 +62,9 @@ pub struct Redmine {
     origin_ids: std::cell::RefCell<HashMap<Kind, i64>>,
 }
 
+/// From this many ids on, `fetch` lists the scope rather than asking per id.
+const MANY: usize = 10;
+
 /// The problem code of a create Redmine got but gave no answer to.
 const OUTCOME_UNKNOWN: &str = "outcome-unknown";
 
@@ -178,7 +181,17 @@ impl Connector for Redmine {
             return Ok(self.list_records(kind)?.into_iter().filter(|r| wanted.contains(r.id.as_str())).collect());
         }
         let mut records = Vec::with_capacity(ids.len());
-        for id in &ids {
+        let mut unlisted: Vec<&String> = ids.iter().collect();
+        // Many ids (the host looking for records deleted outright): one list
+        // of the scope, 100 a page, instead of a request per id.
+        if ids.len() > MANY && matches!(kind, Kind::Issues | Kind::TimeEntries) {
+            let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+            records.extend(self.list_records(kind)?.into_iter().filter(|r| wanted.contains(r.id.as_str())));
+            let listed: BTreeSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            unlisted.retain(|id| !listed.contains(id.as_str()));
+        }
+        // Asked one by one: moved out of the scope is not deleted.
+        for id in unlisted {
             if let Some(record) = self.get_record(kind, id)? {
                 records.push(record);
             }

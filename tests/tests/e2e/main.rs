@@ -14,5 +14,6 @@ mod escape;
 mod mapper;
 mod project_plan;
 mod redmine;
+mod redmine_deletes;
 mod sandbox;
 mod sql_table;

@@ -1,0 +1,50 @@
+//! Deletes made in Redmine, which removes issues and time entries outright
+//! (no tombstone, nothing in a change feed), reach the desktop: the host
+//! looks its linked Redmine records up and deletes the counterparts of those
+//! gone, by the pipeline's delete policy. Real Redmine, real host.
+
+use synchost::engine::Mode;
+use synchost_tests::redmine::{unique, Redmine};
+use synchost_tests::Scene;
+
+// Covers: T1, C1, C8
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_deleted_in_redmine_is_deleted_on_the_desktop() {
+    let redmine = Redmine::connect().await;
+    let (_, project) = redmine.project(&unique("Deletes"), None).await;
+    let scene = Scene::new();
+    scene.database("desktop.sqlite", "");
+    let config = redmine.timesheet_config(&redmine.url, &redmine.key, &project, 20);
+    let engine = scene.engine(&config);
+    for pipeline in ["users", "activities", "projects"] {
+        engine.run(pipeline, "test", Mode::Apply).await.unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+    }
+    scene.sql(
+        "desktop.sqlite",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12)
+         INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
+         SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '2026-11-11', 1, 'entry ' || i FROM n;",
+    );
+    engine.run("entries", "test", Mode::Apply).await.unwrap();
+    let entries = redmine.time_entries(&project).await;
+    assert_eq!(entries.len(), 12);
+
+    // Someone deletes two entries in Redmine.
+    let doomed: Vec<&serde_json::Value> = entries.iter().filter(|e| e["comments"] == "entry 3" || e["comments"] == "entry 7").collect();
+    for entry in &doomed {
+        redmine.delete(&format!("/time_entries/{}.json", entry["id"])).await;
+    }
+    // The pipeline looks at most every `deletes_check`; a new host looks at once.
+    let engine = scene.engine(&config);
+    let report = engine.run("entries", "test", Mode::Apply).await.unwrap();
+    assert_eq!(report.counts.deleted, 2, "{:#?}", report.plan);
+    let live = scene.rows("desktop.sqlite", "SELECT comment FROM timesheet_entries WHERE status = 'active' ORDER BY id");
+    assert_eq!(live.len(), 10);
+    assert!(!live.iter().any(|c| c == "entry 3" || c == "entry 7"), "{live:?}");
+    let history = engine.state.history("entries", None, 100).unwrap();
+    assert!(history.iter().any(|h| h.action == "delete"), "the delete is in the history");
+    // Nothing more to do, and the other entries were left alone.
+    let quiet = engine.run("entries", "test", Mode::Apply).await.unwrap();
+    assert_eq!((quiet.counts.created, quiet.counts.updated, quiet.counts.deleted), (0, 0, 0), "{:#?}", quiet.plan);
+    assert_eq!(redmine.time_entries(&project).await.len(), 10);
+}
