@@ -52,6 +52,7 @@ fn host_batch() -> Vec<Record> {
             id: i.to_string(),
             version: None,
             deleted: false,
+            born: None,
             fields: fields(i).into_iter().map(|(n, v)| Field { name: n.into(), value: v }).collect(),
         })
         .collect()
@@ -72,6 +73,7 @@ fn sdk_batch() -> Vec<synchost_plugin_sdk::Record> {
             id: i.to_string(),
             version: None,
             deleted: false,
+            born: None,
             fields: fields(i)
                 .into_iter()
                 .map(|(n, v)| synchost_plugin_sdk::Field { name: n.into(), value: sdk_value(v) })

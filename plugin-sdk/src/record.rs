@@ -116,7 +116,7 @@ impl Record {
     /// assert_eq!(record.get("age"), Some(&Value::Integer(36)));
     /// ```
     pub fn new(id: impl Into<String>) -> Self {
-        Record { id: id.into(), version: None, deleted: false, fields: Vec::new() }
+        Record { id: id.into(), version: None, deleted: false, fields: Vec::new(), born: None }
     }
 
     /// Builder form of [`Record::set`].

@@ -728,6 +728,7 @@ impl Engine {
                 id: r.id.clone(),
                 version: r.version.clone(),
                 deleted: r.deleted,
+                born: r.born.clone(),
                 fields: ctx
                     .rules()
                     .filter_map(|(left, _)| {
@@ -807,6 +808,8 @@ impl Engine {
     async fn plan_batch(&self, ctx: &Ctx<'_>, source: Side, records: &[Record]) -> Result<BatchPlan, RunError> {
         let target = source.other();
         let mut plan = BatchPlan::default();
+        // Records whose id a new record took (see below).
+        let mut gone: Vec<Record> = Vec::new();
         // The newest state of each record wins if a batch holds it twice.
         let mut latest: Vec<&Record> = Vec::with_capacity(records.len());
         let mut position: HashMap<&str, usize> = HashMap::with_capacity(records.len());
@@ -820,7 +823,22 @@ impl Engine {
             }
         }
         let ids: Vec<String> = latest.iter().map(|r| r.id.clone()).collect();
-        let links = self.state.links_by_ids(ctx.name, source, &ids)?;
+        let mut links = self.state.links_by_ids(ctx.name, source, &ids)?;
+        // Birth marks are kept once seen. Another one under a linked id is
+        // another record: the one linked is gone (a delete, by the policy; its
+        // link keeps another id) and this one is new.
+        for record in &latest {
+            let Some(born) = &record.born else { continue };
+            if let Some(linked) = links.get(&record.id).and_then(|l| l.born_on(source)).filter(|linked| *linked != born) {
+                let kept = format!("{} (gone, born {linked})", record.id);
+                let link = links.remove(&record.id).expect("looked up above");
+                plan.commit.retired.push((link.link_id, source, kept.clone()));
+                links.insert(kept.clone(), link.with_id_on(source, kept.clone()));
+                gone.push(Record { id: kept, version: None, deleted: true, fields: Vec::new(), born: None });
+            }
+            plan.commit.births.push((source, record.id.clone(), born.clone()));
+        }
+        latest.extend(gone.iter());
         // A record still at the version of the last sync is unchanged since (most
         // often the echo of the engine's own write): nothing to compare.
         latest.retain(|r| {

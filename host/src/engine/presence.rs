@@ -37,7 +37,7 @@ impl Engine {
                 let gone: Vec<Record> = chunk
                     .iter()
                     .filter(|id| !present.contains(*id))
-                    .map(|id| Record { id: id.clone(), version: None, deleted: true, fields: Vec::new() })
+                    .map(|id| Record { id: id.clone(), version: None, deleted: true, fields: Vec::new(), born: None })
                     .collect();
                 if gone.is_empty() {
                     continue;

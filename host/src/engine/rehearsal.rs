@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     fn record(id: &str, name: &str) -> Record {
-        Record { id: id.into(), version: Some("v1".into()), deleted: false, fields: vec![Field { name: "name".into(), value: Value::Text(name.into()) }] }
+        Record { id: id.into(), version: Some("v1".into()), deleted: false, fields: vec![Field { name: "name".into(), value: Value::Text(name.into()) }], born: None }
     }
 
     #[test]

@@ -225,4 +225,13 @@ CREATE INDEX approvals_by_source ON approvals (pipeline, side, source_id);
 -- from before this column were written ones.
 ALTER TABLE intents ADD COLUMN state TEXT NOT NULL DEFAULT 'written' CHECK (state IN ('written', 'queued'));
 "#,
+), (
+    "link birth marks",
+    r#"
+-- A system that gives a deleted record's id to a new one (Redmine) marks each
+-- record's creation; a link keeps the marks it has seen, so that a new record
+-- under a linked id is never taken for the one linked.
+ALTER TABLE links ADD COLUMN left_born TEXT;
+ALTER TABLE links ADD COLUMN right_born TEXT;
+"#,
 )];

@@ -123,9 +123,29 @@ pub struct Link {
     pub left_version: Option<String>,
     pub right_version: Option<String>,
     pub state: String,
+    /// Each side's record's birth mark, once seen (see `Record::born`).
+    pub left_born: Option<String>,
+    pub right_born: Option<String>,
 }
 
 impl Link {
+    /// The birth mark of the side's record, once seen.
+    pub fn born_on(&self, side: Side) -> Option<&str> {
+        match side {
+            Side::Left => self.left_born.as_deref(),
+            Side::Right => self.right_born.as_deref(),
+        }
+    }
+
+    /// The same link with the side's record id replaced.
+    pub fn with_id_on(mut self, side: Side, id: String) -> Link {
+        match side {
+            Side::Left => self.left_id = id,
+            Side::Right => self.right_id = id,
+        }
+        self
+    }
+
     pub fn id_on(&self, side: Side) -> &str {
         match side {
             Side::Left => &self.left_id,
@@ -224,6 +244,11 @@ pub struct Commit {
     pub finished_intents: Vec<(Side, String)>,
     /// Records to drive through the engine at the start of the next run.
     pub queued_intents: Vec<(Side, String)>,
+    /// Birth marks first seen: (side, record id, mark), kept on its link.
+    pub births: Vec<(Side, String, String)>,
+    /// Links whose record on one side is gone while a new record took its id:
+    /// (link, side, the id the link keeps instead), applied before new links.
+    pub retired: Vec<(i64, Side, String)>,
     /// Source records deleted while a change of theirs waited for approval:
     /// the pending approval is withdrawn.
     pub withdrawn_approvals: Vec<(Side, String)>,
@@ -241,6 +266,8 @@ impl Commit {
             && self.unlinks.is_empty()
             && self.finished_intents.is_empty()
             && self.queued_intents.is_empty()
+            && self.births.is_empty()
+            && self.retired.is_empty()
             && self.withdrawn_approvals.is_empty()
     }
 }
@@ -333,7 +360,7 @@ impl State {
         };
         self.with(|c| {
             let mut statement = c.prepare_cached(&format!(
-                "SELECT link_id, left_id, right_id, left_version, right_version, state FROM links WHERE pipeline = ?1 AND {column} = ?2"
+                "SELECT link_id, left_id, right_id, left_version, right_version, state, left_born, right_born FROM links WHERE pipeline = ?1 AND {column} = ?2"
             ))?;
             let mut found = HashMap::new();
             for id in ids {
@@ -468,6 +495,8 @@ fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
         left_version: row.get(3)?,
         right_version: row.get(4)?,
         state: row.get(5)?,
+        left_born: row.get(6)?,
+        right_born: row.get(7)?,
     })
 }
 
@@ -540,6 +569,15 @@ fn resolve_link(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
 
 fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, commit: &Commit) -> rusqlite::Result<()> {
     let at = now();
+    // First, so that a new record may take the id: the link of a record gone
+    // keeps another id, and is half-deleted until its delete is settled.
+    for (link_id, side, kept_id) in &commit.retired {
+        let (column, state) = match side {
+            Side::Left => ("left_id", "left-deleted"),
+            Side::Right => ("right_id", "right-deleted"),
+        };
+        transaction.execute(&format!("UPDATE links SET {column} = ?2, state = ?3, updated_at = ?4 WHERE link_id = ?1"), params![link_id, kept_id, state, at])?;
+    }
     for write in &commit.links {
         let link_id = write_link(transaction, pipeline, run_id, write, &at)?;
         for side in [Side::Left, Side::Right] {
@@ -651,6 +689,15 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
              WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3 AND status = 'pending'",
             params![pipeline, side.as_str(), source_id, at],
         )?;
+    }
+    for (side, record_id, born) in &commit.births {
+        let (id_column, born_column) = match side {
+            Side::Left => ("left_id", "left_born"),
+            Side::Right => ("right_id", "right_born"),
+        };
+        transaction
+            .prepare_cached(&format!("UPDATE links SET {born_column} = ?3 WHERE pipeline = ?1 AND {id_column} = ?2 AND {born_column} IS NULL"))?
+            .execute(params![pipeline, record_id, born])?;
     }
     if let Some((side, cursor)) = &commit.cursor {
         transaction.execute(

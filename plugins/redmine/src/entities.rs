@@ -278,7 +278,10 @@ impl Kind {
             .chain(self.custom(custom).iter().map(|c| Field { name: c.name.clone(), value: c.read(json) }))
             .collect();
         let updated = json.get("updated_on").and_then(Json::as_str);
-        Ok(Record { id: id.to_string(), version: Some(version(updated, &fields)), deleted: false, fields })
+        // Redmine gives a deleted record's id to the next new one: the
+        // creation time tells the two apart.
+        let born = json.get("created_on").and_then(Json::as_str).map(str::to_owned);
+        Ok(Record { id: id.to_string(), version: Some(version(updated, &fields)), deleted: false, fields, born })
     }
 
     /// The JSON body Redmine takes to create or update a resource from these

@@ -110,7 +110,7 @@ mod tests {
     use super::*;
 
     fn record(id: &str, version: &str) -> Record {
-        Record { id: id.into(), version: Some(version.into()), deleted: false, fields: Vec::new() }
+        Record { id: id.into(), version: Some(version.into()), deleted: false, fields: Vec::new(), born: None }
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl SqlTable {
         // The stamp and a digest of the values: an edit within the same tick
         // of the stamp's clock still makes a new version.
         let version = stamp.map(|stamp| version::version(&to_id(&stamp), &fields, deleted));
-        Record { id, version, deleted, fields }
+        Record { id, version, deleted, fields, born: None }
     }
 
     fn fetch_records(&self, table: &Table<'_>, ids: &[String]) -> Result<Vec<Record>, Error> {

@@ -24,6 +24,7 @@ fn record(id: &str, fields: &[(&str, &str)]) -> Record {
         id: id.into(),
         version: None,
         deleted: false,
+        born: None,
         fields: fields.iter().map(|(n, v)| Field { name: (*n).into(), value: Value::Text((*v).into()) }).collect(),
     }
 }

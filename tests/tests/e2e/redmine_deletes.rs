@@ -48,3 +48,46 @@ async fn an_entry_deleted_in_redmine_is_deleted_on_the_desktop() {
     assert_eq!((quiet.counts.created, quiet.counts.updated, quiet.counts.deleted), (0, 0, 0), "{:#?}", quiet.plan);
     assert_eq!(redmine.time_entries(&project).await.len(), 10);
 }
+
+// Covers: T1, C8, C9
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_entry_under_a_reused_id_is_never_taken_for_the_one_deleted() {
+    let redmine = Redmine::connect().await;
+    let (project_id, project) = redmine.project(&unique("Reuse"), None).await;
+    let scene = Scene::new();
+    scene.database("desktop.sqlite", "");
+    let config = redmine.timesheet_config(&redmine.url, &redmine.key, &project, 20);
+    let engine = scene.engine(&config);
+    for pipeline in ["users", "activities", "projects"] {
+        engine.run(pipeline, "test", Mode::Apply).await.unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+    }
+    scene.sql(
+        "desktop.sqlite",
+        "INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
+         SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '2026-11-12', 3, 'site visit';",
+    );
+    engine.run("entries", "test", Mode::Apply).await.unwrap();
+    let entries = redmine.time_entries(&project).await;
+    let old_id = entries[0]["id"].as_i64().unwrap();
+
+    // Deleted in Redmine, and a new entry made right after: Redmine gives it
+    // the same id. (Its creation time, whole seconds, is what tells the two
+    // apart: a second later.)
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    redmine.delete(&format!("/time_entries/{old_id}.json")).await;
+    let activity = entries[0]["activity"]["id"].clone();
+    let made = redmine
+        .post("/time_entries.json", serde_json::json!({"time_entry": {"project_id": project_id, "hours": 1, "spent_on": "2026-11-13", "activity_id": activity, "comments": "phone call"}}))
+        .await;
+    assert_eq!(made["time_entry"]["id"].as_i64(), Some(old_id), "this Redmine reuses the id (the case under test)");
+
+    let report = engine.run("entries", "test", Mode::Apply).await.expect("no constraint failure, no wrong fix");
+    assert_eq!((report.counts.created, report.counts.deleted, report.counts.updated), (1, 1, 0), "{:#?}", report.plan);
+    // The desktop entry is never overwritten by the new one: it is deleted (as
+    // it was in Redmine) with its own values, and the new one comes as new.
+    let rows = scene.rows("desktop.sqlite", "SELECT comment, hours, work_date, status FROM timesheet_entries ORDER BY id");
+    assert_eq!(rows, ["site visit|3|2026-11-12|deleted", "phone call|1|2026-11-13|active"]);
+    let quiet = engine.run("entries", "test", Mode::Apply).await.unwrap();
+    assert_eq!((quiet.counts.created, quiet.counts.updated, quiet.counts.deleted), (0, 0, 0), "{:#?}", quiet.plan);
+    assert_eq!(redmine.time_entries(&project).await.len(), 1);
+}
