@@ -44,6 +44,12 @@ impl Error {
         self
     }
 
+    /// Says what was being done when it happened: `while` goes before the message.
+    pub fn context(mut self, while_doing: impl std::fmt::Display) -> Self {
+        self.0.message = format!("{while_doing}: {}", self.0.message);
+        self
+    }
+
     /// The problem as the host will see it.
     pub fn problem(&self) -> &Problem {
         &self.0

@@ -553,7 +553,11 @@ pub fn messages(config: &Path, since: Option<&str>, limit: u32) -> Result<(), Co
         say!("no messages");
     }
     for e in rows {
-        say!("{} {:<5} {:<20} {}", e.at, e.level, e.pipeline.as_deref().unwrap_or("host"), e.message);
+        let repeats = match (&e.last_at, e.repeats) {
+            (Some(last), n) if n > 1 => format!(" ({n} times, last at {last})"),
+            _ => String::new(),
+        };
+        say!("{} {:<5} {:<20} {}{repeats}", e.at, e.level, e.pipeline.as_deref().unwrap_or("host"), e.message);
         if let Some(hint) = e.hint {
             say!("      fix: {hint}");
         }

@@ -569,7 +569,7 @@ impl Engine {
                 }
                 Some((message, hint)) => {
                     self.state.record_failure(name, message, hint.as_deref())?;
-                    self.state.event("error", Some(name), Some(run_id), &format!("run {run_id} failed: {message}"), hint.as_deref())?;
+                    self.state.event("error", Some(name), Some(run_id), &format!("run failed: {message}"), hint.as_deref())?;
                 }
             }
         }

@@ -234,4 +234,12 @@ ALTER TABLE intents ADD COLUMN state TEXT NOT NULL DEFAULT 'written' CHECK (stat
 ALTER TABLE links ADD COLUMN left_born TEXT;
 ALTER TABLE links ADD COLUMN right_born TEXT;
 "#,
+), (
+    "repeated events",
+    r#"
+-- The same event again (an outage failing run after run) is counted on the
+-- last one instead of pushing everything else out of view.
+ALTER TABLE events ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE events ADD COLUMN last_at TEXT;
+"#,
 )];

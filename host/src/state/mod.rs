@@ -453,13 +453,26 @@ impl State {
     }
 
     /// Writes an event to the event log.
+    /// Records an event. The same event as the pipeline's last one (an outage
+    /// failing run after run) is counted on that one, with the time and run of
+    /// the latest.
     pub fn event(&self, level: &str, pipeline: Option<&str>, run_id: Option<i64>, message: &str, hint: Option<&str>) -> Result<(), StateError> {
+        let (message, hint) = (redacted(message), hint.map(redacted));
         self.with(|c| {
-            c.execute(
-                "INSERT INTO events (at, level, pipeline, run_id, message, hint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![now(), level, pipeline, run_id, redacted(message), hint.map(redacted)],
+            let transaction = c.transaction()?;
+            let repeated = transaction.execute(
+                "UPDATE events SET repeats = repeats + 1, last_at = ?1, run_id = coalesce(?4, run_id)
+                 WHERE id = (SELECT max(id) FROM events WHERE pipeline IS ?3)
+                   AND level = ?2 AND message = ?5 AND hint IS ?6",
+                params![now(), level, pipeline, run_id, message, hint],
             )?;
-            Ok(())
+            if repeated == 0 {
+                transaction.execute(
+                    "INSERT INTO events (at, level, pipeline, run_id, message, hint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![now(), level, pipeline, run_id, message, hint],
+                )?;
+            }
+            transaction.commit()
         })
     }
 
@@ -713,6 +726,23 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_event_again_is_counted_not_repeated() {
+        let folder = tempfile::tempdir().unwrap();
+        let state = State::open(&folder.path().join("state.sqlite")).unwrap();
+        for run in 1..=41 {
+            state.event("error", Some("entries"), Some(run), "run failed: cannot connect to 127.0.0.1:3300", Some("start Redmine")).unwrap();
+        }
+        state.event("error", Some("users"), Some(42), "run failed: cannot connect to 127.0.0.1:3300", Some("start Redmine")).unwrap();
+        state.event("info", Some("entries"), Some(43), "run 43: 5 created", None).unwrap();
+        state.event("error", Some("entries"), Some(44), "run failed: cannot connect to 127.0.0.1:3300", Some("start Redmine")).unwrap();
+        let events = state.events(None, 100).unwrap();
+        let shape: Vec<(&str, i64, Option<i64>)> = events.iter().map(|e| (e.pipeline.as_deref().unwrap_or(""), e.repeats, e.run_id)).collect();
+        // Counted per pipeline, and only while nothing else happened in between.
+        assert_eq!(shape, [("entries", 41, Some(41)), ("users", 1, Some(42)), ("entries", 1, Some(43)), ("entries", 1, Some(44))]);
+        assert!(events[0].last_at.is_some());
+    }
 
     #[test]
     fn every_value_is_stored_and_read_back_exactly() {

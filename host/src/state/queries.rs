@@ -79,6 +79,9 @@ pub struct EventRow {
     pub run_id: Option<i64>,
     pub message: String,
     pub hint: Option<String>,
+    /// How many times it happened in a row, and when last.
+    pub repeats: i64,
+    pub last_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -289,8 +292,8 @@ impl State {
     pub fn events(&self, since: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StateError> {
         self.with(|c| {
             let mut s = c.prepare(
-                "SELECT * FROM (SELECT id, at, level, pipeline, run_id, message, hint FROM events
-                 WHERE ?1 IS NULL OR at >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+                "SELECT * FROM (SELECT id, at, level, pipeline, run_id, message, hint, repeats, last_at FROM events
+                 WHERE ?1 IS NULL OR coalesce(last_at, at) >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
             )?;
             s.query_map(params![since, limit], |r| {
                 Ok(EventRow {
@@ -301,6 +304,8 @@ impl State {
                     run_id: r.get(4)?,
                     message: r.get(5)?,
                     hint: r.get(6)?,
+                    repeats: r.get(7)?,
+                    last_at: r.get(8)?,
                 })
             })?
             .collect()

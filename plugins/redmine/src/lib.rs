@@ -165,7 +165,7 @@ impl Connector for Redmine {
         let kind = Kind::parse(entity)?;
         // A key Redmine does not know is treated as anonymous on public
         // projects: check it, or a wrong key would read a partial picture.
-        self.current_user()?;
+        self.current_user().map_err(|e| e.context(format_args!("reading {} (checking the API key first)", kind.name())))?;
         let limit = limit.max(1) as usize;
         match kind {
             Kind::Issues => self.read_issues(cursor, limit),

@@ -178,6 +178,7 @@ async fn a_wrong_api_key_and_a_missing_permission_are_named() {
     assert!(probe.problems[0].hint.as_deref().unwrap_or("").contains("api_key"));
     let error = engine.run("projects", "test", Mode::Apply).await.unwrap_err();
     assert!(error.to_string().contains("refused the API key"), "{error}");
+    assert!(error.to_string().contains("reading projects (checking the API key first)"), "the entity read is named: {error}");
 
     // A member whose role may view but not log time.
     let (user, _, key) = redmine.user().await;
