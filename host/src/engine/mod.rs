@@ -481,7 +481,7 @@ impl Engine {
             .map(|source| {
                 let target = source.other();
                 format!(
-                    "new {source} records are created in {}.{}, which cannot find a record by its origin: a create cut short (the host killed, a timeout) is not sent again but becomes a failed item to check; give the entity a place for the origin (sql-table: origin = \"COLUMN\"; redmine: origin_field), or let creates flow the other way only",
+                    "new {source} records are created in {}.{}, which cannot find a record by its origin: a create cut short (the host killed, a timeout) is not sent again but becomes a failed item to check; give the entity a place for the origin where its connector has one (sql-table: origin = \"COLUMN\"; redmine: origin_field, for issues and time entries), or let creates flow the other way only",
                     ctx.instance(target).name(),
                     ctx.def(target).name
                 )
