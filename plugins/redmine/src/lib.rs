@@ -569,6 +569,9 @@ impl Redmine {
                                 retryable: true,
                             }));
                         }
+                        Err(error) if kind == Kind::TimeEntries && error.problem().message.contains("User is invalid") => {
+                            return Err(self.explain_invalid_user(&body, error));
+                        }
                         other => break other?,
                     }
                 }
@@ -595,6 +598,50 @@ impl Redmine {
         let updated = self.get_record(kind, id)?.ok_or_else(|| Error::transient("not-found", format!("{} {id} vanished right after it was updated", kind.singular())))?;
         self.check_custom_values_kept(change, &updated)?;
         Ok(Outcome::Applied(Applied { id: updated.id, version: updated.version }))
+    }
+
+    /// Redmine says "User is invalid" when the entry's user may not log time in
+    /// its project: says which, as far as this account can find out.
+    fn explain_invalid_user(&self, body: &Json, error: Error) -> Error {
+        let entry = &body["time_entry"];
+        let (Some(user), Some(project)) = (entry["user_id"].as_i64(), entry["project_id"].as_i64()) else { return error };
+        let who = self
+            .api
+            .get_optional(&format!("/users/{user}.json"), READ)
+            .ok()
+            .flatten()
+            .and_then(|u| u["user"]["login"].as_str().map(|login| format!("`{login}` (user {user})")))
+            .unwrap_or_else(|| format!("user {user}"));
+        let place = self
+            .api
+            .get_optional(&format!("/projects/{project}.json"), READ)
+            .ok()
+            .flatten()
+            .and_then(|p| p["project"]["identifier"].as_str().map(|id| format!("project `{id}`")))
+            .unwrap_or_else(|| format!("project {project}"));
+        let mut members: Vec<Json> = Vec::new();
+        let mut listed = false;
+        while let Ok(page) = self.api.get(&format!("/projects/{project}/memberships.json?limit=100&offset={}", members.len()), READ) {
+            listed = true;
+            let batch = page["memberships"].as_array().cloned().unwrap_or_default();
+            let total = page["total_count"].as_u64().unwrap_or(0) as usize;
+            members.extend(batch.iter().cloned());
+            if batch.is_empty() || members.len() >= total {
+                break;
+            }
+        }
+        let member = members.iter().find(|m| m["user"]["id"].as_i64() == Some(user));
+        let (message, hint) = match member {
+            None if listed => (
+                format!("Redmine refused the time entry: {who} is not a member of {place} (Redmine says: User is invalid)"),
+                format!("add {who} to {place} in Redmine (Settings > Members) with a role that may log time, or enter the time under another user"),
+            ),
+            _ => (
+                format!("Redmine refused the time entry: {who} may not log time in {place} (Redmine says: User is invalid)"),
+                format!("give {who} a role with the permission `log_time` in {place} (Administration > Roles and permissions), or enter the time under another user"),
+            ),
+        };
+        Error::new("invalid", message).with_hint(hint)
     }
 
     /// An issue or time entry made without a project goes into the scoped project.

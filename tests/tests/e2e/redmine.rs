@@ -352,3 +352,24 @@ async fn redmine_stopped_in_the_middle_of_a_run_degrades_the_pipeline_which_resu
     assert_eq!(comments.len(), 60);
     assert_eq!(engine.state.link_count("entries").unwrap(), 60);
 }
+
+// Covers: T2, P12
+#[tokio::test(flavor = "multi_thread")]
+async fn time_logged_for_a_user_who_is_not_a_member_fails_naming_the_person_and_the_project() {
+    let Setup { scene, engine, redmine, project } = setup().await;
+    let (_, login, _) = redmine.user().await;
+    sync(&engine, &["users", "activities", "projects"]).await;
+    scene.sql(
+        "desktop.sqlite",
+        &format!(
+            "INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
+             SELECT (SELECT id FROM users WHERE login = '{login}'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '2026-11-14', 1, 'not a member';"
+        ),
+    );
+    let report = engine.run("entries", "test", Mode::Apply).await.unwrap();
+    assert_eq!(report.counts.failed, 1);
+    let failed = engine.state.failed(Some("entries")).unwrap();
+    let reason = &failed[0].reason;
+    assert!(reason.contains(&format!("`{login}`")) && reason.contains("is not a member of project") && reason.contains(&format!("`{}`", project.1)), "{reason}");
+    assert!(failed[0].hint.as_deref().unwrap_or("").contains("Settings > Members"), "{:?}", failed[0].hint);
+}
