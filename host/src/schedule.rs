@@ -102,8 +102,13 @@ async fn pipeline_loop(engine: Arc<Engine>, name: String, mut shutdown: watch::R
         if !paused && failures == 0 && (requested || last_resubmit.elapsed() >= config.retry.resubmit.0) {
             last_resubmit = Instant::now();
             if engine.state.failed(Some(&name)).is_ok_and(|f| !f.is_empty()) {
+                let links_before = engine.state.link_count(&name).unwrap_or(0);
                 if let Err(error) = engine.resubmit_failed(&name, None, "resubmit").await {
                     tracing::warn!(pipeline = %name, "Resubmission failed: {error}");
+                }
+                // What the resubmission linked may be what others wait for.
+                if engine.state.link_count(&name).unwrap_or(0) > links_before {
+                    engine.request_resubmit(engine.referencing(&name).into_iter().filter(|p| *p != name));
                 }
             }
         }

@@ -173,6 +173,13 @@ impl Engine {
         let ctx = self.context(&pipeline, Mode::Apply).await?;
         let mut report = RunReport::default();
         self.carry_out_decisions(&ctx, &mut report).await?;
+        // No host runs (it would carry the decision out itself): what waited
+        // for a record this approval linked goes now, not at the next resubmission.
+        for dependent in self.referencing(&pipeline) {
+            if self.take_resubmit_request(&dependent) {
+                self.resubmit_failed(&dependent, None, "approval linked").await?;
+            }
+        }
         let row = self.state.approval(id)?.expect("the approval exists");
         Ok(row.outcome.unwrap_or_else(|| "carried out on the pipeline's next run".to_owned()))
     }

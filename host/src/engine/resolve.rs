@@ -168,7 +168,31 @@ impl Engine {
         let mut ctx = self.context(pipeline, Mode::Apply).await?;
         ctx.run_id = Some(self.state.begin_run(pipeline, trigger)?);
         report.run_id = ctx.run_id;
-        let outcome = self.resubmit_items(&ctx, &items, &mut report).await;
+        // In a pipeline whose records refer to each other (a task's parent),
+        // a child waits for its parent's link: each round that links records
+        // lets the next level down go, so one resubmission settles a hierarchy.
+        let hierarchy = self.referencing(pipeline).iter().any(|p| p == pipeline);
+        let mut round_items = items.clone();
+        let outcome = loop {
+            let links_before = self.state.link_count(pipeline)?;
+            let mut round = RunReport::default();
+            let outcome = self.resubmit_items(&ctx, &round_items, &mut round).await;
+            report.counts.created += round.counts.created;
+            report.counts.updated += round.counts.updated;
+            report.counts.deleted += round.counts.deleted;
+            report.counts.conflicts += round.counts.conflicts;
+            report.counts.queued += round.counts.queued;
+            report.counts.failed = round.counts.failed;
+            report.plan.append(&mut round.plan);
+            if outcome.is_err() || !hierarchy || self.state.link_count(pipeline)? == links_before {
+                break outcome;
+            }
+            let waiting: Vec<String> = round_items.iter().map(|f| f.source_id.clone()).collect();
+            round_items = self.state.failed(Some(pipeline))?.into_iter().filter(|f| waiting.contains(&f.source_id)).collect();
+            if round_items.is_empty() {
+                break outcome;
+            }
+        };
         let run_id = ctx.run_id.expect("set above");
         let error = outcome.as_ref().err().map(|e| (e.to_string(), e.hint()));
         self.state.finish_run(run_id, &report.counts, error.as_ref().map(|(m, h)| (m.as_str(), h.as_deref())))?;

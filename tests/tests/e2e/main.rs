@@ -11,6 +11,7 @@ mod config;
 mod dry_run;
 mod engine;
 mod escape;
+mod hierarchy;
 mod mapper;
 mod project_plan;
 mod redmine;
