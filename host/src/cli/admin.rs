@@ -209,7 +209,7 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
             "last_success_at": health.as_ref().and_then(|h| h.last_success_at.clone()),
             "failed_items": failed.iter().filter(|f| f.pipeline == name.as_str()).count(),
             "items": failed.iter().filter(|f| f.pipeline == name.as_str()).map(|f| serde_json::json!({
-                "id": f.id, "side": f.side, "record": f.source_id, "result": "failed", "since": f.first_failed_at,
+                "id": f.id, "side": f.side, "record": f.source_id, "label": f.label, "result": "failed", "since": f.first_failed_at,
                 "last_attempt": f.last_failed_at, "attempts": f.attempts, "error": f.code, "detail": f.reason,
                 "fix": f.hint, "retried_automatically": f.retryable,
             })).chain(conflicts.iter().filter(|c| c.pipeline == name.as_str()).map(|c| serde_json::json!({
@@ -517,8 +517,9 @@ pub fn failed_list(config: &Path, pipeline: Option<&str>, json: bool) -> Result<
         say!("no failed items");
     }
     for f in rows {
+        let named = f.label.as_deref().map(|label| format!(" \"{label}\"")).unwrap_or_default();
         say!(
-            "#{:<4} {:<20} {} record {}: {} ({}; {} attempt(s), last {})",
+            "#{:<4} {:<20} {} record {}{named}: {} ({}; {} attempt(s), last {})",
             f.id, f.pipeline, f.side, f.source_id, f.reason, f.code, f.attempts, f.last_failed_at
         );
         if let Some(hint) = &f.hint {

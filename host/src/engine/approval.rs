@@ -104,6 +104,7 @@ impl Parked {
 
     fn into_pending(self, source: Side, link: Option<crate::state::Link>, source_id: String) -> Pending {
         Pending {
+            label: None,
             source_id,
             source_version: self.source_version,
             link,

@@ -353,6 +353,8 @@ struct Pending {
     /// version our write leaves can be remembered as synced. When it did, its
     /// own change must still be read and compared in its side's pass.
     target_in_sync: bool,
+    /// What a person calls the source record, for a failed item.
+    label: Option<String>,
 }
 
 impl Engine {

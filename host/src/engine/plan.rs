@@ -62,6 +62,21 @@ pub(super) fn broken_checks(ctx: &Ctx<'_>, source: Side, record: &Record) -> Vec
         .collect()
 }
 
+/// What a person calls a record: its name, title, subject or comment (the
+/// first of these it has, shortened), for messages that name it. Pure.
+pub(super) fn label_of(record: &Record) -> Option<String> {
+    const NAMING: [&str; 7] = ["name", "title", "subject", "summary", "comments", "comment", "login"];
+    let text = NAMING.iter().find_map(|name| match record.get(name) {
+        Some(Value::Text(text)) if !text.trim().is_empty() => Some(text),
+        _ => None,
+    })?;
+    let text = text.trim();
+    Some(match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    })
+}
+
 pub(super) fn fail_invalid(source: Side, record: &Record, link: Option<&Link>, violations: Vec<Violation>, plan: &mut BatchPlan) {
     let reason = violations
         .iter()
@@ -84,6 +99,7 @@ pub(super) fn fail_invalid(source: Side, record: &Record, link: Option<&Link>, v
         message: Some(format!("{reason} (fix: {hint})")),
     });
     plan.commit.failed.push(FailedItem {
+        label: label_of(record),
         side: source,
         source_id: record.id.clone(),
         code: "invalid".into(),
@@ -133,6 +149,7 @@ pub(super) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: 
     }
     let (left_id, right_id) = side_ids(source, &record.id, None);
     plan.pending.push(Pending {
+        label: label_of(record),
         source_id: record.id.clone(),
         source_version: record.version.clone(),
         link: None,
@@ -376,6 +393,7 @@ pub(super) fn plan_update(
         return;
     }
     plan.pending.push(Pending {
+        label: label_of(record),
         source_id: record.id.clone(),
         source_version: record.version.clone(),
         link: Some(link.clone()),
@@ -491,6 +509,7 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
         return;
     }
     plan.pending.push(Pending {
+        label: label_of(record),
         source_id: record.id.clone(),
         source_version: record.version.clone(),
         link: Some(link.clone()),
@@ -550,7 +569,7 @@ pub(super) fn link_write(
 /// Turns a write's outcome (or, in a dry run, its plan) into state changes.
 pub(super) fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pending: Pending, outcome: Outcome) {
     let target = source.other();
-    let Pending { source_id, source_version, link, mut history, base_source, base_target, link_state, target_in_sync, .. } = pending;
+    let Pending { source_id, source_version, link, mut history, base_source, base_target, link_state, target_in_sync, label, .. } = pending;
     match outcome {
         Outcome::Applied(applied) => {
             match history.action {
@@ -589,6 +608,7 @@ pub(super) fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source
             });
             commit.history.push(history);
             commit.failed.push(FailedItem {
+                label: label.clone(),
                 side: source,
                 source_id,
                 code: problem.code,
@@ -608,6 +628,7 @@ pub(super) fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source
             history.message = Some(reason.clone());
             commit.history.push(history);
             commit.failed.push(FailedItem {
+                label: label.clone(),
                 side: source,
                 source_id,
                 code: "changed-meanwhile".into(),
@@ -616,5 +637,29 @@ pub(super) fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source
                 retryable: true,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(fields: &[(&str, &str)]) -> Record {
+        Record {
+            id: "7".into(),
+            version: None,
+            deleted: false,
+            born: None,
+            fields: fields.iter().map(|(n, v)| Field { name: (*n).into(), value: Value::Text((*v).into()) }).collect(),
+        }
+    }
+
+    #[test]
+    fn a_record_is_named_by_its_name_title_or_subject() {
+        assert_eq!(label_of(&record(&[("phone", "030"), ("subject", "Network cabling")])).as_deref(), Some("Network cabling"));
+        assert_eq!(label_of(&record(&[("name", "  "), ("title", "Move")])).as_deref(), Some("Move"), "an empty name names nothing");
+        assert_eq!(label_of(&record(&[("phone", "030")])), None);
+        let long = "x".repeat(80);
+        assert_eq!(label_of(&record(&[("name", &long)])).unwrap().chars().count(), 61);
     }
 }

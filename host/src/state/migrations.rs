@@ -242,4 +242,10 @@ ALTER TABLE links ADD COLUMN right_born TEXT;
 ALTER TABLE events ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE events ADD COLUMN last_at TEXT;
 "#,
+), (
+    "failed item labels",
+    r#"
+-- What a person calls the record (name, title, subject), shown beside its id.
+ALTER TABLE failed_items ADD COLUMN label TEXT;
+"#,
 )];

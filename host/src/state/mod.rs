@@ -218,6 +218,8 @@ pub struct FailedItem {
     pub reason: String,
     pub hint: Option<String>,
     pub retryable: bool,
+    /// What a person calls the record (its name, title or subject), if known.
+    pub label: Option<String>,
 }
 
 /// A field changed on both sides, parked for an admin.
@@ -651,10 +653,11 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
     }
     for item in &commit.failed {
         transaction.prepare_cached(
-            "INSERT INTO failed_items (pipeline, side, source_id, attempts, first_failed_at, last_failed_at, code, reason, hint, retryable)
-             VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO failed_items (pipeline, side, source_id, attempts, first_failed_at, last_failed_at, code, reason, hint, retryable, label)
+             VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (pipeline, side, source_id) DO UPDATE SET attempts = attempts + 1, last_failed_at = excluded.last_failed_at,
-                code = excluded.code, reason = excluded.reason, hint = excluded.hint, retryable = excluded.retryable",
+                code = excluded.code, reason = excluded.reason, hint = excluded.hint, retryable = excluded.retryable,
+                label = coalesce(excluded.label, label)",
         )?
         .execute(params![
             pipeline,
@@ -664,7 +667,8 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
             redacted(&item.code),
             redacted(&item.reason),
             item.hint.as_deref().map(redacted),
-            item.retryable
+            item.retryable,
+            item.label.as_deref().map(redacted)
         ])?;
     }
     for side in [Side::Left, Side::Right] {

@@ -50,6 +50,8 @@ pub struct FailedRow {
     pub reason: String,
     pub hint: Option<String>,
     pub retryable: bool,
+    /// What a person calls the record, if known.
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,7 +160,7 @@ fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConflictRow> {
     })
 }
 
-const FAILED_COLUMNS: &str = "id, pipeline, side, source_id, attempts, first_failed_at, last_failed_at, code, reason, hint, retryable";
+const FAILED_COLUMNS: &str = "id, pipeline, side, source_id, attempts, first_failed_at, last_failed_at, code, reason, hint, retryable, label";
 
 fn failed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FailedRow> {
     Ok(FailedRow {
@@ -173,6 +175,7 @@ fn failed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FailedRow> {
         reason: r.get(8)?,
         hint: r.get(9)?,
         retryable: r.get(10)?,
+        label: r.get(11)?,
     })
 }
 

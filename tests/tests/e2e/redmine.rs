@@ -372,4 +372,6 @@ async fn time_logged_for_a_user_who_is_not_a_member_fails_naming_the_person_and_
     let reason = &failed[0].reason;
     assert!(reason.contains(&format!("`{login}`")) && reason.contains("is not a member of project") && reason.contains(&format!("`{}`", project.1)), "{reason}");
     assert!(failed[0].hint.as_deref().unwrap_or("").contains("Settings > Members"), "{:?}", failed[0].hint);
+    // Named the way a person knows it, beside its id.
+    assert_eq!(failed[0].label.as_deref(), Some("not a member"));
 }
