@@ -332,13 +332,45 @@ fn to_value(json: Option<&Json>, kind: FieldType) -> Value {
 
 fn from_value(value: &Value) -> Json {
     match value {
-        Value::Null => Json::Null,
+        // Redmine ignores a null (the old value stays) and clears a value given
+        // as empty text: an unassigned issue, a removed due date.
+        Value::Null => json!(""),
         Value::Boolean(b) => Json::Bool(*b),
         Value::Integer(i) => json!(i),
         Value::Float(f) => json!(f),
         Value::Decimal(s) => s.parse::<f64>().map(|f| json!(f)).unwrap_or_else(|_| json!(s)),
         Value::Text(s) | Value::Date(s) | Value::Timestamp(s) | Value::Json(s) => json!(s),
         Value::Bytes(b) => json!(String::from_utf8_lossy(b)),
+    }
+}
+
+/// Whether a value read back is the one written (Redmine answers numbers and
+/// empty values in its own forms). Pure.
+fn same(asked: &Value, held: &Value) -> bool {
+    let blank = |v: &Value| matches!(v, Value::Null) || matches!(v, Value::Text(t) if t.trim().is_empty());
+    if blank(asked) || blank(held) {
+        return blank(asked) && blank(held);
+    }
+    match (asked.as_f64(), held.as_f64()) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+        _ => from_value(asked) == from_value(held) || asked.to_display_string().trim() == held.to_display_string().trim(),
+    }
+}
+
+impl Kind {
+    /// The fields of `asked` that Redmine did not keep in `held` (the record
+    /// read back after an update): Redmine ignores what it may not take (a
+    /// parent's derived dates, a field the workflow locks) without an error.
+    /// Each as (name, asked, held). Written-only fields are not compared.
+    pub fn not_kept(self, asked: &[Field], held: &Record) -> Vec<(String, Value, Value)> {
+        asked
+            .iter()
+            .filter(|f| self.specs().iter().any(|s| s.name == f.name && !s.read_only && s.name != "notes"))
+            .filter_map(|f| {
+                let value = held.get(&f.name).cloned().unwrap_or(Value::Null);
+                (!same(&f.value, &value)).then(|| (f.name.clone(), f.value.clone(), value))
+            })
+            .collect()
     }
 }
 

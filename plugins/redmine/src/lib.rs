@@ -597,6 +597,14 @@ impl Redmine {
         // Redmine answers an update with no body: read the new version.
         let updated = self.get_record(kind, id)?.ok_or_else(|| Error::transient("not-found", format!("{} {id} vanished right after it was updated", kind.singular())))?;
         self.check_custom_values_kept(change, &updated)?;
+        // Reported as written only if it was.
+        let missed = kind.not_kept(&change.fields, &updated);
+        if !missed.is_empty() {
+            let list: Vec<String> = missed.iter().map(|(name, asked, held)| format!("`{name}` (asked {}, it holds {})", show(asked), show(held))).collect();
+            return Err(Error::new("not-kept", format!("Redmine did not keep {} of {} {id}", list.join(", "), kind.singular())).with_hint(
+                "Redmine ignores a value it may not take: a parent issue's dates and done ratio derived from its subtasks (Administration > Settings > Issue tracking), a field the workflow makes read-only for the role, a field not enabled for the tracker; sync that field one way (from Redmine), or change the setting",
+            ));
+        }
         Ok(Outcome::Applied(Applied { id: updated.id, version: updated.version }))
     }
 
@@ -776,5 +784,13 @@ mod tests {
         assert_eq!(identifier_from("Website Relaunch 2027"), "website-relaunch-2027");
         assert_eq!(identifier_from("  Äpfel & Birnen!"), "pfel-birnen");
         assert_eq!(identifier_from("2027 plan"), "p-2027-plan");
+    }
+}
+
+/// A value as a person reads it in a message.
+fn show(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing".to_owned(),
+        other => format!("{:?}", other.to_display_string()),
     }
 }

@@ -375,3 +375,42 @@ async fn time_logged_for_a_user_who_is_not_a_member_fails_naming_the_person_and_
     // Named the way a person knows it, beside its id.
     assert_eq!(failed[0].label.as_deref(), Some("not a member"));
 }
+
+fn change_of_issue(id: &str, field: &str, value: synchost::runtime::bindings::Value) -> synchost::runtime::bindings::Change {
+    synchost::runtime::bindings::Change {
+        origin: format!("test/left/{id}"),
+        target_id: Some(id.to_owned()),
+        expected_version: None,
+        kind: synchost::runtime::bindings::ChangeKind::Upsert,
+        fields: vec![synchost::runtime::bindings::Field { name: field.into(), value }],
+        repeated: false,
+    }
+}
+
+// Covers: P1, P3, T2
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unassignment_reaches_redmine_and_a_value_redmine_ignores_is_not_reported_written() {
+    use synchost::runtime::bindings::{Outcome, Value};
+    let Setup { scene, redmine, project, .. } = setup().await;
+    let catalog = scene.load(&redmine.timesheet_config(&redmine.url, &redmine.key, &project.1, 5));
+    let tracker = synchost_tests::instance(&catalog, "redmine");
+    let issue = |subject: &str, extra: serde_json::Value| {
+        let mut body = json!({"project_id": project.0, "subject": subject, "start_date": "2026-11-02", "due_date": "2026-11-06"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let assigned = redmine.post("/issues.json", json!({"issue": issue("Cabling", json!({"assigned_to_id": 1}))})).await["issue"]["id"].to_string();
+    let outcomes = tracker.write("issues", &[change_of_issue(&assigned, "assigned_to_id", Value::Null)]).await.unwrap();
+    assert!(matches!(outcomes[0], Outcome::Applied(_)), "{outcomes:?}");
+    let held = redmine.get(&format!("/issues/{assigned}.json")).await;
+    assert!(held["issue"]["assigned_to"].is_null(), "unassigned in Redmine: {held}");
+
+    // A parent's dates are derived from its subtasks: Redmine ignores a new one.
+    let parent = redmine.post("/issues.json", json!({"issue": issue("Move", json!({}))})).await["issue"]["id"].to_string();
+    redmine.post("/issues.json", json!({"issue": issue("Pack", json!({"parent_issue_id": parent.parse::<i64>().unwrap()}))})).await;
+    let outcomes = tracker.write("issues", &[change_of_issue(&parent, "start_date", Value::Date("2026-10-01".into()))]).await.unwrap();
+    let Outcome::Rejected(problem) = &outcomes[0] else { panic!("a value Redmine did not keep must not be reported written: {outcomes:?}") };
+    assert_eq!(problem.code, "not-kept");
+    assert!(problem.message.contains("`start_date` (asked \"2026-10-01\", it holds \"2026-11-02\")"), "{}", problem.message);
+    assert!(problem.hint.as_deref().unwrap_or("").contains("derived from its subtasks"), "{:?}", problem.hint);
+}
