@@ -236,3 +236,44 @@ comment = {{ right = "comments" }}
         )
     }
 }
+
+/// A fresh desktop database beside this Redmine, with the timesheet config
+/// (`timesheet_config`) and its master data (users, activities, projects)
+/// synced: what a test of time entries starts from.
+pub struct Timesheets {
+    pub scene: crate::Scene,
+    pub config: String,
+    pub engine: synchost::engine::Engine,
+}
+
+impl Redmine {
+    pub async fn timesheets(&self, url: &str, project: &str, entries_batch_size: u32) -> Timesheets {
+        Self::timesheets_from(self.timesheet_config(url, &self.key, project, entries_batch_size)).await
+    }
+
+    /// The same from a config of the test's own (say, `timesheet_config` changed).
+    pub async fn timesheets_from(config: String) -> Timesheets {
+        let scene = crate::Scene::new();
+        scene.database("desktop.sqlite", "");
+        let engine = scene.engine(&config);
+        for pipeline in ["users", "activities", "projects"] {
+            engine.run(pipeline, "test", synchost::engine::Mode::Apply).await.unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+        }
+        Timesheets { scene, config, engine }
+    }
+}
+
+impl Timesheets {
+    /// `count` new desktop entries of the admin in the first project, of
+    /// `hours` each on `date`, with the comments `PREFIX 1` .. `PREFIX count`.
+    pub fn add_entries(&self, count: u32, prefix: &str, date: &str, hours: f64) {
+        self.scene.sql(
+            "desktop.sqlite",
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count})
+                 INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
+                 SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '{date}', {hours}, '{prefix} ' || i FROM n;"
+            ),
+        );
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use synchost::engine::{Engine, Mode};
 use synchost_tests::proxy::HoldingProxy;
-use synchost_tests::redmine::{unique, Redmine};
+use synchost_tests::redmine::{unique, Redmine, Timesheets};
 use synchost_tests::Scene;
 
 struct Lossy {
@@ -37,18 +37,9 @@ async fn lossy(origin_field: bool) -> Lossy {
             .replace(", origin_field = \"synchost origin\"", "")
             .replace("[pipelines.entries]\n", "[pipelines.entries]\ncreate = \"left-to-right\"\n");
     }
-    let scene = Scene::new();
-    scene.database("desktop.sqlite", "");
-    let engine = scene.engine(&text);
-    for pipeline in ["users", "activities", "projects"] {
-        engine.run(pipeline, "test", Mode::Apply).await.unwrap_or_else(|e| panic!("{pipeline}: {e}"));
-    }
-    scene.sql(
-        "desktop.sqlite",
-        "INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
-         SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '2026-11-09', 1, 'entry ' || value
-         FROM json_each('[1, 2, 3]');",
-    );
+    let sheets = Redmine::timesheets_from(text).await;
+    sheets.add_entries(3, "entry", "2026-11-09", 1.0);
+    let Timesheets { scene, engine, .. } = sheets;
     Lossy { scene, engine, redmine, project, proxy }
 }
 
@@ -123,19 +114,9 @@ async fn without_an_origin_field_a_lost_create_waits_for_a_person_who_links_it_b
 async fn a_sync_of_200_entries_cut_short_creates_each_once_on_both_sides() {
     let redmine = Redmine::connect().await;
     let (_, project) = redmine.project(&unique("CutShort"), None).await;
-    let scene = Scene::new();
-    scene.database("desktop.sqlite", "");
-    let config = redmine.timesheet_config(&redmine.url, &redmine.key, &project, 20);
-    let engine = scene.engine(&config);
-    for pipeline in ["users", "activities", "projects"] {
-        engine.run(pipeline, "test", Mode::Apply).await.unwrap_or_else(|e| panic!("{pipeline}: {e}"));
-    }
-    scene.sql(
-        "desktop.sqlite",
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
-         INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
-         SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '2026-11-10', 0.5, 'entry ' || i FROM n;",
-    );
+    let sheets = redmine.timesheets(&redmine.url, &project, 20).await;
+    sheets.add_entries(200, "entry", "2026-11-10", 0.5);
+    let Timesheets { scene, config, engine } = sheets;
     // The host stops dead in the middle of the sync (the run is dropped at
     // whatever it awaits: a write to Redmine, as likely as not).
     let engine = std::sync::Arc::new(engine);

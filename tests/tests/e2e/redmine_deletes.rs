@@ -4,27 +4,16 @@
 //! gone, by the pipeline's delete policy. Real Redmine, real host.
 
 use synchost::engine::Mode;
-use synchost_tests::redmine::{unique, Redmine};
-use synchost_tests::Scene;
+use synchost_tests::redmine::{unique, Redmine, Timesheets};
 
 // Covers: T1, C1, C8
 #[tokio::test(flavor = "multi_thread")]
 async fn an_entry_deleted_in_redmine_is_deleted_on_the_desktop() {
     let redmine = Redmine::connect().await;
     let (_, project) = redmine.project(&unique("Deletes"), None).await;
-    let scene = Scene::new();
-    scene.database("desktop.sqlite", "");
-    let config = redmine.timesheet_config(&redmine.url, &redmine.key, &project, 20);
-    let engine = scene.engine(&config);
-    for pipeline in ["users", "activities", "projects"] {
-        engine.run(pipeline, "test", Mode::Apply).await.unwrap_or_else(|e| panic!("{pipeline}: {e}"));
-    }
-    scene.sql(
-        "desktop.sqlite",
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12)
-         INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
-         SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '2026-11-11', 1, 'entry ' || i FROM n;",
-    );
+    let sheets = redmine.timesheets(&redmine.url, &project, 20).await;
+    sheets.add_entries(12, "entry", "2026-11-11", 1.0);
+    let Timesheets { scene, config, engine } = sheets;
     engine.run("entries", "test", Mode::Apply).await.unwrap();
     let entries = redmine.time_entries(&project).await;
     assert_eq!(entries.len(), 12);
@@ -54,13 +43,7 @@ async fn an_entry_deleted_in_redmine_is_deleted_on_the_desktop() {
 async fn a_new_entry_under_a_reused_id_is_never_taken_for_the_one_deleted() {
     let redmine = Redmine::connect().await;
     let (project_id, project) = redmine.project(&unique("Reuse"), None).await;
-    let scene = Scene::new();
-    scene.database("desktop.sqlite", "");
-    let config = redmine.timesheet_config(&redmine.url, &redmine.key, &project, 20);
-    let engine = scene.engine(&config);
-    for pipeline in ["users", "activities", "projects"] {
-        engine.run(pipeline, "test", Mode::Apply).await.unwrap_or_else(|e| panic!("{pipeline}: {e}"));
-    }
+    let Timesheets { scene, engine, .. } = redmine.timesheets(&redmine.url, &project, 20).await;
     scene.sql(
         "desktop.sqlite",
         "INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
