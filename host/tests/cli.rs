@@ -303,6 +303,9 @@ fn an_approval_given_while_the_host_runs_is_carried_out_once_by_the_host() {
     let db = rusqlite::Connection::open(dir.path().join("crm.sqlite")).unwrap();
     db.execute("UPDATE contacts SET name = 'Ada L.', updated_at = '2026-01-05T00:00:00Z' WHERE id = 1", []).unwrap();
     wait_for("the approval revised", &|| stdout(&synchost(dir.path(), &["approvals", "list"])).contains("#1@2"));
+    // Named the way the team knows it, beside its id.
+    let list = stdout(&synchost(dir.path(), &["approvals", "list"]));
+    assert!(list.contains("left record 1 \"Ada L.\": "), "{list}");
     for (seen, says) in [("1", "was revised since it was first queued"), ("1@1", "changed after revision 1")] {
         let refused = synchost(dir.path(), &["approvals", "approve", seen, "--by", "pm"]);
         assert!(!refused.status.success(), "approving {seen}");

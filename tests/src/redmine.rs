@@ -35,6 +35,28 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}-{}", std::process::id(), nanos % 1_000_000_000, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A day no other test (or recent run) logs time on: Redmine refuses more
+/// than 999 hours for one user on one day, and a test Redmine keeps what
+/// earlier runs logged.
+pub fn unique_day() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let days = (seconds / 7 + u64::from(COUNTER.fetch_add(1, Ordering::Relaxed)) * 13) % 3650;
+    time_from_days(days as i64)
+}
+
+/// `YYYY-MM-DD`, `days` after 2020-01-01.
+fn time_from_days(days: i64) -> String {
+    let mut date = (2020i64, 1u32, 1u32);
+    for _ in 0..days {
+        let (y, m, d) = date;
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let length = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][(m - 1) as usize];
+        date = if d < length { (y, m, d + 1) } else if m < 12 { (y, m + 1, 1) } else { (y + 1, 1, 1) };
+    }
+    format!("{:04}-{:02}-{:02}", date.0, date.1, date.2)
+}
+
 impl Redmine {
     /// The test Redmine; panics with instructions when there is none.
     pub async fn connect() -> Redmine {

@@ -417,7 +417,8 @@ pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bo
             (Some(by), None) => format!("  [{} by {by}]", a.status),
             _ => String::new(),
         };
-        say!("#{:<7} {:<20} {} record {}: {}{decision}", format!("{}@{}", a.id, a.revision), a.pipeline, a.side, a.source_id, a.summary);
+        let named = a.label.as_deref().map(|label| format!(" \"{label}\"")).unwrap_or_default();
+        say!("#{:<7} {:<20} {} record {}{named}: {}{decision}", format!("{}@{}", a.id, a.revision), a.pipeline, a.side, a.source_id, a.summary);
     }
     if rows.iter().any(|a| a.status == "pending") {
         say!("decide with: synchost approvals approve ID@REVISION...   or   synchost approvals reject ID@REVISION... --comment TEXT");
@@ -429,7 +430,8 @@ pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bo
 pub fn approvals_show(config: &Path, id: i64) -> Result<(), CommandError> {
     let (_, state) = open_state(config)?;
     let a = state.approval(id).map_err(state_error)?.ok_or_else(|| CommandError::Reported(format!("there is no approval {id}; list them with `synchost approvals list --all`")))?;
-    say!("approval {}@{}: pipeline {}, from the {} record {} (revision {})", a.id, a.revision, a.pipeline, a.side, a.source_id, a.revision);
+    let named = a.label.as_deref().map(|label| format!(" \"{label}\"")).unwrap_or_default();
+    say!("approval {}@{}: pipeline {}, from the {} record {}{named} (revision {})", a.id, a.revision, a.pipeline, a.side, a.source_id, a.revision);
     say!("  target:    {}", a.target_id.as_deref().unwrap_or("a new record"));
     say!("  change:    {}", a.summary);
     say!("  submitted: {}", a.submitted_at);

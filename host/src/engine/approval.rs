@@ -150,7 +150,7 @@ impl Engine {
             let parked = Parked::from_pending(&pending);
             let summary = parked.summary();
             let change = serde_json::to_string(&parked).expect("a parked change serialises");
-            let queued = self.state.queue_approval(ctx.name, source, &pending.source_id, pending.change.target_id.as_deref(), &summary, &change)?;
+            let queued = self.state.queue_approval(ctx.name, source, &pending.source_id, pending.change.target_id.as_deref(), &summary, &change, pending.label.as_deref())?;
             if matches!(queued, Queued::New(_) | Queued::Replaced(_)) {
                 plan.counts.queued += 1;
             }

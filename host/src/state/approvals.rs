@@ -31,9 +31,11 @@ pub struct ApprovalRow {
     /// Goes up each time a newer change replaces the pending one: a
     /// decision is for the revision the person saw.
     pub revision: i64,
+    /// What a person calls the record (its name, title or subject), if known.
+    pub label: Option<String>,
 }
 
-const COLUMNS: &str = "id, pipeline, side, source_id, target_id, summary, change, status, submitted_at, decided_at, decided_by, comment, applied_at, outcome, revision";
+const COLUMNS: &str = "id, pipeline, side, source_id, target_id, summary, change, status, submitted_at, decided_at, decided_by, comment, applied_at, outcome, revision, label";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
     Ok(ApprovalRow {
@@ -52,6 +54,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
         applied_at: r.get(12)?,
         outcome: r.get(13)?,
         revision: r.get(14)?,
+        label: r.get(15)?,
     })
 }
 
@@ -72,7 +75,8 @@ impl State {
     /// Queues a change, or replaces the record's pending one. A change that
     /// proposes what the record's last decision already answered (the same
     /// summary) is not queued again.
-    pub fn queue_approval(&self, pipeline: &str, side: Side, source_id: &str, target_id: Option<&str>, summary: &str, change: &str) -> Result<Queued, StateError> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn queue_approval(&self, pipeline: &str, side: Side, source_id: &str, target_id: Option<&str>, summary: &str, change: &str, label: Option<&str>) -> Result<Queued, StateError> {
         self.with(|c| {
             let transaction = c.transaction()?;
             let latest: Option<(i64, String, String, Option<String>)> = transaction
@@ -85,9 +89,9 @@ impl State {
             let queued = match latest {
                 Some((id, status, _, _)) if status == "pending" => {
                     transaction.execute(
-                        "UPDATE approvals SET target_id = ?2, summary = ?3, change = ?4, submitted_at = ?5,
+                        "UPDATE approvals SET target_id = ?2, summary = ?3, change = ?4, submitted_at = ?5, label = coalesce(?6, label),
                          revision = revision + CASE WHEN summary = ?3 THEN 0 ELSE 1 END WHERE id = ?1",
-                        params![id, target_id, summary, change, now()],
+                        params![id, target_id, summary, change, now(), label],
                     )?;
                     Queued::Replaced(id)
                 }
@@ -95,8 +99,8 @@ impl State {
                 Some((id, status, old, None)) if status == "approved" && old == summary => Queued::AlreadyApproved(id),
                 _ => {
                     transaction.execute(
-                        "INSERT INTO approvals (pipeline, side, source_id, target_id, summary, change, submitted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![pipeline, side.as_str(), source_id, target_id, summary, change, now()],
+                        "INSERT INTO approvals (pipeline, side, source_id, target_id, summary, change, submitted_at, label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![pipeline, side.as_str(), source_id, target_id, summary, change, now(), label],
                     )?;
                     Queued::New(transaction.last_insert_rowid())
                 }

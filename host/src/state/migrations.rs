@@ -247,5 +247,6 @@ ALTER TABLE events ADD COLUMN last_at TEXT;
     r#"
 -- What a person calls the record (name, title, subject), shown beside its id.
 ALTER TABLE failed_items ADD COLUMN label TEXT;
+ALTER TABLE approvals ADD COLUMN label TEXT;
 "#,
 )];

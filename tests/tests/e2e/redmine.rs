@@ -306,9 +306,12 @@ async fn redmine_stopped_in_the_middle_of_a_run_degrades_the_pipeline_which_resu
     sync(&engine, &["users", "activities", "projects"]).await;
     scene.sql(
         "desktop.sqlite",
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60)
-         INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
-         SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '2026-11-07', 0.25, 'entry ' || i FROM n;",
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60)
+             INSERT INTO timesheet_entries (user_id, project_id, activity_id, work_date, hours, comment)
+             SELECT (SELECT id FROM users WHERE login = 'admin'), (SELECT min(id) FROM projects), (SELECT min(id) FROM activities), '{}', 0.25, 'entry ' || i FROM n;",
+            synchost_tests::redmine::unique_day()
+        ),
     );
     // Stop Redmine once some entries are in (a run that ends early, say on a
     // busy answer, is started again: the engine goes on where it stopped).

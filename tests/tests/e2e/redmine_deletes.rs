@@ -4,7 +4,7 @@
 //! gone, by the pipeline's delete policy. Real Redmine, real host.
 
 use synchost::engine::Mode;
-use synchost_tests::redmine::{unique, Redmine, Timesheets};
+use synchost_tests::redmine::{unique, unique_day, Redmine, Timesheets};
 
 // Covers: T1, C1, C8
 #[tokio::test(flavor = "multi_thread")]
@@ -12,7 +12,7 @@ async fn an_entry_deleted_in_redmine_is_deleted_on_the_desktop() {
     let redmine = Redmine::connect().await;
     let (_, project) = redmine.project(&unique("Deletes"), None).await;
     let sheets = redmine.timesheets(&redmine.url, &project, 20).await;
-    sheets.add_entries(12, "entry", "2026-11-11", 1.0);
+    sheets.add_entries(12, "entry", &unique_day(), 1.0);
     let Timesheets { scene, config, engine } = sheets;
     engine.run("entries", "test", Mode::Apply).await.unwrap();
     let entries = redmine.time_entries(&project).await;
