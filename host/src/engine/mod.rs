@@ -831,12 +831,17 @@ impl Engine {
         // link keeps another id) and this one is new.
         for record in &latest {
             let Some(born) = &record.born else { continue };
-            if let Some(linked) = links.get(&record.id).and_then(|l| l.born_on(source)).filter(|linked| *linked != born) {
-                let kept = format!("{} (gone, born {linked})", record.id);
-                let link = links.remove(&record.id).expect("looked up above");
-                plan.commit.retired.push((link.link_id, source, kept.clone()));
-                links.insert(kept.clone(), link.with_id_on(source, kept.clone()));
-                gone.push(Record { id: kept, version: None, deleted: true, fields: Vec::new(), born: None });
+            match links.get(&record.id).and_then(|l| l.born_on(source)) {
+                // Known already: nothing to store.
+                Some(linked) if linked == born => continue,
+                Some(linked) => {
+                    let kept = format!("{} (gone, born {linked})", record.id);
+                    let link = links.remove(&record.id).expect("looked up above");
+                    plan.commit.retired.push((link.link_id, source, kept.clone()));
+                    links.insert(kept.clone(), link.with_id_on(source, kept.clone()));
+                    gone.push(Record { id: kept, version: None, deleted: true, fields: Vec::new(), born: None });
+                }
+                None => {}
             }
             plan.commit.births.push((source, record.id.clone(), born.clone()));
         }

@@ -464,7 +464,7 @@ impl State {
             let transaction = c.transaction()?;
             let repeated = transaction.execute(
                 "UPDATE events SET repeats = repeats + 1, last_at = ?1, run_id = coalesce(?4, run_id)
-                 WHERE id = (SELECT max(id) FROM events WHERE pipeline IS ?3)
+                 WHERE id = (SELECT id FROM events WHERE pipeline IS ?3 ORDER BY id DESC LIMIT 1)
                    AND level = ?2 AND message = ?5 AND hint IS ?6",
                 params![now(), level, pipeline, run_id, message, hint],
             )?;
