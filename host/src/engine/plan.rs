@@ -250,7 +250,14 @@ pub(super) fn plan_update(
             }
             continue;
         }
-        let current = counterpart.get(t_name);
+        let Some(current) = counterpart.get(t_name) else {
+            // The target's connector leaves the field out of this record: it
+            // is derived there (Redmine works a parent issue's dates out from
+            // its subtasks) and takes no value of its own.
+            raw.inspect(|v| base_source.push((s_name.to_owned(), (*v).clone())));
+            continue;
+        };
+        let current = Some(current);
         let target_changed = current != base_t.get(t_name);
         if current == Some(new_value) {
             // Already equal (e.g. both sides made the same edit): only the base moves.

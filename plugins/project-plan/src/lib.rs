@@ -100,6 +100,21 @@ impl ProjectPlan {
     }
 }
 
+/// Applied only if the plan holds every value asked for; otherwise rejected
+/// with what it holds instead.
+fn kept_or_rejected(change: &Change, task: &Record, applied: Applied) -> Outcome {
+    let missed = plan::not_kept(&change.fields, task);
+    if missed.is_empty() {
+        return Outcome::Applied(applied);
+    }
+    let list: Vec<String> = missed.iter().map(|(name, asked, held)| format!("`{name}` (asked {}, it holds {})", asked.to_display_string(), held.to_display_string())).collect();
+    Outcome::Rejected(
+        Error::new("not-kept", format!("the plan did not take {} of task {}", list.join(", "), task.id))
+            .with_hint("open the task in the planning application and check it; the change is resubmitted")
+            .into_problem(),
+    )
+}
+
 fn unknown(entity: &str) -> Error {
     Error::new("unknown-entity", format!("project-plan has no entity `{entity}`")).with_hint("use one of: tasks, resources")
 }
@@ -232,18 +247,19 @@ impl Connector for ProjectPlan {
         }
         if !edits.is_empty() {
             let edited = Plan::parse(edits.apply(&plan.text))?;
-            // The versions of what was written, as the next read will see them
-            // (renumbering IDs changes no field a record carries).
-            let versions: std::collections::HashMap<String, Option<String>> =
-                edited.task_records(&self.settings)?.into_iter().map(|r| (r.id, r.version)).collect();
+            // The tasks as the next read will see them (renumbering IDs
+            // changes no field a record carries).
+            let written: std::collections::HashMap<String, Record> = edited.task_records(&self.settings)?.into_iter().map(|r| (r.id.clone(), r)).collect();
             let renumbered = edited.renumber();
             self.save(&plan.text, &if renumbered.is_empty() { edited.text.clone() } else { renumbered.apply(&edited.text) })?;
             if let Some(uid) = highest_created {
                 guard::raise_high_water(&self.path(), uid);
             }
-            for outcome in outcomes.iter_mut().flatten() {
-                if let Outcome::Applied(applied) = outcome {
-                    applied.version = versions.get(&applied.id).cloned().flatten();
+            for (change, outcome) in changes.iter().zip(outcomes.iter_mut()) {
+                if let Some(Outcome::Applied(applied)) = outcome {
+                    let Some(task) = written.get(&applied.id) else { continue };
+                    applied.version = task.version.clone();
+                    *outcome = Some(kept_or_rejected(change, task, applied.clone()));
                 }
             }
         }

@@ -331,17 +331,21 @@ impl Plan {
     fn assign(&self, task: i64, resource: Option<i64>, edits: &mut Edits) -> Result<(), Error> {
         let assignments = self.assignments();
         let current = assignments.get(&task).map(Vec::as_slice).unwrap_or_default();
+        if let Some(resource) = resource.filter(|r| !self.resources().contains_key(r)) {
+            return Err(Error::new("unknown-resource", format!("resource {resource} is not in the plan's resource sheet"))
+                .with_hint("add the person to the plan's resources, or map the assignee to an existing resource"));
+        }
         match (current, resource) {
             ([], None) => Ok(()),
+            ([one], None) => {
+                xml::remove(&self.text, one, edits);
+                Ok(())
+            }
             ([one], Some(resource)) => {
                 xml::set_child(&self.text, one, "ResourceUID", &resource.to_string(), ASSIGNMENT_ORDER, edits);
                 Ok(())
             }
             ([], Some(resource)) => {
-                if !self.resources().contains_key(&resource) {
-                    return Err(Error::new("unknown-resource", format!("resource {resource} is not in the plan's resource sheet"))
-                        .with_hint("add the person to the plan's resources, or map the assignee to an existing resource"));
-                }
                 let Some(section) = self.section("Assignments") else {
                     return Err(Error::new("no-assignments", "the plan has no <Assignments> section to add an assignment to")
                         .with_hint("assign the resource in the planning application once; later changes are synced"));
@@ -563,6 +567,36 @@ pub fn duration(hours: f64) -> String {
     format!("PT{}H{}M{}S", seconds / 3600, seconds % 3600 / 60, seconds % 60)
 }
 
+/// The fields of `asked` that the plan does not hold in `held` (the task as
+/// the written file reads), each as (name, asked, held): a write is reported
+/// as done only when the file says so. Pure.
+pub fn not_kept(asked: &[Field], held: &Record) -> Vec<(String, Value, Value)> {
+    let same = |name: &str, asked: &Value, held: &Value| -> bool {
+        let blank = |v: &Value| matches!(v, Value::Null) || matches!(v, Value::Text(t) if t.trim().is_empty());
+        if blank(asked) || blank(held) {
+            // An empty number of hours is written as zero.
+            return (blank(asked) && blank(held)) || (blank(asked) && held.as_f64() == Some(0.0));
+        }
+        match name {
+            "publish" => truthy(asked) == truthy(held),
+            "start" | "finish" => asked.to_display_string().get(..10) == held.to_display_string().get(..10),
+            _ => match (asked.as_f64(), held.as_f64()) {
+                // MSPDI keeps durations to the second.
+                (Some(a), Some(b)) => (a - b).abs() < 0.001,
+                _ => asked.to_display_string().trim() == held.to_display_string().trim(),
+            },
+        }
+    };
+    asked
+        .iter()
+        .filter(|f| TASK_FIELDS.iter().any(|(name, _, writable)| *name == f.name && *writable))
+        .filter_map(|f| {
+            let value = held.get(&f.name).cloned().unwrap_or(Value::Null);
+            (!same(&f.name, &f.value, &value)).then(|| (f.name.clone(), f.value.clone(), value))
+        })
+        .collect()
+}
+
 /// A record's version: a digest of its values (a file has no change times).
 pub fn version(fields: &[Field]) -> String {
     synchost_plugin_sdk::version::digest(fields, false)
@@ -571,6 +605,19 @@ pub fn version(fields: &[Field]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_is_kept_only_when_the_file_holds_what_was_asked() {
+        let held = Record::new("2").with("start", Value::Date("2026-11-05".into())).with("work", Value::Float(30.0)).with("resource_id", Value::Null).with("publish", true);
+        let asked = |name: &str, value: Value| vec![Field { name: name.into(), value }];
+        assert!(not_kept(&asked("start", Value::Timestamp("2026-11-05T08:00:00".into())), &held).is_empty());
+        assert!(not_kept(&asked("work", Value::Decimal("30.0000".into())), &held).is_empty());
+        assert!(not_kept(&asked("publish", Value::Integer(1)), &held).is_empty());
+        assert_eq!(not_kept(&asked("resource_id", Value::Integer(2)), &held), vec![("resource_id".to_owned(), Value::Integer(2), Value::Null)]);
+        assert_eq!(not_kept(&asked("work", Value::Float(24.0)), &held).len(), 1);
+        // Fields the plan never takes are rejected before, not compared here.
+        assert!(not_kept(&asked("wbs", Value::Text("9".into())), &held).is_empty());
+    }
 
     #[test]
     fn durations_read_and_write() {

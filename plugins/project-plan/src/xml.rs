@@ -199,6 +199,12 @@ pub fn set_child(text: &str, parent: &Element, name: &str, value: &str, order: &
     insert_child(text, parent, name, element, order, edits);
 }
 
+/// Removes an element with the line's indentation before it.
+pub fn remove(text: &str, element: &Element, edits: &mut Edits) {
+    let start = text[..element.span.start].trim_end_matches(|c: char| c.is_whitespace()).len();
+    edits.replace(start..element.span.end, String::new());
+}
+
 /// Inserts an element into `parent` at its place in `order`.
 pub fn insert_child(text: &str, parent: &Element, name: &str, element: String, order: &[&str], edits: &mut Edits) {
     let rank = |n: &str| order.iter().position(|o| *o == n).unwrap_or(order.len());

@@ -284,6 +284,13 @@ impl Kind {
         Ok(Record { id: id.to_string(), version: Some(version(updated, &fields)), deleted: false, fields, born })
     }
 
+    /// The record with its version made anew from the fields it keeps.
+    pub fn reversion(self, mut record: Record) -> Record {
+        let updated = record.get("updated_on").and_then(Value::as_str).map(str::to_owned);
+        record.version = Some(version(updated.as_deref(), &record.fields));
+        record
+    }
+
     /// The JSON body Redmine takes to create or update a resource from these
     /// fields; `custom_id` gives a custom field's id by its name.
     pub fn to_body(self, fields: &[Field], custom: &[CustomField], custom_id: impl Fn(&str) -> Result<i64, Error>) -> Result<Json, Error> {

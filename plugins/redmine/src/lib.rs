@@ -29,11 +29,13 @@
 //! - `feed`: the change-feed cursor.
 //! - `origin`: the origin of a created record, kept in a custom field and
 //!   searched by, so that a create sent again finds what the first one made.
+//! - `rollups`: a parent issue's fields Redmine derives from its subtasks.
 
 mod api;
 mod entities;
 mod feed;
 mod origin;
+mod rollups;
 mod settings;
 
 use std::collections::{BTreeSet, HashMap};
@@ -60,6 +62,8 @@ pub struct Redmine {
     custom_ids: std::cell::OnceCell<HashMap<String, i64>>,
     /// The origin custom field's id per kind of record, asked once per call.
     origin_ids: std::cell::RefCell<HashMap<Kind, i64>>,
+    /// The issue fields Redmine derives for parent issues.
+    derived: Vec<String>,
 }
 
 /// From this many ids on, `fetch` lists the scope rather than asking per id.
@@ -146,7 +150,9 @@ impl Connector for Redmine {
                 .with_hint("the origin field is synchost's own: give it a custom field of its own, and remove it from issue_custom_fields"));
         }
         let api = Api::new(&settings, context.name())?;
+        let derived = rollups::derived_fields(settings.derived_parent_fields.as_deref())?;
         Ok(Redmine {
+            derived,
             settings,
             api,
             endpoint: context.name().to_owned(),
@@ -396,7 +402,26 @@ impl Redmine {
             Kind::Members => self.members_only(items)?,
             _ => items,
         };
-        items.iter().map(|item| kind.to_record(item, &self.custom)).collect()
+        let records = items.iter().map(|item| kind.to_record(item, &self.custom)).collect::<Result<Vec<_>, _>>()?;
+        match kind {
+            Kind::Issues => self.without_roll_ups(records),
+            _ => Ok(records),
+        }
+    }
+
+    /// Issue records with the derived fields of parents left out: which of
+    /// them are parents, asked for in one request per 100.
+    fn without_roll_ups(&self, records: Vec<Record>) -> Result<Vec<Record>, Error> {
+        if self.derived.is_empty() || records.is_empty() {
+            return Ok(records);
+        }
+        let mut parents = BTreeSet::new();
+        for chunk in records.chunks(100) {
+            let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
+            let path = format!("/issues.json?status_id=*&child_id=*&issue_id={}", ids.join(","));
+            parents.extend(self.list(Kind::Issues, &path)?.iter().filter_map(|i| i["id"].as_i64()).map(|id| id.to_string()));
+        }
+        Ok(rollups::strip_parents(records, &parents, &self.derived))
     }
 
     /// The users among these who are members of the scoped project.
@@ -465,6 +490,7 @@ impl Redmine {
             let items = json["issues"].as_array().cloned().unwrap_or_default();
             let total = json["total_count"].as_u64().unwrap_or(0) as usize;
             let records: Vec<Record> = items.iter().map(|i| Kind::Issues.to_record(i, &self.custom)).collect::<Result<_, _>>()?;
+            let records = self.without_roll_ups(records)?;
             let fresh = cursor.unseen(records);
             offset += items.len();
             // A page of nothing but records already returned (many changes in
@@ -499,14 +525,14 @@ impl Redmine {
         let path = match kind {
             Kind::Projects => format!("/projects/{id}.json"),
             Kind::Users | Kind::Members => format!("/users/{id}.json"),
-            Kind::Issues => format!("/issues/{id}.json"),
+            Kind::Issues => format!("/issues/{id}.json?include=children"),
             Kind::TimeEntries => format!("/time_entries/{id}.json"),
             Kind::Activities => unreachable!("activities are fetched from their list"),
         };
-        match self.api.get_optional(&path, read_purpose(kind))? {
-            Some(json) => Ok(Some(kind.to_record(&json[kind.singular()], &self.custom)?)),
-            None => Ok(None),
-        }
+        let Some(json) = self.api.get_optional(&path, read_purpose(kind))? else { return Ok(None) };
+        let record = kind.to_record(&json[kind.singular()], &self.custom)?;
+        let parent = kind == Kind::Issues && json["issue"]["children"].as_array().is_some_and(|c| !c.is_empty());
+        Ok(Some(if parent { rollups::without_derived(record, &self.derived) } else { record }))
     }
 
     fn write_one(&self, kind: Kind, change: &Change) -> Result<Outcome, Error> {
@@ -591,6 +617,10 @@ impl Redmine {
         };
         if change.expected_version.as_ref().is_some_and(|v| Some(v) != current.version.as_ref()) {
             return Ok(Outcome::Conflict(current));
+        }
+        // Redmine would ignore a parent's derived values without a word.
+        if kind == Kind::Issues && rollups::is_stripped_parent(&current, &self.derived) {
+            rollups::refuse_derived(&change.fields, &self.derived, id)?;
         }
         let body = kind.to_body(&change.fields, &self.custom, |name| self.custom_id(name))?;
         self.api.change("PUT", &format!("/{}/{id}.json", kind.plural()), Some(&body), write_purpose(kind, false))?;

@@ -44,6 +44,13 @@ pub struct Settings {
     /// one's page under Administration > Custom fields): an account that is
     /// not an administrator sees a field by name only on a record that has it.
     pub origin_field: Option<OriginField>,
+    /// The issue fields Redmine derives for a parent issue from its subtasks
+    /// (Administration > Settings > Issue tracking > "Parent tasks
+    /// attributes"): left out of a parent's record, so Redmine's roll-ups
+    /// never count as someone's change, and not sent to a parent. Default
+    /// Redmine's own: `["start_date", "due_date", "done_ratio",
+    /// "priority_id"]`; `[]` when every parent attribute is independent.
+    pub derived_parent_fields: Option<Vec<String>>,
 }
 
 /// The origin custom field, by name or by id per entity.

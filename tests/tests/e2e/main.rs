@@ -13,6 +13,7 @@ mod engine;
 mod escape;
 mod hierarchy;
 mod mapper;
+mod plan_trust;
 mod project_plan;
 mod redmine;
 mod redmine_deletes;
