@@ -4,9 +4,14 @@
 //!   one left behind by a writer that died is taken over once it is older
 //!   than [`STALE_LOCK`].
 //! - A temporary file of its own for each write, renamed over the plan.
-//! - No save by anyone else lost: the plan is read again just before the
-//!   rename and must be what the write started from; otherwise the write
-//!   fails as retryable and the next run starts from the new plan.
+//! - No save by anyone else lost ([`replace_if_unchanged`]): the plan is
+//!   moved aside, compared with what the write started from, and the new
+//!   plan is linked in under its name only if that name is still free. A
+//!   planner's save at any moment either comes before the move (seen by the
+//!   comparison), lands at the free name (kept: the link fails), or goes into
+//!   the file aside through an editor that had it open (seen by a second
+//!   comparison, and put back). In each case the write fails as retryable
+//!   and the next run starts from the planner's version.
 //! - Task UIDs never reused: the highest UID synchronisation ever gave is
 //!   kept beside the plan, so a task deleted in the plan does not lend its
 //!   UID (and a stale link) to a new task.
@@ -70,16 +75,77 @@ pub fn temporary(plan: &Path) -> PathBuf {
     beside(plan, &format!("synchost-{random:016x}"))
 }
 
-/// Fails, retryable, if the plan is no longer `expected` (someone saved it
-/// since it was read).
-pub fn unchanged_since_read(plan: &Path, expected: &str) -> Result<(), Error> {
-    let now = std::fs::read_to_string(plan).map_err(|e| Error::new("io", format!("cannot read the plan again: {e}")))?;
-    if now == expected {
-        Ok(())
-    } else {
-        Err(Error::transient("plan-changed", "the plan was saved by someone else while synchronisation wrote it")
-            .with_hint("nothing of theirs was overwritten; the changes are written again from their version on the next run"))
+/// Reads the plan; for the moment a writer has it aside (microseconds),
+/// its name is free: waits a little rather than call the plan missing.
+pub fn read_plan(plan: &Path) -> std::io::Result<String> {
+    let mut waited = 0;
+    loop {
+        match std::fs::read_to_string(plan) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && waited < 10 && beside(plan, "synchost-lock").exists() => {
+                std::thread::sleep(Duration::from_millis(20));
+                waited += 1;
+            }
+            other => return other,
+        }
     }
+}
+
+fn saved_meanwhile() -> Error {
+    Error::transient("plan-changed", "the plan was saved by someone else while synchronisation wrote it")
+        .with_hint("nothing of theirs was overwritten; the changes are written again from their version on the next run")
+}
+
+/// Puts `new` (a complete plan written beside it) in the place of `plan`
+/// if the plan is still `expected` (what the write started from); fails,
+/// retryable, if someone saved it meanwhile, leaving their save in place.
+/// `new` is gone afterwards either way.
+pub fn replace_if_unchanged(plan: &Path, expected: &str, new: &Path) -> Result<(), Error> {
+    let io = |what: &str, e: std::io::Error| Error::new("io", format!("cannot {what} the plan {}: {e}", plan.display()));
+    let aside = temporary(plan);
+    if let Err(e) = std::fs::rename(plan, &aside) {
+        let _ = std::fs::remove_file(new);
+        return Err(io("move aside", e));
+    }
+    // The planner's version goes back under its name, unless a newer save
+    // took the name meanwhile.
+    let put_back = || {
+        if std::fs::hard_link(&aside, plan).is_ok() || plan.exists() {
+            let _ = std::fs::remove_file(&aside);
+        }
+        let _ = std::fs::remove_file(new);
+    };
+    match std::fs::read_to_string(&aside) {
+        Ok(held) if held == expected => {}
+        Ok(_) => {
+            put_back();
+            return Err(saved_meanwhile());
+        }
+        Err(e) => {
+            put_back();
+            return Err(io("read again", e));
+        }
+    }
+    match std::fs::hard_link(new, plan) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // A save made a new file under the plan's name: it stays.
+            let _ = std::fs::remove_file(new);
+            let _ = std::fs::remove_file(&aside);
+            return Err(saved_meanwhile());
+        }
+        Err(e) => {
+            put_back();
+            return Err(io("replace", e));
+        }
+    }
+    let _ = std::fs::remove_file(new);
+    // An editor that had the plan open saved into the file now aside.
+    if std::fs::read_to_string(&aside).map(|held| held != expected).unwrap_or(false) {
+        std::fs::rename(&aside, plan).map_err(|e| io("put back", e))?;
+        return Err(saved_meanwhile());
+    }
+    let _ = std::fs::remove_file(&aside);
+    Ok(())
 }
 
 /// The highest task UID synchronisation ever gave in this plan.
@@ -124,15 +190,32 @@ mod tests {
         assert!(WriteLock::acquire(&plan).is_ok());
     }
 
+    fn leftovers(plan: &Path) -> usize {
+        std::fs::read_dir(plan.parent().unwrap()).unwrap().count() - 1
+    }
+
     #[test]
-    fn a_save_by_someone_else_is_noticed() {
-        let plan = folder("changed").join("plan.xml");
+    fn the_new_plan_takes_the_place_of_the_one_it_started_from() {
+        let plan = folder("replace").join("plan.xml");
         std::fs::write(&plan, "as read").unwrap();
-        assert!(unchanged_since_read(&plan, "as read").is_ok());
+        let new = temporary(&plan);
+        std::fs::write(&new, "written").unwrap();
+        replace_if_unchanged(&plan, "as read", &new).unwrap();
+        assert_eq!(std::fs::read_to_string(&plan).unwrap(), "written");
+        assert_eq!(leftovers(&plan), 0, "nothing left beside the plan");
+    }
+
+    #[test]
+    fn a_save_by_someone_else_is_kept() {
+        let plan = folder("changed").join("plan.xml");
         std::fs::write(&plan, "saved by a planner").unwrap();
-        let error = unchanged_since_read(&plan, "as read").unwrap_err();
+        let new = temporary(&plan);
+        std::fs::write(&new, "written").unwrap();
+        let error = replace_if_unchanged(&plan, "as read", &new).unwrap_err();
         assert_eq!(error.problem().code, "plan-changed");
         assert!(error.problem().retryable);
+        assert_eq!(std::fs::read_to_string(&plan).unwrap(), "saved by a planner");
+        assert_eq!(leftovers(&plan), 0);
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl ProjectPlan {
 
     fn load(&self) -> Result<Plan, Error> {
         let path = self.path();
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = guard::read_plan(&path).map_err(|e| {
             let (code, hint) = match e.kind() {
                 std::io::ErrorKind::NotFound => (
                     "not-found",
@@ -74,13 +74,13 @@ impl ProjectPlan {
             file.write_all(text.as_bytes())?;
             file.sync_all()
         });
-        if let Err(error) = guard::unchanged_since_read(&path, read) {
+        if let Err(e) = written {
             let _ = std::fs::remove_file(&temporary);
-            return Err(error);
+            return Err(Error::new("io", format!("cannot write the plan `{}`: {e}", self.settings.file)).with_hint(self.writable_hint()));
         }
-        written.and_then(|()| std::fs::rename(&temporary, &path)).map_err(|e| {
-            let _ = std::fs::remove_file(&temporary);
-            Error::new("io", format!("cannot write the plan `{}`: {e}", self.settings.file)).with_hint(self.writable_hint())
+        guard::replace_if_unchanged(&path, read, &temporary).map_err(|e| match e.problem().code.as_str() {
+            "io" => Error::new("io", e.problem().message.clone()).with_hint(self.writable_hint()),
+            _ => e,
         })
     }
 

@@ -93,3 +93,72 @@ async fn redmines_roll_ups_of_a_parent_issue_are_never_queued_as_the_teams_chang
     assert!(engine.state.approvals(Some("work"), true).unwrap().iter().all(|a| !a.summary.contains("New office ready")));
     assert!(engine.state.failed(Some("work")).unwrap().is_empty(), "{:?}", engine.state.failed(Some("work")).unwrap());
 }
+
+/// The planner's save: task 5's name marked with `marker`, read and saved
+/// as an editor does, in place (`atomic` false) or through a file of its own
+/// renamed over the plan.
+fn planner_saves(path: &std::path::Path, marker: &str, atomic: bool) {
+    let text = loop {
+        // For the instant synchronisation swaps the file, the name is free.
+        match std::fs::read_to_string(path) {
+            Ok(text) => break text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let start = text.find("<Name>Sign the lease extension").unwrap();
+    let end = start + text[start..].find("</Name>").unwrap();
+    let saved = format!("{}<Name>Sign the lease extension ({marker}){}", &text[..start], &text[end..]);
+    if atomic {
+        let own = path.with_file_name("~office-move.xml.tmp");
+        std::fs::write(&own, saved).unwrap();
+        std::fs::rename(&own, path).unwrap();
+    } else {
+        std::fs::write(path, saved).unwrap();
+    }
+}
+
+// Covers: P7, P12
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planners_save_while_synchronisation_writes_the_plan_is_never_lost() {
+    use super::project_plan::{plan_only, rename, PLAN};
+    use synchost::runtime::bindings::Outcome;
+    let scene = synchost_tests::Scene::new();
+    let catalog = plan_only(&scene, false);
+    let path = scene.path("plans/office-move.xml");
+    std::fs::write(&path, PLAN).unwrap();
+    let plan = synchost_tests::instance(&catalog, "plan");
+    let (mut kept, mut refused) = (0, 0);
+    for round in 0..50u64 {
+        let marker = format!("planner save {round}");
+        let planner = {
+            let (path, marker) = (path.clone(), marker.clone());
+            // Saves land before, during and after the write.
+            let delay = std::time::Duration::from_micros(round * 7919 % 30_000);
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                planner_saves(&path, &marker, round % 2 == 0);
+            })
+        };
+        let outcome = plan.write("tasks", &[rename("2", &format!("Cabling {round}"))]).await;
+        planner.join().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(&marker), "round {round}: the planner's save was lost ({outcome:?})");
+        match outcome {
+            Ok(outcomes) => {
+                assert!(matches!(outcomes[0], Outcome::Applied(_)), "{outcomes:?}");
+                kept += usize::from(text.contains(&format!("<Name>Cabling {round}</Name>")));
+            }
+            Err(error) => {
+                assert!(error.retryable(), "round {round}: {error}");
+                refused += 1;
+            }
+        }
+        // Whole, well-formed, nothing left beside it but the lock-free plan.
+        plan.read("tasks", None, 100).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    assert!(kept > 0, "synchronisation's writes went through when nobody saved at the same moment");
+    eprintln!("50 rounds: {kept} writes kept, {refused} refused for a save at the same moment");
+    let names: Vec<String> = std::fs::read_dir(scene.path("plans")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains("synchost-") || n.ends_with("synchost-uids")), "{names:?}");
+}

@@ -8,7 +8,7 @@ use synchost::engine::{Engine, Mode};
 use synchost_tests::redmine::{unique, Redmine};
 use synchost_tests::Scene;
 
-const PLAN: &str = include_str!("../../../examples/project-plan/plans/office-move.xml");
+pub(crate) const PLAN: &str = include_str!("../../../examples/project-plan/plans/office-move.xml");
 
 /// Redmine's tracker ids by name.
 pub(crate) async fn trackers(redmine: &Redmine) -> std::collections::HashMap<String, i64> {
@@ -467,7 +467,7 @@ async fn a_three_level_hierarchy_from_redmine_reaches_the_plan_one_approved_leve
     assert!(moved.reason.contains("`parent_issue_id` cannot change once the record is linked"), "{}", moved.reason);
 }
 
-fn plan_only(scene: &Scene, read_only: bool) -> synchost::catalog::Catalog {
+pub(crate) fn plan_only(scene: &Scene, read_only: bool) -> synchost::catalog::Catalog {
     std::fs::create_dir_all(scene.path("plans")).unwrap();
     scene.load(&format!(
         r#"
@@ -479,7 +479,7 @@ settings = {{ folder = "plans", file = "office-move.xml" }}
     ))
 }
 
-fn rename(id: &str, name: &str) -> synchost::runtime::bindings::Change {
+pub(crate) fn rename(id: &str, name: &str) -> synchost::runtime::bindings::Change {
     use synchost::runtime::bindings::{Change, ChangeKind, Field, Value};
     Change {
         origin: "test".into(),
