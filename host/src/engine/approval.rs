@@ -16,7 +16,7 @@ use crate::state::{decode, encode, ApprovalRow, Commit, HistoryEntry, Queued};
 
 /// A parked change: everything `record_outcome` needs once it is written.
 #[derive(Debug, Serialize, Deserialize)]
-struct Parked {
+pub(super) struct Parked {
     source_version: Option<String>,
     link_id: Option<i64>,
     origin: String,
@@ -26,17 +26,22 @@ struct Parked {
     fields: Vec<(String, serde_json::Value)>,
     base_source: Vec<(String, serde_json::Value)>,
     base_target: Vec<(String, serde_json::Value)>,
-    history: ParkedHistory,
+    pub history: ParkedHistory,
     link_state: Option<String>,
     target_in_sync: bool,
+    /// For a change that puts back approved values (`reverts`): the approved
+    /// values (source names), written to the source again if it is rejected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore: Vec<(String, serde_json::Value)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct ParkedHistory {
+pub(super) struct ParkedHistory {
     left_id: Option<String>,
     right_id: Option<String>,
     action: String,
-    fields: Vec<(String, Option<serde_json::Value>, serde_json::Value)>,
+    /// Target names: (field, old value, new value).
+    pub fields: Vec<(String, Option<serde_json::Value>, serde_json::Value)>,
     rule: String,
     message: Option<String>,
 }
@@ -59,7 +64,7 @@ fn action(name: &str) -> &'static str {
 }
 
 impl Parked {
-    fn from_pending(pending: &Pending) -> Parked {
+    pub(super) fn from_pending(pending: &Pending) -> Parked {
         let h = &pending.history;
         Parked {
             source_version: pending.source_version.clone(),
@@ -81,6 +86,7 @@ impl Parked {
             },
             link_state: pending.link_state.map(str::to_owned),
             target_in_sync: pending.target_in_sync,
+            restore: Vec::new(),
         }
     }
 
@@ -286,7 +292,38 @@ impl Engine {
         let mut commit = Commit::default();
         let mut outcome = "recorded in synchost (the pipeline has no approval note_field)".to_owned();
         let mut new_version = parked.source_version.clone();
-        if let Some(field) = note_field {
+        let mut seen = decoded(&parked.base_source);
+        if !parked.restore.is_empty() {
+            // First writer wins: the approved values go back to the source.
+            let change = Change {
+                origin: format!("{}/approval/{}", ctx.name, row.id),
+                target_id: Some(row.source_id.clone()),
+                expected_version: None,
+                kind: ChangeKind::Upsert,
+                repeated: false,
+                fields: decoded(&parked.restore).into_iter().map(|(name, value)| Field { name, value }).collect(),
+            };
+            match ctx.write(source, &[change]).await?.pop() {
+                Some(Outcome::Applied(applied)) => {
+                    new_version = applied.version;
+                    seen = decoded(&parked.restore);
+                    outcome = format!("the approved values were written to the {source} record {} again", row.source_id);
+                }
+                Some(Outcome::Rejected(problem)) if problem.retryable => {
+                    self.state.approval_outcome(row.id, false, &format!("the approved values are not written back yet ({}); tried again on the next run", problem.message))?;
+                    return Ok(());
+                }
+                other => {
+                    let why = match other {
+                        Some(Outcome::Rejected(problem)) => problem.message,
+                        Some(Outcome::Conflict(_)) => "the record changed again meanwhile".to_owned(),
+                        _ => "no outcome".to_owned(),
+                    };
+                    self.state.approval_outcome(row.id, true, &format!("the approved values could not be written back: {why}; the {source} record keeps its values"))?;
+                    return Ok(());
+                }
+            }
+        } else if let Some(field) = note_field {
             let note = format!(
                 "synchost: the change {} was rejected by {by} on {}{}",
                 row.summary,
@@ -316,7 +353,7 @@ impl Engine {
         }
         if let Some(link) = link {
             // The source's rejected values (and the note's new version) count as seen.
-            commit.links.push(link_write(link.link_id, source, new_version, None, decoded(&parked.base_source), Vec::new()));
+            commit.links.push(link_write(link.link_id, source, new_version, None, seen, Vec::new()));
         }
         commit.history.push(HistoryEntry {
             left_id: parked.history.left_id.clone(),

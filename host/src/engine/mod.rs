@@ -29,6 +29,7 @@
 //! - `write`: writing a batch: crashes isolated, outcomes checked, creates at most once.
 //! - `rehearsal`: dry runs, on a scratch state with simulated writes.
 //! - `presence`: finding records deleted outright where no feed shows it.
+//! - `reverts`: a save that puts back approved values, held for a decision.
 
 mod approval;
 mod matching;
@@ -41,6 +42,7 @@ mod presence;
 mod references;
 mod rehearsal;
 mod resolve;
+mod reverts;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -668,6 +670,7 @@ impl Engine {
     /// Writes a batch's planned changes and commits what happened.
     async fn finish_batch(&self, ctx: &Ctx<'_>, source: Side, mut plan: BatchPlan, report: &mut RunReport) -> Result<(), RunError> {
         let target = source.other();
+        self.hold_reverts_of_approvals(ctx, source, &mut plan)?;
         self.park_for_approval(ctx, source, &mut plan)?;
         let outcomes: Vec<Outcome> =
             if plan.pending.is_empty() { Vec::new() } else { self.write_pending(ctx, source, &mut plan.pending, &mut plan.commit).await? };

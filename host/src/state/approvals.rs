@@ -110,6 +110,19 @@ impl State {
         })
     }
 
+    /// The last approved change from `side`'s record `source_id` that was
+    /// written (what a later save may put back).
+    pub fn last_applied_approval(&self, pipeline: &str, side: Side, source_id: &str) -> Result<Option<ApprovalRow>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM approvals WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3 AND status = 'approved' AND applied_at IS NOT NULL ORDER BY id DESC LIMIT 1"),
+                params![pipeline, side.as_str(), source_id],
+                row,
+            )
+            .optional()
+        })
+    }
+
     /// The queue: pending entries, or with `all` every entry (the last submit status of each item).
     pub fn approvals(&self, pipeline: Option<&str>, all: bool) -> Result<Vec<ApprovalRow>, StateError> {
         self.with(|c| {

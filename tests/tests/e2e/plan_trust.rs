@@ -162,3 +162,54 @@ async fn a_planners_save_while_synchronisation_writes_the_plan_is_never_lost() {
     let names: Vec<String> = std::fs::read_dir(scene.path("plans")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.contains("synchost-") || n.ends_with("synchost-uids")), "{names:?}");
 }
+
+// Covers: P2, P7, L1
+#[tokio::test(flavor = "multi_thread")]
+async fn a_save_from_a_copy_older_than_an_approval_is_held_not_sent_to_redmine() {
+    let Setup { scene, engine, redmine, project, .. } = setup().await;
+    run(&engine).await;
+    run(&engine).await;
+    let cabling = issue(&issues(&redmine, &project).await, "Network cabling")["id"].as_i64().unwrap();
+    let path = scene.path("plans/office-move.xml");
+    let due = |issue: &serde_json::Value| issue["issue"]["due_date"].clone();
+
+    // The team moves the due date, the plan's owner approves it; a planner
+    // who opened the plan before saves it: the old finish is back in the file.
+    redmine.put(&format!("/issues/{cabling}.json"), json!({"issue": {"due_date": "2026-11-05"}})).await;
+    run(&engine).await;
+    let stale = plan_text(&scene);
+    approve_the_one_queued(&engine, "finish").await;
+    assert!(plan_text(&scene).contains("<Finish>2026-11-05T17:00:00</Finish>"));
+    std::fs::write(&path, &stale).unwrap();
+    let report = run(&engine).await;
+    assert_eq!((report.counts.updated, report.counts.queued), (0, 1), "held, not written");
+    assert_eq!(due(&redmine.get(&format!("/issues/{cabling}.json")).await), "2026-11-05", "nothing sent to Redmine");
+    let queue = engine.state.approvals(Some("work"), false).unwrap();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert!(queue[0].summary.contains("puts back what pm approved") && queue[0].summary.contains("finish: 2026-11-05 -> 2026-11-04"), "{}", queue[0].summary);
+    // Held until decided: further runs send nothing.
+    run(&engine).await;
+    assert_eq!(due(&redmine.get(&format!("/issues/{cabling}.json")).await), "2026-11-05");
+
+    // Rejected: first writer wins, the approved value is in the plan again.
+    let outcome = engine.decide_approval(queue[0].id, Some(queue[0].revision), false, "pm", Some("saved from an old copy")).await.unwrap();
+    assert!(outcome.contains("written to the left record") && outcome.contains("again"), "{outcome}");
+    assert_eq!(mpxj_task(&read_with_mpxj(&scene), "Network cabling")["finish"], "2026-11-05T17:00");
+    let report = run(&engine).await;
+    assert_eq!((report.counts.updated, report.counts.queued, report.counts.failed), (0, 0, 0));
+    assert_eq!(due(&redmine.get(&format!("/issues/{cabling}.json")).await), "2026-11-05");
+
+    // Approved: the planner meant it; the old value goes on to Redmine.
+    redmine.put(&format!("/issues/{cabling}.json"), json!({"issue": {"estimated_hours": 30}})).await;
+    run(&engine).await;
+    let stale = plan_text(&scene);
+    approve_the_one_queued(&engine, "work: 24 -> 30").await;
+    std::fs::write(&path, &stale).unwrap();
+    run(&engine).await;
+    let outcome = approve_the_one_queued(&engine, "work: 30 -> 24").await;
+    assert!(outcome.contains("written to the right record"), "{outcome}");
+    let held = redmine.get(&format!("/issues/{cabling}.json")).await;
+    assert_eq!((held["issue"]["estimated_hours"].as_f64(), due(&held)), (Some(24.0), json!("2026-11-05")));
+    let report = run(&engine).await;
+    assert_eq!((report.counts.updated, report.counts.queued, report.counts.failed), (0, 0, 0));
+}
