@@ -394,6 +394,13 @@ fn check_pipelines(c: &mut Collector<'_>, config: &Config) {
                     "set direction = \"right-to-left\" (the right side's changes wait for approval) or \"left-to-right\"",
                 );
             }
+            for field in approval.exempt.iter().filter(|f| !pipeline.fields.contains_key(*f)) {
+                c.error(
+                    None,
+                    format!("[pipelines.{name}.approval] exempt names `{field}`, which is not one of the pipeline's fields"),
+                    "list fields by their left name, as under [pipelines.NAME.fields]",
+                );
+            }
         }
     }
 }

@@ -84,6 +84,11 @@ pub struct ApprovalConfig {
     /// `notes`, which becomes a journal entry). Without it the rejection is
     /// only recorded in synchost.
     pub note_field: Option<String>,
+    /// Fields (by their left name) whose changes are written at once, without
+    /// approval: actuals such as the time spent, which nobody approves. The
+    /// rest of the same change still waits.
+    #[serde(default)]
+    pub exempt: Vec<String>,
 }
 
 impl ApprovalConfig {

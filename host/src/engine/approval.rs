@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::{link_write, record_outcome};
 use super::{BatchPlan, Ctx, Engine, Mode, Pending, RunError, RunReport};
 use crate::config::Side;
-use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome};
+use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome, Record, Value};
 use crate::state::{decode, encode, ApprovalRow, Commit, HistoryEntry, Queued};
 
 /// A parked change: everything `record_outcome` needs once it is written.
@@ -145,14 +145,54 @@ impl Parked {
     }
 }
 
+/// Whether the target record still holds, in every field a parked change
+/// sets, the value it held when the change was parked. Pure.
+fn untouched_since_parked(fields: &[(String, Option<Value>, Value)], current: &Record) -> bool {
+    let or_null = |v: Option<&Value>| v.cloned().unwrap_or(Value::Null);
+    fields.iter().all(|(name, before, _)| or_null(current.get(name)) == or_null(before.as_ref()))
+}
+
+/// Splits a change of a linked record into the part written at once (the
+/// fields exempt from approval, by their target and source names) and the
+/// part that waits. Pure.
+fn split_exempt(pending: Pending, target_names: &[String], source_names: &[String]) -> (Option<Pending>, Option<Pending>) {
+    if target_names.is_empty() || pending.link.is_none() || pending.change.kind == ChangeKind::Delete {
+        return (None, Some(pending));
+    }
+    let exempt = |name: &str| target_names.iter().any(|t| t == name);
+    let (now_fields, waiting_fields): (Vec<Field>, Vec<Field>) = pending.change.fields.iter().cloned().partition(|f| exempt(&f.name));
+    match (now_fields.is_empty(), waiting_fields.is_empty()) {
+        (true, _) => return (None, Some(pending)),
+        (false, true) => return (Some(pending), None),
+        _ => {}
+    }
+    let mut now = pending.clone();
+    let mut waits = pending;
+    now.change.fields = now_fields;
+    waits.change.fields = waiting_fields;
+    now.history.fields.retain(|(name, _, _)| exempt(name));
+    waits.history.fields.retain(|(name, _, _)| !exempt(name));
+    now.base_target.retain(|(name, _)| exempt(name));
+    waits.base_target.retain(|(name, _)| !exempt(name));
+    now.base_source.retain(|(name, _)| source_names.contains(name));
+    waits.base_source.retain(|(name, _)| !source_names.contains(name));
+    (Some(now), Some(waits))
+}
+
 impl Engine {
     /// Parks a batch's changes from `source` in the approval queue, when the
     /// pipeline requires approval for them; they leave the batch's writes.
     pub(super) fn park_for_approval(&self, ctx: &Ctx<'_>, source: Side, plan: &mut BatchPlan) -> Result<(), RunError> {
-        if !ctx.config.approval.as_ref().is_some_and(|a| a.applies_to(source))  {
+        let Some(approval) = ctx.config.approval.as_ref().filter(|a| a.applies_to(source)) else {
             return Ok(());
-        }
-        for mut pending in std::mem::take(&mut plan.pending) {
+        };
+        let target_names: Vec<String> = approval.exempt.iter().map(|f| ctx.config.name_on(source.other(), f).to_owned()).collect();
+        let source_names: Vec<String> = approval.exempt.iter().map(|f| ctx.config.name_on(source, f).to_owned()).collect();
+        let mut written_at_once = Vec::new();
+        for pending in std::mem::take(&mut plan.pending) {
+            let (now, waits) = split_exempt(pending, &target_names, &source_names);
+            written_at_once.extend(now);
+            let Some(mut pending) = waits else { continue };
             let parked = Parked::from_pending(&pending);
             let summary = parked.summary();
             let change = serde_json::to_string(&parked).expect("a parked change serialises");
@@ -170,6 +210,7 @@ impl Engine {
             pending.history.message = Some(message);
             plan.commit.history.push(pending.history);
         }
+        plan.pending = written_at_once;
         Ok(())
     }
 
@@ -266,7 +307,16 @@ impl Engine {
         // Written like any change: an approved create is made at most once,
         // even when the host stops between the write and this commit.
         let mut commit = Commit::default();
-        let outcome = self.write_pending(ctx, source, std::slice::from_mut(&mut pending), &mut commit).await?.pop();
+        let mut outcome = self.write_pending(ctx, source, std::slice::from_mut(&mut pending), &mut commit).await?.pop();
+        // The record changed since the change was parked, but none of the
+        // fields it sets (our own write of an exempt field, someone's edit of
+        // another field): conflicts are per field, so it is written over that.
+        if let Some(Outcome::Conflict(current)) = &outcome {
+            if untouched_since_parked(&pending.history.fields, current) {
+                pending.change.expected_version = current.version.clone();
+                outcome = self.write_pending(ctx, source, std::slice::from_mut(&mut pending), &mut commit).await?.pop();
+            }
+        }
         let (done, message) = match &outcome {
             Some(Outcome::Applied(applied)) => (true, format!("written to the {target} record {}", applied.id)),
             Some(Outcome::Rejected(problem)) if problem.retryable => (false, format!("not written yet ({}); tried again on the next run", problem.message)),
@@ -368,5 +418,26 @@ impl Engine {
         self.state.apply(ctx.name, ctx.run_id, &commit)?;
         self.state.approval_outcome(row.id, true, &outcome)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(finish: &str, actual: f64) -> Record {
+        let fields = vec![Field { name: "finish".into(), value: Value::Date(finish.into()) }, Field { name: "actual_work".into(), value: Value::Float(actual) }];
+        Record { id: "2".into(), version: Some("v2".into()), deleted: false, fields, born: None }
+    }
+
+    #[test]
+    fn a_parked_change_goes_over_changes_of_other_fields_only() {
+        let parked = vec![("finish".to_owned(), Some(Value::Date("2026-11-04".into())), Value::Date("2026-11-05".into()))];
+        // Time logged meanwhile (another field): still as it was parked.
+        assert!(untouched_since_parked(&parked, &task("2026-11-04", 5.0)));
+        // The planner moved the finish meanwhile: a conflict.
+        assert!(!untouched_since_parked(&parked, &task("2026-11-06", 0.0)));
+        // A field that was empty and is absent counts as empty.
+        assert!(untouched_since_parked(&[("notes".to_owned(), None, Value::Text("x".into()))], &task("2026-11-04", 0.0)));
     }
 }

@@ -340,6 +340,7 @@ fn direction(source: Side) -> Direction {
 }
 
 /// A write planned for the target side, with what to commit once it is applied.
+#[derive(Clone)]
 struct Pending {
     source_id: String,
     source_version: Option<String>,

@@ -124,6 +124,12 @@ const ISSUES: &[Spec] = &[
     field("due_date", Date, "due_date", false),
     field("done_ratio", Integer, "done_ratio", false),
     field("estimated_hours", Float, "estimated_hours", false),
+    // Redmine's sums: with the subtasks' estimates, the time spent on the
+    // issue, and with its subtasks' (logging time does not change an
+    // issue's `updated_on`: see `spent_time_check_s`).
+    field("total_estimated_hours", Float, "total_estimated_hours", true),
+    field("spent_hours", Float, "spent_hours", true),
+    field("total_spent_hours", Float, "total_spent_hours", true),
     field("is_private", Boolean, "is_private", false),
     field("created_on", Timestamp, "created_on", true),
     field("updated_on", Timestamp, "updated_on", true),

@@ -17,6 +17,13 @@ pub struct FeedCursor {
     /// Cursors written before versions were kept: ids only.
     #[serde(rename = "ids", default, skip_serializing)]
     pub seen_ids: Vec<i64>,
+    /// When the last whole read started (seconds since 1970), for what the
+    /// feed cannot see (time logged on issues).
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub swept_at: Option<u64>,
+    /// Whether the last read reached the end of the feed.
+    #[serde(rename = "e", default)]
+    pub caught_up: bool,
 }
 
 /// A record's place in the feed: its `updated_on`, then its id.
@@ -39,6 +46,17 @@ impl FeedCursor {
         }
     }
 
+    /// The cursor to read from at `now`: this one, or the start of the feed
+    /// once `every` seconds have passed since the last whole read (only
+    /// between passes, so a long read is never started over). Pure.
+    pub fn or_whole_read(self, now: u64, every: u64) -> FeedCursor {
+        let due = self.swept_at.is_none_or(|at| now.saturating_sub(at) >= every);
+        if self.updated_on.is_none() || (self.caught_up && due) {
+            return FeedCursor { swept_at: Some(now), ..FeedCursor::default() };
+        }
+        self
+    }
+
     /// The records after the cursor: newer, or as new but not yet returned.
     pub fn unseen(&self, records: Vec<Record>) -> Vec<Record> {
         let Some(last) = &self.updated_on else { return records };
@@ -55,6 +73,7 @@ impl FeedCursor {
     /// The batch to return (records in feed order) and the cursor after it.
     pub fn advance(self, records: Vec<Record>, has_more: bool) -> ReadBatch {
         let mut next = self;
+        next.caught_up = !has_more;
         for record in &records {
             let (updated, id) = order_key(record);
             if next.updated_on.as_deref() != Some(updated.as_str()) {
@@ -86,6 +105,22 @@ mod tests {
         let cursor = FeedCursor::parse(first.cursor.as_deref()).unwrap();
         let again = cursor.unseen(vec![record(1, "2026-11-02T10:00:00Z", "a"), record(2, "2026-11-02T10:00:00Z", "c")]);
         assert_eq!(again.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["2"]);
+    }
+
+    #[test]
+    fn the_feed_is_read_whole_again_between_passes_once_the_time_has_come() {
+        let first = FeedCursor::default().or_whole_read(1000, 300);
+        assert_eq!(first.swept_at, Some(1000));
+        let read = first.advance(vec![record(1, "2026-11-02T10:00:00Z", "a")], true);
+        let cursor = FeedCursor::parse(read.cursor.as_deref()).unwrap();
+        // Due, but in the middle of a pass: it goes on.
+        let cursor = cursor.or_whole_read(1400, 300);
+        assert!(cursor.updated_on.is_some());
+        let read = cursor.advance(vec![record(2, "2026-11-02T10:00:01Z", "b")], false);
+        let cursor = FeedCursor::parse(read.cursor.as_deref()).unwrap();
+        assert!(FeedCursor::parse(read.cursor.as_deref()).unwrap().or_whole_read(1200, 300).updated_on.is_some(), "not due yet");
+        let again = cursor.or_whole_read(1400, 300);
+        assert_eq!((again.updated_on, again.swept_at), (None, Some(1400)));
     }
 
     #[test]

@@ -478,7 +478,8 @@ impl Redmine {
 
     /// Issues changed since the cursor, one page per call, sorted by Redmine.
     fn read_issues(&self, cursor: Option<String>, limit: usize) -> Result<ReadBatch, Error> {
-        let cursor = FeedCursor::parse(cursor.as_deref())?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let cursor = FeedCursor::parse(cursor.as_deref())?.or_whole_read(now, u64::from(self.settings.spent_time_check_s));
         let page = limit.min(self.settings.page_size as usize);
         let mut path = format!("{}/issues.json?status_id=*&sort=updated_on,id", self.scope_prefix());
         if let Some(since) = &cursor.updated_on {

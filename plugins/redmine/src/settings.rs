@@ -51,6 +51,17 @@ pub struct Settings {
     /// Redmine's own: `["start_date", "due_date", "done_ratio",
     /// "priority_id"]`; `[]` when every parent attribute is independent.
     pub derived_parent_fields: Option<Vec<String>>,
+    /// Time logged on an issue changes its `spent_hours` but not its
+    /// `updated_on`, so the issues' change feed does not see it: every this
+    /// many seconds the feed reads the scope's issues whole once more, and
+    /// the host passes on what changed. Default 300; 0 reads them whole on
+    /// every run.
+    #[serde(default = "default_spent_time_check")]
+    pub spent_time_check_s: u32,
+}
+
+fn default_spent_time_check() -> u32 {
+    300
 }
 
 /// The origin custom field, by name or by id per entity.

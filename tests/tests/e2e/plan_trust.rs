@@ -213,3 +213,54 @@ async fn a_save_from_a_copy_older_than_an_approval_is_held_not_sent_to_redmine()
     let report = run(&engine).await;
     assert_eq!((report.counts.updated, report.counts.queued, report.counts.failed), (0, 0, 0));
 }
+
+/// The example's default field set (the seed's): spent time as the plan's
+/// actual work and remaining work in a Redmine custom field, both written at
+/// once (actuals are not approved), the rest through approval.
+fn with_actuals(config: String) -> String {
+    config
+        .replace(r#""Plan finish" = "date" }"#, r#""Plan finish" = "date", "Remaining work" = "float" }, spent_time_check_s = 0"#)
+        .replace(
+            r#"approval = { direction = "right-to-left", note_field = "notes" }"#,
+            r#"approval = { direction = "right-to-left", note_field = "notes", exempt = ["actual_work", "remaining_work"] }"#,
+        )
+        + "actual_work = { right = \"total_spent_hours\", direction = \"right-to-left\" }\nremaining_work = { right = \"Remaining work\" }\n"
+}
+
+// Covers: P1, P2, P6, T1
+#[tokio::test(flavor = "multi_thread")]
+async fn spent_time_reaches_the_plans_actual_work_at_once_while_other_changes_wait_for_approval() {
+    use super::project_plan::{custom_value, setup_with};
+    let Setup { scene, engine, redmine, project, .. } = setup_with(true, with_actuals).await;
+    run(&engine).await;
+    run(&engine).await;
+    let cabling = issue(&issues(&redmine, &project).await, "Network cabling").clone();
+    let id = cabling["id"].as_i64().unwrap();
+    assert_eq!(custom_value(&cabling, "Remaining work"), "16.0", "the plan's remaining work is published");
+
+    // The team logs 5 hours on the issue (its updated_on does not move),
+    // lowers the remaining work and moves the due date.
+    let activity = redmine.activity("Development").await;
+    redmine.post("/time_entries.json", json!({"time_entry": {"issue_id": id, "hours": 5, "activity_id": activity, "spent_on": "2026-11-02"}})).await;
+    redmine.put(&format!("/issues/{id}.json"), json!({"issue": {"due_date": "2026-11-05", "custom_fields": [{"id": custom_id(&cabling, "Remaining work"), "value": "11"}]}})).await;
+    let report = run(&engine).await;
+    assert_eq!(report.counts.queued, 1);
+    let read = read_with_mpxj(&scene);
+    let task = mpxj_task(&read, "Network cabling");
+    assert_eq!((task["actual_work"].as_f64(), task["remaining_work"].as_f64()), (Some(5.0), Some(11.0)), "actuals at once: {task}");
+    assert_eq!(task["finish"], "2026-11-04T17:00", "the due date waits for approval");
+    approve_the_one_queued(&engine, "finish: 2026-11-04 -> 2026-11-05").await;
+    let task = mpxj_task(&read_with_mpxj(&scene), "Network cabling").clone();
+    assert_eq!((task["finish"].as_str(), task["actual_work"].as_f64()), (Some("2026-11-05T17:00"), Some(5.0)), "{task}");
+
+    // More time logged later reaches the plan on the next run.
+    redmine.post("/time_entries.json", json!({"time_entry": {"issue_id": id, "hours": 2.5, "activity_id": activity, "spent_on": "2026-11-03"}})).await;
+    let report = run(&engine).await;
+    assert_eq!((report.counts.queued, report.counts.failed), (0, 0));
+    assert_eq!(mpxj_task(&read_with_mpxj(&scene), "Network cabling")["actual_work"].as_f64(), Some(7.5));
+    assert!(engine.state.approvals(Some("work"), false).unwrap().is_empty());
+}
+
+fn custom_id(issue: &serde_json::Value, name: &str) -> i64 {
+    issue["custom_fields"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap_or_else(|| panic!("no custom field {name} in {issue}"))["id"].as_i64().unwrap()
+}
