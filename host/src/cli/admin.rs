@@ -327,12 +327,13 @@ pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, 
     }
     for row in rows.iter().rev() {
         say!(
-            "{} run {:<4} {:<8} left {} / right {}{}  [{}]",
+            "{} run {:<4} {:<8} left {} / right {}{}{}  [{}]",
             row.at,
             row.run_id.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
             row.action,
             row.left_id.as_deref().unwrap_or("-"),
             row.right_id.as_deref().unwrap_or("-"),
+            row.label.as_deref().map(|l| format!(" {l:?}")).unwrap_or_default(),
             match (&row.origin, &row.target) {
                 (Some(o), Some(t)) => format!(", {o} -> {t}"),
                 _ => String::new(),

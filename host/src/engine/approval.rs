@@ -145,6 +145,11 @@ impl Parked {
     }
 }
 
+/// ` "Network cabling"`: the record's name as the approval knows it.
+fn named(row: &ApprovalRow) -> String {
+    row.label.as_deref().map(|l| format!(" {l:?}")).unwrap_or_default()
+}
+
 /// Whether the target record still holds, in every field a parked change
 /// sets, the value it held when the change was parked. Pure.
 fn untouched_since_parked(fields: &[(String, Option<Value>, Value)], current: &Record) -> bool {
@@ -318,7 +323,7 @@ impl Engine {
             }
         }
         let (done, message) = match &outcome {
-            Some(Outcome::Applied(applied)) => (true, format!("written to the {target} record {}", applied.id)),
+            Some(Outcome::Applied(applied)) => (true, format!("written to the {target} record {}{}", applied.id, named(row))),
             Some(Outcome::Rejected(problem)) if problem.retryable => (false, format!("not written yet ({}); tried again on the next run", problem.message)),
             Some(Outcome::Rejected(problem)) => (true, format!("the {target} side refused it: {} (a failed item now)", problem.message)),
             Some(Outcome::Conflict(_)) => (true, format!("the {target} record changed meanwhile (a failed item now, resubmitted)")),
@@ -357,7 +362,7 @@ impl Engine {
                 Some(Outcome::Applied(applied)) => {
                     new_version = applied.version;
                     seen = decoded(&parked.restore);
-                    outcome = format!("the approved values were written to the {source} record {} again", row.source_id);
+                    outcome = format!("the approved values were written to the {source} record {}{} again", row.source_id, named(row));
                 }
                 Some(Outcome::Rejected(problem)) if problem.retryable => {
                     self.state.approval_outcome(row.id, false, &format!("the approved values are not written back yet ({}); tried again on the next run", problem.message))?;
@@ -391,7 +396,7 @@ impl Engine {
             match ctx.write(source, &[change]).await?.pop() {
                 Some(Outcome::Applied(applied)) => {
                     new_version = applied.version;
-                    outcome = format!("noted on the {source} record {}", row.source_id);
+                    outcome = format!("noted on the {source} record {}{}", row.source_id, named(row));
                 }
                 Some(Outcome::Rejected(problem)) if problem.retryable => {
                     self.state.approval_outcome(row.id, false, &format!("the note is not written yet ({}); tried again on the next run", problem.message))?;

@@ -539,7 +539,11 @@ impl Engine {
             if !due.is_empty() {
                 self.resubmit_items(&ctx, &due, &mut report).await?;
             }
-            if !ctx.config.match_on.is_empty() && (rematch || self.state.link_count(name)? == 0) {
+            // A pipeline that creates nothing links by matching alone: what
+            // appeared on both sides since (a person added later) is linked
+            // on every run.
+            let links_only_by_matching = ctx.config.create == Flow::Off;
+            if !ctx.config.match_on.is_empty() && (rematch || links_only_by_matching || self.state.link_count(name)? == 0) {
                 self.match_existing(&ctx, &mut report).await?;
             }
             for side in [Side::Left, Side::Right] {
@@ -804,7 +808,7 @@ impl Engine {
                 ctx.def(target).fields.iter().map(|f| (f.name.clone(), f.type_)).collect();
             let names: HashMap<String, String> =
                 ctx.references.iter().map(|r| (r.field.clone(), ctx.config.name_on(target, &r.field).to_owned())).collect();
-            self.translate_references(&ctx.references, source, &types, &names, &mut checked)?;
+            self.translate_references(&ctx.references, source, &types, &names, &mut checked).await?;
         }
         let results = checked.into_iter().map(|(values, violations)| if violations.is_empty() { Ok(values) } else { Err(violations) }).collect();
         Ok(results)

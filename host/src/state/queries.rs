@@ -22,6 +22,14 @@ pub struct RunRow {
     pub hint: Option<String>,
 }
 
+/// A history row's record as a person calls it: the first naming field of
+/// the link's base values (values are stored as `[type, value]`).
+const LABEL: &str = "SELECT coalesce(json_extract(b.fields, '$.name[1]'), json_extract(b.fields, '$.title[1]'), json_extract(b.fields, '$.subject[1]'),
+        json_extract(b.fields, '$.summary[1]'), json_extract(b.fields, '$.comments[1]'), json_extract(b.fields, '$.comment[1]'), json_extract(b.fields, '$.login[1]'))
+     FROM links l JOIN base b ON b.link_id = l.link_id
+     WHERE l.pipeline = h.pipeline AND (l.left_id = h.left_id OR l.right_id = h.right_id)
+     ORDER BY b.side LIMIT 1";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryRow {
     pub id: i64,
@@ -35,6 +43,9 @@ pub struct HistoryRow {
     pub fields: serde_json::Value,
     pub rule: String,
     pub message: Option<String>,
+    /// What a person calls the record (its name, title, subject ... as both
+    /// sides last agreed on it), when it is still linked.
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,9 +209,9 @@ impl State {
         };
         self.with(|c| {
             let mut s = c.prepare(
-                "SELECT id, run_id, at, left_id, right_id, action, target, origin, fields, rule, message FROM history
-                 WHERE pipeline = ?1 AND ((?2 IS NULL AND ?3 IS NULL) OR left_id = ?2 OR right_id = ?3) ORDER BY id DESC LIMIT ?4",
-            )?;
+                &format!("SELECT id, run_id, at, left_id, right_id, action, target, origin, fields, rule, message, ({LABEL}) FROM history h
+                 WHERE pipeline = ?1 AND ((?2 IS NULL AND ?3 IS NULL) OR left_id = ?2 OR right_id = ?3) ORDER BY id DESC LIMIT ?4"
+            ))?;
             s.query_map(params![pipeline, left, right, limit], |r| {
                 Ok(HistoryRow {
                     id: r.get(0)?,
@@ -214,6 +225,7 @@ impl State {
                     fields: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
                     rule: r.get(9)?,
                     message: r.get(10)?,
+                    label: r.get(11)?,
                 })
             })?
             .collect()

@@ -249,7 +249,11 @@ async fn spent_time_reaches_the_plans_actual_work_at_once_while_other_changes_wa
     let task = mpxj_task(&read, "Network cabling");
     assert_eq!((task["actual_work"].as_f64(), task["remaining_work"].as_f64()), (Some(5.0), Some(11.0)), "actuals at once: {task}");
     assert_eq!(task["finish"], "2026-11-04T17:00", "the due date waits for approval");
-    approve_the_one_queued(&engine, "finish: 2026-11-04 -> 2026-11-05").await;
+    let outcome = approve_the_one_queued(&engine, "finish: 2026-11-04 -> 2026-11-05").await;
+    assert!(outcome.contains("\"Network cabling\""), "named as the team knows it: {outcome}");
+    // History names the record beside its ids.
+    let history = engine.state.history("work", Some(&format!("right:{id}")), 20).unwrap();
+    assert!(!history.is_empty() && history.iter().all(|h| h.label.as_deref() == Some("Network cabling")), "{history:?}");
     let task = mpxj_task(&read_with_mpxj(&scene), "Network cabling").clone();
     assert_eq!((task["finish"].as_str(), task["actual_work"].as_f64()), (Some("2026-11-05T17:00"), Some(5.0)), "{task}");
 

@@ -247,7 +247,7 @@ async fn a_rejected_update_is_noted_in_the_redmine_journal_and_not_proposed_agai
 // Covers: P8, P9, P11
 #[tokio::test(flavor = "multi_thread")]
 async fn a_task_assigned_to_someone_outside_the_redmine_project_is_not_published_and_says_why() {
-    let Setup { scene, engine, redmine, project, plan, .. } = setup_with(false, |config| config).await;
+    let Setup { scene, engine, redmine, project, plan, bob, .. } = setup_with(false, |config| config).await;
     run(&engine).await;
     run(&engine).await;
     let published = issues(&redmine, &project).await;
@@ -255,14 +255,26 @@ async fn a_task_assigned_to_someone_outside_the_redmine_project_is_not_published
     let failed = engine.state.failed(Some("work")).unwrap();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].source_id, "4");
-    assert!(failed[0].reason.contains("resource_id") && failed[0].reason.contains("pipeline `people`"), "{}", failed[0].reason);
-    assert!(failed[0].hint.as_deref().unwrap_or("").contains("synchost sync people"), "{:?}", failed[0].hint);
+    // The message names the person; the fix is one that works for `people`,
+    // which links by e-mail address and creates nobody.
+    assert!(failed[0].reason.contains("resource_id") && failed[0].reason.contains("\"Bob Jones\"") && failed[0].reason.contains("pipeline `people`"), "{}", failed[0].reason);
+    let hint = failed[0].hint.as_deref().unwrap_or("");
+    assert!(hint.contains("Add \"Bob Jones\"") && hint.contains("same email") && hint.contains("member of the project"), "{hint}");
+
+    // Bob becomes a member: `people` links him on its next run (no --match),
+    // and his task goes once `work`'s failed items are resubmitted.
+    let project_id = redmine.get(&format!("/projects/{project}.json")).await["project"]["id"].as_i64().unwrap();
+    redmine.member(project_id, bob, "Observer").await;
+    engine.run("people", "test", Mode::Apply).await.unwrap();
+    assert_eq!(engine.state.link_count("people").unwrap(), 2);
+    engine.resubmit_failed("work", None, "test").await.unwrap();
+    assert_eq!(issue(&issues(&redmine, &project).await, "Move the servers")["assigned_to"]["id"], bob);
+    assert!(engine.state.failed(Some("work")).unwrap().is_empty());
 
     // The team assigns an issue to Bob, who is no plan resource of theirs: the
     // change is refused before it reaches the approval queue.
     let cabling = issue(&published, "Network cabling")["id"].as_i64().unwrap();
     let (outsider, _, _) = redmine.user().await;
-    let project_id = redmine.get(&format!("/projects/{project}.json")).await["project"]["id"].as_i64().unwrap();
     redmine.member(project_id, outsider, "Observer").await;
     redmine.put(&format!("/issues/{cabling}.json"), json!({"issue": {"assigned_to_id": outsider}})).await;
     let report = run(&engine).await;
