@@ -430,7 +430,7 @@ fn status_lists_a_record_deleted_on_one_side_only_with_the_way_to_settle_it() {
         format!(
             "[endpoints.hq]\nplugin = \"sql-table\"\ngrants.sql.db = {{ dsn = \"sqlite:hq.sqlite\" }}\nsettings = {{ connection = \"db\", entities = {{ contacts = {entity} }} }}\n\n\
              [endpoints.branch]\nplugin = \"sql-table\"\ngrants.sql.db = {{ dsn = \"sqlite:branch.sqlite\" }}\nsettings = {{ connection = \"db\", entities = {{ contacts = {entity} }} }}\n\n\
-             [pipelines.p]\nleft = {{ endpoint = \"hq\", entity = \"contacts\" }}\nright = {{ endpoint = \"branch\", entity = \"contacts\" }}\nconflict = \"right-wins\"\nfields = {{ name = {{}} }}\n"
+             [pipelines.p]\nleft = {{ endpoint = \"hq\", entity = \"contacts\" }}\nright = {{ endpoint = \"branch\", entity = \"contacts\" }}\nconflict = \"right-wins\"\ndeletes = \"ignore\"\nfields = {{ name = {{}} }}\n"
         ),
     )
     .unwrap();

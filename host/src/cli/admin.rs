@@ -217,7 +217,7 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
                 "since": c.detected_at, "error": "conflict", "detail": format!("`{}` changed on both sides", c.field),
                 "fix": format!("pick a side: `synchost conflicts resolve {} left|right`", c.id),
             }))).chain(state.half_deleted_links(name.as_str()).map_err(state_error)?.iter().map(|l| {
-                let (deleted, kept, fix) = half_deleted(name.as_str(), l);
+                let (deleted, kept, fix) = half_deleted(name.as_str(), pipeline.create, l);
                 serde_json::json!({
                     "id": l.link_id, "side": kept, "record": format!("left:{} right:{}", l.left_id, l.right_id), "result": "half-deleted",
                     "since": l.updated_at, "error": format!("deleted on the {deleted} side only"),
@@ -366,7 +366,8 @@ pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Resul
         half.extend(state.half_deleted_links(name).map_err(state_error)?.into_iter().map(|link| (name.to_owned(), link)));
     }
     for (name, link) in &half {
-        let (deleted, kept, fix) = half_deleted(name, link);
+        let create = loaded.config.pipelines.iter().find(|(n, _)| n.as_str() == name).map(|(_, p)| p.create).unwrap_or_default();
+        let (deleted, kept, fix) = half_deleted(name, create, link);
         say!("half-deleted {name:<20} left {} / right {}: deleted on the {deleted} side only; the {kept} record is kept and its edits do not sync", link.left_id, link.right_id);
         say!("      fix: {fix}");
     }
@@ -393,11 +394,17 @@ pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Resul
 
 /// A pair deleted on one side and kept on the other: (deleted side, kept
 /// side, the way to settle it).
-fn half_deleted(pipeline: &str, link: &crate::state::LinkRow) -> (&'static str, &'static str, String) {
-    let (deleted, kept, kept_id) = if link.state == "left-deleted" { ("left", "right", &link.right_id) } else { ("right", "left", &link.left_id) };
-    let fix = format!(
-        "to bring it back on the {deleted} side: `synchost links unlink {pipeline} {kept_id}` then `synchost sync {pipeline}`; to remove it everywhere, delete it on the {kept} side"
-    );
+fn half_deleted(pipeline: &str, create: crate::config::Flow, link: &crate::state::LinkRow) -> (&'static str, &'static str, String) {
+    use crate::config::Side;
+    let (deleted, kept, kept_id, kept_side) =
+        if link.state == "left-deleted" { ("left", "right", &link.right_id, Side::Right) } else { ("right", "left", &link.left_id, Side::Left) };
+    let fix = if create.allows(kept_side) {
+        format!("to bring it back on the {deleted} side: `synchost links unlink {pipeline} {kept_id}` then `synchost sync {pipeline}`; to remove it everywhere, delete it on the {kept} side")
+    } else {
+        format!(
+            "the {kept} side may not create records on the {deleted} side ([pipelines.{pipeline}] create): to remove it everywhere, delete it on the {kept} side; to bring it back, allow creates from the {kept} side, then `synchost links unlink {pipeline} {kept_id}` and `synchost sync {pipeline}`"
+        )
+    };
     (deleted, kept, fix)
 }
 

@@ -55,7 +55,7 @@ use crate::catalog::{Catalog, Failure};
 use crate::config::{Flow, LoadedConfig, PipelineConfig, Side};
 use crate::runtime::bindings::{Change, Direction, EntityDef, Field, Mapped, Outcome, Record, Value, Violation};
 use crate::runtime::{CallError, Instance};
-use crate::state::{Base, Commit, HistoryEntry, Link, LinkRef, LinkWrite, RunCounts, State, StateError};
+use crate::state::{Base, Commit, HistoryEntry, Link, RunCounts, State, StateError};
 use plan::{broken_checks, fail_invalid, frozen_changes, plan_create, plan_delete, plan_update, record_outcome, scope_left};
 use references::Reference;
 
@@ -193,9 +193,14 @@ impl Ctx<'_> {
 
     /// The origin a change carries: which pipeline, side and record it comes
     /// from. The target stores it to make a create idempotent, so it must be
-    /// the same on every attempt.
-    pub fn origin(&self, side: Side, id: &str) -> String {
-        format!("{}/{side}/{id}", self.name)
+    /// the same on every attempt. A record with a birth mark has it in its
+    /// origin: a record that took a deleted one's id (Redmine reuses them) is
+    /// another record, never found as the one the first create made.
+    pub fn origin(&self, side: Side, record: &crate::runtime::bindings::Record) -> String {
+        match &record.born {
+            Some(born) => format!("{}/{side}/{}@{born}", self.name, record.id),
+            None => format!("{}/{side}/{}", self.name, record.id),
+        }
     }
 
     /// Records changed since `cursor` on one side (in a dry run, as its writes left them).
@@ -209,7 +214,13 @@ impl Ctx<'_> {
 
     /// The current state of records of one side (in a dry run, as its writes left them).
     pub async fn fetch(&self, side: Side, ids: &[String]) -> Result<Vec<Record>, CallError> {
-        let records = self.instance(side).fetch(self.entity(side), ids).await?;
+        // An id kept for a record that is gone is no id of the system's: it
+        // is not asked for, and so found missing.
+        let ids: Vec<String> = ids.iter().filter(|id| !is_retired_id(id)).cloned().collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records = self.instance(side).fetch(self.entity(side), &ids).await?;
         Ok(match &self.overlay {
             Some(overlay) => overlay.show(side, records),
             None => records,
@@ -318,6 +329,48 @@ fn side_ids(side: Side, source_id: &str, target_id: Option<&str>) -> (Option<Str
 }
 
 /// A history entry saying why a linked record's change went nowhere.
+/// Whether an update found its target deleted meanwhile (between the read
+/// and the write), where the edit wins over the delete and the record can
+/// be made anew there: a delete and an edit at once, as `plan_delete` settles
+/// them when it sees both. Pure.
+fn gone_while_written(ctx: &Ctx<'_>, source: Side, pending: &Pending, outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Rejected(problem) if problem.code == "not-found")
+        && pending.link.is_some()
+        && pending.change.target_id.is_some()
+        && pending.change.kind == crate::runtime::bindings::ChangeKind::Upsert
+        && ctx.config.deletes != crate::config::DeletePolicy::Ignore
+        && ctx.config.create.allows(source)
+}
+
+/// The edited record is made anew on the side that deleted it: unlinked,
+/// and driven through the next run as a new record.
+fn made_anew(source: Side, pending: Pending, plan: &mut BatchPlan) {
+    let target = source.other();
+    let link = pending.link.expect("checked by gone_while_written");
+    plan.counts.conflicts += 1;
+    plan.commit.history.push(HistoryEntry {
+        action: "conflict",
+        target: None,
+        fields: Vec::new(),
+        rule: format!("the {source} edit wins over the {target} delete"),
+        message: Some(format!("the {target} record {} was deleted while this change was written; the record is made anew on the {target} side", link.id_on(target))),
+        ..pending.history
+    });
+    plan.commit.unlinks.push(link.link_id);
+    plan.commit.queued_intents.push((source, pending.source_id));
+}
+
+/// The id a link keeps for a record that is gone while a new record took
+/// its id: never an id of the system, so never looked up. Pure.
+pub(super) fn retired_id(id: &str, born: &str) -> String {
+    format!("{id} (gone, born {born})")
+}
+
+/// Whether an id is one kept for a record that is gone (`retired_id`). Pure.
+pub(super) fn is_retired_id(id: &str) -> bool {
+    id.ends_with(')') && id.contains(" (gone, born ")
+}
+
 fn skip_entry(source: Side, record_id: &str, target_id: &str, rule: &str, message: String) -> HistoryEntry {
     let (left_id, right_id) = side_ids(source, record_id, Some(target_id));
     HistoryEntry {
@@ -532,7 +585,7 @@ impl Engine {
         let span = tracing::info_span!("run", pipeline = name, run = ctx.run_id, trigger);
         let mut report = RunReport { run_id: ctx.run_id, ..RunReport::default() };
         let outcome = async {
-            self.finish_intents(&ctx, &mut report).await?;
+            self.finish_intents(&ctx, false, &mut report).await?;
             // Records the other side could not take for a passing reason
             // go again as soon as their backoff allows, in every run.
             let due = self.transient_failures_due(&ctx)?;
@@ -551,6 +604,9 @@ impl Engine {
             }
             self.recheck(&ctx, &mut report).await?;
             self.find_vanished(&ctx, &mut report).await?;
+            // Records this run queued (an edit that won over a delete, to be
+            // made anew on the other side) go now, not a run later.
+            self.finish_intents(&ctx, true, &mut report).await?;
             self.carry_out_decisions(&ctx, &mut report).await?;
             Ok::<(), RunError>(())
         }
@@ -591,14 +647,14 @@ impl Engine {
     /// time by its origin (or, where it cannot, it becomes a failed item to
     /// check; see `write`). Queued records (one an admin unlinked because its
     /// counterpart was deleted, a pair linked by hand) go through the same way.
-    async fn finish_intents(&self, ctx: &Ctx<'_>, report: &mut RunReport) -> Result<(), RunError> {
-        let intents = self.state.intents(ctx.name)?;
+    async fn finish_intents(&self, ctx: &Ctx<'_>, only_queued: bool, report: &mut RunReport) -> Result<(), RunError> {
+        let intents = self.state.intents(ctx.name, only_queued)?;
         for side in [Side::Left, Side::Right] {
             let ids: Vec<String> = intents.iter().filter(|(s, _)| *s == side).map(|(_, id)| id.clone()).collect();
             if ids.is_empty() {
                 continue;
             }
-            tracing::info!(pipeline = ctx.name, side = side.as_str(), count = ids.len(), "Finishing creates interrupted by a crash");
+            tracing::info!(pipeline = ctx.name, side = side.as_str(), count = ids.len(), "Driving records whose create a crash interrupted or that wait to be made anew");
             let records = ctx.fetch(side, &ids).await?;
             let mut plan = self.plan_batch(ctx, side, &records).await?;
             // Intents whose source is gone, or that need no create any more,
@@ -687,9 +743,13 @@ impl Engine {
             Outcome::Rejected(problem) if problem.retryable => Some(problem.clone()),
             _ => None,
         });
-        for (pending, outcome) in plan.pending.into_iter().zip(outcomes) {
+        for (pending, outcome) in std::mem::take(&mut plan.pending).into_iter().zip(outcomes) {
             if let (false, Outcome::Applied(applied)) = (pending.target_in_sync, &outcome) {
                 ctx.recheck.lock().unwrap_or_else(|e| e.into_inner()).push((target, applied.id.clone()));
+            }
+            if gone_while_written(ctx, source, &pending, &outcome) {
+                made_anew(source, pending, &mut plan);
+                continue;
             }
             record_outcome(&mut plan.commit, &mut plan.counts, source, pending, outcome);
         }
@@ -843,7 +903,7 @@ impl Engine {
                 // Known already: nothing to store.
                 Some(linked) if linked == born => continue,
                 Some(linked) => {
-                    let kept = format!("{} (gone, born {linked})", record.id);
+                    let kept = retired_id(&record.id, linked);
                     let link = links.remove(&record.id).expect("looked up above");
                     plan.commit.retired.push((link.link_id, source, kept.clone()));
                     links.insert(kept.clone(), link.with_id_on(source, kept.clone()));
@@ -910,8 +970,10 @@ impl Engine {
                         link.id_on(target),
                         "deleted on one side",
                         format!(
-                            "the {target} record was deleted and this one kept, so its edits do not sync; to bring it back on the {target} side: `synchost links unlink {} {}`, then sync",
-                            ctx.name, record.id
+                            "the {target} record was deleted and this one kept, so its edits do not sync; to bring it back on the {target} side: {}`synchost links unlink {} {}`, then sync",
+                            if ctx.config.create.allows(source) { String::new() } else { format!("allow creates from the {source} side ([pipelines.{}] create), ", ctx.name) },
+                            ctx.name,
+                            record.id
                         ),
                     ));
                 }
@@ -924,26 +986,13 @@ impl Engine {
                     held.extend(scope_left(ctx, source, record));
                     held.extend(broken_checks(ctx, source, record));
                     match (mapped.remove(record.id.as_str()), counterpart) {
+                        // Deleted outright on the other side: decided as that
+                        // side's delete (this record's edit since the last sync
+                        // wins, and it is made anew there; otherwise the
+                        // delete goes by the delete policy).
                         (_, None) => {
-                            plan.commit.history.push(skip_entry(
-                                source,
-                                &record.id,
-                                link.id_on(target),
-                                "missing target",
-                                format!(
-                                    "the linked {target} record {} no longer exists; it is not created again (`synchost links unlink {} {}` to sync it anew)",
-                                    link.id_on(target),
-                                    ctx.name,
-                                    record.id
-                                ),
-                            ));
-                            plan.commit.links.push(LinkWrite {
-                                link: LinkRef::Existing(link.link_id),
-                                left_version: None,
-                                right_version: None,
-                                state: Some(target.deleted_state()),
-                                base: Vec::new(),
-                            });
+                            let gone = Record { id: link.id_on(target).to_owned(), version: None, deleted: true, fields: Vec::new(), born: None };
+                            plan_delete(ctx, target, &gone, link, base, Some(record), &mut plan);
                         }
                         // The other side deleted it: its tombstone decides (with the
                         // delete policy and the conflict policy) in that side's pass.
@@ -965,3 +1014,15 @@ impl Engine {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retired_id_is_told_from_every_id_a_system_gives() {
+        let kept = retired_id("6063", "2026-12-01T23:49:01Z");
+        assert!(is_retired_id(&kept));
+        assert!(!is_retired_id("6063") && !is_retired_id("a (b)") && !is_retired_id("entries/right/6063"));
+    }
+}

@@ -154,7 +154,7 @@ pub(super) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: 
         source_version: record.version.clone(),
         link: None,
         change: Change {
-            origin: ctx.origin(source, &record.id),
+            origin: ctx.origin(source, record),
             target_id: None,
             expected_version: None,
             kind: ChangeKind::Upsert,
@@ -181,7 +181,7 @@ pub(super) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: 
 /// A change of a linked record's counterpart, guarded by the version it was read at.
 fn change_of(ctx: &Ctx<'_>, source: Side, record: &Record, counterpart: &Record, kind: ChangeKind, fields: Vec<Field>) -> Change {
     Change {
-        origin: ctx.origin(source, &record.id),
+        origin: ctx.origin(source, record),
         target_id: Some(counterpart.id.clone()),
         expected_version: counterpart.version.clone(),
         kind,
@@ -325,7 +325,7 @@ pub(super) fn plan_update(
                     let (left_id, right_id) = side_ids(source, &record.id, Some(&counterpart.id));
                     plan.reverse.push((
                         Change {
-                            origin: ctx.origin(target, &counterpart.id),
+                            origin: ctx.origin(target, counterpart),
                             target_id: Some(record.id.clone()),
                             expected_version: None,
                             kind: ChangeKind::Upsert,
@@ -460,7 +460,13 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
             Side::Right => (counterpart.version.as_deref(), record.version.as_deref()),
         };
         plan.counts.conflicts += 1;
-        match policy::decide(policy, lv, rv) {
+        // A delete seen only as a record missing has no time: the edit, made
+        // after the last sync, is the later one.
+        let decision = match (policy::change_time(record.version.as_deref()), policy) {
+            (None, ConflictPolicy::LastWriterWins | ConflictPolicy::FirstWriterWins) => Decision::Wins(target),
+            _ => policy::decide(policy, lv, rv),
+        };
+        match decision {
             Decision::Wins(winner) if winner == source => {
                 won_conflict = Some(format!(
                     "record: conflict, policy {} (the {source} delete wins over the {target} edit of {})",
@@ -484,13 +490,35 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
                 );
                 return;
             }
+            _ if ctx.config.deletes != DeletePolicy::Ignore && ctx.config.create.allows(target) => {
+                // The edit wins: the edited record is made anew on the side
+                // that deleted it (the next run drives it as a new record),
+                // so the two sides hold the same again.
+                plan.commit.history.push(HistoryEntry {
+                    left_id: left_id.clone(),
+                    right_id: right_id.clone(),
+                    action: "conflict",
+                    target: None,
+                    origin: Some(source),
+                    fields: Vec::new(),
+                    rule: format!("policy {} (the {target} edit wins over the {source} delete)", policy.as_str()),
+                    message: Some(format!(
+                        "deleted on the {source} side while {} changed on the {target} side; the {target} record is kept and made anew on the {source} side",
+                        edited.join(", ")
+                    )),
+                });
+                plan.commit.unlinks.push(link.link_id);
+                plan.commit.queued_intents.push((target, counterpart.id.clone()));
+                return;
+            }
             _ => {
                 note(
                     "conflict",
                     format!("policy {}", policy.as_str()),
                     format!(
-                        "deleted on the {source} side while {} changed on the {target} side; the {target} record is kept, the {source} record stays deleted",
-                        edited.join(", ")
+                        "deleted on the {source} side while {} changed on the {target} side; the {target} record is kept, the {source} record stays deleted (it cannot be made anew there: {})",
+                        edited.join(", "),
+                        if ctx.config.deletes == DeletePolicy::Ignore { "deletes = \"ignore\"".to_owned() } else { format!("create = \"{}\"", flow_name(ctx.config.create)) }
                     ),
                     source_deleted_state,
                     plan,

@@ -151,12 +151,31 @@ impl Engine {
     pub(crate) async fn write_checked(&self, ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Result<Vec<Outcome>, RunError> {
         let written = write_isolating(ctx, target, changes).await?;
         let created: Vec<String> = outcomes::created_ids(changes, &written).into_iter().map(str::to_owned).collect();
-        let linked = if created.is_empty() {
-            Default::default()
-        } else {
-            self.state.links_by_ids(ctx.name, target, &created)?.into_keys().collect()
-        };
+        let mut linked = if created.is_empty() { Default::default() } else { self.state.links_by_ids(ctx.name, target, &created)? };
+        if !linked.is_empty() {
+            self.retire_links_to_reused_ids(ctx, target, &mut linked).await?;
+        }
+        let linked = linked.into_keys().collect();
         Ok(outcomes::checked(ctx.instance(target).name(), changes, written, &linked))
+    }
+
+    /// A new record under an id a link still holds: if the record there now
+    /// has another birth mark, the target gave a deleted record's id to the
+    /// new one (Redmine does), and the link is to a record that is gone. The
+    /// link keeps another id for it (found missing, its delete goes through
+    /// the policy at the next look-up of deletes, or when its other record
+    /// changes) and the new record may take the id.
+    async fn retire_links_to_reused_ids(&self, ctx: &Ctx<'_>, target: Side, linked: &mut std::collections::HashMap<String, crate::state::Link>) -> Result<(), RunError> {
+        let ids: Vec<String> = linked.keys().cloned().collect();
+        let Ok(now) = ctx.fetch(target, &ids).await else { return Ok(()) };
+        for record in now {
+            let (Some(born), Some(link)) = (&record.born, linked.get(&record.id)) else { continue };
+            if let Some(linked_born) = link.born_on(target).filter(|b| b != born) {
+                self.state.keep_gone_id(link.link_id, target, &super::retired_id(&record.id, linked_born))?;
+                linked.remove(&record.id);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -70,12 +70,14 @@ impl State {
     }
 
     /// Records waiting to go through the engine again at the start of the next
-    /// run: creates a crash left unfinished, and queued ones.
-    pub fn intents(&self, pipeline: &str) -> Result<Vec<(Side, String)>, StateError> {
+    /// run: creates a crash left unfinished, and queued ones (`only_queued`:
+    /// just those).
+    pub fn intents(&self, pipeline: &str, only_queued: bool) -> Result<Vec<(Side, String)>, StateError> {
         self.with(|c| {
-            let mut statement = c.prepare("SELECT side, source_id FROM intents WHERE pipeline = ?1 ORDER BY side, source_id")?;
+            let mut statement =
+                c.prepare("SELECT side, source_id FROM intents WHERE pipeline = ?1 AND (?2 = 0 OR state = 'queued') ORDER BY side, source_id")?;
             statement
-                .query_map([pipeline], |r| Ok((Side::parse(&r.get::<_, String>(0)?).unwrap_or(Side::Left), r.get(1)?)))?
+                .query_map(params![pipeline, only_queued], |r| Ok((Side::parse(&r.get::<_, String>(0)?).unwrap_or(Side::Left), r.get(1)?)))?
                 .collect()
         })
     }

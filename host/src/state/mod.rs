@@ -374,6 +374,20 @@ impl State {
         })
     }
 
+    /// Gives a link's record on `side` an id kept for a record that is gone
+    /// (its id was given to another); the link stays active, so the record
+    /// is found missing and its delete decided like any other.
+    pub fn keep_gone_id(&self, link_id: i64, side: Side, kept_id: &str) -> Result<(), StateError> {
+        let column = match side {
+            Side::Left => "left_id",
+            Side::Right => "right_id",
+        };
+        self.with(|c| {
+            c.execute(&format!("UPDATE links SET {column} = ?2, updated_at = ?3 WHERE link_id = ?1"), params![link_id, kept_id, now()])?;
+            Ok(())
+        })
+    }
+
     /// The base values of these links.
     pub fn base_of(&self, link_ids: &[i64]) -> Result<HashMap<i64, Base>, StateError> {
         let stored: Vec<(i64, String, String)> = self.with(|c| {

@@ -242,7 +242,42 @@ impl SqlTable {
         build().unwrap_or_else(Planned::Rejected)
     }
 
-    /// The rows earlier creates made, by origin, for creates that name no target.
+    /// A record made anew after its row was deleted (the edit on the other
+    /// side won) has the deleted row's origin: the tombstone gives it up, so
+    /// the new row can take it where the origin column is unique.
+    fn release_tombstone_origins(&self, table: &Table<'_>, changes: &[Change], live: &[(String, String)]) -> Result<(), Error> {
+        let (Some(origin), Some(soft)) = (&table.origin, table.soft_delete) else { return Ok(()) };
+        let fresh: Vec<Value> = changes
+            .iter()
+            .filter(|c| c.target_id.is_none() && c.kind == ChangeKind::Upsert && !live.iter().any(|(o, _)| *o == c.origin))
+            .map(|c| Value::Text(c.origin.clone()))
+            .collect();
+        let statements: Vec<Statement> = fresh
+            .chunks(500)
+            .map(|chunk| {
+                let mut params = vec![Value::Text(soft.deleted.clone())];
+                params.extend(chunk.iter().cloned());
+                let placeholders: Vec<String> = (2..=params.len()).map(|n| self.param(n)).collect();
+                let sql = format!(
+                    "UPDATE {} SET {o} = NULL WHERE {} = {} AND {o} IN ({})",
+                    quote(&table.table),
+                    quote(&soft.column),
+                    self.param(1),
+                    placeholders.join(", "),
+                    o = quote(origin)
+                );
+                Statement { sql, params }
+            })
+            .collect();
+        if !statements.is_empty() {
+            self.sql.execute(&statements, BatchMode::AllOrNothing)?;
+        }
+        Ok(())
+    }
+
+    /// The live rows earlier creates made, by origin, for creates that name
+    /// no target. A tombstone is not one: the record it was is deleted, and
+    /// a record made anew after that (the edit won over the delete) is a new row.
     fn existing_by_origin(&self, table: &Table<'_>, changes: &[Change]) -> Result<Vec<(String, String)>, Error> {
         let Some(origin) = &table.origin else { return Ok(Vec::new()) };
         let origins: Vec<Value> = changes
@@ -253,15 +288,23 @@ impl SqlTable {
         let mut found = Vec::new();
         for chunk in origins.chunks(500) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|n| self.param(n)).collect();
+            let mut parameters = chunk.to_vec();
+            let live = match table.soft_delete {
+                Some(soft) => {
+                    parameters.push(Value::Text(soft.deleted.clone()));
+                    format!(" AND {} <> {}", quote(&soft.column), self.param(parameters.len()))
+                }
+                None => String::new(),
+            };
             let query = format!(
-                "SELECT {}, {} FROM {} WHERE {} IN ({})",
+                "SELECT {}, {} FROM {} WHERE {} IN ({}){live}",
                 quote(origin),
                 quote(&table.key.name),
                 quote(&table.table),
                 quote(origin),
                 placeholders.join(", ")
             );
-            for row in self.sql.query(&query, chunk)?.rows {
+            for row in self.sql.query(&query, &parameters)?.rows {
                 if let [origin, key] = row.as_slice() {
                     found.push((to_id(origin), to_id(key)));
                 }
@@ -398,6 +441,7 @@ impl Connector for SqlTable {
         }
         let now = clock::now(table.updated_at.as_ref().map_or(StampFormat::Rfc3339, |(_, f)| *f));
         let existing = self.existing_by_origin(&table, &changes)?;
+        self.release_tombstone_origins(&table, &changes, &existing)?;
         // The statement's guard compares the stamp, which cannot see an edit
         // within the same tick of its clock: the version's digest can.
         let guarded: Vec<String> = changes.iter().filter(|c| c.expected_version.is_some()).filter_map(|c| c.target_id.clone()).collect();

@@ -199,7 +199,9 @@ async fn soft_deletes_propagate_as_tombstones_and_never_resurrect() {
 // Covers: C8
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delete_against_an_edit_goes_through_the_policy() {
-    for (policy, branch_after) in [("left-wins", "deleted"), ("right-wins", "active"), ("manual", "active")] {
+    // The edit that wins is made anew on the side that deleted it (a new
+    // record: the tombstone stays one).
+    for (policy, branch_after, hq_after) in [("left-wins", "deleted", &["deleted"][..]), ("right-wins", "active", &["deleted", "active"][..]), ("manual", "active", &["deleted"][..])] {
         let (scene, engine) = scene(&BOTH_WAYS.replace("left-wins", policy));
         scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada')");
         sync(&engine).await;
@@ -207,7 +209,12 @@ async fn a_delete_against_an_edit_goes_through_the_policy() {
         edit(&scene, "branch.sqlite", 1, "name = 'Ada edited'", "2030-01-01T00:00:02Z");
         sync(&engine).await;
         assert_eq!(scene.rows("branch.sqlite", "SELECT record_status FROM contacts"), [branch_after], "policy {policy}");
-        assert_eq!(scene.rows("hq.sqlite", "SELECT record_status FROM contacts"), ["deleted"], "policy {policy}: no resurrection");
+        assert_eq!(scene.rows("hq.sqlite", "SELECT record_status FROM contacts ORDER BY id"), hq_after, "policy {policy}: no resurrection");
+        if policy == "right-wins" {
+            assert_eq!(scene.rows("hq.sqlite", "SELECT name FROM contacts WHERE record_status = 'active'"), ["Ada edited"]);
+            let quiet = sync(&engine).await;
+            assert_eq!((quiet.counts.created, quiet.counts.updated, quiet.counts.deleted), (0, 0, 0), "{:#?}", quiet.plan);
+        }
         if policy == "manual" {
             let open = engine.state.conflicts(Some("p"), true).unwrap();
             assert_eq!(open[0].field, "*");
@@ -736,7 +743,9 @@ async fn a_busy_target_is_retried_by_the_next_run_not_left_for_the_hourly_resubm
 // Covers: C8, T2
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_deleted_on_one_side_only_shows_and_its_edits_say_why_they_do_not_sync() {
-    let (scene, engine) = scene(&BOTH_WAYS.replace("left-wins", "right-wins"));
+    // The edit wins, but the right side may not create records on the left:
+    // the pair stays half-deleted.
+    let (scene, engine) = scene(&BOTH_WAYS.replace("left-wins", "right-wins").replace("fields =", "create = \"left-to-right\"\nfields ="));
     scene.sql("hq.sqlite", "INSERT INTO contacts (name) VALUES ('Ada')");
     sync(&engine).await;
     edit(&scene, "hq.sqlite", 1, "record_status = 'deleted'", "2030-01-01T00:00:01Z");

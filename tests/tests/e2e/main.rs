@@ -19,3 +19,4 @@ mod redmine;
 mod redmine_deletes;
 mod sandbox;
 mod sql_table;
+mod timesheet_random;
