@@ -9,9 +9,10 @@
 
 use std::time::Instant;
 
-use super::{Ctx, Engine, RunError, RunReport};
+use super::{BatchPlan, Ctx, Engine, Pending, RunError, RunReport};
 use crate::config::{DeletePolicy, Side};
-use crate::runtime::bindings::Record;
+use crate::runtime::bindings::{Outcome, Record};
+use crate::state::HistoryEntry;
 
 /// Ids per fetch.
 const CHUNK: usize = 500;
@@ -57,8 +58,58 @@ impl Engine {
     }
 }
 
+/// A history entry saying why a linked record's change went nowhere.
+/// Whether an update found its target deleted meanwhile (between the read
+/// and the write), where the edit wins over the delete and the record can
+/// be made anew there: a delete and an edit at once, as `plan_delete` settles
+/// them when it sees both. Pure.
+pub(super) fn gone_while_written(ctx: &Ctx<'_>, source: Side, pending: &Pending, outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Rejected(problem) if problem.code == "not-found")
+        && pending.link.is_some()
+        && pending.change.target_id.is_some()
+        && pending.change.kind == crate::runtime::bindings::ChangeKind::Upsert
+        && ctx.config.deletes != DeletePolicy::Ignore
+        && ctx.config.create.allows(source)
+}
+
+/// The edited record is made anew on the side that deleted it: unlinked,
+/// and driven through the next run as a new record.
+pub(super) fn made_anew(source: Side, pending: Pending, plan: &mut BatchPlan) {
+    let target = source.other();
+    let link = pending.link.expect("checked by gone_while_written");
+    plan.counts.conflicts += 1;
+    plan.commit.history.push(HistoryEntry {
+        action: "conflict",
+        target: None,
+        fields: Vec::new(),
+        rule: format!("the {source} edit wins over the {target} delete"),
+        message: Some(format!("the {target} record {} was deleted while this change was written; the record is made anew on the {target} side", link.id_on(target))),
+        ..pending.history
+    });
+    plan.commit.unlinks.push(link.link_id);
+    plan.commit.queued_intents.push((source, pending.source_id));
+}
+
+/// The id a link keeps for a record that is gone while a new record took
+/// its id: never an id of the system, so never looked up. Pure.
+pub(super) fn retired_id(id: &str, born: &str) -> String {
+    format!("{id} (gone, born {born})")
+}
+
+/// Whether an id is one kept for a record that is gone (`retired_id`). Pure.
+pub(super) fn is_retired_id(id: &str) -> bool {
+    id.ends_with(')') && id.contains(" (gone, born ")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_retired_id_is_told_from_every_id_a_system_gives() {
+        let kept = retired_id("6063", "2026-12-01T23:49:01Z");
+        assert!(is_retired_id(&kept));
+        assert!(!is_retired_id("6063") && !is_retired_id("a (b)") && !is_retired_id("entries/right/6063"));
+    }
+
     use super::*;
 
     #[test]

@@ -171,7 +171,7 @@ impl Engine {
         for record in now {
             let (Some(born), Some(link)) = (&record.born, linked.get(&record.id)) else { continue };
             if let Some(linked_born) = link.born_on(target).filter(|b| b != born) {
-                self.state.keep_gone_id(link.link_id, target, &super::retired_id(&record.id, linked_born))?;
+                self.state.keep_gone_id(link.link_id, target, &super::presence::retired_id(&record.id, linked_born))?;
                 linked.remove(&record.id);
             }
         }
