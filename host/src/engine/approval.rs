@@ -145,6 +145,19 @@ impl Parked {
     }
 }
 
+/// A write of `fields` to the record an approval's change came from (a
+/// rejection's note, approved values written back).
+fn change_of_source(pipeline: &str, row: &ApprovalRow, fields: Vec<Field>) -> Change {
+    Change {
+        origin: format!("{pipeline}/approval/{}", row.id),
+        target_id: Some(row.source_id.clone()),
+        expected_version: None,
+        kind: ChangeKind::Upsert,
+        repeated: false,
+        fields,
+    }
+}
+
 /// ` "Network cabling"`: the record's name as the approval knows it.
 fn named(row: &ApprovalRow) -> String {
     row.label.as_deref().map(|l| format!(" {l:?}")).unwrap_or_default()
@@ -350,14 +363,7 @@ impl Engine {
         let mut seen = decoded(&parked.base_source);
         if !parked.restore.is_empty() {
             // First writer wins: the approved values go back to the source.
-            let change = Change {
-                origin: format!("{}/approval/{}", ctx.name, row.id),
-                target_id: Some(row.source_id.clone()),
-                expected_version: None,
-                kind: ChangeKind::Upsert,
-                repeated: false,
-                fields: decoded(&parked.restore).into_iter().map(|(name, value)| Field { name, value }).collect(),
-            };
+            let change = change_of_source(ctx.name, row, decoded(&parked.restore).into_iter().map(|(name, value)| Field { name, value }).collect());
             match ctx.write(source, &[change]).await?.pop() {
                 Some(Outcome::Applied(applied)) => {
                     new_version = applied.version;
@@ -385,14 +391,7 @@ impl Engine {
                 row.decided_at.as_deref().unwrap_or(""),
                 row.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
             );
-            let change = Change {
-                origin: format!("{}/approval/{}", ctx.name, row.id),
-                target_id: Some(row.source_id.clone()),
-                expected_version: None,
-                kind: ChangeKind::Upsert,
-                repeated: false,
-                fields: vec![Field { name: field.to_owned(), value: crate::runtime::bindings::Value::Text(note) }],
-            };
+            let change = change_of_source(ctx.name, row, vec![Field { name: field.to_owned(), value: Value::Text(note) }]);
             match ctx.write(source, &[change]).await?.pop() {
                 Some(Outcome::Applied(applied)) => {
                     new_version = applied.version;

@@ -381,16 +381,7 @@ pub(super) fn plan_update(
 
     let (left_id, right_id) = side_ids(source, &record.id, Some(&counterpart.id));
     for (rule, message) in lost {
-        plan.commit.history.push(HistoryEntry {
-            left_id: left_id.clone(),
-            right_id: right_id.clone(),
-            action: "conflict",
-            target: None,
-            origin: Some(source),
-            fields: Vec::new(),
-            rule,
-            message: Some(message),
-        });
+        plan.commit.history.push(conflict_entry(&left_id, &right_id, source, rule, message));
     }
     if writes.is_empty() {
         if !base_source.is_empty() || !base_target.is_empty() {
@@ -494,19 +485,16 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
                 // The edit wins: the edited record is made anew on the side
                 // that deleted it (the next run drives it as a new record),
                 // so the two sides hold the same again.
-                plan.commit.history.push(HistoryEntry {
-                    left_id: left_id.clone(),
-                    right_id: right_id.clone(),
-                    action: "conflict",
-                    target: None,
-                    origin: Some(source),
-                    fields: Vec::new(),
-                    rule: format!("policy {} (the {target} edit wins over the {source} delete)", policy.as_str()),
-                    message: Some(format!(
+                plan.commit.history.push(conflict_entry(
+                    &left_id,
+                    &right_id,
+                    source,
+                    format!("policy {} (the {target} edit wins over the {source} delete)", policy.as_str()),
+                    format!(
                         "deleted on the {source} side while {} changed on the {target} side; the {target} record is kept and made anew on the {source} side",
                         edited.join(", ")
-                    )),
-                });
+                    ),
+                ));
                 plan.commit.unlinks.push(link.link_id);
                 plan.commit.queued_intents.push((target, counterpart.id.clone()));
                 return;
@@ -564,6 +552,11 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
         link_state: Some("deleted"),
         target_in_sync: true,
     });
+}
+
+/// A history entry for a conflict decided without a write here.
+fn conflict_entry(left_id: &Option<String>, right_id: &Option<String>, source: Side, rule: String, message: String) -> HistoryEntry {
+    HistoryEntry { left_id: left_id.clone(), right_id: right_id.clone(), action: "conflict", target: None, origin: Some(source), fields: Vec::new(), rule, message: Some(message) }
 }
 
 fn flow_name(flow: Flow) -> &'static str {
