@@ -519,3 +519,36 @@ fn commands_that_only_read_state_need_no_secrets_and_the_others_name_the_missing
     let text = stderr(&refused);
     assert!(text.contains("api_key takes its value from the environment variable SYNCHOST_TEST_UNSET_KEY, which is not set"), "{text}");
 }
+
+// Covers: H6, T2
+#[test]
+fn a_big_sync_prints_a_summary_not_every_record() {
+    let dir = crm_folder();
+    let db = rusqlite::Connection::open(dir.path().join("crm.sqlite")).unwrap();
+    db.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 3 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)
+         INSERT INTO contacts SELECT i, 'c' || i, NULL, '2026-01-01T00:00:00Z' FROM n;",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("synchost.toml"),
+        format!(
+            "{CONFIG}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\", origin = \"origin\" }} }}\n\n[pipelines.p]\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nfields = {{ name = {{}}, phone = {{}} }}\n"
+        ),
+    )
+    .unwrap();
+    rusqlite::Connection::open(dir.path().join("copy.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT, updated_at TEXT, origin TEXT UNIQUE)")
+        .unwrap();
+    let synced = synchost(dir.path(), &["sync", "p"]);
+    assert!(synced.status.success(), "{}", stderr(&synced));
+    let out = stdout(&synced);
+    assert_eq!(out.matches("  create ").count(), 20, "the first 20 decisions: {out}");
+    assert!(out.contains("... and 1480 more (`synchost history p` has every one), `--all` for the first 1000"), "{out}");
+    assert!(out.contains("p: read 1500 left, ") && out.contains("; 1500 created, 0 updated"), "{out}");
+    assert!(out.len() < 8_000, "a summary, not a line per record: {} bytes", out.len());
+    // The history has every one.
+    let history = stdout(&synchost(dir.path(), &["history", "p", "--limit", "2000"]));
+    assert_eq!(history.matches(" create ").count(), 1500);
+}

@@ -91,9 +91,19 @@ pub fn print_entry(entry: &HistoryEntry) {
     }
 }
 
-fn print_report(pipeline: &str, report: &RunReport, dry_run: bool) {
-    for entry in &report.plan {
+/// Decisions `sync` prints without `--verbose`: a big run is a summary.
+const SHOWN: usize = 20;
+
+fn print_report(pipeline: &str, report: &RunReport, dry_run: bool, all: bool) {
+    let shown = if all { report.plan.len() } else { report.plan.len().min(SHOWN) };
+    for entry in &report.plan[..shown] {
         print_entry(entry);
+    }
+    let more = (report.plan.len() - shown) as u64 + report.omitted;
+    if more > 0 {
+        let history = if dry_run { String::new() } else { format!(" (`synchost history {pipeline}` has every one)") };
+        let more_hint = if report.plan.len() <= shown { String::new() } else { format!(", `--all` for the first {}", RunReport::KEPT) };
+        say!("  ... and {more} more{history}{more_hint}");
     }
     let c = &report.counts;
     say!(
@@ -112,7 +122,7 @@ fn print_report(pipeline: &str, report: &RunReport, dry_run: bool) {
 }
 
 /// `synchost sync PIPELINE [--dry-run]`
-pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch: bool) -> Result<(), CommandError> {
+pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch: bool, all: bool) -> Result<(), CommandError> {
     let mut engine = open_engine(config)?;
     // A dry run changes nothing, so it may run beside a writer.
     let _lease = if dry_run {
@@ -133,7 +143,7 @@ pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch:
         let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
         match engine.run_with(&name, "manual", mode, rematch).await {
             Ok(report) => {
-                progress.suspend(|| print_report(&name, &report, dry_run));
+                progress.suspend(|| print_report(&name, &report, dry_run, all));
             }
             Err(error) => {
                 failed = true;
@@ -544,7 +554,7 @@ pub async fn failed_retry(config: &Path, pipeline: &str, ids: &[i64]) -> Result<
     let engine = open_engine(config)?;
     let _lease = writer_lease(&engine, "failed retry", "the running host resubmits failed items by itself (every retry.resubmit, and when what they wait for is linked); stop it to retry now")?;
     let report = engine.resubmit_failed(pipeline, (!ids.is_empty()).then_some(ids), "manual resubmit").await.map_err(run_error)?;
-    print_report(pipeline, &report, false);
+    print_report(pipeline, &report, false, false);
     Ok(())
 }
 

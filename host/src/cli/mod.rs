@@ -96,6 +96,10 @@ enum Command {
         /// `match_on` fields first (done by itself on a pipeline's first run).
         #[arg(long = "match")]
         rematch: bool,
+        /// Print every decision of the run kept in its report (the first
+        /// 1000), not only the first 20.
+        #[arg(long)]
+        all: bool,
     },
     /// Health of every pipeline by category, the scheduler's heartbeat, queues.
     Status {
@@ -345,7 +349,7 @@ pub async fn main() -> ExitCode {
         }
         Command::Demo { dir } => demo::run(dir).await,
         Command::Run => admin::run(&cli.config).await,
-        Command::Sync { pipeline, dry_run, rematch } => admin::sync(&cli.config, pipeline.as_deref(), *dry_run, *rematch).await,
+        Command::Sync { pipeline, dry_run, rematch, all } => admin::sync(&cli.config, pipeline.as_deref(), *dry_run, *rematch, *all).await,
         Command::Status { json } => admin::status(&cli.config, *json).await,
         Command::History { pipeline, id, limit, json } => admin::history(&cli.config, pipeline, id.as_deref(), *limit, *json),
         Command::Approvals { command: ApprovalsCommand::List { pipeline, all, json } } => admin::approvals_list(&cli.config, pipeline.as_deref(), *all, *json),

@@ -148,7 +148,7 @@ impl Engine {
         if !commit.is_empty() {
             self.state.apply(ctx.name, ctx.run_id, &commit)?;
         }
-        report.plan.append(&mut commit.history);
+        report.note(commit.history);
         Ok(())
     }
 }

@@ -120,9 +120,29 @@ impl RunError {
 pub struct RunReport {
     pub run_id: Option<i64>,
     pub counts: RunCounts,
-    /// Every decision, in order: what was (or would be) created, updated,
-    /// deleted, which conflicts and how they were resolved.
+    /// The first decisions, in order ([`RunReport::KEPT`] at most, so that a
+    /// run's memory does not grow with the table): what was (or would be)
+    /// created, updated, deleted, which conflicts and how they were resolved.
+    /// Every one is in the history.
     pub plan: Vec<HistoryEntry>,
+    /// Decisions not kept in `plan`.
+    pub omitted: u64,
+}
+
+impl RunReport {
+    /// Decisions a report keeps.
+    pub const KEPT: usize = 1000;
+
+    /// Keeps decisions up to [`RunReport::KEPT`] and counts the rest.
+    pub fn note(&mut self, entries: impl IntoIterator<Item = HistoryEntry>) {
+        for entry in entries {
+            if self.plan.len() < Self::KEPT {
+                self.plan.push(entry);
+            } else {
+                self.omitted += 1;
+            }
+        }
+    }
 }
 
 /// The sync engine of one host.

@@ -183,7 +183,8 @@ impl Engine {
             report.counts.conflicts += round.counts.conflicts;
             report.counts.queued += round.counts.queued;
             report.counts.failed = round.counts.failed;
-            report.plan.append(&mut round.plan);
+            report.omitted += round.omitted;
+            report.note(round.plan);
             if outcome.is_err() || !hierarchy || self.state.link_count(pipeline)? == links_before {
                 break outcome;
             }

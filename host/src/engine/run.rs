@@ -216,7 +216,7 @@ impl Engine {
             // a failed write-back must not send the batch's creates again.
             let written = std::mem::take(&mut plan.commit);
             self.state.apply(ctx.name, ctx.run_id, &written)?;
-            report.plan.extend(written.history);
+            report.note(written.history);
             let changes: Vec<Change> = plan.reverse.iter().map(|(c, _)| c.clone()).collect();
             let outcomes = ctx.write(source, &changes).await?;
             for ((_, mut history), outcome) in plan.reverse.into_iter().zip(outcomes) {
@@ -237,7 +237,7 @@ impl Engine {
         if !plan.commit.is_empty() {
             self.state.apply(ctx.name, ctx.run_id, &plan.commit)?;
         }
-        report.plan.append(&mut plan.commit.history);
+        report.note(std::mem::take(&mut plan.commit.history));
         match interrupted {
             Some(problem) => Err(RunError::Interrupted {
                 message: format!("the {target} side stopped taking changes: {}: {}", problem.code, problem.message),

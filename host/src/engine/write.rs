@@ -149,33 +149,51 @@ impl Engine {
     /// Writes a batch (isolating a crash to its change) and checks the
     /// outcomes before they become links.
     pub(crate) async fn write_checked(&self, ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Result<Vec<Outcome>, RunError> {
+        // Birth marks have whole seconds (Redmine's): a record born from a
+        // second before the write on was made by it.
+        let started = chrono::Utc::now().timestamp_millis() - 1000;
         let written = write_isolating(ctx, target, changes).await?;
         let created: Vec<String> = outcomes::created_ids(changes, &written).into_iter().map(str::to_owned).collect();
         let mut linked = if created.is_empty() { Default::default() } else { self.state.links_by_ids(ctx.name, target, &created)? };
         if !linked.is_empty() {
-            self.retire_links_to_reused_ids(ctx, target, &mut linked).await?;
+            self.retire_links_to_reused_ids(ctx, target, started, &mut linked).await?;
         }
         let linked = linked.into_keys().collect();
         Ok(outcomes::checked(ctx.instance(target).name(), changes, written, &linked))
     }
 
     /// A new record under an id a link still holds: if the record there now
-    /// has another birth mark, the target gave a deleted record's id to the
-    /// new one (Redmine does), and the link is to a record that is gone. The
-    /// link keeps another id for it (found missing, its delete goes through
-    /// the policy at the next look-up of deletes, or when its other record
-    /// changes) and the new record may take the id.
-    async fn retire_links_to_reused_ids(&self, ctx: &Ctx<'_>, target: Side, linked: &mut std::collections::HashMap<String, crate::state::Link>) -> Result<(), RunError> {
+    /// has another birth mark than the one linked (or, where the link never
+    /// saw one, was born during this write), the target gave a deleted
+    /// record's id to the new one (Redmine does), and the link is to a
+    /// record that is gone. The link keeps another id for it (found missing,
+    /// its delete goes through the policy at the next look-up of deletes, or
+    /// when its other record changes) and the new record may take the id.
+    async fn retire_links_to_reused_ids(&self, ctx: &Ctx<'_>, target: Side, started: i64, linked: &mut std::collections::HashMap<String, crate::state::Link>) -> Result<(), RunError> {
         let ids: Vec<String> = linked.keys().cloned().collect();
         let Ok(now) = ctx.fetch(target, &ids).await else { return Ok(()) };
         for record in now {
             let (Some(born), Some(link)) = (&record.born, linked.get(&record.id)) else { continue };
-            if let Some(linked_born) = link.born_on(target).filter(|b| b != born) {
-                self.state.keep_gone_id(link.link_id, target, &super::presence::retired_id(&record.id, linked_born))?;
+            if let Some(gone_born) = reused(link.born_on(target), born, started) {
+                // Unknown birth marks are told apart by their link.
+                let gone_born = if gone_born == UNKNOWN { format!("unknown, link {}", link.link_id) } else { gone_born };
+                self.state.keep_gone_id(link.link_id, target, &super::presence::retired_id(&record.id, &gone_born))?;
                 linked.remove(&record.id);
             }
         }
         Ok(())
+    }
+}
+
+const UNKNOWN: &str = "unknown";
+
+/// Whether a record born `born` under a linked id is another record than
+/// the one linked (born `linked`, if the link saw it): the birth mark of the
+/// one gone, or [`UNKNOWN`]. Pure.
+fn reused(linked: Option<&str>, born: &str, write_started: i64) -> Option<String> {
+    match linked {
+        Some(linked) => (linked != born).then(|| linked.to_owned()),
+        None => super::policy::change_time(Some(born)).is_some_and(|at| at >= write_started).then(|| UNKNOWN.to_owned()),
     }
 }
 
@@ -219,6 +237,15 @@ async fn write_isolating(ctx: &Ctx<'_>, target: Side, changes: &[Change]) -> Res
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_record_under_a_linked_id_is_another_when_born_otherwise_or_during_the_write() {
+        let started = chrono::DateTime::parse_from_rfc3339("2026-12-02T00:55:47Z").unwrap().timestamp_millis();
+        assert_eq!(reused(Some("2026-12-01T10:00:00Z"), "2026-12-02T00:55:48Z", started).as_deref(), Some("2026-12-01T10:00:00Z"));
+        assert_eq!(reused(Some("2026-12-02T00:55:48Z"), "2026-12-02T00:55:48Z", started), None, "the same record");
+        assert_eq!(reused(None, "2026-12-02T00:55:48Z", started).as_deref(), Some("unknown"), "born during the write");
+        assert_eq!(reused(None, "2026-12-01T10:00:00Z", started), None, "an old record: the connector's mistake, refused");
+    }
+
     use super::*;
 
     #[test]
