@@ -157,8 +157,6 @@ pub struct Engine {
     /// Pipelines whose failed items should go again soon: a pipeline they
     /// reference linked new records, which may be what they were missing.
     resubmit_requested: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// When each pipeline side's linked records were last looked up (`presence`).
-    presence_checked: std::sync::Mutex<HashMap<(String, Side), std::time::Instant>>,
 }
 
 /// A pipeline resolved for one run.
@@ -384,7 +382,7 @@ struct BatchPlan {
 
 impl Engine {
     pub fn new(config: Arc<LoadedConfig>, catalog: Arc<Catalog>, state: Arc<State>) -> Self {
-        Engine { config, catalog, state, stop: Arc::new(AtomicBool::new(false)), progress: None, resubmit_requested: Default::default(), presence_checked: Default::default() }
+        Engine { config, catalog, state, stop: Arc::new(AtomicBool::new(false)), progress: None, resubmit_requested: Default::default() }
     }
 
     /// The pipelines with fields that reference `name` (`references = "name"`).

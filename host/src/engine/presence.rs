@@ -7,8 +7,6 @@
 //! linked id of the side, so it runs at most every `deletes_check` of the
 //! pipeline.
 
-use std::time::Instant;
-
 use super::{BatchPlan, Ctx, Engine, Pending, RunError, RunReport};
 use crate::config::{DeletePolicy, Side};
 use crate::runtime::bindings::{Outcome, Record};
@@ -29,7 +27,7 @@ impl Engine {
     /// each that is gone.
     pub(super) async fn find_vanished(&self, ctx: &Ctx<'_>, report: &mut RunReport) -> Result<(), RunError> {
         for side in [Side::Left, Side::Right] {
-            if !deletes_leave_no_trace(ctx.def(side).soft_delete, ctx.config.deletes) || !self.presence_due(ctx, side) {
+            if !deletes_leave_no_trace(ctx.def(side).soft_delete, ctx.config.deletes) || !self.presence_due(ctx, side)? {
                 continue;
             }
             let linked = self.state.live_linked_ids(ctx.name, side)?;
@@ -47,14 +45,19 @@ impl Engine {
                 let plan = self.plan_batch(ctx, side, &gone).await?;
                 self.finish_batch(ctx, side, plan, report).await?;
             }
-            self.presence_checked.lock().unwrap_or_else(|e| e.into_inner()).insert((ctx.name.to_owned(), side), Instant::now());
+            if ctx.overlay.is_none() {
+                self.state.note_presence_check(ctx.name, side)?;
+            }
         }
         Ok(())
     }
 
-    fn presence_due(&self, ctx: &Ctx<'_>, side: Side) -> bool {
-        let checked = self.presence_checked.lock().unwrap_or_else(|e| e.into_inner());
-        checked.get(&(ctx.name.to_owned(), side)).is_none_or(|at| at.elapsed() >= ctx.config.deletes_check.0)
+    /// Whether `deletes_check` has passed since the last look-up (by any
+    /// process: the time is kept in the state).
+    fn presence_due(&self, ctx: &Ctx<'_>, side: Side) -> Result<bool, RunError> {
+        let last = self.state.presence_checked_at(ctx.name, side)?;
+        let every = chrono::Duration::from_std(ctx.config.deletes_check.0).unwrap_or(chrono::Duration::MAX);
+        Ok(last.is_none_or(|at| chrono::Utc::now() - at >= every))
     }
 }
 

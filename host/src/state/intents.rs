@@ -69,6 +69,25 @@ impl State {
         })
     }
 
+    /// When the linked records of a pipeline's side were last looked up for
+    /// deletes that leave no trace.
+    pub fn presence_checked_at(&self, pipeline: &str, side: Side) -> Result<Option<chrono::DateTime<chrono::Utc>>, StateError> {
+        let at: Option<String> = self.with(|c| {
+            c.query_row("SELECT at FROM presence_checks WHERE pipeline = ?1 AND side = ?2", params![pipeline, side.as_str()], |r| r.get(0)).optional()
+        })?;
+        Ok(at.and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok()).map(|at| at.with_timezone(&chrono::Utc)))
+    }
+
+    pub fn note_presence_check(&self, pipeline: &str, side: Side) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO presence_checks (pipeline, side, at) VALUES (?1, ?2, ?3) ON CONFLICT (pipeline, side) DO UPDATE SET at = excluded.at",
+                params![pipeline, side.as_str(), now()],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Records waiting to go through the engine again at the start of the next
     /// run: creates a crash left unfinished, and queued ones (`only_queued`:
     /// just those).

@@ -249,4 +249,17 @@ ALTER TABLE events ADD COLUMN last_at TEXT;
 ALTER TABLE failed_items ADD COLUMN label TEXT;
 ALTER TABLE approvals ADD COLUMN label TEXT;
 "#,
+), (
+    "presence checks",
+    r#"
+-- When the linked records of a side without tombstones were last looked up
+-- (deletes that leave no trace): kept across processes, so that each
+-- `synchost sync` does not look every linked record up again.
+CREATE TABLE presence_checks (
+    pipeline TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('left', 'right')),
+    at TEXT NOT NULL,
+    PRIMARY KEY (pipeline, side)
+);
+"#,
 )];

@@ -11,7 +11,10 @@ use synchost_tests::redmine::{unique, unique_day, Redmine, Timesheets};
 async fn an_entry_deleted_in_redmine_is_deleted_on_the_desktop() {
     let redmine = Redmine::connect().await;
     let (_, project) = redmine.project(&unique("Deletes"), None).await;
-    let sheets = redmine.timesheets(&redmine.url, &project, 20).await;
+    let config = redmine
+        .timesheet_config(&redmine.url, &redmine.key, &project, 20)
+        .replace("[pipelines.entries]\ncategory = \"timesheets\"", "[pipelines.entries]\ncategory = \"timesheets\"\ndeletes_check = \"2s\"");
+    let sheets = Redmine::timesheets_from(config).await;
     sheets.add_entries(12, "entry", &unique_day(), 1.0);
     let Timesheets { scene, config, engine } = sheets;
     engine.run("entries", "test", Mode::Apply).await.unwrap();
@@ -23,8 +26,12 @@ async fn an_entry_deleted_in_redmine_is_deleted_on_the_desktop() {
     for entry in &doomed {
         redmine.delete(&format!("/time_entries/{}.json", entry["id"])).await;
     }
-    // The pipeline looks at most every `deletes_check`; a new host looks at once.
+    // The pipeline looks at most every `deletes_check`, whichever process
+    // runs it (a `synchost sync` does not look every linked record up again).
     let engine = scene.engine(&config);
+    let report = engine.run("entries", "test", Mode::Apply).await.unwrap();
+    assert_eq!(report.counts.deleted, 0, "not due yet: {:#?}", report.plan);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let report = engine.run("entries", "test", Mode::Apply).await.unwrap();
     assert_eq!(report.counts.deleted, 2, "{:#?}", report.plan);
     let live = scene.rows("desktop.sqlite", "SELECT comment FROM timesheet_entries WHERE status = 'active' ORDER BY id");
