@@ -481,10 +481,7 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
                 );
                 return;
             }
-            _ if ctx.config.deletes != DeletePolicy::Ignore && ctx.config.create.allows(target) => {
-                // The edit wins: the edited record is made anew on the side
-                // that deleted it (the next run drives it as a new record),
-                // so the two sides hold the same again.
+            _ if can_make_anew(ctx, target) => {
                 plan.commit.history.push(conflict_entry(
                     &left_id,
                     &right_id,
@@ -495,8 +492,7 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
                         edited.join(", ")
                     ),
                 ));
-                plan.commit.unlinks.push(link.link_id);
-                plan.commit.queued_intents.push((target, counterpart.id.clone()));
+                make_anew(&mut plan.commit, link.link_id, target, counterpart.id.clone());
                 return;
             }
             _ => {
@@ -552,6 +548,20 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
         link_state: Some("deleted"),
         target_in_sync: true,
     });
+}
+
+/// Whether a record of `kept` whose edit won over the other side's delete
+/// can be made anew there: deletes are not ignored, and `kept` may create.
+pub(super) fn can_make_anew(ctx: &Ctx<'_>, kept: Side) -> bool {
+    ctx.config.deletes != DeletePolicy::Ignore && ctx.config.create.allows(kept)
+}
+
+/// The edit won over a delete: the kept record is unlinked and driven
+/// through the engine again at the end of this run, as a new record, so the
+/// two sides hold the same again.
+pub(super) fn make_anew(commit: &mut Commit, link_id: i64, kept: Side, kept_id: String) {
+    commit.unlinks.push(link_id);
+    commit.queued_intents.push((kept, kept_id));
 }
 
 /// A history entry for a conflict decided without a write here.

@@ -71,8 +71,7 @@ pub(super) fn gone_while_written(ctx: &Ctx<'_>, source: Side, pending: &Pending,
         && pending.link.is_some()
         && pending.change.target_id.is_some()
         && pending.change.kind == crate::runtime::bindings::ChangeKind::Upsert
-        && ctx.config.deletes != DeletePolicy::Ignore
-        && ctx.config.create.allows(source)
+        && super::plan::can_make_anew(ctx, source)
 }
 
 /// The edited record is made anew on the side that deleted it: unlinked,
@@ -89,8 +88,7 @@ pub(super) fn made_anew(source: Side, pending: Pending, plan: &mut BatchPlan) {
         message: Some(format!("the {target} record {} was deleted while this change was written; the record is made anew on the {target} side", link.id_on(target))),
         ..pending.history
     });
-    plan.commit.unlinks.push(link.link_id);
-    plan.commit.queued_intents.push((source, pending.source_id));
+    super::plan::make_anew(&mut plan.commit, link.link_id, source, pending.source_id);
 }
 
 /// The id a link keeps for a record that is gone while a new record took
