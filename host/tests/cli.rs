@@ -548,7 +548,9 @@ fn a_big_sync_prints_a_summary_not_every_record() {
     assert!(out.contains("... and 1480 more (`synchost history p` has every one), `--all` for the first 1000"), "{out}");
     assert!(out.contains("p: read 1500 left, ") && out.contains("; 1500 created, 0 updated"), "{out}");
     assert!(out.len() < 8_000, "a summary, not a line per record: {} bytes", out.len());
-    // The history has every one.
+    // The history has one entry per batch of creates, and finds each record's.
     let history = stdout(&synchost(dir.path(), &["history", "p", "--limit", "2000"]));
-    assert_eq!(history.matches(" create ").count(), 1500);
+    assert_eq!(history.matches("create   500 records, left -> right").count(), 3, "batches of 500: {history}");
+    let one = stdout(&synchost(dir.path(), &["history", "p", "left:1200"]));
+    assert_eq!(one.matches("create   500 records").count(), 1, "the batch it was created in: {one}");
 }

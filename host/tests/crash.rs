@@ -129,7 +129,7 @@ fn killing_the_daemon_mid_run_loses_and_duplicates_nothing() {
     assert_eq!(branch_rows, hq_rows, "and on the branch");
     // Every record is linked exactly once (the links are 1:1 by construction).
     let state = db(dir, "synchost-data/state.sqlite");
-    let links: i64 = state.query_row("SELECT count(*) FROM links WHERE pipeline = 'p'", [], |r| r.get(0)).unwrap();
+    let links: i64 = state.query_row("SELECT count(*) FROM links JOIN pipelines USING (pipe) WHERE name = 'p'", [], |r| r.get(0)).unwrap();
     let cut_short: i64 = state.query_row("SELECT count(*) FROM runs WHERE status = 'running'", [], |r| r.get(0)).unwrap();
     assert!(cut_short >= 5, "runs were killed in the middle ({cut_short})");
     assert_eq!(links, hq_rows);

@@ -336,13 +336,16 @@ pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, 
         say!("no history for {pipeline}{}", record.map(|r| format!(" record {r}")).unwrap_or_default());
     }
     for row in rows.iter().rev() {
+        // A batch of creates names how many, not one record.
+        let records = match (row.records, &row.left_id, &row.right_id) {
+            (Some(count), None, None) => format!("{count} records"),
+            _ => format!("left {} / right {}", row.left_id.as_deref().unwrap_or("-"), row.right_id.as_deref().unwrap_or("-")),
+        };
         say!(
-            "{} run {:<4} {:<8} left {} / right {}{}{}  [{}]",
+            "{} run {:<4} {:<8} {records}{}{}  [{}]",
             row.at,
             row.run_id.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
             row.action,
-            row.left_id.as_deref().unwrap_or("-"),
-            row.right_id.as_deref().unwrap_or("-"),
             row.label.as_deref().map(|l| format!(" {l:?}")).unwrap_or_default(),
             match (&row.origin, &row.target) {
                 (Some(o), Some(t)) => format!(", {o} -> {t}"),

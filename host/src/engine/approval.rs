@@ -131,6 +131,7 @@ impl Parked {
                 fields: self.history.fields.iter().map(|(n, old, new)| (n.clone(), old.as_ref().map(decode), decode(new))).collect(),
                 rule: self.history.rule,
                 message: self.history.message,
+                label: None,
             },
             base_source: decoded(&self.base_source),
             base_target: decoded(&self.base_target),
@@ -418,6 +419,7 @@ impl Engine {
             fields: Vec::new(),
             rule: format!("approval {} rejected by {by}", row.id),
             message: Some(format!("{}{}", row.summary, row.comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())),
+            label: None,
         });
         self.state.apply(ctx.name, ctx.run_id, &commit)?;
         self.state.approval_outcome(row.id, true, &outcome)?;

@@ -47,6 +47,7 @@ impl Engine {
             fields: Vec::new(),
             rule: "approval".into(),
             message: Some(format!("approval {} withdrawn: the {source} record was deleted while its change waited ({})", pending.id, pending.summary)),
+            label: None,
         });
         Ok(())
     }
@@ -180,9 +181,9 @@ impl Engine {
         latest.extend(gone.iter());
         // A record still at the version of the last sync is unchanged since (most
         // often the echo of the engine's own write): nothing to compare.
-        latest.retain(|r| {
-            let synced = links.get(&r.id).and_then(|l| l.version_on(source));
-            r.version.is_none() || synced != r.version.as_deref()
+        latest.retain(|r| match (&r.version, links.get(&r.id)) {
+            (Some(version), Some(link)) => !link.synced_at(source, version),
+            _ => true,
         });
         let remaining: std::collections::HashSet<&str> = latest.iter().map(|r| r.id.as_str()).collect();
         let links: HashMap<String, Link> = links.into_iter().filter(|(id, _)| remaining.contains(id.as_str())).collect();

@@ -65,6 +65,7 @@ impl Engine {
             fields: Vec::new(),
             rule: "linked by an admin".into(),
             message: Some("compared on the next run: each field that differs goes to the pipeline's conflict policy".into()),
+            label: None,
         });
         for (side, id) in [(Side::Left, left_id), (Side::Right, right_id)] {
             commit.cleared_failures.push((side, id.to_owned()));
@@ -133,6 +134,7 @@ impl Engine {
                 fields: Vec::new(),
                 rule: format!("matched on {}", ctx.config.match_on.join(", ")),
                 message: Some(format!("existed on both sides ({})", key.join(", "))),
+                label: None,
             });
         }
         if ambiguous > 0 {

@@ -338,6 +338,7 @@ fn skip_entry(source: Side, record_id: &str, target_id: &str, rule: &str, messag
         fields: Vec::new(),
         rule: rule.into(),
         message: Some(message),
+        label: None,
     }
 }
 
@@ -436,6 +437,10 @@ impl Engine {
         let right_def = find(right.describe().await?, Side::Right, &config.right.entity, right)?;
         check_fields(name, config, &left_def, &right_def, mapper.is_some())?;
         let references = self.references(name, config)?;
+        let pairs = config.fields.iter().map(|(left, _)| (left.clone(), config.right_name(left).to_owned())).collect();
+        // A frozen field's message names the value it had.
+        let kept = config.fields.iter().filter(|(_, rule)| rule.frozen).map(|(left, _)| left.clone()).collect();
+        self.state.register_fields(name, pairs, kept);
         let open = self.state.conflicts(Some(name), true)?.into_iter().map(|c| (c.link_id, c.field)).collect();
         Ok(Ctx {
             name,

@@ -18,11 +18,18 @@ pub(super) fn frozen_changes(ctx: &Ctx<'_>, source: Side, record: &Record, base:
         .filter(|(_, rule)| rule.frozen)
         .filter_map(|(left, _)| {
             let name = ctx.config.name_on(source, left);
-            let (Some(now), Some(before)) = (record.get(name), base.get(name)) else { return None };
-            (now != before).then(|| Violation {
+            let now = record.get(name)?;
+            if !base.has(name) || base.holds(name, now) {
+                return None;
+            }
+            let (change, before) = match base.value(name) {
+                Some(before) => (format!("{} -> {}", before.to_text(), now.to_text()), before.to_text()),
+                None => (format!("now {}", now.to_text()), "the value it had when it was linked".to_owned()),
+            };
+            Some(Violation {
                 field: Some(left.to_owned()),
-                message: format!("`{name}` cannot change once the record is linked ({} -> {})", before.to_text(), now.to_text()),
-                hint: Some(format!("set `{name}` back to {} on the {source} side; to change it, unlink the record and sync it anew", before.to_text())),
+                message: format!("`{name}` cannot change once the record is linked ({change})"),
+                hint: Some(format!("set `{name}` back to {before} on the {source} side; to change it, unlink the record and sync it anew")),
             })
         })
         .collect()
@@ -97,6 +104,7 @@ pub(super) fn fail_invalid(source: Side, record: &Record, link: Option<&Link>, v
         fields: Vec::new(),
         rule: "validation".into(),
         message: Some(format!("{reason} (fix: {hint})")),
+        label: label_of(record),
     });
     plan.commit.failed.push(FailedItem {
         label: label_of(record),
@@ -170,6 +178,7 @@ pub(super) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: 
             fields: fields.into_iter().map(|f| (f.name, None, f.value)).collect(),
             rule: format!("new on the {source} side"),
             message: None,
+            label: None,
         },
         base_source,
         base_target,
@@ -206,11 +215,11 @@ pub(super) fn plan_update(
     let (base_s, base_t) = (base.side(source), base.side(target));
     let any_source_change = ctx.rules().any(|(left, _)| {
         let name = ctx.config.name_on(source, left);
-        record.get(name).is_some_and(|v| base_s.get(name) != Some(v))
+        record.get(name).is_some_and(|v| !base_s.holds(name, v))
     });
     let target_in_sync = ctx.rules().all(|(left, _)| {
         let name = ctx.config.name_on(target, left);
-        counterpart.get(name).is_none_or(|v| base_t.get(name) == Some(v))
+        counterpart.get(name).is_none_or(|v| base_t.holds(name, v))
     });
     let mut writes: Vec<(String, Option<Value>, Value)> = Vec::new();
     let mut base_source = Vec::new();
@@ -225,7 +234,7 @@ pub(super) fn plan_update(
         let raw = record.get(s_name);
         // Derived fields (the mapper makes them, the source has none) change with the record.
         let source_changed = match raw {
-            Some(value) => base_s.get(s_name) != Some(value),
+            Some(value) => !base_s.holds(s_name, value),
             None => any_source_change && values.contains_key(left),
         };
         if !source_changed {
@@ -258,7 +267,7 @@ pub(super) fn plan_update(
             continue;
         };
         let current = Some(current);
-        let target_changed = current != base_t.get(t_name);
+        let target_changed = !base_t.same(t_name, current);
         if current == Some(new_value) {
             // Already equal (e.g. both sides made the same edit): only the base moves.
             raw.inspect(|v| base_source.push((s_name.to_owned(), (*v).clone())));
@@ -341,6 +350,7 @@ pub(super) fn plan_update(
                             fields: vec![(mirror_field.clone(), record.get(&mirror_field).cloned(), current_value.clone())],
                             rule: format!("{s_name}: conflict, policy mirror (the {target} value kept in {mirror_field})"),
                             message: None,
+                            label: None,
                         },
                     ));
                 }
@@ -374,6 +384,7 @@ pub(super) fn plan_update(
                     fields: vec![(left.to_owned(), Some(current_value), new_value.clone())],
                     rule: "policy manual".into(),
                     message: Some(format!("`{left}` changed on both sides; parked until an admin resolves it (`synchost conflicts list`)")),
+                    label: None,
                 });
             }
         }
@@ -405,6 +416,7 @@ pub(super) fn plan_update(
             fields: writes,
             rule: rules_used.join("; "),
             message: warning,
+            label: None,
         },
         base_source,
         base_target,
@@ -429,6 +441,7 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
             fields: Vec::new(),
             rule,
             message: Some(message),
+            label: None,
         });
         plan.commit.links.push(LinkWrite { link: LinkRef::Existing(link.link_id), left_version: None, right_version: None, state: Some(state), base: Vec::new() });
     };
@@ -440,7 +453,7 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
     let edited: Vec<&str> = ctx
         .rules()
         .map(|(left, _)| ctx.config.name_on(target, left))
-        .filter(|name| counterpart.get(name) != base_t.get(*name))
+        .filter(|name| !base_t.same(name, counterpart.get(name)))
         .collect();
     // A delete that won over an edit says so in its entry (the conflict is counted).
     let mut won_conflict: Option<String> = None;
@@ -542,6 +555,7 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
             fields: Vec::new(),
             rule: rule(format!("deletes {}", match ctx.config.deletes { DeletePolicy::Hard => "hard", _ => "soft" })),
             message: None,
+            label: None,
         },
         base_source: Vec::new(),
         base_target: Vec::new(),
@@ -566,7 +580,7 @@ pub(super) fn make_anew(commit: &mut Commit, link_id: i64, kept: Side, kept_id: 
 
 /// A history entry for a conflict decided without a write here.
 fn conflict_entry(left_id: &Option<String>, right_id: &Option<String>, source: Side, rule: String, message: String) -> HistoryEntry {
-    HistoryEntry { left_id: left_id.clone(), right_id: right_id.clone(), action: "conflict", target: None, origin: Some(source), fields: Vec::new(), rule, message: Some(message) }
+    HistoryEntry { left_id: left_id.clone(), right_id: right_id.clone(), action: "conflict", target: None, origin: Some(source), fields: Vec::new(), rule, message: Some(message), label: None }
 }
 
 fn flow_name(flow: Flow) -> &'static str {
@@ -608,6 +622,7 @@ pub(super) fn link_write(
 pub(super) fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pending: Pending, outcome: Outcome) {
     let target = source.other();
     let Pending { source_id, source_version, link, mut history, base_source, base_target, link_state, target_in_sync, label, .. } = pending;
+    history.label = label.clone();
     match outcome {
         Outcome::Applied(applied) => {
             match history.action {

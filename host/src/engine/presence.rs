@@ -30,7 +30,8 @@ impl Engine {
             if !deletes_leave_no_trace(ctx.def(side).soft_delete, ctx.config.deletes) || !self.presence_due(ctx, side)? {
                 continue;
             }
-            let linked = self.state.live_linked_ids(ctx.name, side)?;
+            // Links this run made were just written or read: their records are there.
+            let linked = self.state.live_linked_ids(ctx.name, side, ctx.run_id)?;
             for chunk in linked.chunks(CHUNK) {
                 let present: std::collections::HashSet<String> = ctx.fetch(side, chunk).await?.into_iter().filter(|r| !r.deleted).map(|r| r.id).collect();
                 let gone: Vec<Record> = chunk

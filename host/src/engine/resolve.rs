@@ -127,6 +127,7 @@ impl Engine {
             fields: Vec::new(),
             rule: format!("admin {by}"),
             message: Some(format!("conflict {id} on `{}`: {answer}{}", conflict.field, if written.is_empty() { String::new() } else { format!(" ({})", written.join(", ")) })),
+            label: None,
         });
         self.state.apply(&conflict.pipeline, None, &commit)?;
         self.state.event("info", Some(&conflict.pipeline), None, &format!("conflict {id} resolved by {by}: {answer}"), None)?;
@@ -248,6 +249,7 @@ impl Engine {
                     fields: Vec::new(),
                     rule: "resubmission".into(),
                     message: Some("the failed record no longer exists on its side; dropped from the failed items".into()),
+                    label: None,
                 });
             }
             // A failed item that now plans nothing (already in sync) is done.

@@ -34,25 +34,22 @@ impl State {
     /// those that were written before without a committed outcome: sent again,
     /// they may make a second record unless the target finds them by origin.
     pub fn add_intents(&self, pipeline: &str, side: Side, source_ids: &[String]) -> Result<BTreeSet<String>, StateError> {
+        let ids = serde_json::to_string(source_ids).expect("strings serialize");
         self.with(|c| {
             let transaction = c.transaction()?;
-            let mut repeated = BTreeSet::new();
-            {
-                let mut earlier = transaction
-                    .prepare_cached("SELECT state FROM intents WHERE pipeline = ?1 AND side = ?2 AND source_id = ?3")?;
-                let mut write = transaction.prepare_cached(
-                    "INSERT INTO intents (pipeline, side, source_id, at, state) VALUES (?1, ?2, ?3, ?4, 'written')
+            let repeated: BTreeSet<String> = transaction
+                .prepare_cached(
+                    "SELECT source_id FROM intents WHERE pipeline = ?1 AND side = ?2 AND state = 'written'
+                     AND source_id IN (SELECT value FROM json_each(?3))",
+                )?
+                .query_map(params![pipeline, side.as_str(), ids], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            transaction
+                .prepare_cached(
+                    "INSERT INTO intents (pipeline, side, source_id, at, state) SELECT ?1, ?2, value, ?4, 'written' FROM json_each(?3) WHERE true
                      ON CONFLICT (pipeline, side, source_id) DO UPDATE SET state = 'written', at = excluded.at",
-                )?;
-                let at = now();
-                for id in source_ids {
-                    let state: Option<String> = earlier.query_row(params![pipeline, side.as_str(), id], |r| r.get(0)).optional()?;
-                    if IntentState::parse(state.as_deref()) == Some(IntentState::Written) {
-                        repeated.insert(id.clone());
-                    }
-                    write.execute(params![pipeline, side.as_str(), id, at])?;
-                }
-            }
+                )?
+                .execute(params![pipeline, side.as_str(), ids, now()])?;
             transaction.commit()?;
             Ok(repeated)
         })

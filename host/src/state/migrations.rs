@@ -1,9 +1,19 @@
 //! Versioned migrations of the state database. Each step runs once, in order,
 //! inside a transaction; the applied version is in `PRAGMA user_version`.
+//! Most steps are SQL; a step that needs what SQL cannot do (digests, the
+//! base's blob) is code.
 
-pub const MIGRATIONS: &[(&str, &str)] = &[(
+use rusqlite::Transaction;
+
+/// One migration step.
+pub enum Step {
+    Sql(&'static str),
+    Code(fn(&Transaction<'_>) -> rusqlite::Result<()>),
+}
+
+pub const MIGRATIONS: &[(&str, Step)] = &[(
     "links, base values, cursors, runs, history, failed items, conflicts, events, health",
-    r#"
+    Step::Sql(r#"
 CREATE TABLE links (
     link_id INTEGER PRIMARY KEY,
     pipeline TEXT NOT NULL,
@@ -142,11 +152,11 @@ CREATE TABLE heartbeat (
     started_at TEXT NOT NULL,
     beat_at TEXT NOT NULL
 );
-"#,
+"#),
 ),
 (
     "intents: creates written but not yet committed",
-    r#"
+    Step::Sql(r#"
 -- A create is recorded here before it is written to the target and removed in
 -- the commit that stores its link. One left behind by a crash is driven again
 -- (idempotently, by origin) at the start of the next run, so the row it made is
@@ -158,10 +168,10 @@ CREATE TABLE intents (
     at TEXT NOT NULL,
     PRIMARY KEY (pipeline, side, source_id)
 ) WITHOUT ROWID;
-"#,
+"#),
 ), (
     "approval queue",
-    r#"
+    Step::Sql(r#"
 -- Changes of a pipeline's approval side waiting for (or given) a decision.
 -- `change` holds what the engine would have written, with the base values and
 -- history entry to commit once it is; `status` is pending, approved, rejected;
@@ -185,10 +195,10 @@ CREATE TABLE approvals (
 );
 CREATE INDEX approvals_by_source ON approvals (pipeline, side, source_id);
 ALTER TABLE runs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
-"#,
+"#),
 ), (
     "approval revisions and withdrawals",
-    r#"
+    Step::Sql(r#"
 -- Each time the change under an approval is replaced by a newer one, its
 -- revision goes up: a decision names the revision the person saw. A pending
 -- approval whose source record is deleted is `withdrawn`. (SQLite cannot
@@ -215,43 +225,43 @@ INSERT INTO approvals_new (id, pipeline, side, source_id, target_id, summary, ch
 DROP TABLE approvals;
 ALTER TABLE approvals_new RENAME TO approvals;
 CREATE INDEX approvals_by_source ON approvals (pipeline, side, source_id);
-"#,
+"#),
 ), (
     "intents: written or only queued",
-    r#"
+    Step::Sql(r#"
 -- `written`: the create was sent (or about to be) and its outcome is not yet
 -- committed; sent again, it must be found by its origin. `queued`: nothing was
 -- sent yet (a record to make anew, a pair linked by hand to compare). Intents
 -- from before this column were written ones.
 ALTER TABLE intents ADD COLUMN state TEXT NOT NULL DEFAULT 'written' CHECK (state IN ('written', 'queued'));
-"#,
+"#),
 ), (
     "link birth marks",
-    r#"
+    Step::Sql(r#"
 -- A system that gives a deleted record's id to a new one (Redmine) marks each
 -- record's creation; a link keeps the marks it has seen, so that a new record
 -- under a linked id is never taken for the one linked.
 ALTER TABLE links ADD COLUMN left_born TEXT;
 ALTER TABLE links ADD COLUMN right_born TEXT;
-"#,
+"#),
 ), (
     "repeated events",
-    r#"
+    Step::Sql(r#"
 -- The same event again (an outage failing run after run) is counted on the
 -- last one instead of pushing everything else out of view.
 ALTER TABLE events ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE events ADD COLUMN last_at TEXT;
-"#,
+"#),
 ), (
     "failed item labels",
-    r#"
+    Step::Sql(r#"
 -- What a person calls the record (name, title, subject), shown beside its id.
 ALTER TABLE failed_items ADD COLUMN label TEXT;
 ALTER TABLE approvals ADD COLUMN label TEXT;
-"#,
+"#),
 ), (
     "presence checks",
-    r#"
+    Step::Sql(r#"
 -- When the linked records of a side without tombstones were last looked up
 -- (deletes that leave no trace): kept across processes, so that each
 -- `synchost sync` does not look every linked record up again.
@@ -261,5 +271,115 @@ CREATE TABLE presence_checks (
     at TEXT NOT NULL,
     PRIMARY KEY (pipeline, side)
 );
-"#,
+"#),
+), (
+    "lean links: base digests in the link's row, ids and pipelines as numbers, history per batch",
+    Step::Code(lean_links),
 )];
+
+/// The layout of `docs/state.md`: a link row holds its base as digests (see
+/// `state::base`), its versions as digests, ids that are whole numbers as
+/// integers, and its pipeline by number; history rows carry the record's
+/// label (named by the row, no longer looked up in the base) and a batch of
+/// creates may be one row (`records`, `first_link`..`last_link`). Existing
+/// links keep every pairing, state and birth mark; their base values become
+/// digests.
+fn lean_links(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
+    transaction.execute_batch(
+        r#"
+CREATE TABLE pipelines (
+    pipe INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+INSERT INTO pipelines (name) SELECT DISTINCT pipeline FROM links ORDER BY pipeline;
+
+CREATE TABLE base_shapes (
+    shape_id INTEGER PRIMARY KEY,
+    -- JSON: [[left name, right name], ...], either may be null
+    pairs TEXT NOT NULL UNIQUE
+);
+
+ALTER TABLE history ADD COLUMN label TEXT;
+ALTER TABLE history ADD COLUMN records INTEGER;
+ALTER TABLE history ADD COLUMN first_link INTEGER;
+ALTER TABLE history ADD COLUMN last_link INTEGER;
+UPDATE history SET label = (
+    SELECT coalesce(json_extract(b.fields, '$.name[1]'), json_extract(b.fields, '$.title[1]'), json_extract(b.fields, '$.subject[1]'),
+        json_extract(b.fields, '$.summary[1]'), json_extract(b.fields, '$.comments[1]'), json_extract(b.fields, '$.comment[1]'), json_extract(b.fields, '$.login[1]'))
+    FROM links l JOIN base b ON b.link_id = l.link_id
+    WHERE l.pipeline = history.pipeline AND (l.left_id = history.left_id OR l.right_id = history.right_id)
+    ORDER BY b.side LIMIT 1);
+
+-- Ids have no column type: a whole number is stored as an integer (the
+-- host binds it as one), anything else as text.
+CREATE TABLE links_lean (
+    link_id INTEGER PRIMARY KEY,
+    pipe INTEGER NOT NULL REFERENCES pipelines (pipe),
+    left_id NOT NULL,
+    right_id NOT NULL,
+    -- 32-bit digests of each record's version when last synced
+    left_version INTEGER,
+    right_version INTEGER,
+    -- active | left-deleted | right-deleted | deleted
+    state TEXT NOT NULL DEFAULT 'active',
+    created_run INTEGER,
+    -- when the state last changed (null: linked and never changed since)
+    updated_at TEXT,
+    left_born TEXT,
+    right_born TEXT,
+    -- the base values' digests (see state::base)
+    base BLOB
+);
+"#,
+    )?;
+    let mut shapes = super::base::Shapes::default();
+    {
+        let mut links = transaction.prepare(
+            "SELECT l.link_id, p.pipe, l.left_id, l.right_id, l.left_version, l.right_version, l.state, l.created_run, l.updated_at,
+                    l.left_born, l.right_born,
+                    (SELECT fields FROM base WHERE link_id = l.link_id AND side = 'left'),
+                    (SELECT fields FROM base WHERE link_id = l.link_id AND side = 'right')
+             FROM links l JOIN pipelines p ON p.name = l.pipeline ORDER BY l.link_id",
+        )?;
+        let mut insert = transaction.prepare(
+            "INSERT INTO links_lean (link_id, pipe, left_id, right_id, left_version, right_version, state, created_run, updated_at, left_born, right_born, base)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        let mut rows = links.query([])?;
+        while let Some(row) = rows.next()? {
+            let ids: (String, String) = (row.get(2)?, row.get(3)?);
+            let versions: (Option<String>, Option<String>) = (row.get(4)?, row.get(5)?);
+            let mut base = super::base::Base::default();
+            for (index, side) in [(11, crate::config::Side::Left), (12, crate::config::Side::Right)] {
+                let Some(text) = row.get::<_, Option<String>>(index)? else { continue };
+                let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+                for (name, stored) in &fields {
+                    // Kept whole, as before: the next write of the link keeps only what its pipeline needs.
+                    base.side_mut(side).set(name, &super::decode(stored), true);
+                }
+            }
+            let blob = shapes.encode(transaction, "", &base)?;
+            insert.execute(rusqlite::params![
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                super::StoredId(&ids.0),
+                super::StoredId(&ids.1),
+                versions.0.as_deref().map(super::base::version_digest),
+                versions.1.as_deref().map(super::base::version_digest),
+                row.get::<_, String>(6)?,
+                row.get::<_, Option<i64>>(7)?,
+                row.get::<_, Option<String>>(8)?,
+                row.get::<_, Option<String>>(9)?,
+                row.get::<_, Option<String>>(10)?,
+                blob,
+            ])?;
+        }
+    }
+    transaction.execute_batch(
+        "DROP TABLE base;
+         DROP TABLE links;
+         ALTER TABLE links_lean RENAME TO links;
+         CREATE UNIQUE INDEX links_by_left ON links (pipe, left_id);
+         CREATE UNIQUE INDEX links_by_right ON links (pipe, right_id);",
+    )
+}

@@ -7,6 +7,7 @@
 //! [`lease`]: one writer per state store.
 
 mod approvals;
+pub mod base;
 mod intents;
 pub mod lease;
 mod migrations;
@@ -19,6 +20,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 pub use approvals::{ApprovalRow, Queued};
+pub use base::{Base, SideBase};
 pub use intents::IntentState;
 pub use queries::{ConflictRow, EventRow, FailedRow, HealthRow, HeartbeatRow, HistoryRow, LinkRow, RunRow};
 
@@ -66,26 +68,6 @@ pub fn encode(value: &Value) -> serde_json::Value {
     }
 }
 
-/// A stored value, if it is one this host writes.
-fn decode_known(stored: &serde_json::Value) -> Option<Value> {
-    let [tag, value] = stored.as_array()?.as_slice() else {
-        return (stored.as_array()?.as_slice() == [serde_json::json!("null")]).then_some(Value::Null);
-    };
-    let text = || value.as_str().map(str::to_owned);
-    Some(match tag.as_str()? {
-        "boolean" => Value::Boolean(value.as_bool()?),
-        "integer" => Value::Integer(value.as_i64()?),
-        "float" => Value::Float(value.as_f64().or_else(|| value.as_str()?.parse().ok())?),
-        "decimal" => Value::Decimal(text()?),
-        "text" => Value::Text(text()?),
-        "date" => Value::Date(text()?),
-        "timestamp" => Value::Timestamp(text()?),
-        "bytes" => Value::Bytes(hex::decode(text()?).ok()?),
-        "json" => Value::Json(text()?),
-        _ => return None,
-    })
-}
-
 /// A stored value; anything unreadable (only a newer host writes such) reads as null.
 pub fn decode(stored: &serde_json::Value) -> Value {
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
@@ -114,14 +96,51 @@ fn decode_text(text: &str) -> Value {
     serde_json::from_str(text).map(|v| decode(&v)).unwrap_or(Value::Null)
 }
 
+/// A record id as a link stores it: a whole number in its plain form as an
+/// integer (a few bytes, in the row and in both indexes), anything else
+/// (`042`, `C-7`, an id kept for a record gone) as text. Read back with
+/// `CAST(... AS TEXT)`, so both come back as the id they were.
+pub struct StoredId<'a>(pub &'a str);
+
+impl StoredId<'_> {
+    fn number(&self) -> Option<i64> {
+        self.0.parse::<i64>().ok().filter(|n| n.to_string() == self.0)
+    }
+}
+
+impl rusqlite::ToSql for StoredId<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(match self.number() {
+            Some(n) => rusqlite::types::ToSqlOutput::from(n),
+            None => rusqlite::types::ToSqlOutput::from(self.0),
+        })
+    }
+}
+
+/// Ids as a JSON array for `json_each`, each as [`StoredId`] binds it.
+fn stored_ids(ids: &[String]) -> String {
+    let values: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| match StoredId(id).number() {
+            Some(n) => n.into(),
+            None => id.as_str().into(),
+        })
+        .collect();
+    serde_json::Value::Array(values).to_string()
+}
+
+/// A pipeline's number in the links table, for a statement's first parameter.
+pub(crate) const PIPE: &str = "(SELECT pipe FROM pipelines WHERE name = ?1)";
+
 /// The link between a left and a right record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Link {
     pub link_id: i64,
     pub left_id: String,
     pub right_id: String,
-    pub left_version: Option<String>,
-    pub right_version: Option<String>,
+    /// Digests of each record's version when last synced (`base::version_digest`).
+    pub left_version: Option<i64>,
+    pub right_version: Option<i64>,
     pub state: String,
     /// Each side's record's birth mark, once seen (see `Record::born`).
     pub left_born: Option<String>,
@@ -153,28 +172,14 @@ impl Link {
         }
     }
 
-    /// The record's version when the engine last wrote or synced it.
-    pub fn version_on(&self, side: Side) -> Option<&str> {
-        match side {
-            Side::Left => self.left_version.as_deref(),
-            Side::Right => self.right_version.as_deref(),
-        }
-    }
-}
-
-/// The base values of one link: each side's fields in its own names.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Base {
-    pub left: BTreeMap<String, Value>,
-    pub right: BTreeMap<String, Value>,
-}
-
-impl Base {
-    pub fn side(&self, side: Side) -> &BTreeMap<String, Value> {
-        match side {
-            Side::Left => &self.left,
-            Side::Right => &self.right,
-        }
+    /// Whether the record is at the version the engine last wrote or synced
+    /// (by its digest): then it holds nothing new.
+    pub fn synced_at(&self, side: Side, version: &str) -> bool {
+        let synced = match side {
+            Side::Left => self.left_version,
+            Side::Right => self.right_version,
+        };
+        synced == Some(base::version_digest(version))
     }
 }
 
@@ -207,7 +212,15 @@ pub struct HistoryEntry {
     pub fields: Vec<(String, Option<Value>, Value)>,
     pub rule: String,
     pub message: Option<String>,
+    /// What a person calls the record (its name, title, subject), if known.
+    pub label: Option<String>,
 }
+
+/// A batch that creates more records than this keeps one history entry for
+/// them all (how many, which links), not an entry with every value of each:
+/// an initial load's history stays small. `history left:ID` still finds
+/// the batch a record was created in.
+pub const BATCHED_CREATES: usize = 100;
 
 /// An item that could not be synced, with the reason and the fix.
 #[derive(Debug, Clone)]
@@ -278,6 +291,9 @@ impl Commit {
 pub struct State {
     path: PathBuf,
     connection: Mutex<Connection>,
+    /// Base shapes met so far and each pipeline's field pairs (`base`);
+    /// locked only while the connection is.
+    shapes: Mutex<base::Shapes>,
     /// The folder of a scratch copy (a dry run's), removed with it; declared
     /// after the connection, so the file is closed first.
     scratch: Option<tempfile::TempDir>,
@@ -293,20 +309,26 @@ impl State {
         let mut connection = Connection::open(path).map_err(open_error)?;
         connection
             // FULL: a commit survives a power loss, not only a crash of the host.
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+            // Foreign keys are on once the migrations ran: a migration that
+            // builds a table anew must not cascade the old one's drop.
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000; PRAGMA foreign_keys = OFF;")
             .map_err(open_error)?;
         let found: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = migrations::MIGRATIONS.len() as i64;
         if found > known {
             return Err(StateError::TooNew { path: path.to_owned(), found, known });
         }
-        for (index, (_, sql)) in migrations::MIGRATIONS.iter().enumerate().skip(found as usize) {
+        for (index, (_, step)) in migrations::MIGRATIONS.iter().enumerate().skip(found as usize) {
             let transaction = connection.transaction()?;
-            transaction.execute_batch(sql)?;
+            match step {
+                migrations::Step::Sql(sql) => transaction.execute_batch(sql)?,
+                migrations::Step::Code(migrate) => migrate(&transaction)?,
+            }
             transaction.pragma_update(None, "user_version", index as i64 + 1)?;
             transaction.commit()?;
         }
-        Ok(State { path: path.to_owned(), connection: Mutex::new(connection), scratch: None })
+        connection.execute_batch("PRAGMA foreign_keys = ON;").map_err(open_error)?;
+        Ok(State { path: path.to_owned(), connection: Mutex::new(connection), shapes: Mutex::default(), scratch: None })
     }
 
     /// A copy of this store for a dry run to commit to as the real run would,
@@ -354,24 +376,34 @@ impl State {
         Ok(f(&mut connection)?)
     }
 
-    /// The links of these record ids on one side.
+    /// The links of these record ids on one side, in one look-up.
     pub fn links_by_ids(&self, pipeline: &str, side: Side, ids: &[String]) -> Result<HashMap<String, Link>, StateError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let column = match side {
             Side::Left => "left_id",
             Side::Right => "right_id",
         };
         self.with(|c| {
             let mut statement = c.prepare_cached(&format!(
-                "SELECT link_id, left_id, right_id, left_version, right_version, state, left_born, right_born FROM links WHERE pipeline = ?1 AND {column} = ?2"
+                "SELECT {LINK_COLUMNS} FROM links WHERE pipe = {PIPE} AND {column} IN (SELECT value FROM json_each(?2))"
             ))?;
-            let mut found = HashMap::new();
-            for id in ids {
-                if let Some(link) = statement.query_row(params![pipeline, id], link_from_row).optional()? {
-                    found.insert(id.clone(), link);
-                }
+            let rows = statement.query_map(params![pipeline, stored_ids(ids)], link_from_row)?;
+            let mut found = HashMap::with_capacity(ids.len());
+            for link in rows {
+                let link = link?;
+                found.insert(link.id_on(side).to_owned(), link);
             }
             Ok(found)
         })
+    }
+
+    /// Registers the pipeline's synced fields as (left name, right name): the
+    /// base of its links is laid out by them (see `base`).
+    /// `kept`: the fields (left names) whose values the base keeps too.
+    pub fn register_fields(&self, pipeline: &str, pairs: Vec<(String, String)>, kept: Vec<String>) {
+        self.shapes.lock().unwrap_or_else(|e| e.into_inner()).register(pipeline, pairs, kept);
     }
 
     /// Gives a link's record on `side` an id kept for a record that is gone
@@ -383,43 +415,33 @@ impl State {
             Side::Right => "right_id",
         };
         self.with(|c| {
-            c.execute(&format!("UPDATE links SET {column} = ?2, updated_at = ?3 WHERE link_id = ?1"), params![link_id, kept_id, now()])?;
+            c.execute(&format!("UPDATE links SET {column} = ?2, updated_at = ?3 WHERE link_id = ?1"), params![link_id, StoredId(kept_id), now()])?;
             Ok(())
         })
     }
 
-    /// The base values of these links.
+    /// The base values of these links, in one look-up.
     pub fn base_of(&self, link_ids: &[i64]) -> Result<HashMap<i64, Base>, StateError> {
-        let stored: Vec<(i64, String, String)> = self.with(|c| {
-            let mut statement = c.prepare_cached("SELECT side, fields FROM base WHERE link_id = ?1")?;
-            let mut stored = Vec::new();
-            for id in link_ids {
-                let mut rows = statement.query([id])?;
-                while let Some(row) = rows.next()? {
-                    stored.push((*id, row.get(0)?, row.get(1)?));
-                }
-            }
-            Ok(stored)
-        })?;
-        let mut found: HashMap<i64, Base> = link_ids.iter().map(|id| (*id, Base::default())).collect();
-        for (id, side, text) in stored {
+        if link_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids = serde_json::to_string(link_ids).expect("numbers serialize");
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shapes = self.shapes.lock().unwrap_or_else(|e| e.into_inner());
+        let connection: &mut Connection = &mut connection;
+        let stored: Vec<(i64, Option<Vec<u8>>)> = {
+            let mut statement = connection.prepare_cached("SELECT link_id, base FROM links WHERE link_id IN (SELECT value FROM json_each(?1))")?;
+            let rows = statement.query_map([ids], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut found: HashMap<i64, Base> = HashMap::with_capacity(link_ids.len());
+        for (id, blob) in stored {
             // An unreadable base is an error, never an empty base: a policy
             // would then overwrite a side.
-            let damaged = |what: String| StateError::Damaged { path: self.path.clone(), problem: format!("the base of link {id} ({side}) {what}") };
-            let fields: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&text).map_err(|e| damaged(format!("is not readable: {e}")))?;
-            let values = fields
-                .iter()
-                .map(|(name, value)| match decode_known(value) {
-                    Some(decoded) => Ok((name.clone(), decoded)),
-                    None => Err(damaged(format!("holds `{name}` = {value}, which no synchost writes"))),
-                })
-                .collect::<Result<_, _>>()?;
-            let base = found.entry(id).or_default();
-            match side.as_str() {
-                "left" => base.left = values,
-                _ => base.right = values,
-            }
+            let base = shapes
+                .decode(connection, blob.as_deref().unwrap_or_default())
+                .map_err(|problem| StateError::Damaged { path: self.path.clone(), problem: format!("the base of link {id} {problem}") })?;
+            found.insert(id, base);
         }
         Ok(found)
     }
@@ -494,11 +516,18 @@ impl State {
 
     /// Applies one batch's changes in one transaction.
     pub fn apply(&self, pipeline: &str, run_id: Option<i64>, commit: &Commit) -> Result<(), StateError> {
-        self.with(|c| {
-            let transaction = c.transaction()?;
-            apply_commit(&transaction, pipeline, run_id, commit)?;
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shapes = self.shapes.lock().unwrap_or_else(|e| e.into_inner());
+        let result = (|| {
+            let transaction = connection.transaction()?;
+            apply_commit(&transaction, &mut shapes, pipeline, run_id, commit)?;
             transaction.commit()
-        })
+        })();
+        if result.is_err() {
+            // Shapes it stored were rolled back with it.
+            shapes.forget_stored();
+        }
+        Ok(result?)
     }
 }
 
@@ -516,6 +545,10 @@ pub struct RunCounts {
     pub queued: u64,
 }
 
+/// The columns [`link_from_row`] reads, ids as text.
+pub(crate) const LINK_COLUMNS: &str =
+    "link_id, CAST(left_id AS TEXT), CAST(right_id AS TEXT), left_version, right_version, state, left_born, right_born";
+
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     Ok(Link {
         link_id: row.get(0)?,
@@ -529,55 +562,72 @@ fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     })
 }
 
-/// The link's id; a new link is inserted with its versions and state.
-fn write_link(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, write: &LinkWrite, at: &str) -> rusqlite::Result<i64> {
+fn damaged(link_id: i64, problem: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some(format!("the base of link {link_id} {problem}")),
+    )
+}
+
+/// The link's id; a new link is inserted with its versions, state and base.
+fn write_link(transaction: &Transaction<'_>, shapes: &mut base::Shapes, pipeline: &str, run_id: Option<i64>, write: &LinkWrite, at: &str) -> rusqlite::Result<i64> {
+    let digest = |version: &Option<Option<String>>| version.clone().flatten().as_deref().map(base::version_digest);
     match &write.link {
         LinkRef::Existing(id) => {
-            if write.left_version.is_some() || write.right_version.is_some() || write.state.is_some() {
+            let blob = if write.base.is_empty() {
+                None
+            } else {
+                let stored: Option<Vec<u8>> =
+                    transaction.prepare_cached("SELECT base FROM links WHERE link_id = ?1")?.query_row([id], |r| r.get(0)).optional()?.flatten();
+                let mut base = shapes.decode(transaction, stored.as_deref().unwrap_or_default()).map_err(|p| damaged(*id, p))?;
+                for (side, name, value) in &write.base {
+                    base.side_mut(*side).set(name, value, shapes.keep_values(pipeline, *side, name));
+                }
+                Some(shapes.encode(transaction, pipeline, &base)?)
+            };
+            if write.left_version.is_some() || write.right_version.is_some() || write.state.is_some() || blob.is_some() {
                 transaction
                     .prepare_cached(
                         "UPDATE links SET
                             left_version = CASE WHEN ?2 THEN ?3 ELSE left_version END,
                             right_version = CASE WHEN ?4 THEN ?5 ELSE right_version END,
                             state = coalesce(?6, state),
-                            updated_at = ?7
+                            updated_at = CASE WHEN ?6 IS NULL THEN updated_at ELSE ?7 END,
+                            base = coalesce(?8, base)
                          WHERE link_id = ?1",
                     )?
                     .execute(params![
                         id,
                         write.left_version.is_some(),
-                        write.left_version.clone().flatten(),
+                        digest(&write.left_version),
                         write.right_version.is_some(),
-                        write.right_version.clone().flatten(),
+                        digest(&write.right_version),
                         write.state,
-                        at
+                        at,
+                        blob
                     ])?;
             }
             Ok(*id)
         }
         LinkRef::New { left_id, right_id } => {
+            let mut base = Base::default();
+            for (side, name, value) in &write.base {
+                base.side_mut(*side).set(name, value, shapes.keep_values(pipeline, *side, name));
+            }
+            let blob = shapes.encode(transaction, pipeline, &base)?;
             // A redo after a crash may meet the link made the first time: the same
             // pair is updated, a different partner is refused.
-            let mut statement = transaction.prepare_cached(
-                "INSERT INTO links (pipeline, left_id, right_id, left_version, right_version, state, created_run, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, 'active'), ?7, ?8)
-                 ON CONFLICT (pipeline, left_id) DO UPDATE SET left_version = excluded.left_version,
-                    right_version = excluded.right_version, updated_at = excluded.updated_at
+            let mut statement = transaction.prepare_cached(&format!(
+                "INSERT INTO links (pipe, left_id, right_id, left_version, right_version, state, created_run, base)
+                 VALUES ({PIPE}, ?2, ?3, ?4, ?5, coalesce(?6, 'active'), ?7, ?8)
+                 ON CONFLICT (pipe, left_id) DO UPDATE SET left_version = excluded.left_version,
+                    right_version = excluded.right_version, base = excluded.base
                     WHERE right_id = excluded.right_id
-                 RETURNING link_id",
-            )?;
+                 RETURNING link_id"
+            ))?;
             let id: Option<i64> = statement
                 .query_row(
-                    params![
-                        pipeline,
-                        left_id,
-                        right_id,
-                        write.left_version.clone().flatten(),
-                        write.right_version.clone().flatten(),
-                        write.state,
-                        run_id,
-                        at
-                    ],
+                    params![pipeline, StoredId(left_id), StoredId(right_id), digest(&write.left_version), digest(&write.right_version), write.state, run_id, blob],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -591,13 +641,14 @@ fn write_link(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>
     }
 }
 
-fn resolve_link(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, link: &LinkRef) -> rusqlite::Result<i64> {
+fn resolve_link(transaction: &Transaction<'_>, shapes: &mut base::Shapes, pipeline: &str, run_id: Option<i64>, link: &LinkRef) -> rusqlite::Result<i64> {
     let write = LinkWrite { link: link.clone(), left_version: None, right_version: None, state: None, base: Vec::new() };
-    write_link(transaction, pipeline, run_id, &write, &now())
+    write_link(transaction, shapes, pipeline, run_id, &write, &now())
 }
 
-fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i64>, commit: &Commit) -> rusqlite::Result<()> {
+fn apply_commit(transaction: &Transaction<'_>, shapes: &mut base::Shapes, pipeline: &str, run_id: Option<i64>, commit: &Commit) -> rusqlite::Result<()> {
     let at = now();
+    transaction.prepare_cached("INSERT OR IGNORE INTO pipelines (name) VALUES (?1)")?.execute([pipeline])?;
     // First, so that a new record may take the id: the link of a record gone
     // keeps another id, and is half-deleted until its delete is settled.
     for (link_id, side, kept_id) in &commit.retired {
@@ -605,26 +656,18 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
             Side::Left => ("left_id", "left-deleted"),
             Side::Right => ("right_id", "right-deleted"),
         };
-        transaction.execute(&format!("UPDATE links SET {column} = ?2, state = ?3, updated_at = ?4 WHERE link_id = ?1"), params![link_id, kept_id, state, at])?;
+        transaction.execute(&format!("UPDATE links SET {column} = ?2, state = ?3, updated_at = ?4 WHERE link_id = ?1"), params![link_id, StoredId(kept_id), state, at])?;
     }
+    // The links this commit makes, by their pair: a batch of creates' history entry names them.
+    let mut made: HashMap<(&str, &str), i64> = HashMap::new();
     for write in &commit.links {
-        let link_id = write_link(transaction, pipeline, run_id, write, &at)?;
-        for side in [Side::Left, Side::Right] {
-            let fields: serde_json::Map<String, serde_json::Value> =
-                write.base.iter().filter(|(s, _, _)| *s == side).map(|(_, f, v)| (f.clone(), encode(v))).collect();
-            if fields.is_empty() {
-                continue;
-            }
-            transaction
-                .prepare_cached(
-                    "INSERT INTO base (link_id, side, fields) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (link_id, side) DO UPDATE SET fields = json_patch(fields, excluded.fields)",
-                )?
-                .execute(params![link_id, side.as_str(), serde_json::Value::Object(fields).to_string()])?;
+        let link_id = write_link(transaction, shapes, pipeline, run_id, write, &at)?;
+        if let LinkRef::New { left_id, right_id } = &write.link {
+            made.insert((left_id.as_str(), right_id.as_str()), link_id);
         }
     }
     for conflict in &commit.conflicts {
-        let link_id = resolve_link(transaction, pipeline, run_id, &conflict.link)?;
+        let link_id = resolve_link(transaction, shapes, pipeline, run_id, &conflict.link)?;
         transaction.execute(
             "INSERT INTO conflicts (pipeline, link_id, field, left_value, right_value, detected_run, detected_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -639,32 +682,7 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
             params![id, resolution, by, at],
         )?;
     }
-    let mut history = transaction.prepare_cached(
-        "INSERT INTO history (run_id, pipeline, at, left_id, right_id, action, target, origin, fields, rule, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    for entry in &commit.history {
-        let fields: serde_json::Map<String, serde_json::Value> = entry
-            .fields
-            .iter()
-            .map(|(name, from, to)| {
-                (name.clone(), serde_json::json!({ "from": from.as_ref().map(Value::to_json), "to": to.to_json() }))
-            })
-            .collect();
-        history.execute(params![
-            run_id,
-            pipeline,
-            at,
-            entry.left_id,
-            entry.right_id,
-            entry.action,
-            entry.target.map(Side::as_str),
-            entry.origin.map(Side::as_str),
-            serde_json::Value::Object(fields).to_string(),
-            entry.rule,
-            entry.message.as_deref().map(redacted),
-        ])?;
-    }
+    write_history(transaction, pipeline, run_id, &at, &commit.history, &made)?;
     for item in &commit.failed {
         transaction.prepare_cached(
             "INSERT INTO failed_items (pipeline, side, source_id, attempts, first_failed_at, last_failed_at, code, reason, hint, retryable, label)
@@ -727,8 +745,8 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
             Side::Right => ("right_id", "right_born"),
         };
         transaction
-            .prepare_cached(&format!("UPDATE links SET {born_column} = ?3 WHERE pipeline = ?1 AND {id_column} = ?2 AND {born_column} IS NULL"))?
-            .execute(params![pipeline, record_id, born])?;
+            .prepare_cached(&format!("UPDATE links SET {born_column} = ?3 WHERE pipe = {PIPE} AND {id_column} = ?2 AND {born_column} IS NULL"))?
+            .execute(params![pipeline, StoredId(record_id), born])?;
     }
     if let Some((side, cursor)) = &commit.cursor {
         transaction.execute(
@@ -740,6 +758,80 @@ fn apply_commit(transaction: &Transaction<'_>, pipeline: &str, run_id: Option<i6
     Ok(())
 }
 
+/// Writes a commit's history: an entry per decision, except that a batch of
+/// more than [`BATCHED_CREATES`] creates is one entry (see there).
+fn write_history(
+    transaction: &Transaction<'_>,
+    pipeline: &str,
+    run_id: Option<i64>,
+    at: &str,
+    entries: &[HistoryEntry],
+    made: &HashMap<(&str, &str), i64>,
+) -> rusqlite::Result<()> {
+    let mut history = transaction.prepare_cached(
+        "INSERT INTO history (run_id, pipeline, at, left_id, right_id, action, target, origin, fields, rule, message, label, records, first_link, last_link)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    let created = |e: &&HistoryEntry| e.action == "create" && e.target.is_some();
+    let batched = entries.iter().filter(created).count() > BATCHED_CREATES;
+    // Batched creates, by (target, rule): (count, first link, last link).
+    let mut batches: BTreeMap<(Side, &str), (i64, i64, i64)> = BTreeMap::new();
+    for entry in entries {
+        if batched && created(&entry) {
+            let link = made.get(&(entry.left_id.as_deref().unwrap_or_default(), entry.right_id.as_deref().unwrap_or_default())).copied();
+            let batch = batches.entry((entry.target.unwrap_or(Side::Right), entry.rule.as_str())).or_insert((0, i64::MAX, i64::MIN));
+            batch.0 += 1;
+            if let Some(link) = link {
+                batch.1 = batch.1.min(link);
+                batch.2 = batch.2.max(link);
+            }
+            continue;
+        }
+        let fields: serde_json::Map<String, serde_json::Value> = entry
+            .fields
+            .iter()
+            .map(|(name, from, to)| (name.clone(), serde_json::json!({ "from": from.as_ref().map(Value::to_json), "to": to.to_json() })))
+            .collect();
+        history.execute(params![
+            run_id,
+            pipeline,
+            at,
+            entry.left_id,
+            entry.right_id,
+            entry.action,
+            entry.target.map(Side::as_str),
+            entry.origin.map(Side::as_str),
+            serde_json::Value::Object(fields).to_string(),
+            entry.rule,
+            entry.message.as_deref().map(redacted),
+            entry.label.as_deref().map(redacted),
+            None::<i64>,
+            None::<i64>,
+            None::<i64>,
+        ])?;
+    }
+    for ((target, rule), (count, first, last)) in batches {
+        let (first, last) = if first <= last { (Some(first), Some(last)) } else { (None, None) };
+        history.execute(params![
+            run_id,
+            pipeline,
+            at,
+            None::<String>,
+            None::<String>,
+            "create",
+            target.as_str(),
+            target.other().as_str(),
+            "{}",
+            rule,
+            format!("{count} records created in one batch; their values are not kept in the history"),
+            None::<String>,
+            count,
+            first,
+            last,
+        ])?;
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -760,6 +852,47 @@ mod tests {
         // Counted per pipeline, and only while nothing else happened in between.
         assert_eq!(shape, [("entries", 41, Some(41)), ("users", 1, Some(42)), ("entries", 1, Some(43)), ("entries", 1, Some(44))]);
         assert!(events[0].last_at.is_some());
+    }
+
+    #[test]
+    fn a_store_in_the_earlier_layout_keeps_its_links_base_and_history() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("state.sqlite");
+        {
+            // The layout before lean links, as an older synchost left it.
+            let mut connection = Connection::open(&path).unwrap();
+            let before = migrations::MIGRATIONS.len() - 1;
+            for (index, (_, step)) in migrations::MIGRATIONS[..before].iter().enumerate() {
+                let transaction = connection.transaction().unwrap();
+                let migrations::Step::Sql(sql) = step else { panic!("only SQL steps before") };
+                transaction.execute_batch(sql).unwrap();
+                transaction.pragma_update(None, "user_version", index as i64 + 1).unwrap();
+                transaction.commit().unwrap();
+            }
+            connection
+                .execute_batch(
+                    r#"INSERT INTO links (link_id, pipeline, left_id, right_id, left_version, right_version, state, created_run, updated_at)
+                       VALUES (7, 'p', '42', 'C-7', 'v1', 'v2', 'active', 1, '2026-11-01T00:00:00Z'),
+                              (8, 'p', '042', '9', NULL, NULL, 'left-deleted', 1, '2026-11-01T00:00:00Z');
+                       INSERT INTO base VALUES (7, 'left', '{"name": ["text", "Ada"], "score": ["integer", 3]}'),
+                                               (7, 'right', '{"full_name": ["text", "Ada"]}');
+                       INSERT INTO conflicts (pipeline, link_id, field, left_value, right_value, detected_at) VALUES ('p', 7, 'name', '["text","A"]', '["text","B"]', 'now');
+                       INSERT INTO history (pipeline, at, left_id, right_id, action, rule) VALUES ('p', 'now', '42', 'C-7', 'update', 'direction both');"#,
+                )
+                .unwrap();
+        }
+        let state = State::open(&path).unwrap();
+        let links = state.links_by_ids("p", Side::Left, &["42".into(), "042".into()]).unwrap();
+        assert_eq!((links["42"].link_id, links["42"].right_id.as_str()), (7, "C-7"));
+        assert!(links["42"].synced_at(Side::Left, "v1") && !links["42"].synced_at(Side::Left, "v2"));
+        assert_eq!((links["042"].link_id, links["042"].state.as_str()), (8, "left-deleted"), "042 is not 42");
+        let base = &state.base_of(&[7]).unwrap()[&7];
+        assert!(base.left.holds("name", &Value::Text("Ada".into())) && base.left.holds("score", &Value::Integer(3)));
+        assert!(base.right.holds("full_name", &Value::Text("Ada".into())) && !base.right.has("name"));
+        assert_eq!(state.conflicts(Some("p"), true).unwrap()[0].right_id, "C-7", "conflicts keep their link");
+        let history = state.history("p", Some("left:42"), 10).unwrap();
+        assert_eq!(history[0].label.as_deref(), Some("Ada"), "the label the base gave is kept in the history");
+        assert_eq!(state.link_count("p").unwrap(), 2);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{decode_text, now, State, StateError};
+use super::{decode_text, now, State, StateError, StoredId, PIPE};
+
+/// The columns of a [`LinkRow`], ids as text.
+const LINK_ROW_COLUMNS: &str = "link_id, CAST(left_id AS TEXT), CAST(right_id AS TEXT), state, coalesce(updated_at, '')";
 use crate::config::Side;
 use crate::secrets::redacted;
 use crate::runtime::bindings::Value;
@@ -22,13 +25,11 @@ pub struct RunRow {
     pub hint: Option<String>,
 }
 
-/// A history row's record as a person calls it: the first naming field of
-/// the link's base values (values are stored as `[type, value]`).
-const LABEL: &str = "SELECT coalesce(json_extract(b.fields, '$.name[1]'), json_extract(b.fields, '$.title[1]'), json_extract(b.fields, '$.subject[1]'),
-        json_extract(b.fields, '$.summary[1]'), json_extract(b.fields, '$.comments[1]'), json_extract(b.fields, '$.comment[1]'), json_extract(b.fields, '$.login[1]'))
-     FROM links l JOIN base b ON b.link_id = l.link_id
-     WHERE l.pipeline = h.pipeline AND (l.left_id = h.left_id OR l.right_id = h.right_id)
-     ORDER BY b.side LIMIT 1";
+/// A history row's record as a person calls it: the row's own label, or the
+/// latest one an entry of the same record has.
+const LABEL: &str = "coalesce(h.label,
+    (SELECT h2.label FROM history h2 WHERE h2.pipeline = h.pipeline AND h2.left_id = h.left_id AND h2.label IS NOT NULL ORDER BY h2.id DESC LIMIT 1),
+    (SELECT h2.label FROM history h2 WHERE h2.pipeline = h.pipeline AND h2.right_id = h.right_id AND h2.label IS NOT NULL ORDER BY h2.id DESC LIMIT 1))";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryRow {
@@ -43,9 +44,11 @@ pub struct HistoryRow {
     pub fields: serde_json::Value,
     pub rule: String,
     pub message: Option<String>,
-    /// What a person calls the record (its name, title, subject ... as both
-    /// sides last agreed on it), when it is still linked.
+    /// What a person calls the record (its name, title, subject ...), as
+    /// this entry or the record's latest entry names it.
     pub label: Option<String>,
+    /// For one entry of a batch of creates: how many records it created.
+    pub records: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,7 +155,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
-const CONFLICT_COLUMNS: &str = "c.id, c.pipeline, c.link_id, l.left_id, l.right_id, c.field, c.left_value, c.right_value, c.detected_at, c.status, c.resolution, c.resolved_by";
+const CONFLICT_COLUMNS: &str = "c.id, c.pipeline, c.link_id, CAST(l.left_id AS TEXT), CAST(l.right_id AS TEXT), c.field, c.left_value, c.right_value, c.detected_at, c.status, c.resolution, c.resolved_by";
 
 fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConflictRow> {
     Ok(ConflictRow {
@@ -199,7 +202,8 @@ impl State {
     }
 
     /// History of a pipeline, newest first; of one record when `record` is
-    /// given: `left:ID`, `right:ID`, or an id on either side.
+    /// given: `left:ID`, `right:ID`, or an id on either side. A record
+    /// created in a batch has that batch's entry (see `BATCHED_CREATES`).
     pub fn history(&self, pipeline: &str, record: Option<&str>, limit: u32) -> Result<Vec<HistoryRow>, StateError> {
         let (left, right) = match record.map(|r| r.split_once(':').unwrap_or(("", r))) {
             None => (None, None),
@@ -209,10 +213,13 @@ impl State {
         };
         self.with(|c| {
             let mut s = c.prepare(
-                &format!("SELECT id, run_id, at, left_id, right_id, action, target, origin, fields, rule, message, ({LABEL}) FROM history h
-                 WHERE pipeline = ?1 AND ((?2 IS NULL AND ?3 IS NULL) OR left_id = ?2 OR right_id = ?3) ORDER BY id DESC LIMIT ?4"
+                &format!("SELECT id, run_id, at, left_id, right_id, action, target, origin, fields, rule, message, {LABEL}, records FROM history h
+                 WHERE pipeline = ?1 AND ((?2 IS NULL AND ?3 IS NULL) OR left_id = ?2 OR right_id = ?3
+                    OR (h.records IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.pipe = {PIPE}
+                        AND l.link_id BETWEEN h.first_link AND h.last_link AND (l.left_id = ?5 OR l.right_id = ?6))))
+                 ORDER BY id DESC LIMIT ?4"
             ))?;
-            s.query_map(params![pipeline, left, right, limit], |r| {
+            s.query_map(params![pipeline, left, right, limit, left.map(StoredId), right.map(StoredId)], |r| {
                 Ok(HistoryRow {
                     id: r.get(0)?,
                     run_id: r.get(1)?,
@@ -226,6 +233,7 @@ impl State {
                     rule: r.get(9)?,
                     message: r.get(10)?,
                     label: r.get(11)?,
+                    records: r.get(12)?,
                 })
             })?
             .collect()
@@ -264,7 +272,7 @@ impl State {
 
     pub fn links(&self, pipeline: &str, limit: u32) -> Result<Vec<LinkRow>, StateError> {
         self.with(|c| {
-            let mut s = c.prepare("SELECT link_id, left_id, right_id, state, updated_at FROM links WHERE pipeline = ?1 ORDER BY link_id LIMIT ?2")?;
+            let mut s = c.prepare(&format!("SELECT {LINK_ROW_COLUMNS} FROM links WHERE pipe = {PIPE} ORDER BY link_id LIMIT ?2"))?;
             s.query_map(params![pipeline, limit], |r| {
                 Ok(LinkRow { link_id: r.get(0)?, left_id: r.get(1)?, right_id: r.get(2)?, state: r.get(3)?, updated_at: r.get(4)? })
             })?
@@ -272,15 +280,19 @@ impl State {
         })
     }
 
-    /// The ids on one side of the links whose records are not deleted.
-    pub fn live_linked_ids(&self, pipeline: &str, side: Side) -> Result<Vec<String>, StateError> {
+    /// The ids on one side of the links whose records are not deleted; with
+    /// `before_run`, only links made before that run.
+    pub fn live_linked_ids(&self, pipeline: &str, side: Side, before_run: Option<i64>) -> Result<Vec<String>, StateError> {
         let column = match side {
             Side::Left => "left_id",
             Side::Right => "right_id",
         };
         self.with(|c| {
-            let mut s = c.prepare(&format!("SELECT {column} FROM links WHERE pipeline = ?1 AND state = 'active' ORDER BY link_id"))?;
-            s.query_map([pipeline], |r| r.get(0))?.collect()
+            let mut s = c.prepare(&format!(
+                "SELECT CAST({column} AS TEXT) FROM links WHERE pipe = {PIPE} AND state = 'active'
+                 AND (?2 IS NULL OR created_run IS NULL OR created_run < ?2) ORDER BY link_id"
+            ))?;
+            s.query_map(params![pipeline, before_run], |r| r.get(0))?.collect()
         })
     }
 
@@ -288,10 +300,10 @@ impl State {
     /// keeps it, and its edits no longer sync until an admin settles it.
     pub fn half_deleted_links(&self, pipeline: &str) -> Result<Vec<LinkRow>, StateError> {
         self.with(|c| {
-            let mut s = c.prepare(
-                "SELECT link_id, left_id, right_id, state, updated_at FROM links
-                 WHERE pipeline = ?1 AND state IN ('left-deleted', 'right-deleted') ORDER BY link_id",
-            )?;
+            let mut s = c.prepare(&format!(
+                "SELECT {LINK_ROW_COLUMNS} FROM links
+                 WHERE pipe = {PIPE} AND state IN ('left-deleted', 'right-deleted') ORDER BY link_id"
+            ))?;
             s.query_map([pipeline], |r| {
                 Ok(LinkRow { link_id: r.get(0)?, left_id: r.get(1)?, right_id: r.get(2)?, state: r.get(3)?, updated_at: r.get(4)? })
             })?
@@ -300,7 +312,7 @@ impl State {
     }
 
     pub fn link_count(&self, pipeline: &str) -> Result<i64, StateError> {
-        self.with(|c| c.query_row("SELECT count(*) FROM links WHERE pipeline = ?1", [pipeline], |r| r.get(0)))
+        self.with(|c| c.query_row(&format!("SELECT count(*) FROM links WHERE pipe = {PIPE}"), [pipeline], |r| r.get(0)))
     }
 
     /// The events at or after `since` (RFC 3339), oldest first, at most `limit` of the newest.
@@ -433,8 +445,8 @@ impl State {
         self.with(|c| {
             let link: Option<(i64, String, String, String)> = c
                 .query_row(
-                    "SELECT link_id, left_id, right_id, state FROM links WHERE pipeline = ?1 AND (left_id = ?2 OR right_id = ?2)",
-                    params![pipeline, id],
+                    &format!("SELECT link_id, CAST(left_id AS TEXT), CAST(right_id AS TEXT), state FROM links WHERE pipe = {PIPE} AND (left_id = ?2 OR right_id = ?2)"),
+                    params![pipeline, StoredId(id)],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;

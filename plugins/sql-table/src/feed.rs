@@ -10,6 +10,8 @@
 //! not returned before at their present version: the cursor remembers the
 //! (stamp, key, version) of what it returned within that window.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use synchost_plugin_sdk::{Record, Value};
 
@@ -74,9 +76,10 @@ impl Cursor {
         clock::earlier(&from_json(last), format, overlap_ms)
     }
 
-    /// Whether the row read behind the cursor was returned before as it is now.
-    pub fn saw(&self, key: &serde_json::Value, version: Option<&str>) -> bool {
-        self.seen.iter().any(|(_, k, v)| k == key && Some(v.as_str()) == version)
+    /// What the cursor returned within its window: key -> version, to tell
+    /// which rows read behind it are new (looked up once per row read).
+    pub fn seen_versions(&self) -> HashMap<String, &str> {
+        self.seen.iter().map(|(_, k, v)| (k.to_string(), v.as_str())).collect()
     }
 
     /// The cursor after a read that returned `late` rows from behind it and
@@ -88,11 +91,19 @@ impl Cursor {
         };
         let mut next = Cursor { u, k, seen: Vec::new() };
         let Some(start) = next.window_start(format, overlap_ms).map(|v| to_json(&v)) else { return next };
-        let mut seen: Vec<(serde_json::Value, serde_json::Value, String)> = self.seen.clone();
+        // The rows just returned replace what was remembered of them (the
+        // last return of a key counts).
+        let mut returned: Vec<(serde_json::Value, serde_json::Value, Option<&String>)> = Vec::with_capacity(late.len() + fresh.len());
+        let mut last: HashMap<String, usize> = HashMap::with_capacity(late.len() + fresh.len());
         for (u, k, record) in late.iter().chain(fresh) {
-            let (u, k) = (to_json(u), to_json(k));
-            seen.retain(|(_, key, _)| *key != k);
-            if let Some(version) = &record.version {
+            let k = to_json(k);
+            last.insert(k.to_string(), returned.len());
+            returned.push((to_json(u), k, record.version.as_ref()));
+        }
+        let mut seen: Vec<(serde_json::Value, serde_json::Value, String)> =
+            self.seen.iter().filter(|(_, key, _)| !last.contains_key(&key.to_string())).cloned().collect();
+        for (index, (u, k, version)) in returned.into_iter().enumerate() {
+            if let (Some(version), true) = (version, last.get(&k.to_string()) == Some(&index)) {
                 seen.push((u, k, version.clone()));
             }
         }
@@ -121,8 +132,9 @@ mod tests {
         let cursor = start.advance(&[], &fresh, StampFormat::UnixSeconds, 2000);
         assert_eq!(cursor.u, Some(serde_json::Value::from(100)));
         assert_eq!(cursor.k, serde_json::Value::from(5));
-        assert!(cursor.saw(&serde_json::Value::from(3), Some("100/aa")));
-        assert!(!cursor.saw(&serde_json::Value::from(3), Some("100/cc")), "an edit in the same second is new");
+        let seen = cursor.seen_versions();
+        assert_eq!(seen.get("3"), Some(&"100/aa"));
+        assert_ne!(seen.get("3"), Some(&"100/cc"), "an edit in the same second is new");
         assert_eq!(cursor.window_start(StampFormat::UnixSeconds, 2000), Some(Value::Integer(98)));
         // Later rows push the old ones out of the window.
         let c = record("1", "200/dd");

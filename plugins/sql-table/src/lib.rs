@@ -24,7 +24,7 @@ mod feed;
 mod schema;
 pub mod settings;
 
-use synchost_plugin_sdk::host::{BatchMode, Dialect, Sql, Statement};
+use synchost_plugin_sdk::host::{BatchMode, Dialect, Executed, Sql, Statement};
 use synchost_plugin_sdk::prelude::*;
 use synchost_plugin_sdk::version;
 
@@ -126,11 +126,26 @@ impl SqlTable {
 
 /// One change turned into a statement, or rejected before any SQL runs.
 enum Planned {
-    Run { statement: Statement, target: Option<String>, kind: ChangeKind, guarded: bool },
+    /// `row`: a new row for a table with an origin column, which can go into
+    /// one multi-row `INSERT` with others (see [`SqlTable::bulk`]).
+    Run { statement: Statement, target: Option<String>, kind: ChangeKind, guarded: bool, row: Option<NewRow> },
     Rejected(Error),
     /// The record changed since the version the change expects.
     Conflict(Record),
 }
+
+/// A create's columns and values, with the origin that tells its row apart
+/// in a multi-row `INSERT ... RETURNING` (whose rows come in no set order).
+#[derive(Clone)]
+struct NewRow {
+    columns: Vec<String>,
+    values: Vec<Value>,
+    origin: String,
+}
+
+/// Rows per multi-row `INSERT`: most statements of a batch share one text
+/// (prepared once), and the parameters stay far below SQLite's limit.
+const ROWS_PER_INSERT: usize = 100;
 
 impl SqlTable {
     /// Builds the statement for one change. `existing` is the row an earlier
@@ -138,6 +153,7 @@ impl SqlTable {
     fn plan(&self, table: &Table<'_>, change: Change, existing: Option<String>, now: &Value) -> Planned {
         let build = || -> Result<Planned, Error> {
             let target = change.target_id.clone().or(existing);
+            let mut new_row = None;
             let mut params: Vec<Value> = Vec::new();
             let mut param = |value: Value| {
                 params.push(value);
@@ -218,6 +234,11 @@ impl SqlTable {
                 (ChangeKind::Upsert, None) => {
                     if let Some(origin) = &table.origin {
                         assignments.push((quote(origin), param(Value::Text(change.origin.clone()))));
+                        new_row = Some(NewRow {
+                            columns: assignments.iter().map(|(column, _)| column.clone()).collect(),
+                            values: params.clone(),
+                            origin: change.origin.clone(),
+                        });
                     }
                     let (columns, values): (Vec<String>, Vec<String>) = assignments.into_iter().unzip();
                     if columns.is_empty() {
@@ -237,6 +258,7 @@ impl SqlTable {
                 target,
                 kind: change.kind,
                 guarded: change.expected_version.is_some(),
+                row: new_row,
             })
         };
         build().unwrap_or_else(Planned::Rejected)
@@ -282,7 +304,8 @@ impl SqlTable {
         let Some(origin) = &table.origin else { return Ok(Vec::new()) };
         let origins: Vec<Value> = changes
             .iter()
-            .filter(|c| c.target_id.is_none() && c.kind == ChangeKind::Upsert)
+            // Only a create sent before may have made its row already.
+            .filter(|c| c.target_id.is_none() && c.kind == ChangeKind::Upsert && c.repeated)
             .map(|c| Value::Text(c.origin.clone()))
             .collect();
         let mut found = Vec::new();
@@ -420,7 +443,9 @@ impl Connector for SqlTable {
         let fresh: Vec<(Value, Value, Record)> = rows.into_iter().map(stamped).collect();
         let previous = cursor.unwrap_or_default();
         let late: Vec<(Value, Value, Record)> = self.read_behind(&table, &previous)?.into_iter().map(stamped).collect();
-        let late: Vec<(Value, Value, Record)> = late.into_iter().filter(|(_, k, r)| !previous.saw(&to_json(k), r.version.as_deref())).collect();
+        let seen = previous.seen_versions();
+        let late: Vec<(Value, Value, Record)> =
+            late.into_iter().filter(|(_, k, r)| !matches!((seen.get(&to_json(k).to_string()), r.version.as_deref()), (Some(a), Some(b)) if *a == b)).collect();
         let next = previous.advance(&borrowed(&late), &borrowed(&fresh), *format, table.overlap_ms);
         // Before the cursor has a position, there is nothing to keep.
         let next = (next.u.is_some() || !fresh.is_empty()).then_some(next);
@@ -464,20 +489,22 @@ impl Connector for SqlTable {
             })
             .collect();
 
-        let statements: Vec<Statement> = planned
-            .iter()
-            .filter_map(|p| match p {
-                Planned::Run { statement, .. } => Some(statement.clone()),
-                Planned::Rejected(_) | Planned::Conflict(_) => None,
-            })
-            .collect();
-        // Most batches apply cleanly: try them as one transaction, and only when
-        // something fails pay for a savepoint per statement to find which.
-        let results = match self.sql.execute(&statements, BatchMode::AllOrNothing) {
-            Ok(results) => results,
-            Err(_) => self.sql.execute(&statements, BatchMode::EachAlone)?,
+        // Most batches apply cleanly: try them as one transaction, new rows
+        // in multi-row statements, and only when something fails pay for a
+        // savepoint per statement to find which.
+        let mut results = match self.run_bulk(&table, &planned) {
+            Ok(results) => results.into_iter(),
+            Err(_) => {
+                let statements: Vec<Statement> = planned
+                    .iter()
+                    .filter_map(|p| match p {
+                        Planned::Run { statement, .. } => Some(statement.clone()),
+                        Planned::Rejected(_) | Planned::Conflict(_) => None,
+                    })
+                    .collect();
+                self.sql.execute(&statements, BatchMode::EachAlone)?.into_iter()
+            }
         };
-        let mut results = results.into_iter();
 
         let mut outcomes = Vec::with_capacity(planned.len());
         for plan in planned {
@@ -517,6 +544,96 @@ impl Connector for SqlTable {
             outcomes.push(outcome);
         }
         Ok(outcomes)
+    }
+}
+
+impl SqlTable {
+    /// Runs the planned statements in one transaction, runs of new rows
+    /// merged into multi-row `INSERT`s; one result per planned statement, in
+    /// order. Any failure fails the whole (nothing is applied).
+    fn run_bulk(&self, table: &Table<'_>, planned: &[Planned]) -> Result<Vec<Result<Executed, Error>>, Error> {
+        // Each statement sent, with the planned statements it stands for.
+        let mut statements: Vec<Statement> = Vec::new();
+        let mut covers: Vec<Vec<usize>> = Vec::new();
+        let runs: Vec<(&Statement, Option<&NewRow>)> = planned
+            .iter()
+            .filter_map(|p| match p {
+                Planned::Run { statement, row, .. } => Some((statement, row.as_ref())),
+                Planned::Rejected(_) | Planned::Conflict(_) => None,
+            })
+            .collect();
+        let mut index = 0;
+        while index < runs.len() {
+            let (statement, row) = runs[index];
+            let Some(first) = row else {
+                statements.push(statement.clone());
+                covers.push(vec![index]);
+                index += 1;
+                continue;
+            };
+            // The new rows that follow with the same columns, up to a statement's worth.
+            let mut group = vec![index];
+            while group.len() < ROWS_PER_INSERT
+                && let Some((_, Some(next))) = runs.get(index + group.len())
+                && next.columns == first.columns
+            {
+                group.push(index + group.len());
+            }
+            if group.len() == 1 {
+                statements.push(statement.clone());
+            } else {
+                let rows: Vec<&NewRow> = group.iter().filter_map(|&i| runs[i].1).collect();
+                statements.push(self.insert_rows(table, &rows));
+            }
+            index += group.len();
+            covers.push(group);
+        }
+        let executed = self.sql.execute(&statements, BatchMode::AllOrNothing)?;
+        let mut results: Vec<Option<Result<Executed, Error>>> = runs.iter().map(|_| None).collect();
+        for (group, result) in covers.into_iter().zip(executed) {
+            let executed = result.map_err(Error::from)?;
+            if let [single] = group.as_slice() {
+                results[*single] = Some(Ok(executed));
+                continue;
+            }
+            // Each returned row ends with its origin: it goes to its change.
+            let mut by_origin: std::collections::HashMap<String, Vec<Value>> = executed
+                .returned
+                .into_iter()
+                .filter_map(|mut row| {
+                    let origin = row.pop()?;
+                    Some((origin.as_str()?.to_owned(), row))
+                })
+                .collect();
+            for i in group {
+                let origin = runs[i].1.map(|r| r.origin.as_str()).unwrap_or_default();
+                let returned: Vec<Vec<Value>> = by_origin.remove(origin).into_iter().collect();
+                results[i] = Some(Ok(Executed { rows_affected: returned.len() as u64, returned }));
+            }
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::new("missing-result", "a statement had no result")))).collect())
+    }
+
+    /// One `INSERT` of several new rows with the same columns, returning each
+    /// row as `read` reads it followed by its origin.
+    fn insert_rows(&self, table: &Table<'_>, rows: &[&NewRow]) -> Statement {
+        let width = rows[0].columns.len();
+        let mut params = Vec::with_capacity(width * rows.len());
+        let mut tuples = Vec::with_capacity(rows.len());
+        for row in rows {
+            let start = params.len();
+            params.extend(row.values.iter().cloned());
+            tuples.push(format!("({})", (start + 1..=start + width).map(|n| self.param(n)).collect::<Vec<_>>().join(", ")));
+        }
+        let origin = table.origin.as_deref().map(quote).unwrap_or_default();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES {} RETURNING {}, {origin}",
+            quote(&table.table),
+            rows[0].columns.join(", "),
+            tuples.join(", "),
+            Self::select_list(table)
+        );
+        Statement { sql, params }
     }
 }
 

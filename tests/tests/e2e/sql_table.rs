@@ -174,7 +174,8 @@ async fn writes_are_upserts_with_an_outcome_per_record() {
     assert_eq!(scene.query_one::<i64>("crm.sqlite", "SELECT count(*) FROM contacts"), 4);
 
     // Redoing the create (e.g. after a crash before its link was stored) finds the row it made.
-    let again = crm.write("contacts", &batch[..1]).await.unwrap();
+    let redo: Vec<Change> = batch[..1].iter().map(|c| Change { repeated: true, ..c.clone() }).collect();
+    let again = crm.write("contacts", &redo).await.unwrap();
     let Outcome::Applied(redone) = &again[0] else { panic!("{:?}", again[0]) };
     assert_eq!(redone.id, "4");
     assert_eq!(scene.query_one::<i64>("crm.sqlite", "SELECT count(*) FROM contacts"), 4, "no duplicate");
