@@ -58,7 +58,7 @@ use tracing::Instrument;
 
 use crate::catalog::{Catalog, Failure};
 use crate::config::{Flow, LoadedConfig, PipelineConfig, Side};
-use crate::runtime::bindings::{Change, Direction, EntityDef, Field, Mapped, Outcome, Record, Value, Violation};
+use crate::runtime::bindings::{Change, Direction, EntityDef, Field, Mapped, Outcome, ReadBatch, Record, Value, Violation};
 use crate::runtime::{CallError, Instance};
 use crate::state::{Base, Commit, HistoryEntry, Link, RunCounts, State, StateError};
 use plan::{broken_checks, fail_invalid, frozen_changes, plan_create, plan_delete, plan_update, record_outcome, scope_left};
@@ -227,12 +227,24 @@ impl Ctx<'_> {
     }
 
     /// Records changed since `cursor` on one side (in a dry run, as its writes left them).
-    pub async fn read(&self, side: Side, cursor: Option<&str>) -> Result<crate::runtime::bindings::ReadBatch, CallError> {
-        let mut batch = self.instance(side).read(self.entity(side), cursor, self.config.batch_size).await?;
+    pub async fn read(&self, side: Side, cursor: Option<&str>) -> Result<ReadBatch, CallError> {
+        let batch = self.instance(side).read(self.entity(side), cursor, self.config.batch_size).await?;
+        Ok(self.shown(side, batch))
+    }
+
+    /// Starts reading the page after `cursor` as a task of its own (on
+    /// another core); what it returns goes through [`Ctx::shown`].
+    pub fn read_ahead(&self, side: Side, cursor: Option<String>) -> tokio::task::JoinHandle<Result<ReadBatch, CallError>> {
+        let (instance, entity, limit) = (self.instance(side).clone(), self.entity(side).to_owned(), self.config.batch_size);
+        tokio::spawn(async move { instance.read(&entity, cursor.as_deref(), limit).await })
+    }
+
+    /// A page as the run sees it: in a dry run, as its writes left the records.
+    pub fn shown(&self, side: Side, mut batch: ReadBatch) -> ReadBatch {
         if let Some(overlay) = &self.overlay {
             batch.records = overlay.show(side, std::mem::take(&mut batch.records));
         }
-        Ok(batch)
+        batch
     }
 
     /// The current state of records of one side (in a dry run, as its writes left them).

@@ -154,6 +154,10 @@ impl Engine {
         let full_scan = !ctx.def(side).change_feed;
         // A full scan starts from the beginning every run; a change feed from its cursor.
         let mut cursor = if full_scan { None } else { self.state.cursor(ctx.name, side)? };
+        // The next page is read (on another core) while this one is mapped,
+        // written and committed: a read has no effects, and the cursor it
+        // starts from is the one this page's read returned.
+        let mut next_page: Option<tokio::task::JoinHandle<Result<ReadBatch, CallError>>> = None;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 tracing::info!(pipeline = ctx.name, "Stopped between batches");
@@ -161,7 +165,16 @@ impl Engine {
             }
             let span = tracing::debug_span!("batch", side = side.as_str());
             let batch = async {
-                let batch = ctx.read(side, cursor.as_deref()).await?;
+                let batch = match next_page.take() {
+                    Some(read) => ctx.shown(side, read.await.map_err(|e| RunError::Setup {
+                        message: format!("reading the next page of the {side} side failed: {e}"),
+                        hint: "the run is retried".into(),
+                    })??),
+                    None => ctx.read(side, cursor.as_deref()).await?,
+                };
+                if batch.has_more && !batch.records.is_empty() {
+                    next_page = Some(ctx.read_ahead(side, batch.cursor.clone()));
+                }
                 match side {
                     Side::Left => report.counts.read_left += batch.records.len() as u64,
                     Side::Right => report.counts.read_right += batch.records.len() as u64,
