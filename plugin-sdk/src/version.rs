@@ -5,11 +5,11 @@
 //! with second-resolution stamps); a digest of the values can. So a version is
 //! `CHANGE-TIME/DIGEST`, or only the digest where a system keeps no change time.
 
-use crate::Field;
+use crate::{Field, Value};
 
-/// A digest of a record's values and whether it is deleted: FNV-1a over each
-/// field's name and value, stable across builds and platforms (as Rust's
-/// `DefaultHasher` is not). 16 hex digits.
+/// A digest of a record's values and whether it is deleted: FNV-1a over
+/// each field's name, then its value's type and bytes, stable across builds
+/// and platforms (as Rust's `DefaultHasher` is not). 16 hex digits.
 pub fn digest(fields: &[Field], deleted: bool) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut add = |bytes: &[u8]| {
@@ -20,7 +20,42 @@ pub fn digest(fields: &[Field], deleted: bool) -> String {
     };
     for field in fields {
         add(field.name.as_bytes());
-        add(format!("{:?}", field.value).as_bytes());
+        match &field.value {
+            Value::Null => add(b"n"),
+            Value::Boolean(b) => add(if *b { b"b1" } else { b"b0" }),
+            Value::Integer(i) => {
+                add(b"i");
+                add(&i.to_le_bytes());
+            }
+            Value::Float(f) => {
+                add(b"f");
+                add(&f.to_bits().to_le_bytes());
+            }
+            Value::Decimal(text) => {
+                add(b"d");
+                add(text.as_bytes());
+            }
+            Value::Text(text) => {
+                add(b"t");
+                add(text.as_bytes());
+            }
+            Value::Date(text) => {
+                add(b"D");
+                add(text.as_bytes());
+            }
+            Value::Timestamp(text) => {
+                add(b"T");
+                add(text.as_bytes());
+            }
+            Value::Json(text) => {
+                add(b"j");
+                add(text.as_bytes());
+            }
+            Value::Bytes(bytes) => {
+                add(b"x");
+                add(bytes);
+            }
+        }
     }
     if deleted {
         add(b"deleted");
@@ -43,7 +78,6 @@ pub fn change_time(version: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Value;
 
     #[test]
     fn an_edit_in_the_same_second_makes_another_version() {

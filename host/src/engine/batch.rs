@@ -57,7 +57,7 @@ impl Engine {
     /// Maps source records to the synced fields in left (canonical) names,
     /// through the mapper if there is one, and validates them.
     pub(super) async fn map_batch(&self, ctx: &Ctx<'_>, source: Side, records: &[&Record]) -> Result<Vec<Result<BTreeMap<String, Value>, Vec<Violation>>>, RunError> {
-        let canonical: Vec<Record> = records
+        let mut canonical: Vec<Record> = records
             .iter()
             .map(|r| Record {
                 id: r.id.clone(),
@@ -89,17 +89,19 @@ impl Engine {
                     })
                     .collect()
             }
-            _ => canonical.iter().cloned().map(Ok).collect(),
+            // Without a mapper the records are their own mapping: moved, not copied.
+            _ => std::mem::take(&mut canonical).into_iter().map(Ok).collect(),
         };
         // Every rule is checked, so that a record reports all its violations
         // at once: the mapper's, required fields, then references (checked on
         // the mapped values, or the record's own when the mapper refused it).
         let mut checked: Vec<(BTreeMap<String, Value>, Vec<Violation>)> = results
             .into_iter()
-            .zip(&canonical)
-            .map(|(result, input)| match result {
+            .enumerate()
+            .map(|(index, result)| match result {
                 Ok(record) => (record.fields.into_iter().map(|f| (f.name, f.value)).collect(), Vec::new()),
-                Err(violations) => (input.fields.iter().map(|f| (f.name.clone(), f.value.clone())).collect(), violations),
+                // Only a mapper refuses a record, and then the input is still there.
+                Err(violations) => (canonical[index].fields.iter().map(|f| (f.name.clone(), f.value.clone())).collect(), violations),
             })
             .collect();
         for (values, violations) in &mut checked {

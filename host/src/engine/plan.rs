@@ -156,6 +156,7 @@ pub(super) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: 
         }
     }
     let (left_id, right_id) = side_ids(source, &record.id, None);
+    let created = fields.iter().map(|f| (f.name.clone(), None, f.value.clone())).collect();
     plan.pending.push(Pending {
         label: label_of(record),
         source_id: record.id.clone(),
@@ -167,7 +168,7 @@ pub(super) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: 
             expected_version: None,
             kind: ChangeKind::Upsert,
             repeated: false,
-            fields: fields.clone(),
+            fields,
         },
         history: HistoryEntry {
             left_id,
@@ -175,7 +176,7 @@ pub(super) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: 
             action: "create",
             target: Some(target),
             origin: Some(source),
-            fields: fields.into_iter().map(|f| (f.name, None, f.value)).collect(),
+            fields: created,
             rule: format!("new on the {source} side"),
             message: None,
             label: None,
@@ -397,6 +398,11 @@ pub(super) fn plan_update(
     if writes.is_empty() {
         if !base_source.is_empty() || !base_target.is_empty() {
             plan.commit.links.push(link_write(link.link_id, source, record.version.clone(), None, base_source, base_target));
+        } else if !any_source_change && record.version.is_some() {
+            // A new version with nothing new in the synced fields (a column
+            // that is not synced changed): remembered, so that the record is
+            // passed over until it changes again.
+            plan.commit.links.push(link_write(link.link_id, source, record.version.clone(), None, Vec::new(), Vec::new()));
         }
         plan.commit.cleared_failures.push((source, record.id.clone()));
         return;

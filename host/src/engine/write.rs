@@ -44,6 +44,11 @@ pub fn needs_a_person(code: &str) -> bool {
     code == CREATE_OUTCOME_UNKNOWN
 }
 
+/// A change with nothing in it, in the place of one lent to a plugin call.
+fn placeholder() -> Change {
+    Change { origin: String::new(), target_id: None, expected_version: None, kind: ChangeKind::Upsert, repeated: false, fields: Vec::new() }
+}
+
 fn is_create(change: &Change) -> bool {
     change.target_id.is_none() && change.kind == ChangeKind::Upsert
 }
@@ -118,8 +123,13 @@ impl Engine {
             send.push(index);
         }
         if !send.is_empty() {
-            let changes: Vec<Change> = send.iter().map(|&i| pending[i].change.clone()).collect();
-            let written = match self.write_checked(ctx, target, &changes).await {
+            // Lent to the call and given back: the pending changes are not copied.
+            let changes: Vec<Change> = send.iter().map(|&i| std::mem::replace(&mut pending[i].change, placeholder())).collect();
+            let written = self.write_checked(ctx, target, &changes).await;
+            for (&i, change) in send.iter().zip(changes) {
+                pending[i].change = change;
+            }
+            let written = match written {
                 Ok(written) => written,
                 Err(error) => {
                     // Not made: they go through the engine again at the next

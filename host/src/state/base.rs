@@ -144,6 +144,8 @@ pub struct Shapes {
     pairs: HashMap<String, Vec<(String, String)>>,
     /// Per pipeline, the fields (left names) whose values are kept.
     kept: HashMap<String, Vec<String>>,
+    /// Per pipeline, the stored shape of its registered pairs.
+    registered_shape: HashMap<String, (i64, Arc<Vec<Pair>>)>,
 }
 
 impl Shapes {
@@ -151,6 +153,7 @@ impl Shapes {
     pub fn register(&mut self, pipeline: &str, pairs: Vec<(String, String)>, kept: Vec<String>) {
         self.pairs.insert(pipeline.to_owned(), pairs);
         self.kept.insert(pipeline.to_owned(), kept);
+        self.registered_shape.remove(pipeline);
     }
 
     /// Whether the pipeline keeps the values of the field (either side's name).
@@ -168,6 +171,7 @@ impl Shapes {
     pub fn forget_stored(&mut self) {
         self.by_id.clear();
         self.by_pairs.clear();
+        self.registered_shape.clear();
     }
 
     fn shape(&mut self, connection: &Connection, id: i64) -> Result<Arc<Vec<Pair>>, String> {
@@ -207,6 +211,20 @@ impl Shapes {
     /// The blob of a base, laid out by the pipeline's field pairs (and, after
     /// them, any field the pairs do not name).
     pub fn encode(&mut self, connection: &Connection, pipeline: &str, base: &Base) -> rusqlite::Result<Vec<u8>> {
+        let (id, shape) = self.shape_for(connection, pipeline, base)?;
+        Ok(encode_with(id, &shape, base))
+    }
+
+    /// The shape a base is laid out by: the pipeline's pairs when they name
+    /// every field it has (the usual case, found without building a list),
+    /// else those pairs and then the fields they do not name.
+    fn shape_for(&mut self, connection: &Connection, pipeline: &str, base: &Base) -> rusqlite::Result<(i64, Arc<Vec<Pair>>)> {
+        let registered = self.pairs.get(pipeline).map(Vec::as_slice).unwrap_or_default();
+        let covered = base.left.0.keys().all(|name| registered.iter().any(|(l, _)| l == name))
+            && base.right.0.keys().all(|name| registered.iter().any(|(_, r)| r == name));
+        if covered && let Some(found) = self.registered_shape.get(pipeline) {
+            return Ok(found.clone());
+        }
         let mut pairs: Vec<Pair> = Vec::new();
         for (left, right) in self.pairs.get(pipeline).into_iter().flatten() {
             pairs.push((Some(left.clone()), Some(right.clone())));
@@ -227,48 +245,11 @@ impl Shapes {
                 pairs.push((None, Some(name.clone())));
             }
         }
-        let (id, shape) = self.id_of(connection, pairs)?;
-        let width = shape.len().div_ceil(8);
-        let mut blob = vec![FORMAT];
-        leb128(&mut blob, id as u64);
-        let start = blob.len();
-        blob.resize(start + 4 * width, 0);
-        let mut lefts = Vec::with_capacity(shape.len());
-        let mut rights = Vec::new();
-        for (i, (left, right)) in shape.iter().enumerate() {
-            let l = left.as_deref().and_then(|n| base.left.0.get(n));
-            let r = right.as_deref().and_then(|n| base.right.0.get(n));
-            let valued = l.is_some_and(|e| e.value.is_some()) || r.is_some_and(|e| e.value.is_some());
-            if valued {
-                blob[start + 3 * width + i / 8] |= 1 << (i % 8);
-            }
-            if let Some(l) = l {
-                blob[start + i / 8] |= 1 << (i % 8);
-                lefts.push((l, valued));
-            }
-            if let Some(r) = r {
-                blob[start + width + i / 8] |= 1 << (i % 8);
-                if Some(r) == l {
-                    blob[start + 2 * width + i / 8] |= 1 << (i % 8);
-                } else {
-                    rights.push((r, valued));
-                }
-            }
+        let found = self.id_of(connection, pairs)?;
+        if covered {
+            self.registered_shape.insert(pipeline.to_owned(), found.clone());
         }
-        for (entry, valued) in lefts.into_iter().chain(rights) {
-            if !valued {
-                blob.extend_from_slice(&entry.digest.to_le_bytes()[..DIGEST_BYTES]);
-                continue;
-            }
-            // At a position that keeps values, an entry set without one keeps its digest as text.
-            let text = match &entry.value {
-                Some(value) => super::encode(value).to_string(),
-                None => format!("#{}", entry.digest),
-            };
-            leb128(&mut blob, text.len() as u64);
-            blob.extend_from_slice(text.as_bytes());
-        }
-        Ok(blob)
+        Ok(found)
     }
 
     /// A base from its blob; an error says what is wrong with it.
@@ -327,6 +308,51 @@ impl Shapes {
         }
         Ok(base)
     }
+}
+
+/// The blob of a base laid out by a stored shape.
+fn encode_with(id: i64, shape: &[Pair], base: &Base) -> Vec<u8> {
+    let width = shape.len().div_ceil(8);
+    let mut blob = vec![FORMAT];
+    leb128(&mut blob, id as u64);
+    let start = blob.len();
+    blob.resize(start + 4 * width, 0);
+    let mut lefts = Vec::with_capacity(shape.len());
+    let mut rights = Vec::new();
+    for (i, (left, right)) in shape.iter().enumerate() {
+        let l = left.as_deref().and_then(|n| base.left.0.get(n));
+        let r = right.as_deref().and_then(|n| base.right.0.get(n));
+        let valued = l.is_some_and(|e| e.value.is_some()) || r.is_some_and(|e| e.value.is_some());
+        if valued {
+            blob[start + 3 * width + i / 8] |= 1 << (i % 8);
+        }
+        if let Some(l) = l {
+            blob[start + i / 8] |= 1 << (i % 8);
+            lefts.push((l, valued));
+        }
+        if let Some(r) = r {
+            blob[start + width + i / 8] |= 1 << (i % 8);
+            if Some(r) == l {
+                blob[start + 2 * width + i / 8] |= 1 << (i % 8);
+            } else {
+                rights.push((r, valued));
+            }
+        }
+    }
+    for (entry, valued) in lefts.into_iter().chain(rights) {
+        if !valued {
+            blob.extend_from_slice(&entry.digest.to_le_bytes()[..DIGEST_BYTES]);
+            continue;
+        }
+        // At a position that keeps values, an entry set without one keeps its digest as text.
+        let text = match &entry.value {
+            Some(value) => super::encode(value).to_string(),
+            None => format!("#{}", entry.digest),
+        };
+        leb128(&mut blob, text.len() as u64);
+        blob.extend_from_slice(text.as_bytes());
+    }
+    blob
 }
 
 fn leb128(out: &mut Vec<u8>, mut n: u64) {

@@ -126,12 +126,18 @@ impl SqlTable {
 
 /// One change turned into a statement, or rejected before any SQL runs.
 enum Planned {
-    /// `row`: a new row for a table with an origin column, which can go into
-    /// one multi-row `INSERT` with others (see [`SqlTable::bulk`]).
-    Run { statement: Statement, target: Option<String>, kind: ChangeKind, guarded: bool, row: Option<NewRow> },
+    /// A statement, or (a create where the table has an origin column) a new
+    /// row, which goes into one multi-row `INSERT` with others (`run_bulk`).
+    Run { write: Write, target: Option<String>, kind: ChangeKind, guarded: bool },
     Rejected(Error),
     /// The record changed since the version the change expects.
     Conflict(Record),
+}
+
+/// What a planned change runs.
+enum Write {
+    Statement(Statement),
+    Row(NewRow),
 }
 
 /// A create's columns and values, with the origin that tells its row apart
@@ -153,7 +159,6 @@ impl SqlTable {
     fn plan(&self, table: &Table<'_>, change: Change, existing: Option<String>, now: &Value) -> Planned {
         let build = || -> Result<Planned, Error> {
             let target = change.target_id.clone().or(existing);
-            let mut new_row = None;
             let mut params: Vec<Value> = Vec::new();
             let mut param = |value: Value| {
                 params.push(value);
@@ -234,10 +239,12 @@ impl SqlTable {
                 (ChangeKind::Upsert, None) => {
                     if let Some(origin) = &table.origin {
                         assignments.push((quote(origin), param(Value::Text(change.origin.clone()))));
-                        new_row = Some(NewRow {
-                            columns: assignments.iter().map(|(column, _)| column.clone()).collect(),
-                            values: params.clone(),
-                            origin: change.origin.clone(),
+                        let columns = assignments.into_iter().map(|(column, _)| column).collect();
+                        return Ok(Planned::Run {
+                            write: Write::Row(NewRow { columns, values: params, origin: change.origin }),
+                            target: None,
+                            kind: ChangeKind::Upsert,
+                            guarded: false,
                         });
                     }
                     let (columns, values): (Vec<String>, Vec<String>) = assignments.into_iter().unzip();
@@ -254,11 +261,10 @@ impl SqlTable {
                 }
             };
             Ok(Planned::Run {
-                statement: Statement { sql, params },
+                write: Write::Statement(Statement { sql, params }),
                 target,
                 kind: change.kind,
                 guarded: change.expected_version.is_some(),
-                row: new_row,
             })
         };
         build().unwrap_or_else(Planned::Rejected)
@@ -495,14 +501,25 @@ impl Connector for SqlTable {
         let mut results = match self.run_bulk(&table, &planned) {
             Ok(results) => results.into_iter(),
             Err(_) => {
-                let statements: Vec<Statement> = planned
+                let writes: Vec<&Write> = planned
                     .iter()
                     .filter_map(|p| match p {
-                        Planned::Run { statement, .. } => Some(statement.clone()),
+                        Planned::Run { write, .. } => Some(write),
                         Planned::Rejected(_) | Planned::Conflict(_) => None,
                     })
                     .collect();
-                self.sql.execute(&statements, BatchMode::EachAlone)?.into_iter()
+                let statements: Vec<Statement> = writes
+                    .iter()
+                    .map(|write| match write {
+                        Write::Statement(statement) => statement.clone(),
+                        Write::Row(row) => self.insert_rows(&table, &[row]),
+                    })
+                    .collect();
+                let results = self.sql.execute(&statements, BatchMode::EachAlone)?;
+                writes.iter().zip(results).map(|(write, result)| match write {
+                    Write::Row(_) => result.map(without_origin),
+                    Write::Statement(_) => result,
+                }).collect::<Vec<_>>().into_iter()
             }
         };
 
@@ -552,47 +569,46 @@ impl SqlTable {
     /// merged into multi-row `INSERT`s; one result per planned statement, in
     /// order. Any failure fails the whole (nothing is applied).
     fn run_bulk(&self, table: &Table<'_>, planned: &[Planned]) -> Result<Vec<Result<Executed, Error>>, Error> {
-        // Each statement sent, with the planned statements it stands for.
-        let mut statements: Vec<Statement> = Vec::new();
-        let mut covers: Vec<Vec<usize>> = Vec::new();
-        let runs: Vec<(&Statement, Option<&NewRow>)> = planned
+        let writes: Vec<&Write> = planned
             .iter()
             .filter_map(|p| match p {
-                Planned::Run { statement, row, .. } => Some((statement, row.as_ref())),
+                Planned::Run { write, .. } => Some(write),
                 Planned::Rejected(_) | Planned::Conflict(_) => None,
             })
             .collect();
+        // Each statement sent, with the planned writes it stands for.
+        let mut statements: Vec<Statement> = Vec::new();
+        let mut covers: Vec<Vec<usize>> = Vec::new();
         let mut index = 0;
-        while index < runs.len() {
-            let (statement, row) = runs[index];
-            let Some(first) = row else {
-                statements.push(statement.clone());
-                covers.push(vec![index]);
-                index += 1;
-                continue;
+        while index < writes.len() {
+            let first = match writes[index] {
+                Write::Statement(statement) => {
+                    statements.push(statement.clone());
+                    covers.push(vec![index]);
+                    index += 1;
+                    continue;
+                }
+                Write::Row(row) => row,
             };
             // The new rows that follow with the same columns, up to a statement's worth.
-            let mut group = vec![index];
-            while group.len() < ROWS_PER_INSERT
-                && let Some((_, Some(next))) = runs.get(index + group.len())
+            let mut rows = vec![first];
+            while rows.len() < ROWS_PER_INSERT
+                && let Some(Write::Row(next)) = writes.get(index + rows.len())
                 && next.columns == first.columns
             {
-                group.push(index + group.len());
+                rows.push(next);
             }
-            if group.len() == 1 {
-                statements.push(statement.clone());
-            } else {
-                let rows: Vec<&NewRow> = group.iter().filter_map(|&i| runs[i].1).collect();
-                statements.push(self.insert_rows(table, &rows));
-            }
-            index += group.len();
-            covers.push(group);
+            statements.push(self.insert_rows(table, &rows));
+            covers.push((index..index + rows.len()).collect());
+            index += rows.len();
         }
         let executed = self.sql.execute(&statements, BatchMode::AllOrNothing)?;
-        let mut results: Vec<Option<Result<Executed, Error>>> = runs.iter().map(|_| None).collect();
+        let mut results: Vec<Option<Result<Executed, Error>>> = writes.iter().map(|_| None).collect();
         for (group, result) in covers.into_iter().zip(executed) {
             let executed = result.map_err(Error::from)?;
-            if let [single] = group.as_slice() {
+            if let [single] = group.as_slice()
+                && matches!(writes[*single], Write::Statement(_))
+            {
                 results[*single] = Some(Ok(executed));
                 continue;
             }
@@ -606,8 +622,8 @@ impl SqlTable {
                 })
                 .collect();
             for i in group {
-                let origin = runs[i].1.map(|r| r.origin.as_str()).unwrap_or_default();
-                let returned: Vec<Vec<Value>> = by_origin.remove(origin).into_iter().collect();
+                let Write::Row(row) = writes[i] else { continue };
+                let returned: Vec<Vec<Value>> = by_origin.remove(&row.origin).into_iter().collect();
                 results[i] = Some(Ok(Executed { rows_affected: returned.len() as u64, returned }));
             }
         }
@@ -635,6 +651,14 @@ impl SqlTable {
         );
         Statement { sql, params }
     }
+}
+
+/// A new row's result without the origin `insert_rows` returns after it.
+fn without_origin(mut executed: Executed) -> Executed {
+    for row in &mut executed.returned {
+        row.pop();
+    }
+    executed
 }
 
 /// Rows with their records borrowed, as `Cursor::advance` takes them.
