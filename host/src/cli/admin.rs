@@ -135,7 +135,14 @@ pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch:
         None => engine.config.config.pipelines.keys().map(|k| k.to_string()).collect(),
     };
     let progress = indicatif::ProgressBar::new_spinner();
-    progress.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} records read").expect("valid template"));
+    // On a terminal only (indicatif draws nothing when stderr is not one).
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}: {human_pos} records read, {rate}, {elapsed}")
+            .expect("valid template")
+            .with_key("rate", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{:.0}/s", state.per_sec());
+            }),
+    );
     progress.enable_steady_tick(Duration::from_millis(120));
     engine.progress = Some(progress.clone());
     let mut failed = false;
