@@ -31,8 +31,14 @@ impl Engine {
                 continue;
             }
             // Links this run made were just written or read: their records are there.
-            let linked = self.state.live_linked_ids(ctx.name, side, ctx.run_id)?;
-            for chunk in linked.chunks(CHUNK) {
+            let mut after = 0;
+            loop {
+                let (last, chunk) = self.state.live_linked_ids(ctx.name, side, ctx.run_id, after, CHUNK as u32)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                after = last;
+                let chunk = chunk.as_slice();
                 let present: std::collections::HashSet<String> = ctx.fetch(side, chunk).await?.into_iter().filter(|r| !r.deleted).map(|r| r.id).collect();
                 let gone: Vec<Record> = chunk
                     .iter()

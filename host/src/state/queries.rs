@@ -280,19 +280,30 @@ impl State {
         })
     }
 
-    /// The ids on one side of the links whose records are not deleted; with
-    /// `before_run`, only links made before that run.
-    pub fn live_linked_ids(&self, pipeline: &str, side: Side, before_run: Option<i64>) -> Result<Vec<String>, StateError> {
+    /// A page of the ids on one side of the links whose records are not
+    /// deleted, in link order after `after_link` (a page at a time, so that
+    /// memory does not grow with the table): (last link of the page, ids).
+    /// With `before_run`, only links made before that run.
+    pub fn live_linked_ids(
+        &self,
+        pipeline: &str,
+        side: Side,
+        before_run: Option<i64>,
+        after_link: i64,
+        limit: u32,
+    ) -> Result<(i64, Vec<String>), StateError> {
         let column = match side {
             Side::Left => "left_id",
             Side::Right => "right_id",
         };
         self.with(|c| {
-            let mut s = c.prepare(&format!(
-                "SELECT CAST({column} AS TEXT) FROM links WHERE pipe = {PIPE} AND state = 'active'
-                 AND (?2 IS NULL OR created_run IS NULL OR created_run < ?2) ORDER BY link_id"
+            let mut s = c.prepare_cached(&format!(
+                "SELECT link_id, CAST({column} AS TEXT) FROM links WHERE pipe = {PIPE} AND link_id > ?3 AND state = 'active'
+                 AND (?2 IS NULL OR created_run IS NULL OR created_run < ?2) ORDER BY link_id LIMIT ?4"
             ))?;
-            s.query_map(params![pipeline, before_run], |r| r.get(0))?.collect()
+            let rows: Vec<(i64, String)> = s.query_map(params![pipeline, before_run, after_link, limit], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            let last = rows.last().map_or(after_link, |(link, _)| *link);
+            Ok((last, rows.into_iter().map(|(_, id)| id).collect()))
         })
     }
 
