@@ -501,13 +501,7 @@ impl Connector for SqlTable {
         let mut results = match self.run_bulk(&table, &planned) {
             Ok(results) => results.into_iter(),
             Err(_) => {
-                let writes: Vec<&Write> = planned
-                    .iter()
-                    .filter_map(|p| match p {
-                        Planned::Run { write, .. } => Some(write),
-                        Planned::Rejected(_) | Planned::Conflict(_) => None,
-                    })
-                    .collect();
+                let writes = writes_of(&planned);
                 let statements: Vec<Statement> = writes
                     .iter()
                     .map(|write| match write {
@@ -569,13 +563,7 @@ impl SqlTable {
     /// merged into multi-row `INSERT`s; one result per planned statement, in
     /// order. Any failure fails the whole (nothing is applied).
     fn run_bulk(&self, table: &Table<'_>, planned: &[Planned]) -> Result<Vec<Result<Executed, Error>>, Error> {
-        let writes: Vec<&Write> = planned
-            .iter()
-            .filter_map(|p| match p {
-                Planned::Run { write, .. } => Some(write),
-                Planned::Rejected(_) | Planned::Conflict(_) => None,
-            })
-            .collect();
+        let writes = writes_of(planned);
         // Each statement sent, with the planned writes it stands for.
         let mut statements: Vec<Statement> = Vec::new();
         let mut covers: Vec<Vec<usize>> = Vec::new();
@@ -651,6 +639,17 @@ impl SqlTable {
         );
         Statement { sql, params }
     }
+}
+
+/// What the planned changes run, in order (those rejected before any SQL run nothing).
+fn writes_of(planned: &[Planned]) -> Vec<&Write> {
+    planned
+        .iter()
+        .filter_map(|p| match p {
+            Planned::Run { write, .. } => Some(write),
+            Planned::Rejected(_) | Planned::Conflict(_) => None,
+        })
+        .collect()
 }
 
 /// A new row's result without the origin `insert_rows` returns after it.
