@@ -294,16 +294,22 @@ impl Engine {
         if fields.is_empty() {
             return Ok(differences);
         }
-        let links: Vec<_> = self.state.links(pipeline, u32::MAX)?.into_iter().filter(|l| l.state == "active").collect();
-        for chunk in links.chunks(ctx.config.batch_size as usize) {
+        // A page of links at a time: memory does not grow with the table.
+        let mut after = 0;
+        loop {
+            let page = self.state.links_after(pipeline, after, ctx.config.batch_size)?;
+            let Some(last) = page.last() else { break };
+            after = last.link_id;
+            let chunk: Vec<_> = page.into_iter().filter(|l| l.state == "active").collect();
             let left_ids: Vec<String> = chunk.iter().map(|l| l.left_id.clone()).collect();
             let right_ids: Vec<String> = chunk.iter().map(|l| l.right_id.clone()).collect();
-            let lefts = ctx.fetch(Side::Left, &left_ids).await?;
-            let rights = ctx.fetch(Side::Right, &right_ids).await?;
-            for link in chunk {
-                let (Some(left), Some(right)) =
-                    (lefts.iter().find(|r| r.id == link.left_id), rights.iter().find(|r| r.id == link.right_id))
-                else {
+            let by_id = |records: Vec<crate::runtime::bindings::Record>| -> std::collections::HashMap<String, crate::runtime::bindings::Record> {
+                records.into_iter().map(|r| (r.id.clone(), r)).collect()
+            };
+            let lefts = by_id(ctx.fetch(Side::Left, &left_ids).await?);
+            let rights = by_id(ctx.fetch(Side::Right, &right_ids).await?);
+            for link in &chunk {
+                let (Some(left), Some(right)) = (lefts.get(&link.left_id), rights.get(&link.right_id)) else {
                     continue;
                 };
                 for field in &fields {

@@ -514,6 +514,35 @@ mod tests {
     }
 
     #[test]
+    fn links_are_read_a_page_at_a_time() {
+        let folder = tempfile::tempdir().unwrap();
+        let state = State::open(&folder.path().join("state.sqlite")).unwrap();
+        let links = (1..=7)
+            .map(|n| LinkWrite {
+                link: LinkRef::New { left_id: n.to_string(), right_id: format!("r{n}") },
+                left_version: None,
+                right_version: None,
+                state: None,
+                base: vec![(Side::Left, "name".into(), Value::Text(format!("n{n}")))],
+            })
+            .collect();
+        state.apply("p", Some(1), &Commit { links, ..Commit::default() }).unwrap();
+        let mut after = 0;
+        let mut pages = Vec::new();
+        loop {
+            let page = state.links_after("p", after, 3).unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.link_id;
+            pages.push(page.iter().map(|l| l.left_id.clone()).collect::<Vec<_>>().join(","));
+        }
+        assert_eq!(pages, ["1,2,3", "4,5,6", "7"]);
+        let (last, ids) = state.live_linked_ids("p", Side::Right, None, 0, 5).unwrap();
+        assert_eq!(ids, ["r1", "r2", "r3", "r4", "r5"]);
+        assert_eq!(state.live_linked_ids("p", Side::Right, None, last, 5).unwrap().1, ["r6", "r7"]);
+        assert!(state.live_linked_ids("p", Side::Right, Some(1), 0, 5).unwrap().1.is_empty(), "made in run 1: not before it");
+    }
+
+    #[test]
     fn every_value_is_stored_and_read_back_exactly() {
         for value in [
             Value::Float(f64::INFINITY),

@@ -271,9 +271,14 @@ impl State {
     }
 
     pub fn links(&self, pipeline: &str, limit: u32) -> Result<Vec<LinkRow>, StateError> {
+        self.links_after(pipeline, 0, limit)
+    }
+
+    /// The links after `after_link`, in link order: a page at a time.
+    pub fn links_after(&self, pipeline: &str, after_link: i64, limit: u32) -> Result<Vec<LinkRow>, StateError> {
         self.with(|c| {
-            let mut s = c.prepare(&format!("SELECT {LINK_ROW_COLUMNS} FROM links WHERE pipe = {PIPE} ORDER BY link_id LIMIT ?2"))?;
-            s.query_map(params![pipeline, limit], |r| {
+            let mut s = c.prepare_cached(&format!("SELECT {LINK_ROW_COLUMNS} FROM links WHERE pipe = {PIPE} AND link_id > ?3 ORDER BY link_id LIMIT ?2"))?;
+            s.query_map(params![pipeline, limit, after_link], |r| {
                 Ok(LinkRow { link_id: r.get(0)?, left_id: r.get(1)?, right_id: r.get(2)?, state: r.get(3)?, updated_at: r.get(4)? })
             })?
             .collect()
