@@ -20,42 +20,28 @@ pub fn digest(fields: &[Field], deleted: bool) -> String {
     };
     for field in fields {
         add(field.name.as_bytes());
-        match &field.value {
-            Value::Null => add(b"n"),
-            Value::Boolean(b) => add(if *b { b"b1" } else { b"b0" }),
+        // The value's type, then its bytes: the text "1" is not the integer 1.
+        let number: [u8; 8];
+        let (kind, bytes): (&[u8], &[u8]) = match &field.value {
+            Value::Null => (b"n", b""),
+            Value::Boolean(b) => (if *b { b"b1" } else { b"b0" }, b""),
             Value::Integer(i) => {
-                add(b"i");
-                add(&i.to_le_bytes());
+                number = i.to_le_bytes();
+                (b"i", &number)
             }
             Value::Float(f) => {
-                add(b"f");
-                add(&f.to_bits().to_le_bytes());
+                number = f.to_bits().to_le_bytes();
+                (b"f", &number)
             }
-            Value::Decimal(text) => {
-                add(b"d");
-                add(text.as_bytes());
-            }
-            Value::Text(text) => {
-                add(b"t");
-                add(text.as_bytes());
-            }
-            Value::Date(text) => {
-                add(b"D");
-                add(text.as_bytes());
-            }
-            Value::Timestamp(text) => {
-                add(b"T");
-                add(text.as_bytes());
-            }
-            Value::Json(text) => {
-                add(b"j");
-                add(text.as_bytes());
-            }
-            Value::Bytes(bytes) => {
-                add(b"x");
-                add(bytes);
-            }
-        }
+            Value::Decimal(text) => (b"d", text.as_bytes()),
+            Value::Text(text) => (b"t", text.as_bytes()),
+            Value::Date(text) => (b"D", text.as_bytes()),
+            Value::Timestamp(text) => (b"T", text.as_bytes()),
+            Value::Json(text) => (b"j", text.as_bytes()),
+            Value::Bytes(bytes) => (b"x", bytes),
+        };
+        add(kind);
+        add(bytes);
     }
     if deleted {
         add(b"deleted");

@@ -1,6 +1,8 @@
 //! What an admin does about items the engine could not decide: resolve a
 //! parked conflict, resubmit failed items.
 
+use std::collections::HashMap;
+
 use super::{Ctx, Engine, Mode, RunError, RunReport};
 use crate::config::Side;
 use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome, Record, Value};
@@ -303,9 +305,7 @@ impl Engine {
             let chunk: Vec<_> = page.into_iter().filter(|l| l.state == "active").collect();
             let left_ids: Vec<String> = chunk.iter().map(|l| l.left_id.clone()).collect();
             let right_ids: Vec<String> = chunk.iter().map(|l| l.right_id.clone()).collect();
-            let by_id = |records: Vec<crate::runtime::bindings::Record>| -> std::collections::HashMap<String, crate::runtime::bindings::Record> {
-                records.into_iter().map(|r| (r.id.clone(), r)).collect()
-            };
+            let by_id = |records: Vec<Record>| -> HashMap<String, Record> { records.into_iter().map(|r| (r.id.clone(), r)).collect() };
             let lefts = by_id(ctx.fetch(Side::Left, &left_ids).await?);
             let rights = by_id(ctx.fetch(Side::Right, &right_ids).await?);
             for link in &chunk {

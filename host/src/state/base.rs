@@ -103,10 +103,6 @@ impl SideBase {
     pub fn set(&mut self, name: &str, value: &Value, keep: bool) {
         self.0.insert(name.to_owned(), Entry { digest: digest(value), value: keep.then(|| value.clone()) });
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// The base of one link: each side's fields in its own names.
@@ -150,7 +146,12 @@ pub struct Shapes {
 
 impl Shapes {
     /// The pipeline's synced fields, as (left name, right name).
+    /// Registered again by every run: the shape found for them is kept
+    /// while they stay the same.
     pub fn register(&mut self, pipeline: &str, pairs: Vec<(String, String)>, kept: Vec<String>) {
+        if self.pairs.get(pipeline) == Some(&pairs) && self.kept.get(pipeline) == Some(&kept) {
+            return;
+        }
         self.pairs.insert(pipeline.to_owned(), pairs);
         self.kept.insert(pipeline.to_owned(), kept);
         self.registered_shape.remove(pipeline);

@@ -9,26 +9,6 @@ use rusqlite::{params, OptionalExtension};
 use super::{now, State, StateError};
 use crate::config::Side;
 
-/// Where an intent stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IntentState {
-    /// The create was sent (or about to be): whether the target made the
-    /// record is not known until its outcome is committed.
-    Written,
-    /// Nothing was sent yet.
-    Queued,
-}
-
-impl IntentState {
-    pub fn parse(text: Option<&str>) -> Option<IntentState> {
-        match text? {
-            "written" => Some(IntentState::Written),
-            "queued" => Some(IntentState::Queued),
-            _ => None,
-        }
-    }
-}
-
 impl State {
     /// Records creates about to be written, before they are written. Returns
     /// those that were written before without a committed outcome: sent again,

@@ -29,7 +29,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use approvals::{ApprovalRow, Queued};
 pub use base::{Base, SideBase};
 pub use commit::{Commit, ConflictEntry, FailedItem, HistoryEntry, LinkRef, LinkWrite, BATCHED_CREATES};
-pub use intents::IntentState;
 pub use queries::{ConflictRow, EventRow, FailedRow, HealthRow, HeartbeatRow, HistoryRow, LinkRow, RunRow};
 
 use crate::config::Side;
