@@ -159,15 +159,8 @@ impl SqlTable {
     fn plan(&self, table: &Table<'_>, change: Change, existing: Option<String>, now: &Value) -> Planned {
         let build = || -> Result<Planned, Error> {
             let target = change.target_id.clone().or(existing);
-            let mut params: Vec<Value> = Vec::new();
-            let mut param = |value: Value| {
-                params.push(value);
-                self.param(params.len())
-            };
-            // The row as written, read the way `read` reads it, for its version.
-            let returning = format!(" RETURNING {}", Self::select_list(table));
-            // Stamp and status that every write sets.
-            let mut assignments: Vec<(String, String)> = Vec::new();
+            // Stamp and status that every write sets, as (quoted column, value).
+            let mut assignments: Vec<(String, Value)> = Vec::new();
             if change.kind == ChangeKind::Upsert {
                 for field in change.fields {
                     let def = table.field(&field.name).ok_or_else(|| {
@@ -175,12 +168,11 @@ impl SqlTable {
                         Error::new("unknown-field", format!("entity `{}` has no field `{}`", table.entity, field.name))
                             .with_hint(format!("writable fields: {}", known.join(", ")))
                     })?;
-                    let value = to_column(def, field.value)?;
-                    assignments.push((quote(&field.name), param(value)));
+                    assignments.push((quote(&field.name), to_column(def, field.value)?));
                 }
             }
             if let Some((u, _)) = &table.updated_at {
-                assignments.push((quote(&u.name), param(now.clone())));
+                assignments.push((quote(&u.name), now.clone()));
             }
             // A delete writes the tombstone; a create starts live; an update leaves
             // the status alone, so updating a deleted record never revives it.
@@ -191,10 +183,29 @@ impl SqlTable {
                     (ChangeKind::Upsert, Some(_)) => None,
                 };
                 if let Some(status) = status {
-                    assignments.push((quote(&soft.column), param(Value::Text(status.clone()))));
+                    assignments.push((quote(&soft.column), Value::Text(status.clone())));
                 }
             }
+            if let (ChangeKind::Upsert, None, Some(origin)) = (change.kind, &target, &table.origin) {
+                // Goes into a multi-row INSERT (see `insert_rows`), which numbers its own parameters.
+                assignments.push((quote(origin), Value::Text(change.origin.clone())));
+                let (columns, values) = assignments.into_iter().unzip();
+                return Ok(Planned::Run {
+                    write: Write::Row(NewRow { columns, values, origin: change.origin }),
+                    target: None,
+                    kind: ChangeKind::Upsert,
+                    guarded: false,
+                });
+            }
 
+            let mut params: Vec<Value> = Vec::new();
+            let mut param = |value: Value| {
+                params.push(value);
+                self.param(params.len())
+            };
+            let set: Vec<(String, String)> = assignments.into_iter().map(|(column, value)| (column, param(value))).collect();
+            // The row as written, read the way `read` reads it, for its version.
+            let returning = format!(" RETURNING {}", Self::select_list(table));
             let guard = |param: &mut dyn FnMut(Value) -> String| -> Result<String, Error> {
                 match (&change.expected_version, &table.updated_at) {
                     (Some(version), Some((u, _))) => Ok(format!(
@@ -219,7 +230,7 @@ impl SqlTable {
                 (_, Some(id)) => {
                     let key = param(id_to_key(&table.key, id)?);
                     let guard = guard(&mut param)?;
-                    let set: Vec<String> = assignments.iter().map(|(c, p)| format!("{c} = {p}")).collect();
+                    let set: Vec<String> = set.iter().map(|(c, p)| format!("{c} = {p}")).collect();
                     if set.is_empty() {
                         // Nothing to set: read the row back so the outcome still has its version.
                         format!(
@@ -237,17 +248,7 @@ impl SqlTable {
                     }
                 }
                 (ChangeKind::Upsert, None) => {
-                    if let Some(origin) = &table.origin {
-                        assignments.push((quote(origin), param(Value::Text(change.origin.clone()))));
-                        let columns = assignments.into_iter().map(|(column, _)| column).collect();
-                        return Ok(Planned::Run {
-                            write: Write::Row(NewRow { columns, values: params, origin: change.origin }),
-                            target: None,
-                            kind: ChangeKind::Upsert,
-                            guarded: false,
-                        });
-                    }
-                    let (columns, values): (Vec<String>, Vec<String>) = assignments.into_iter().unzip();
+                    let (columns, values): (Vec<String>, Vec<String>) = set.into_iter().unzip();
                     if columns.is_empty() {
                         format!("INSERT INTO {} DEFAULT VALUES{returning}", quote(&table.table))
                     } else {
@@ -623,20 +624,30 @@ impl SqlTable {
     fn insert_rows(&self, table: &Table<'_>, rows: &[&NewRow]) -> Statement {
         let width = rows[0].columns.len();
         let mut params = Vec::with_capacity(width * rows.len());
-        let mut tuples = Vec::with_capacity(rows.len());
-        for row in rows {
+        let origin = table.origin.as_deref().map(quote).unwrap_or_default();
+        let mut sql = format!("INSERT INTO {} ({}) VALUES ", quote(&table.table), rows[0].columns.join(", "));
+        // Written in place: a statement of 100 rows has a thousand placeholders.
+        let marker = match self.dialect {
+            Dialect::Sqlite => '?',
+            Dialect::Postgres => '$',
+        };
+        for (i, row) in rows.iter().enumerate() {
             let start = params.len();
             params.extend(row.values.iter().cloned());
-            tuples.push(format!("({})", (start + 1..=start + width).map(|n| self.param(n)).collect::<Vec<_>>().join(", ")));
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for n in start + 1..=start + width {
+                if n > start + 1 {
+                    sql.push_str(", ");
+                }
+                sql.push(marker);
+                sql.push_str(itoa::Buffer::new().format(n));
+            }
+            sql.push(')');
         }
-        let origin = table.origin.as_deref().map(quote).unwrap_or_default();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES {} RETURNING {}, {origin}",
-            quote(&table.table),
-            rows[0].columns.join(", "),
-            tuples.join(", "),
-            Self::select_list(table)
-        );
+        sql.push_str(" RETURNING ");
+        sql.push_str(&Self::select_list(table));
+        sql.push_str(", ");
+        sql.push_str(&origin);
         Statement { sql, params }
     }
 }
