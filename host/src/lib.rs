@@ -9,6 +9,7 @@
 //! - [`secrets`]: the one redaction function every log line, message and stored text goes through.
 //! - [`catalog`]: a config turned into loaded plugins and runnable instances.
 //! - [`state`]: durable state in SQLite: links, base values, cursors, history, queues, health.
+//! - [`model`]: the engine's own records, values, changes and outcomes; every plugin API version converts to them.
 //! - [`engine`]: one run of a pipeline: read, diff against base, resolve, map, validate, write, commit.
 //! - [`schedule`]: the daemon: pipelines on their schedules, backoff, resubmission, heartbeat.
 //! - [`bundled`]: the plugins built into the binary.
@@ -20,6 +21,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod model;
 pub mod runtime;
 pub mod schedule;
 pub mod schema;

@@ -4,6 +4,8 @@ use std::marker::PhantomData;
 
 use crate::bindings::connector::exports::synchost::plugin::connector as wit_connector;
 use crate::bindings::mapper::exports::synchost::plugin::mapper as wit_mapper;
+use crate::bindings::connector::synchost::plugin::types::Page;
+use crate::page;
 use crate::{
     Change, Context, Direction, EntityDef, EntityNeed, Error, Mapped, Outcome, Problem, ReadBatch, Record,
     Violation,
@@ -88,16 +90,16 @@ impl<T: Connector> wit_connector::Guest for ConnectorExport<T> {
         instance(T::new)?.describe().map_err(Error::into_problem)
     }
 
-    fn read(entity: String, cursor: Option<String>, limit: u32) -> Result<ReadBatch, Problem> {
-        instance(T::new)?.read(&entity, cursor, limit).map_err(Error::into_problem)
+    fn read(entity: String, cursor: Option<String>, limit: u32) -> Result<wit_connector::ReadBatch, Problem> {
+        instance(T::new)?.read(&entity, cursor, limit).map(Into::into).map_err(Error::into_problem)
     }
 
-    fn fetch(entity: String, ids: Vec<String>) -> Result<Vec<Record>, Problem> {
-        instance(T::new)?.fetch(&entity, ids).map_err(Error::into_problem)
+    fn fetch(entity: String, ids: Vec<String>) -> Result<Page, Problem> {
+        instance(T::new)?.fetch(&entity, ids).map(page::page_of).map_err(Error::into_problem)
     }
 
-    fn write(entity: String, changes: Vec<Change>) -> Result<Vec<Outcome>, Problem> {
-        instance(T::new)?.write(&entity, changes).map_err(Error::into_problem)
+    fn write(entity: String, fields: Vec<String>, changes: Vec<wit_connector::Change>) -> Result<Vec<Outcome>, Problem> {
+        instance(T::new)?.write(&entity, page::changes_of(&fields, changes)).map_err(Error::into_problem)
     }
 
     fn probe(needs: Vec<EntityNeed>) -> Result<Vec<Problem>, Problem> {
@@ -110,12 +112,42 @@ impl<T: Connector> wit_connector::Guest for ConnectorExport<T> {
 pub struct MapperExport<T>(PhantomData<T>);
 
 impl<T: Mapper> wit_mapper::Guest for MapperExport<T> {
-    fn map_records(direction: Direction, records: Vec<Record>) -> Result<Vec<Mapped>, Problem> {
-        instance(T::new)?.map(direction, records).map_err(Error::into_problem)
-    }
-
-    fn validate_records(direction: Direction, records: Vec<Record>) -> Result<Vec<Vec<Violation>>, Problem> {
-        instance(T::new)?.validate(direction, &records).map_err(Error::into_problem)
+    fn map_records(direction: Direction, records: Page) -> Result<Vec<Mapped>, Problem> {
+        let mapper = instance(T::new)?;
+        let records = page::records_of(records);
+        let count = records.len();
+        let mut mapped = mapper.map(direction, records).map_err(Error::into_problem)?;
+        if mapped.len() != count {
+            // The host reports the broken contract with both counts.
+            return Ok(mapped);
+        }
+        // The records mapped are checked against the rules in the same call:
+        // taken out of their slots, checked, and put back.
+        let mut slots: Vec<usize> = Vec::new();
+        let mut valid: Vec<Record> = Vec::new();
+        for (slot, result) in mapped.iter_mut().enumerate() {
+            if matches!(result, Mapped::Ok(_))
+                && let Mapped::Ok(record) = std::mem::replace(result, Mapped::Invalid(Vec::new()))
+            {
+                slots.push(slot);
+                valid.push(record);
+            }
+        }
+        if valid.is_empty() {
+            return Ok(mapped);
+        }
+        let found = mapper.validate(direction, &valid).map_err(Error::into_problem)?;
+        if found.len() != valid.len() {
+            return Err(Error::new(
+                "broken-contract",
+                format!("validate returned {} results for {} records", found.len(), valid.len()),
+            )
+            .into_problem());
+        }
+        for ((slot, record), violations) in slots.into_iter().zip(valid).zip(found) {
+            mapped[slot] = if violations.is_empty() { Mapped::Ok(record) } else { Mapped::Invalid(violations) };
+        }
+        Ok(mapped)
     }
 }
 

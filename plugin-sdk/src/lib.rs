@@ -46,6 +46,7 @@
 //!
 //! # Layout
 //! - [`bindings`]: the types and functions generated from the WIT API in `schemas/wit`.
+//! - `page`: [`ReadBatch`] and [`Change`], and how batches cross the boundary as pages.
 //! - `record`: helpers on [`Record`], [`Value`] and [`Field`]: typed getters, builders.
 //! - `error`: [`Error`], which becomes a [`Problem`] the host shows to the admin.
 //! - [`host`]: small typed wrappers over the host services (log, settings, sql, http).
@@ -62,6 +63,7 @@ pub mod bindings;
 mod error;
 mod export;
 pub mod host;
+mod page;
 mod record;
 pub mod testing;
 pub mod version;
@@ -74,16 +76,16 @@ pub use host::Context;
 ///
 /// The export macros embed it in the component's `synchost:api-version`
 /// custom section, where the host reads it before instantiating the plugin.
-pub const API_VERSION: &str = "0.3.0";
+pub const API_VERSION: &str = "0.4.0";
 
 /// Shared WIT types: values, records, problems, entity descriptions.
 pub use bindings::connector::synchost::plugin::types::{
     EntityDef, Field, FieldDef, FieldType, Problem, Record, Value,
 };
-/// Connector types: read batches, changes and their outcomes.
-pub use bindings::connector::exports::synchost::plugin::connector::{
-    Applied, Change, ChangeKind, EntityNeed, Outcome, ReadBatch,
-};
+/// Connector types: changes' kinds and outcomes, and what the host needs.
+pub use bindings::connector::exports::synchost::plugin::connector::{Applied, ChangeKind, EntityNeed, Outcome};
+/// Read batches and changes, each record with its named fields.
+pub use page::{Change, ReadBatch};
 /// Mapper types: direction, mapping results and rule violations.
 pub use bindings::mapper::exports::synchost::plugin::mapper::{Direction, Mapped, Violation};
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::{load_catalog, CommandError};
 use crate::config::Side;
 use crate::engine::{Engine, Mode, Resolution, RunError, RunReport};
-use crate::runtime::bindings::Value;
+use crate::model::Value;
 use crate::state::lease::{self, LeaseError, WriterLease};
 use crate::state::{HistoryEntry, State};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{load_catalog, CommandError};
 use crate::catalog::Catalog;
 use crate::config::LoadedConfig;
-use crate::runtime::bindings::{Direction, EntityDef};
+use crate::model::{Direction, EntityDef};
 use crate::runtime::{CallError, Instance};
 
 /// One line of the report.
@@ -209,7 +209,7 @@ async fn check_instance(config: &LoadedConfig, section: &str, instance: &Instanc
             Ok(entities) => report.ok(name, &format!("{plugin}: {}", describe_entities(&entities))),
             Err(error) => report.instance_failed(config, section, name, &error),
         },
-        crate::runtime::PluginKind::Mapper => match instance.map(Direction::LeftToRight, &[]).await {
+        crate::runtime::PluginKind::Mapper => match instance.map_and_validate(Direction::LeftToRight, &[]).await {
             Ok(_) => report.ok(name, &format!("{plugin}: settings accepted")),
             Err(error) => report.instance_failed(config, section, name, &error),
         },

@@ -16,10 +16,14 @@ pub async fn run(file: &Path) -> Result<(), CommandError> {
     say!("file:        {}", file.display());
     say!("size:        {} bytes", bytes.len());
     say!("sha256:      {}", hex::encode(Sha256::digest(&bytes)));
-    say!("host accepts plugin API {}", metadata::supported_api());
+    say!("host runs plugin API {}", metadata::supported_text());
     let meta = metadata::read(&bytes)
         .map_err(|e| CommandError::Reported(format!("{} cannot be used: {e}", file.display())))?;
-    say!("plugin API:  {} (compatible)", meta.api_version);
+    let binding = match meta.binding {
+        metadata::Binding::V0_4 => "compatible: the current API",
+        metadata::Binding::V0_3 => "compatible: an earlier API this host still runs",
+    };
+    say!("plugin API:  {} ({binding})", meta.api_version);
     say!("kind:        {}", meta.kind);
 
     let runtime = Runtime::new(None).map_err(CommandError::Other)?;

@@ -35,7 +35,7 @@ pub fn write_line(to_stderr: bool, text: &str) {
     }
 }
 
-use crate::runtime::bindings::Record;
+use crate::model::Record;
 
 /// A record as a JSON object.
 pub fn record_json(record: &Record) -> serde_json::Value {

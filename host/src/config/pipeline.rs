@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::values::{InstanceName, Schedule, Timeout};
-use crate::runtime::bindings::{Record, Value};
+use crate::model::{Record, Value};
 
 /// One pipeline: left and right side, the field correspondence, conflict and
 /// delete handling, schedule and retry.

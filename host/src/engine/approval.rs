@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::{link_write, record_outcome};
 use super::{BatchPlan, Ctx, Engine, Mode, Pending, RunError, RunReport};
 use crate::config::Side;
-use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome, Record, Value};
+use crate::model::{Change, ChangeKind, Field, Outcome, Record, Value};
 use crate::state::{decode, encode, ApprovalRow, Commit, HistoryEntry, Queued};
 
 /// A parked change: everything `record_outcome` needs once it is written.
@@ -46,11 +46,11 @@ pub(super) struct ParkedHistory {
     message: Option<String>,
 }
 
-fn values(list: &[(String, crate::runtime::bindings::Value)]) -> Vec<(String, serde_json::Value)> {
+fn values(list: &[(String, crate::model::Value)]) -> Vec<(String, serde_json::Value)> {
     list.iter().map(|(n, v)| (n.clone(), encode(v))).collect()
 }
 
-fn decoded(list: &[(String, serde_json::Value)]) -> Vec<(String, crate::runtime::bindings::Value)> {
+fn decoded(list: &[(String, serde_json::Value)]) -> Vec<(String, crate::model::Value)> {
     list.iter().map(|(n, v)| (n.clone(), decode(v))).collect()
 }
 

@@ -7,27 +7,15 @@ use super::*;
 
 /// Maps and validates records through the mapper plugin.
 async fn map_and_validate(mapper: &Instance, source: Side, records: &[Record]) -> Result<Vec<Result<Record, Vec<Violation>>>, CallError> {
-    let mut results: Vec<Result<Record, Vec<Violation>>> = mapper
-        .map(direction(source), records)
+    Ok(mapper
+        .map_and_validate(direction(source), records)
         .await?
         .into_iter()
         .map(|m| match m {
             Mapped::Ok(record) => Ok(record),
             Mapped::Invalid(violations) => Err(violations),
         })
-        .collect();
-    let valid: Vec<Record> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-    let found = if valid.is_empty() { Vec::new() } else { mapper.validate(direction(source), &valid).await? };
-    let mut found = found.into_iter();
-    for result in &mut results {
-        if result.is_ok() {
-            let violations = found.next().unwrap_or_default();
-            if !violations.is_empty() {
-                *result = Err(violations);
-            }
-        }
-    }
-    Ok(results)
+        .collect())
 }
 
 impl Engine {
@@ -131,7 +119,7 @@ impl Engine {
         }
         if !ctx.references.is_empty() {
             let target = source.other();
-            let types: HashMap<String, crate::runtime::bindings::FieldType> =
+            let types: HashMap<String, crate::model::FieldType> =
                 ctx.def(target).fields.iter().map(|f| (f.name.clone(), f.type_)).collect();
             let names: HashMap<String, String> =
                 ctx.references.iter().map(|r| (r.field.clone(), ctx.config.name_on(target, &r.field).to_owned())).collect();

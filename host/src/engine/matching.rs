@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{side_ids, Ctx, Engine, Mode, RunError, RunReport};
 use crate::config::Side;
-use crate::runtime::bindings::{Record, Value};
+use crate::model::{Record, Value};
 use crate::state::{Commit, HistoryEntry, LinkRef, LinkWrite};
 
 /// A record's match key: its match fields' values, trimmed and lower-cased;

@@ -58,7 +58,7 @@ use tracing::Instrument;
 
 use crate::catalog::{Catalog, Failure};
 use crate::config::{Flow, LoadedConfig, PipelineConfig, Side};
-use crate::runtime::bindings::{Change, Direction, EntityDef, Field, Mapped, Outcome, ReadBatch, Record, Value, Violation};
+use crate::model::{Change, Direction, EntityDef, Field, Mapped, Outcome, ReadBatch, Record, Value, Violation};
 use crate::runtime::{CallError, Instance};
 use crate::state::{Base, Commit, HistoryEntry, Link, RunCounts, State, StateError};
 use plan::{broken_checks, fail_invalid, frozen_changes, plan_create, plan_delete, plan_update, record_outcome, scope_left};
@@ -219,7 +219,7 @@ impl Ctx<'_> {
     /// the same on every attempt. A record with a birth mark has it in its
     /// origin: a record that took a deleted one's id (Redmine reuses them) is
     /// another record, never found as the one the first create made.
-    pub fn origin(&self, side: Side, record: &crate::runtime::bindings::Record) -> String {
+    pub fn origin(&self, side: Side, record: &crate::model::Record) -> String {
         match &record.born {
             Some(born) => format!("{}/{side}/{}@{born}", self.name, record.id),
             None => format!("{}/{side}/{}", self.name, record.id),

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use crate::runtime::bindings::{Change, Outcome, Problem};
+use crate::model::{Change, Outcome, Problem};
 
 /// The ids of new records the connector reports, for looking up links.
 pub fn created_ids<'a>(changes: &[Change], outcomes: &'a [Outcome]) -> Vec<&'a str> {
@@ -65,7 +65,7 @@ pub fn checked(connector: &str, changes: &[Change], outcomes: Vec<Outcome>, link
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::{Applied, ChangeKind};
+    use crate::model::{Applied, ChangeKind};
 
     fn create(origin: &str) -> Change {
         Change { origin: origin.into(), target_id: None, expected_version: None, kind: ChangeKind::Upsert, fields: Vec::new(), repeated: false }

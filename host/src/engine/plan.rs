@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::policy::{self, Decision};
 use super::{side_ids, BatchPlan, Ctx, Pending};
 use crate::config::{ConflictPolicy, DeletePolicy, Flow, Side};
-use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome, Record, Value, Violation};
+use crate::model::{Change, ChangeKind, Field, Outcome, Record, Value, Violation};
 use crate::state::{Base, Commit, ConflictEntry, FailedItem, HistoryEntry, Link, LinkRef, LinkWrite, RunCounts};
 
 /// Frozen fields (`frozen = true`) a linked record changed since the last sync.

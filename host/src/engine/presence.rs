@@ -9,7 +9,7 @@
 
 use super::{BatchPlan, Ctx, Engine, Pending, RunError, RunReport};
 use crate::config::{DeletePolicy, Side};
-use crate::runtime::bindings::{Outcome, Record};
+use crate::model::{Outcome, Record};
 use crate::state::HistoryEntry;
 
 /// Ids per fetch.
@@ -77,7 +77,7 @@ pub(super) fn gone_while_written(ctx: &Ctx<'_>, source: Side, pending: &Pending,
     matches!(outcome, Outcome::Rejected(problem) if problem.code == "not-found")
         && pending.link.is_some()
         && pending.change.target_id.is_some()
-        && pending.change.kind == crate::runtime::bindings::ChangeKind::Upsert
+        && pending.change.kind == crate::model::ChangeKind::Upsert
         && super::plan::can_make_anew(ctx, source)
 }
 

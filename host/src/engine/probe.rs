@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::Engine;
 use crate::config::Side;
-use crate::runtime::bindings::{EntityNeed, Problem};
+use crate::model::{EntityNeed, Problem};
 
 /// What one endpoint's probe found.
 pub struct ProbeResult {

@@ -4,11 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::runtime::bindings::Record;
+use crate::model::Record;
 
 use super::{Engine, RunError};
 use crate::config::{Flow, PipelineConfig, Side};
-use crate::runtime::bindings::{FieldType, Value, Violation};
+use crate::model::{FieldType, Value, Violation};
 
 /// One reference field of a pipeline, resolved against the pipeline it names.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::config::Side;
-use crate::runtime::bindings::{Applied, Change, ChangeKind, Field, Outcome, Record, Value};
+use crate::model::{Applied, Change, ChangeKind, Field, Outcome, Record, Value};
 
 /// A record as a simulated write left it.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{Ctx, Engine, Mode, RunError, RunReport};
 use crate::config::Side;
-use crate::runtime::bindings::{Change, ChangeKind, Field, Outcome, Record, Value};
+use crate::model::{Change, ChangeKind, Field, Outcome, Record, Value};
 use crate::state::{Commit, FailedRow, HistoryEntry, LinkRef, LinkWrite};
 
 /// An admin's answer to a conflict.

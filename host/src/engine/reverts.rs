@@ -11,7 +11,7 @@
 use super::approval::Parked;
 use super::{BatchPlan, Ctx, Engine, RunError};
 use crate::config::Side;
-use crate::runtime::bindings::Value;
+use crate::model::Value;
 use crate::state::{decode, encode, Queued};
 
 /// A field a change puts back to its value before an approval.

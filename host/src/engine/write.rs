@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use super::{isolable, isolate, outcomes, Ctx, Engine, Pending, RunError};
 use crate::config::Side;
-use crate::runtime::bindings::{Change, ChangeKind, Outcome, Problem};
+use crate::model::{Change, ChangeKind, Outcome, Problem};
 use crate::runtime::CallError;
 use crate::state::Commit;
 

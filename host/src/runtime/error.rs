@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::bindings::Problem;
+use crate::model::Problem;
 
 /// Which call failed.
 #[derive(Debug, Clone)]

@@ -5,13 +5,40 @@ use std::fmt;
 
 use semver::{Version, VersionReq};
 
-/// The plugin API version this host implements (`schemas/wit`).
-pub const HOST_API_VERSION: &str = "0.3.0";
+/// The plugin API version this host implements (`schemas/wit/plugin.wit`).
+pub const HOST_API_VERSION: &str = "0.4.0";
 
-/// The plugin API versions this host runs: compatible releases of its own
-/// (same minor for 0.x, same major from 1.0).
-pub fn supported_api() -> VersionReq {
-    VersionReq::parse(&format!("^{HOST_API_VERSION}")).expect("valid requirement")
+/// The earlier plugin API versions this host still runs, each frozen in
+/// `schemas/wit/since_vX.Y.Z`.
+pub const EARLIER_API_VERSIONS: &[&str] = &["0.3.0"];
+
+/// Which bindings run a plugin of a supported API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    V0_3,
+    V0_4,
+}
+
+/// The bindings for a plugin API version, if this host runs it.
+pub fn binding(version: &Version) -> Option<Binding> {
+    let matches = |v: &str| VersionReq::parse(&format!("^{v}")).is_ok_and(|req| req.matches(version));
+    if matches(HOST_API_VERSION) {
+        Some(Binding::V0_4)
+    } else if matches("0.3.0") {
+        Some(Binding::V0_3)
+    } else {
+        None
+    }
+}
+
+/// The plugin API versions this host runs, as a person reads them:
+/// `0.4.x or 0.3.x` (compatible releases: same minor for 0.x, same major from 1.0).
+pub fn supported_text() -> String {
+    std::iter::once(HOST_API_VERSION)
+        .chain(EARLIER_API_VERSIONS.iter().copied())
+        .map(|v| format!("{}.x", v.rsplit_once('.').map_or(v, |(minor, _)| minor)))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// A connector or a mapper.
@@ -35,6 +62,8 @@ impl fmt::Display for PluginKind {
 pub struct PluginMetadata {
     pub api_version: Version,
     pub kind: PluginKind,
+    /// The bindings that run it.
+    pub binding: Binding,
 }
 
 /// Why a plugin file cannot be used, before it is ever run.
@@ -51,11 +80,11 @@ pub enum MetadataError {
     #[error("its `synchost:plugin-kind` section `{0}` is neither `connector` nor `mapper`; rebuild it with synchost-plugin-sdk")]
     BadKind(String),
     #[error(
-        "it was built for plugin API {found}, but this host accepts {accepts} (synchost:plugin@{host}); \
+        "it was built for plugin API {found}, but this host runs plugin API {accepts} (current: synchost:plugin@{host}); \
          rebuild it against synchost-plugin-sdk {host}, or run it on a host that supports API {found}",
         host = HOST_API_VERSION
     )]
-    Incompatible { found: Version, accepts: VersionReq },
+    Incompatible { found: Version, accepts: String },
 }
 
 /// Reads the API version and kind from a component's custom sections (the
@@ -88,9 +117,8 @@ pub fn read(bytes: &[u8]) -> Result<PluginMetadata, MetadataError> {
         Some("mapper") => PluginKind::Mapper,
         other => return Err(MetadataError::BadKind(other.unwrap_or("").to_owned())),
     };
-    let accepts = supported_api();
-    if !accepts.matches(&api_version) {
-        return Err(MetadataError::Incompatible { found: api_version, accepts });
-    }
-    Ok(PluginMetadata { api_version, kind })
+    let Some(binding) = binding(&api_version) else {
+        return Err(MetadataError::Incompatible { found: api_version, accepts: supported_text() });
+    };
+    Ok(PluginMetadata { api_version, kind, binding })
 }

@@ -15,6 +15,8 @@
 
 pub mod bindings;
 mod cache;
+mod convert;
+mod earlier;
 mod error;
 pub mod metadata;
 mod size;
@@ -31,10 +33,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use error::{CallError, CallSite};
 pub use metadata::{PluginKind, PluginMetadata};
 
-use bindings::connector::ConnectorPluginPre;
-use bindings::mapper::MapperPluginPre;
-use bindings::{Change, Direction, EntityDef, EntityNeed, Mapped, Outcome, Problem, ReadBatch, Record, Violation};
+use bindings::{v0_3, v0_4};
 use size::OutputSize;
+
+use crate::model::{Change, Direction, EntityDef, EntityNeed, Mapped, Outcome, Problem, ReadBatch, Record, Violation};
 
 use crate::services::{HostState, InstanceContext};
 
@@ -83,11 +85,15 @@ impl Runtime {
         let mut connector_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut connector_linker).map_err(into_anyhow)?;
         crate::services::files::add_quota_to_linker(&mut connector_linker).map_err(into_anyhow)?;
-        bindings::connector::ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut connector_linker, |s| s).map_err(into_anyhow)?;
+        // Each API version's interfaces have their own names (`...@0.3.0`), so one
+        // linker serves plugins of every version.
+        v0_4::connector::ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut connector_linker, |s| s).map_err(into_anyhow)?;
+        v0_3::connector::ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut connector_linker, |s| s).map_err(into_anyhow)?;
         let mut mapper_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut mapper_linker).map_err(into_anyhow)?;
         crate::services::files::add_quota_to_linker(&mut mapper_linker).map_err(into_anyhow)?;
-        bindings::mapper::MapperPlugin::add_to_linker::<_, HasSelf<_>>(&mut mapper_linker, |s| s).map_err(into_anyhow)?;
+        v0_4::mapper::MapperPlugin::add_to_linker::<_, HasSelf<_>>(&mut mapper_linker, |s| s).map_err(into_anyhow)?;
+        v0_3::mapper::MapperPlugin::add_to_linker::<_, HasSelf<_>>(&mut mapper_linker, |s| s).map_err(into_anyhow)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -120,15 +126,19 @@ impl Runtime {
             api: metadata.api_version.to_string(),
             message: format!("{e:#}"),
         };
-        let pre = match metadata.kind {
-            PluginKind::Connector => PluginPre::Connector(
-                ConnectorPluginPre::new(self.connector_linker.instantiate_pre(&component).map_err(link_error)?)
-                    .map_err(link_error)?,
-            ),
-            PluginKind::Mapper => PluginPre::Mapper(
-                MapperPluginPre::new(self.mapper_linker.instantiate_pre(&component).map_err(link_error)?)
-                    .map_err(link_error)?,
-            ),
+        let connector = || self.connector_linker.instantiate_pre(&component).map_err(link_error);
+        let mapper = || self.mapper_linker.instantiate_pre(&component).map_err(link_error);
+        let pre = match (metadata.kind, metadata.binding) {
+            (PluginKind::Connector, metadata::Binding::V0_4) => {
+                PluginPre::Connector(v0_4::connector::ConnectorPluginPre::new(connector()?).map_err(link_error)?)
+            }
+            (PluginKind::Mapper, metadata::Binding::V0_4) => PluginPre::Mapper(v0_4::mapper::MapperPluginPre::new(mapper()?).map_err(link_error)?),
+            (PluginKind::Connector, metadata::Binding::V0_3) => {
+                PluginPre::ConnectorV0_3(v0_3::connector::ConnectorPluginPre::new(connector()?).map_err(link_error)?)
+            }
+            (PluginKind::Mapper, metadata::Binding::V0_3) => {
+                PluginPre::MapperV0_3(v0_3::mapper::MapperPluginPre::new(mapper()?).map_err(link_error)?)
+            }
         };
         Ok(Arc::new(Plugin { name: name.into(), metadata, sha256, pre }))
     }
@@ -145,7 +155,7 @@ fn redact_call_error(error: CallError) -> CallError {
     match error {
         CallError::Problem { site, problem } => CallError::Problem {
             site,
-            problem: bindings::Problem {
+            problem: Problem {
                 code: redacted(&problem.code),
                 message: redacted(&problem.message),
                 hint: problem.hint.as_deref().map(redacted),
@@ -168,9 +178,12 @@ impl Drop for Runtime {
     }
 }
 
+/// A linked plugin, by kind and by the plugin API version it was built against.
 enum PluginPre {
-    Connector(ConnectorPluginPre<HostState>),
-    Mapper(MapperPluginPre<HostState>),
+    Connector(v0_4::connector::ConnectorPluginPre<HostState>),
+    Mapper(v0_4::mapper::MapperPluginPre<HostState>),
+    ConnectorV0_3(v0_3::connector::ConnectorPluginPre<HostState>),
+    MapperV0_3(v0_3::mapper::MapperPluginPre<HostState>),
 }
 
 /// A checked, compiled and linked plugin, ready to instantiate.
@@ -198,13 +211,14 @@ pub struct Instance {
 
 /// One guarded call: a fresh store, instantiate, call, then turn whatever
 /// happened into a value or a [`CallError`].
+/// What the plugin returns is turned into the host's model by `$convert`.
 macro_rules! guarded_call {
-    ($self:ident, $pre:expr, $function:literal, |$bindings:ident, $store:ident| $call:expr) => {{
+    ($self:ident, $pre:expr, $function:literal, |$bindings:ident, $store:ident| $call:expr, $convert:expr) => {{
         let mut $store = $self.new_store();
         let limit = $self.context.limits.timeout;
         let outcome = tokio::time::timeout(limit + Duration::from_secs(1), async {
             let $bindings = $pre.instantiate_async(&mut $store).await?;
-            $call.await
+            Ok($call.await?.map($convert).map_err(Problem::from))
         })
         .await;
         $self.finish($function, &$store, outcome)
@@ -241,7 +255,7 @@ impl Instance {
         &self,
         function: &'static str,
         store: &Store<HostState>,
-        outcome: Result<wasmtime::Result<Result<T, bindings::Problem>>, tokio::time::error::Elapsed>,
+        outcome: Result<wasmtime::Result<Result<T, Problem>>, tokio::time::error::Elapsed>,
     ) -> Result<T, CallError> {
         let site = self.site(function);
         let state = store.data();
@@ -280,7 +294,7 @@ impl Instance {
         site: CallSite,
         state: &HostState,
         output: &str,
-        outcome: Result<wasmtime::Result<Result<T, bindings::Problem>>, tokio::time::error::Elapsed>,
+        outcome: Result<wasmtime::Result<Result<T, Problem>>, tokio::time::error::Elapsed>,
     ) -> Result<T, CallError> {
         let limits = self.context.limits;
         let result = match outcome {
@@ -324,24 +338,10 @@ impl Instance {
         }
     }
 
-    fn connector(&self, function: &'static str) -> Result<&ConnectorPluginPre<HostState>, CallError> {
-        match &self.plugin.pre {
-            PluginPre::Connector(pre) => Ok(pre),
-            PluginPre::Mapper(_) => Err(self.wrong_kind(function, PluginKind::Connector)),
-        }
-    }
-
-    fn mapper(&self, function: &'static str) -> Result<&MapperPluginPre<HostState>, CallError> {
-        match &self.plugin.pre {
-            PluginPre::Mapper(pre) => Ok(pre),
-            PluginPre::Connector(_) => Err(self.wrong_kind(function, PluginKind::Mapper)),
-        }
-    }
-
     fn wrong_kind(&self, function: &'static str, wanted: PluginKind) -> CallError {
         CallError::Problem {
             site: self.site(function),
-            problem: bindings::Problem {
+            problem: Problem {
                 code: "wrong-plugin-kind".into(),
                 message: format!("plugin `{}` is a {}, not a {wanted}", self.plugin.name, self.plugin.kind()),
                 hint: Some(format!(
@@ -355,71 +355,147 @@ impl Instance {
 
     /// The entities the connector exposes.
     pub async fn describe(&self) -> Result<Vec<EntityDef>, CallError> {
-        let pre = self.connector("describe")?;
-        guarded_call!(self, pre, "describe", |plugin, store| plugin.synchost_plugin_connector().call_describe(&mut store))
+        match &self.plugin.pre {
+            PluginPre::Connector(pre) => guarded_call!(self, pre, "describe", |plugin, store| plugin
+                .synchost_plugin_connector()
+                .call_describe(&mut store), convert::list),
+            PluginPre::ConnectorV0_3(pre) => guarded_call!(self, pre, "describe", |plugin, store| plugin
+                .synchost_plugin_connector()
+                .call_describe(&mut store), convert::list),
+            _ => Err(self.wrong_kind("describe", PluginKind::Connector)),
+        }
     }
 
     /// Checks reachability, credentials and permissions for what the pipelines
     /// need; one problem per thing missing.
     pub async fn probe(&self, needs: &[EntityNeed]) -> Result<Vec<Problem>, CallError> {
-        let pre = self.connector("probe")?;
-        guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, needs))
+        match &self.plugin.pre {
+            PluginPre::Connector(pre) => {
+                let needs: Vec<_> = needs.iter().cloned().map(Into::into).collect();
+                guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, &needs), convert::list)
+            }
+            PluginPre::ConnectorV0_3(pre) => {
+                let needs: Vec<_> = needs.iter().cloned().map(Into::into).collect();
+                guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, &needs), convert::list)
+            }
+            _ => Err(self.wrong_kind("probe", PluginKind::Connector)),
+        }
     }
 
     /// Records changed since `cursor`, at most `limit`.
     pub async fn read(&self, entity: &str, cursor: Option<&str>, limit: u32) -> Result<ReadBatch, CallError> {
-        let pre = self.connector("read")?;
-        guarded_call!(self, pre, "read", |plugin, store| plugin
-            .synchost_plugin_connector()
-            .call_read(&mut store, entity, cursor, limit))
+        match &self.plugin.pre {
+            PluginPre::Connector(pre) => guarded_call!(self, pre, "read", |plugin, store| plugin
+                .synchost_plugin_connector()
+                .call_read(&mut store, entity, cursor, limit), ReadBatch::from),
+            PluginPre::ConnectorV0_3(pre) => guarded_call!(self, pre, "read", |plugin, store| plugin
+                .synchost_plugin_connector()
+                .call_read(&mut store, entity, cursor, limit), ReadBatch::from),
+            _ => Err(self.wrong_kind("read", PluginKind::Connector)),
+        }
     }
 
     /// The current state of records by id.
     pub async fn fetch(&self, entity: &str, ids: &[String]) -> Result<Vec<Record>, CallError> {
-        let pre = self.connector("fetch")?;
-        guarded_call!(self, pre, "fetch", |plugin, store| plugin.synchost_plugin_connector().call_fetch(&mut store, entity, ids))
+        match &self.plugin.pre {
+            PluginPre::Connector(pre) => guarded_call!(self, pre, "fetch", |plugin, store| plugin
+                .synchost_plugin_connector()
+                .call_fetch(&mut store, entity, ids), convert::records_of),
+            PluginPre::ConnectorV0_3(pre) => guarded_call!(self, pre, "fetch", |plugin, store| plugin
+                .synchost_plugin_connector()
+                .call_fetch(&mut store, entity, ids), convert::list),
+            _ => Err(self.wrong_kind("fetch", PluginKind::Connector)),
+        }
     }
 
     /// Applies a batch of changes; one outcome per change.
     pub async fn write(&self, entity: &str, changes: &[Change]) -> Result<Vec<Outcome>, CallError> {
-        let pre = self.connector("write")?;
-        let outcomes: Vec<Outcome> = guarded_call!(self, pre, "write", |plugin, store| plugin
-            .synchost_plugin_connector()
-            .call_write(&mut store, entity, changes))?;
+        let outcomes: Vec<Outcome> = match &self.plugin.pre {
+            PluginPre::Connector(pre) => {
+                let (fields, changes) = convert::changes_v0_4(changes);
+                guarded_call!(self, pre, "write", |plugin, store| plugin
+                    .synchost_plugin_connector()
+                    .call_write(&mut store, entity, &fields, &changes), convert::list)
+            }
+            PluginPre::ConnectorV0_3(pre) => {
+                let changes = convert::changes_v0_3(changes);
+                guarded_call!(self, pre, "write", |plugin, store| plugin
+                    .synchost_plugin_connector()
+                    .call_write(&mut store, entity, &changes), convert::list)
+            }
+            _ => Err(self.wrong_kind("write", PluginKind::Connector)),
+        }?;
         if outcomes.len() != changes.len() {
             return Err(self.broken_contract("write", changes.len(), outcomes.len()));
         }
         Ok(outcomes)
     }
 
-    /// Maps a batch of records; one result per record.
-    pub async fn map(&self, direction: Direction, records: &[Record]) -> Result<Vec<Mapped>, CallError> {
-        let pre = self.mapper("map-records")?;
-        let mapped: Vec<Mapped> = guarded_call!(self, pre, "map-records", |plugin, store| plugin
-            .synchost_plugin_mapper()
-            .call_map_records(&mut store, direction, records))?;
+    /// Maps a batch of records and checks each mapped record against the
+    /// mapper's rules; one result per record. A plugin of API 0.4 does both
+    /// in one call; one of API 0.3 is called to map, then to validate.
+    pub async fn map_and_validate(&self, direction: Direction, records: &[Record]) -> Result<Vec<Mapped>, CallError> {
+        let mapped: Vec<Mapped> = match &self.plugin.pre {
+            PluginPre::Mapper(pre) => {
+                let page = convert::page_of(records);
+                guarded_call!(self, pre, "map-records", |plugin, store| plugin
+                    .synchost_plugin_mapper()
+                    .call_map_records(&mut store, direction.into(), &page), convert::list)
+            }
+            PluginPre::MapperV0_3(pre) => {
+                let old: Vec<_> = records.iter().cloned().map(Into::into).collect();
+                let mut mapped: Vec<Mapped> = guarded_call!(self, pre, "map-records", |plugin, store| plugin
+                    .synchost_plugin_mapper()
+                    .call_map_records(&mut store, direction.into(), &old), convert::list)?;
+                if mapped.len() == records.len() {
+                    self.validate_v0_3(pre, direction, &mut mapped).await?;
+                }
+                Ok(mapped)
+            }
+            _ => Err(self.wrong_kind("map-records", PluginKind::Mapper)),
+        }?;
         if mapped.len() != records.len() {
             return Err(self.broken_contract("map-records", records.len(), mapped.len()));
         }
         Ok(mapped)
     }
 
-    /// Every rule each record breaks; one list per record.
-    pub async fn validate(&self, direction: Direction, records: &[Record]) -> Result<Vec<Vec<Violation>>, CallError> {
-        let pre = self.mapper("validate-records")?;
+    /// API 0.3's second call: the violations of the records mapped, which
+    /// turn those records invalid.
+    async fn validate_v0_3(&self, pre: &v0_3::mapper::MapperPluginPre<HostState>, direction: Direction, mapped: &mut [Mapped]) -> Result<(), CallError> {
+        let valid: Vec<_> = mapped
+            .iter()
+            .filter_map(|m| match m {
+                Mapped::Ok(record) => Some(record.clone().into()),
+                Mapped::Invalid(_) => None,
+            })
+            .collect();
+        if valid.is_empty() {
+            return Ok(());
+        }
         let found: Vec<Vec<Violation>> = guarded_call!(self, pre, "validate-records", |plugin, store| plugin
             .synchost_plugin_mapper()
-            .call_validate_records(&mut store, direction, records))?;
-        if found.len() != records.len() {
-            return Err(self.broken_contract("validate-records", records.len(), found.len()));
+            .call_validate_records(&mut store, direction.into(), &valid), |lists: Vec<Vec<_>>| lists
+            .into_iter()
+            .map(convert::list)
+            .collect())?;
+        if found.len() != valid.len() {
+            return Err(self.broken_contract("validate-records", valid.len(), found.len()));
         }
-        Ok(found)
+        let mut found = found.into_iter();
+        for result in mapped.iter_mut().filter(|m| matches!(m, Mapped::Ok(_))) {
+            let violations = found.next().unwrap_or_default();
+            if !violations.is_empty() {
+                *result = Mapped::Invalid(violations);
+            }
+        }
+        Ok(())
     }
 
     fn broken_contract(&self, function: &'static str, expected: usize, got: usize) -> CallError {
         CallError::Problem {
             site: self.site(function),
-            problem: bindings::Problem {
+            problem: Problem {
                 code: "broken-contract".into(),
                 message: format!("the plugin returned {got} results for {expected} records"),
                 hint: Some(format!("this is a bug in plugin `{}`: report it to its vendor", self.plugin.name)),

@@ -1,6 +1,6 @@
 //! Approximate sizes of what plugins return, to enforce `max_output`.
 
-use super::bindings::{EntityDef, Mapped, Outcome, Problem, ReadBatch, Record, Value, Violation};
+use crate::model::{EntityDef, Mapped, Outcome, Problem, ReadBatch, Record, Value, Violation};
 
 /// About how many bytes a value holds once lifted out of the guest.
 pub trait OutputSize {

@@ -28,7 +28,7 @@ use rusqlite::{Connection, OptionalExtension};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::config::Side;
-use crate::runtime::bindings::Value;
+use crate::model::Value;
 
 /// A value's digest, 48 bits.
 pub type Digest = u64;

@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{base, encode_text, now, Base, State, StateError, StoredId, PIPE};
 use crate::config::Side;
-use crate::runtime::bindings::Value;
+use crate::model::Value;
 use crate::secrets::redacted;
 
 /// A link that exists or is made by this commit.

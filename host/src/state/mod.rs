@@ -33,7 +33,7 @@ pub use queries::{ConflictRow, EventRow, FailedRow, HealthRow, HeartbeatRow, His
 
 use crate::config::Side;
 use crate::secrets::redacted;
-use crate::runtime::bindings::Value;
+use crate::model::Value;
 
 /// Why the state store failed.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use super::{decode_text, now, State, StateError, StoredId, PIPE};
 const LINK_ROW_COLUMNS: &str = "link_id, CAST(left_id AS TEXT), CAST(right_id AS TEXT), state, coalesce(updated_at, '')";
 use crate::config::Side;
 use crate::secrets::redacted;
-use crate::runtime::bindings::Value;
+use crate::model::Value;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRow {

@@ -1,7 +1,8 @@
 //! The host reads a plugin's declared API version before it compiles or
 //! instantiates anything, and refuses incompatible ones with a clear message.
 
-use synchost::runtime::metadata::MetadataError;
+use synchost::engine::Mode;
+use synchost::runtime::metadata::{Binding, MetadataError};
 use synchost::runtime::{LoadError, Runtime};
 use synchost_tests::{guests, toml_path, Scene};
 
@@ -20,10 +21,10 @@ fn an_incompatible_api_version_is_refused_before_instantiation() {
     };
     assert_eq!(plugin, "future-api");
     assert_eq!(found.to_string(), "0.9.0");
-    assert_eq!(accepts.to_string(), "^0.3.0");
+    assert_eq!(accepts, "0.4.x or 0.3.x");
     let message = error.to_string();
-    assert!(message.contains("it was built for plugin API 0.9.0, but this host accepts ^0.3.0"), "{message}");
-    assert!(message.contains("rebuild it against synchost-plugin-sdk 0.3.0"), "{message}");
+    assert!(message.contains("it was built for plugin API 0.9.0, but this host runs plugin API 0.4.x or 0.3.x"), "{message}");
+    assert!(message.contains("rebuild it against synchost-plugin-sdk 0.4.0"), "{message}");
 }
 
 // Covers: H2
@@ -46,7 +47,7 @@ plugin = "crm-mapper"
     let failure = catalog.instance("from-the-future").err().expect("refused");
     assert!(failure.message.contains("built for plugin API 0.9.0"), "{failure}");
     let crm = catalog.instance("crm").expect("a compatible plugin still loads");
-    assert_eq!(crm.plugin().metadata.api_version.to_string(), "0.3.0");
+    assert_eq!(crm.plugin().metadata.api_version.to_string(), "0.4.0");
 }
 
 // Covers: H2
@@ -61,4 +62,68 @@ fn files_that_are_not_sdk_components_are_refused_with_the_reason() {
     // A core module header (version 1) and an empty component (version 0x0d, layer 1).
     assert!(refuse(b"\0asm\x01\0\0\0").contains("core WebAssembly module, not a component"));
     assert!(refuse(b"\0asm\x0d\0\x01\0").contains("no `synchost:api-version` section"));
+}
+
+// Covers: H2, P12, C5
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_built_against_api_0_3_run_beside_current_ones() {
+    let scene = Scene::new();
+    scene.database(
+        "people.sqlite",
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT NOT NULL);
+         INSERT INTO people VALUES (1, 'ada', '2026-01-01T00:00:00Z'), (2, 'grace', '2026-01-01T00:00:00Z'), (3, ' ', '2026-01-01T00:00:00Z');",
+    );
+    scene.database("items.sqlite", "CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT);");
+    let engine = scene.engine(&format!(
+        r#"
+[plugins.items-0-3]
+path = {connector}
+
+[plugins.shout-0-3]
+path = {mapper}
+
+[endpoints.people]
+plugin = "sql-table"
+grants.sql.db = {{ dsn = "sqlite:people.sqlite" }}
+settings = {{ connection = "db", entities.people = {{ updated_at = "updated_at" }} }}
+
+[endpoints.items]
+plugin = "items-0-3"
+grants.sql.db = {{ dsn = "sqlite:items.sqlite" }}
+
+[mappers.shout]
+plugin = "shout-0-3"
+
+[pipelines.p]
+left = {{ endpoint = "people", entity = "people" }}
+right = {{ endpoint = "items", entity = "items" }}
+mapper = "shout"
+create = "left-to-right"
+fields = {{ name = {{}} }}
+"#,
+        connector = toml_path(std::path::Path::new(guests::API_0_3_CONNECTOR)),
+        mapper = toml_path(std::path::Path::new(guests::API_0_3_MAPPER)),
+    ));
+    for (name, binding) in [("items", Binding::V0_3), ("shout", Binding::V0_3), ("people", Binding::V0_4)] {
+        let instance = engine.catalog.instance(name).unwrap_or_else(|f| panic!("{name} loads: {f}"));
+        assert_eq!(instance.plugin().metadata.binding, binding, "{name}");
+    }
+
+    // The 0.3 mapper maps in one call and validates in another; the 0.3
+    // connector reads and writes through the 0.3 SQL service.
+    let report = engine.run("p", "test", Mode::Apply).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    assert_eq!((report.counts.created, report.counts.failed), (2, 1));
+    assert_eq!(scene.rows("items.sqlite", "SELECT name FROM items ORDER BY name"), ["ADA", "GRACE"]);
+    let failed = engine.state.failed(Some("p")).unwrap();
+    assert_eq!(failed[0].source_id, "3");
+    assert!(failed[0].reason.contains("a name is required"), "{}", failed[0].reason);
+
+    // An edit goes through as an update of the record linked, by the id the
+    // 0.3 connector gave it; its own echo is passed over.
+    scene.sql("people.sqlite", "UPDATE people SET name = 'ada lovelace', updated_at = '2026-01-02T00:00:00Z' WHERE id = 1");
+    let report = engine.run("p", "test", Mode::Apply).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    assert_eq!((report.counts.created, report.counts.updated), (0, 1));
+    assert_eq!(scene.rows("items.sqlite", "SELECT name FROM items ORDER BY name"), ["ADA LOVELACE", "GRACE"]);
+    let report = engine.run("p", "test", Mode::Apply).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    assert_eq!((report.counts.created, report.counts.updated, report.counts.failed), (0, 0, 0));
 }

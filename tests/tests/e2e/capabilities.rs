@@ -80,15 +80,15 @@ async fn a_read_only_grant_refuses_writes() {
     let catalog = scene.load(&config(1, 1));
     let reader = instance(&catalog, "reader");
     assert_eq!(reader.read("contacts", None, 10).await.unwrap().records.len(), 1);
-    let change = synchost::runtime::bindings::Change {
+    let change = synchost::model::Change {
         origin: "test/1".into(),
         target_id: None,
         expected_version: None,
-        kind: synchost::runtime::bindings::ChangeKind::Upsert,
+        kind: synchost::model::ChangeKind::Upsert,
         repeated: false,
-        fields: vec![synchost::runtime::bindings::Field {
+        fields: vec![synchost::model::Field {
             name: "name".into(),
-            value: synchost::runtime::bindings::Value::Text("Grace".into()),
+            value: synchost::model::Value::Text("Grace".into()),
         }],
     };
     let error = reader.write("contacts", &[change]).await.unwrap_err();

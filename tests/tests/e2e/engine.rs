@@ -171,7 +171,7 @@ async fn manual_conflicts_wait_for_an_admin() {
     sync(&engine).await;
     assert_eq!(engine.state.conflicts(Some("p"), true).unwrap().len(), 1);
 
-    engine.resolve_conflict(open[0].id, Resolution::Value(synchost::runtime::bindings::Value::Text("agreed".into())), "alice").await.unwrap();
+    engine.resolve_conflict(open[0].id, Resolution::Value(synchost::model::Value::Text("agreed".into())), "alice").await.unwrap();
     assert_eq!(phones(&scene), ("agreed".to_owned(), "agreed".to_owned()));
     assert!(engine.state.conflicts(Some("p"), true).unwrap().is_empty());
     let report = sync(&engine).await;

@@ -68,19 +68,19 @@ async fn host_still_serves(scene: &Scene, catalog: &Catalog) {
     assert_eq!(batch.records[0].id, "1");
     let other = instance(catalog, "other").read("secrets", None, 10).await.expect("other endpoint reads");
     assert_eq!(other.records.len(), 1);
-    let change = synchost::runtime::bindings::Change {
+    let change = synchost::model::Change {
         origin: "escape/1".into(),
         target_id: Some("1".into()),
         expected_version: None,
-        kind: synchost::runtime::bindings::ChangeKind::Upsert,
+        kind: synchost::model::ChangeKind::Upsert,
         repeated: false,
-        fields: vec![synchost::runtime::bindings::Field {
+        fields: vec![synchost::model::Field {
             name: "name".into(),
-            value: synchost::runtime::bindings::Value::Text("Ada L.".into()),
+            value: synchost::model::Value::Text("Ada L.".into()),
         }],
     };
     let outcomes = instance(catalog, "neighbour").write("contacts", &[change]).await.expect("neighbour writes");
-    assert!(matches!(outcomes[0], synchost::runtime::bindings::Outcome::Applied(_)), "{:?}", outcomes[0]);
+    assert!(matches!(outcomes[0], synchost::model::Outcome::Applied(_)), "{:?}", outcomes[0]);
     assert_eq!(scene.query_one::<String>("crm.sqlite", "SELECT name FROM contacts WHERE id = 1"), "Ada L.");
 }
 

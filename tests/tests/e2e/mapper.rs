@@ -1,7 +1,7 @@
 //! The crm-mapper plugin through the runtime: renames, normalising, lookups,
 //! derived fields, and validation that reports every violation with a hint.
 
-use synchost::runtime::bindings::{Direction, Field, Mapped, Record, Value};
+use synchost::model::{Direction, Field, Mapped, Record, Value};
 use synchost_tests::{instance, Scene};
 
 const CONFIG: &str = r#"
@@ -40,7 +40,8 @@ async fn maps_both_ways_and_validates_with_hints() {
         record("2", &[("first_name", "Alan"), ("status", "Q")]),
         record("3", &[("first_name", "Grace"), ("phone", "12"), ("email", "grace(at)example"), ("status", "L")]),
     ];
-    let mapped = mapper.map(Direction::LeftToRight, &input).await.unwrap();
+    // Mapped and checked against the rules in one call.
+    let mapped = mapper.map_and_validate(Direction::LeftToRight, &input).await.unwrap();
     let Mapped::Ok(ada) = &mapped[0] else { panic!("{:?}", mapped[0]) };
     assert_eq!(ada.text("phone_number"), Some("+49301234567"));
     assert_eq!(ada.text("email"), Some("ada@example.com"));
@@ -51,14 +52,13 @@ async fn maps_both_ways_and_validates_with_hints() {
     assert_eq!(violations[0].field.as_deref(), Some("status"));
     assert!(violations[0].hint.as_deref().unwrap().contains("lookups.status"));
 
-    let Mapped::Ok(grace) = mapped[2].clone() else { panic!() };
-    let found = mapper.validate(Direction::LeftToRight, &[ada.clone(), grace]).await.unwrap();
-    assert!(found[0].is_empty(), "{:?}", found[0]);
-    let fields: Vec<_> = found[1].iter().map(|v| v.field.clone().unwrap()).collect();
+    // Grace maps, but her mapped record breaks two rules.
+    let Mapped::Invalid(found) = &mapped[2] else { panic!("{:?}", mapped[2]) };
+    let fields: Vec<_> = found.iter().map(|v| v.field.clone().unwrap()).collect();
     assert_eq!(fields, ["email", "phone"], "all violations of a record are reported together");
-    assert!(found[1].iter().all(|v| v.hint.is_some()));
+    assert!(found.iter().all(|v| v.hint.is_some()));
 
-    let back = mapper.map(Direction::RightToLeft, std::slice::from_ref(ada)).await.unwrap();
+    let back = mapper.map_and_validate(Direction::RightToLeft, std::slice::from_ref(ada)).await.unwrap();
     let Mapped::Ok(back) = &back[0] else { panic!() };
     assert_eq!(back.text("phone"), Some("+49301234567"));
     assert_eq!(back.text("status"), Some("A"));
@@ -73,7 +73,7 @@ async fn batches_cross_the_boundary_whole() {
     let batch: Vec<Record> = (0..1000)
         .map(|i| record(&i.to_string(), &[("first_name", "A"), ("last_name", "B"), ("email", "a@b.example"), ("status", "L")]))
         .collect();
-    let mapped = instance(&catalog, "crm").map(Direction::LeftToRight, &batch).await.unwrap();
+    let mapped = instance(&catalog, "crm").map_and_validate(Direction::LeftToRight, &batch).await.unwrap();
     assert_eq!(mapped.len(), 1000);
     assert!(mapped.iter().all(|m| matches!(m, Mapped::Ok(r) if r.text("state") == Some("lead"))));
 }
@@ -83,7 +83,7 @@ async fn batches_cross_the_boundary_whole() {
 async fn bad_settings_name_the_instance_and_the_setting() {
     let scene = Scene::new();
     let catalog = scene.load("[mappers.crm]\nplugin = \"crm-mapper\"\nsettings = { renmaes = {} }\n");
-    let error = instance(&catalog, "crm").map(Direction::LeftToRight, &[]).await.unwrap_err();
+    let error = instance(&catalog, "crm").map_and_validate(Direction::LeftToRight, &[]).await.unwrap_err();
     let problem = error.problem().expect("a problem");
     assert_eq!(problem.code, "bad-settings");
     assert!(problem.message.contains("settings of `crm`") && problem.message.contains("renmaes"), "{}", problem.message);

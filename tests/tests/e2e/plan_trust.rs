@@ -122,7 +122,7 @@ fn planner_saves(path: &std::path::Path, marker: &str, atomic: bool) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_planners_save_while_synchronisation_writes_the_plan_is_never_lost() {
     use super::project_plan::{plan_only, rename, PLAN};
-    use synchost::runtime::bindings::Outcome;
+    use synchost::model::Outcome;
     let scene = synchost_tests::Scene::new();
     let catalog = plan_only(&scene, false);
     let path = scene.path("plans/office-move.xml");

@@ -491,8 +491,8 @@ settings = {{ folder = "plans", file = "office-move.xml" }}
     ))
 }
 
-pub(crate) fn rename(id: &str, name: &str) -> synchost::runtime::bindings::Change {
-    use synchost::runtime::bindings::{Change, ChangeKind, Field, Value};
+pub(crate) fn rename(id: &str, name: &str) -> synchost::model::Change {
+    use synchost::model::{Change, ChangeKind, Field, Value};
     Change {
         origin: "test".into(),
         target_id: Some(id.into()),
@@ -544,7 +544,7 @@ async fn a_read_only_folder_grant_lets_the_plan_be_read_but_not_written() {
 // Covers: P7, C9
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_tasks_uid_is_never_given_to_a_new_task() {
-    use synchost::runtime::bindings::{Change, ChangeKind, Field, Outcome, Value};
+    use synchost::model::{Change, ChangeKind, Field, Outcome, Value};
     let scene = Scene::new();
     let catalog = plan_only(&scene, false);
     std::fs::write(scene.path("plans/office-move.xml"), PLAN).unwrap();

@@ -379,13 +379,13 @@ async fn time_logged_for_a_user_who_is_not_a_member_fails_naming_the_person_and_
     assert_eq!(failed[0].label.as_deref(), Some("not a member"));
 }
 
-fn change_of_issue(id: &str, field: &str, value: synchost::runtime::bindings::Value) -> synchost::runtime::bindings::Change {
-    synchost::runtime::bindings::Change {
+fn change_of_issue(id: &str, field: &str, value: synchost::model::Value) -> synchost::model::Change {
+    synchost::model::Change {
         origin: format!("test/left/{id}"),
         target_id: Some(id.to_owned()),
         expected_version: None,
-        kind: synchost::runtime::bindings::ChangeKind::Upsert,
-        fields: vec![synchost::runtime::bindings::Field { name: field.into(), value }],
+        kind: synchost::model::ChangeKind::Upsert,
+        fields: vec![synchost::model::Field { name: field.into(), value }],
         repeated: false,
     }
 }
@@ -393,7 +393,7 @@ fn change_of_issue(id: &str, field: &str, value: synchost::runtime::bindings::Va
 // Covers: P1, P3, T2
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unassignment_reaches_redmine_and_a_value_redmine_ignores_is_not_reported_written() {
-    use synchost::runtime::bindings::{Outcome, Value};
+    use synchost::model::{Outcome, Value};
     let Setup { scene, redmine, project, .. } = setup().await;
     let catalog = scene.load(&redmine.timesheet_config(&redmine.url, &redmine.key, &project.1, 5));
     let tracker = synchost_tests::instance(&catalog, "redmine");

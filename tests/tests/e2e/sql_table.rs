@@ -1,7 +1,7 @@
 //! The sql-table connector on real SQLite files: change feed with a cursor,
 //! full scans, upserts with an outcome per record, soft and hard deletes.
 
-use synchost::runtime::bindings::{Change, ChangeKind, Field, Outcome, Value};
+use synchost::model::{Change, ChangeKind, Field, Outcome, Value};
 use synchost::runtime::Instance;
 use synchost_tests::{instance, Scene};
 
@@ -58,7 +58,7 @@ fn upsert(origin: &str, target: Option<&str>, fields: Vec<(&str, Value)>) -> Cha
     }
 }
 
-fn ids(records: &[synchost::runtime::bindings::Record]) -> Vec<String> {
+fn ids(records: &[synchost::model::Record]) -> Vec<String> {
     records.iter().map(|r| r.id.clone()).collect()
 }
 
