@@ -9,6 +9,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The allocator the `synchost` binary runs with, for both sides of the comparison.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use rusqlite::Connection;
 use synchost::catalog::Catalog;
 use synchost::config::LoadedConfig;
