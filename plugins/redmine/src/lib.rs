@@ -66,6 +66,14 @@ pub struct Redmine {
     derived: Vec<String>,
 }
 
+/// What sending one change did.
+enum Written {
+    /// Its outcome is known.
+    Done(Outcome),
+    /// An update Redmine took: its outcome waits for the read-back.
+    Sent(String),
+}
+
 /// From this many ids on, `fetch` lists the scope rather than asking per id.
 const MANY: usize = 10;
 
@@ -181,38 +189,23 @@ impl Connector for Redmine {
     }
 
     fn fetch(&mut self, entity: &str, ids: Vec<String>) -> Result<Vec<Record>, Error> {
-        let kind = Kind::parse(entity)?;
-        if kind == Kind::Activities {
-            let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-            return Ok(self.list_records(kind)?.into_iter().filter(|r| wanted.contains(r.id.as_str())).collect());
-        }
-        let mut records = Vec::with_capacity(ids.len());
-        let mut unlisted: Vec<&String> = ids.iter().collect();
-        // Many ids (the host looking for records deleted outright): one list
-        // of the scope, 100 a page, instead of a request per id.
-        if ids.len() > MANY && matches!(kind, Kind::Issues | Kind::TimeEntries) {
-            let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-            records.extend(self.list_records(kind)?.into_iter().filter(|r| wanted.contains(r.id.as_str())));
-            let listed: BTreeSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
-            unlisted.retain(|id| !listed.contains(id.as_str()));
-        }
-        // Asked one by one: moved out of the scope is not deleted.
-        for id in unlisted {
-            if let Some(record) = self.get_record(kind, id)? {
-                records.push(record);
-            }
-        }
-        Ok(records)
+        self.records_by_ids(Kind::parse(entity)?, &ids)
     }
 
     fn write(&mut self, entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error> {
         let kind = Kind::parse(entity)?;
         let mut outcomes = Vec::with_capacity(changes.len());
+        // Updates sent, whose new versions are read back together at the end.
+        let mut sent: Vec<(usize, String)> = Vec::new();
         for change in &changes {
             match self.write_one(kind, change) {
+                Ok(Written::Sent(id)) => {
+                    sent.push((outcomes.len(), id));
+                    outcomes.push(Outcome::Rejected(Problem { code: "pending".into(), message: String::new(), hint: None, retryable: true }));
+                }
                 // Redmine got a request and gave no answer: it may be down or
                 // overloaded; the rest are not sent (each would wait as long).
-                Ok(Outcome::Rejected(problem)) if problem.code == OUTCOME_UNKNOWN => {
+                Ok(Written::Done(Outcome::Rejected(problem))) if problem.code == OUTCOME_UNKNOWN => {
                     let not_sent = Problem {
                         code: "not-sent".into(),
                         message: format!("not sent: an earlier change of the batch got no answer from Redmine ({})", problem.message),
@@ -223,7 +216,7 @@ impl Connector for Redmine {
                     outcomes.resize(changes.len(), Outcome::Rejected(not_sent));
                     break;
                 }
-                Ok(outcome) => outcomes.push(outcome),
+                Ok(Written::Done(outcome)) => outcomes.push(outcome),
                 // Redmine is down or refuses the key: every other change would fail
                 // the same way. Nothing applied yet: the whole batch is retried;
                 // otherwise the rest are reported as not written, to be resubmitted.
@@ -238,6 +231,7 @@ impl Connector for Redmine {
                 Err(error) => outcomes.push(Outcome::Rejected(error.into_problem())),
             }
         }
+        self.read_back(kind, &changes, &sent, &mut outcomes);
         Ok(outcomes)
     }
 
@@ -521,6 +515,32 @@ impl Redmine {
         Ok(cursor.advance(fresh, has_more))
     }
 
+    /// The records with these ids as they are now; unknown ids are left out.
+    /// Many ids are served from the scope's list, 100 a request.
+    fn records_by_ids(&self, kind: Kind, ids: &[String]) -> Result<Vec<Record>, Error> {
+        if kind == Kind::Activities {
+            let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+            return Ok(self.list_records(kind)?.into_iter().filter(|r| wanted.contains(r.id.as_str())).collect());
+        }
+        let mut records = Vec::with_capacity(ids.len());
+        let mut unlisted: Vec<&String> = ids.iter().collect();
+        // Many ids (the host looking for records deleted outright): one list
+        // of the scope, 100 a page, instead of a request per id.
+        if ids.len() > MANY && matches!(kind, Kind::Issues | Kind::TimeEntries) {
+            let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+            records.extend(self.list_records(kind)?.into_iter().filter(|r| wanted.contains(r.id.as_str())));
+            let listed: BTreeSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            unlisted.retain(|id| !listed.contains(id.as_str()));
+        }
+        // Asked one by one: moved out of the scope is not deleted.
+        for id in unlisted {
+            if let Some(record) = self.get_record(kind, id)? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
     fn get_record(&self, kind: Kind, id: &str) -> Result<Option<Record>, Error> {
         let id: i64 = id.parse().map_err(|_| Error::new("bad-id", format!("`{id}` is not a Redmine id")))?;
         let path = match kind {
@@ -536,7 +556,7 @@ impl Redmine {
         Ok(Some(if parent { rollups::without_derived(record, &self.derived) } else { record }))
     }
 
-    fn write_one(&self, kind: Kind, change: &Change) -> Result<Outcome, Error> {
+    fn write_one(&self, kind: Kind, change: &Change) -> Result<Written, Error> {
         if !kind.writable() {
             return Err(Error::new("read-only", format!("{} cannot be written through Redmine's API", kind.name()))
                 .with_hint("let the pipeline flow only from Redmine for this entity"));
@@ -551,14 +571,14 @@ impl Redmine {
             .with_hint("close or archive the project in Redmine yourself if it should go")),
             (ChangeKind::Delete, Some(id)) => {
                 let Some(current) = self.get_record(kind, id)? else {
-                    return Ok(Outcome::Applied(Applied { id: id.clone(), version: None }));
+                    return Ok(Written::Done(Outcome::Applied(Applied { id: id.clone(), version: None })));
                 };
                 if change.expected_version.as_ref().is_some_and(|v| Some(v) != current.version.as_ref()) {
-                    return Ok(Outcome::Conflict(current));
+                    return Ok(Written::Done(Outcome::Conflict(current)));
                 }
                 match self.api.change("DELETE", &format!("/{collection}/{id}.json"), None, write_purpose(kind, false)) {
-                    Ok(_) => Ok(Outcome::Applied(Applied { id: id.clone(), version: None })),
-                    Err(error) if error.problem().code == "not-found" => Ok(Outcome::Applied(Applied { id: id.clone(), version: None })),
+                    Ok(_) => Ok(Written::Done(Outcome::Applied(Applied { id: id.clone(), version: None }))),
+                    Err(error) if error.problem().code == "not-found" => Ok(Written::Done(Outcome::Applied(Applied { id: id.clone(), version: None }))),
                     Err(error) => Err(error),
                 }
             }
@@ -589,12 +609,12 @@ impl Redmine {
                         // Sent, but no answer: Redmine may have made it.
                         Err(error) if matches!(error.problem().code.as_str(), "http-timeout" | "http-error") => {
                             let problem = error.into_problem();
-                            return Ok(Outcome::Rejected(Problem {
+                            return Ok(Written::Done(Outcome::Rejected(Problem {
                                 code: OUTCOME_UNKNOWN.into(),
                                 message: format!("Redmine gave no answer to the create of a {}: {}", kind.singular(), problem.message),
                                 hint: problem.hint,
                                 retryable: true,
-                            }));
+                            })));
                         }
                         Err(error) if kind == Kind::TimeEntries && error.problem().message.contains("User is invalid") => {
                             return Err(self.explain_invalid_user(&body, error));
@@ -604,20 +624,23 @@ impl Redmine {
                 }
                 .ok_or_else(|| Error::new("bad-response", format!("Redmine created a {} but returned no body", kind.singular())))?;
                 let record = kind.to_record(&created[kind.singular()], &self.custom)?;
-                Ok(Outcome::Applied(Applied { id: record.id, version: record.version }))
+                Ok(Written::Done(Outcome::Applied(Applied { id: record.id, version: record.version })))
             }
         }
     }
 
     /// Updates an existing record, unless someone changed it since the
     /// version the change expects (a conflict with the record as it is now).
-    fn update(&self, kind: Kind, id: &str, change: &Change) -> Result<Outcome, Error> {
+    /// Redmine has no conditional update, so the record is read right before
+    /// the PUT; its answer to a PUT has no body, so the new version is read
+    /// back afterwards, for the whole batch at once (`read_back`).
+    fn update(&self, kind: Kind, id: &str, change: &Change) -> Result<Written, Error> {
         let Some(current) = self.get_record(kind, id)? else {
             return Err(Error::new("not-found", format!("{} {id} no longer exists in Redmine", kind.singular()))
                 .with_hint("it was deleted there; the link is kept until the deletion is synced"));
         };
         if change.expected_version.as_ref().is_some_and(|v| Some(v) != current.version.as_ref()) {
-            return Ok(Outcome::Conflict(current));
+            return Ok(Written::Done(Outcome::Conflict(current)));
         }
         // Redmine would ignore a parent's derived values without a word.
         if kind == Kind::Issues && rollups::is_stripped_parent(&current, &self.derived) {
@@ -625,18 +648,54 @@ impl Redmine {
         }
         let body = kind.to_body(&change.fields, &self.custom, |name| self.custom_id(name))?;
         self.api.change("PUT", &format!("/{}/{id}.json", kind.plural()), Some(&body), write_purpose(kind, false))?;
-        // Redmine answers an update with no body: read the new version.
-        let updated = self.get_record(kind, id)?.ok_or_else(|| Error::transient("not-found", format!("{} {id} vanished right after it was updated", kind.singular())))?;
-        self.check_custom_values_kept(change, &updated)?;
-        // Reported as written only if it was.
-        let missed = kind.not_kept(&change.fields, &updated);
+        Ok(Written::Sent(id.to_owned()))
+    }
+
+    /// The outcomes of the updates sent: each record read back (from the
+    /// scope's list when there are many) for its new version, and reported
+    /// as written only if Redmine kept what it was asked to.
+    fn read_back(&self, kind: Kind, changes: &[Change], sent: &[(usize, String)], outcomes: &mut [Outcome]) {
+        if sent.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = sent.iter().map(|(_, id)| id.clone()).collect();
+        let now: HashMap<String, Record> = match self.records_by_ids(kind, &ids) {
+            Ok(records) => records.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            Err(error) => {
+                let problem = error.into_problem();
+                for (slot, id) in sent {
+                    outcomes[*slot] = Outcome::Rejected(Problem {
+                        code: "not-read-back".into(),
+                        message: format!("{} {id} was updated, but its new version could not be read: {}", kind.singular(), problem.message),
+                        hint: Some("the change is sent again once Redmine answers; sending it again is harmless".into()),
+                        retryable: true,
+                    });
+                }
+                return;
+            }
+        };
+        for (slot, id) in sent {
+            outcomes[*slot] = match now.get(id) {
+                None => Outcome::Rejected(Error::transient("not-found", format!("{} {id} vanished right after it was updated", kind.singular())).into_problem()),
+                Some(updated) => match self.kept(kind, &changes[*slot], updated) {
+                    Ok(()) => Outcome::Applied(Applied { id: updated.id.clone(), version: updated.version.clone() }),
+                    Err(error) => Outcome::Rejected(error.into_problem()),
+                },
+            };
+        }
+    }
+
+    /// Whether Redmine kept every value of a change it took without a word.
+    fn kept(&self, kind: Kind, change: &Change, updated: &Record) -> Result<(), Error> {
+        self.check_custom_values_kept(change, updated)?;
+        let missed = kind.not_kept(&change.fields, updated);
         if !missed.is_empty() {
             let list: Vec<String> = missed.iter().map(|(name, asked, held)| format!("`{name}` (asked {}, it holds {})", show(asked), show(held))).collect();
-            return Err(Error::new("not-kept", format!("Redmine did not keep {} of {} {id}", list.join(", "), kind.singular())).with_hint(
+            return Err(Error::new("not-kept", format!("Redmine did not keep {} of {} {}", list.join(", "), kind.singular(), updated.id)).with_hint(
                 "Redmine ignores a value it may not take: a parent issue's dates and done ratio derived from its subtasks (Administration > Settings > Issue tracking), a field the workflow makes read-only for the role, a field not enabled for the tracker; sync that field one way (from Redmine), or change the setting",
             ));
         }
-        Ok(Outcome::Applied(Applied { id: updated.id, version: updated.version }))
+        Ok(())
     }
 
     /// Redmine says "User is invalid" when the entry's user may not log time in
