@@ -139,10 +139,14 @@ async fn random_edits_on_both_sides_while_the_host_runs_converge_without_loss_or
         tokio::time::sleep(Duration::from_millis(50 + 50 * dice.below(5) as u64)).await;
     }
 
-    // The edits stop; the host settles everything within a few runs.
+    // The edits stop; the host settles everything within a few runs. An item
+    // that failed for a passing reason (its record changed while it was
+    // written) is resubmitted on its backoff, which may come after the data
+    // already agrees: settled means both.
     let deadline = Instant::now() + Duration::from_secs(90);
     let (mut left, mut right) = (desktop_entries(&db), redmine_entries(&redmine, &project).await);
-    while left != right && Instant::now() < deadline {
+    let failed_left = |engine: &synchost::engine::Engine| !engine.state.failed(Some("entries")).unwrap().is_empty();
+    while (left != right || failed_left(&engine)) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(2)).await;
         left = desktop_entries(&db);
         right = redmine_entries(&redmine, &project).await;
