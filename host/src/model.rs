@@ -108,6 +108,8 @@ pub struct ReadBatch {
     pub cursor: Option<String>,
     /// More records are ready now.
     pub has_more: bool,
+    /// How many records this read returns in all, when the connector knows.
+    pub total: Option<u64>,
 }
 
 /// What a change does to the target record.

@@ -30,6 +30,15 @@ pub trait Connector: Sized {
     /// The current state of the records with these ids; unknown ids are left out.
     fn fetch(&mut self, entity: &str, ids: Vec<String>) -> Result<Vec<Record>, Error>;
 
+    /// How many records a [`Connector::read`] from the start returns in all,
+    /// when the system can tell cheaply (a `count(*)`, a total in the first
+    /// answer): the host shows the time left of a big first sync. Called
+    /// before the first page of a read from the start only. The default: unknown.
+    fn count(&mut self, entity: &str) -> Result<Option<u64>, Error> {
+        let _ = entity;
+        Ok(None)
+    }
+
     /// Applies a batch of changes and returns one [`Outcome`] per change, in order.
     fn write(&mut self, entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error>;
 
@@ -91,7 +100,11 @@ impl<T: Connector> wit_connector::Guest for ConnectorExport<T> {
     }
 
     fn read(entity: String, cursor: Option<String>, limit: u32) -> Result<wit_connector::ReadBatch, Problem> {
-        instance(T::new)?.read(&entity, cursor, limit).map(Into::into).map_err(Error::into_problem)
+        let mut connector = instance(T::new)?;
+        // Counted once, on the first page of a read from the start.
+        let total = if cursor.is_none() { connector.count(&entity).map_err(Error::into_problem)? } else { None };
+        let batch = connector.read(&entity, cursor, limit).map_err(Error::into_problem)?;
+        Ok(page::read_batch(batch, total))
     }
 
     fn fetch(entity: String, ids: Vec<String>) -> Result<Page, Problem> {

@@ -97,10 +97,9 @@ pub(crate) fn changes_of(names: &[String], changes: Vec<wit::Change>) -> Vec<Cha
         .collect()
 }
 
-impl From<ReadBatch> for wit::ReadBatch {
-    fn from(batch: ReadBatch) -> Self {
-        wit::ReadBatch { records: page_of(batch.records), cursor: batch.cursor, has_more: batch.has_more }
-    }
+/// A page to send, with the count of the whole read when the connector knows it.
+pub(crate) fn read_batch(batch: ReadBatch, total: Option<u64>) -> wit::ReadBatch {
+    wit::ReadBatch { records: page_of(batch.records), cursor: batch.cursor, has_more: batch.has_more, total }
 }
 
 #[cfg(test)]

@@ -136,11 +136,22 @@ pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch:
     };
     let progress = indicatif::ProgressBar::new_spinner();
     // On a terminal only (indicatif draws nothing when stderr is not one).
+    // "of N" and the time left appear once a connector tells a read's total.
     progress.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg}: {human_pos} records read, {rate}, {elapsed}")
+        indicatif::ProgressStyle::with_template("{spinner} {msg}: {human_pos}{of} records read, {rate}, {elapsed}{left}")
             .expect("valid template")
             .with_key("rate", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
                 let _ = write!(out, "{:.0}/s", state.per_sec());
+            })
+            .with_key("of", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                if let Some(total) = state.len() {
+                    let _ = write!(out, " of {}", indicatif::HumanCount(total));
+                }
+            })
+            .with_key("left", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                if state.len().is_some() && state.pos() > 0 {
+                    let _ = write!(out, ", about {} left", indicatif::HumanDuration(state.eta()));
+                }
             }),
     );
     progress.enable_steady_tick(Duration::from_millis(120));

@@ -158,6 +158,11 @@ impl Engine {
         // written and committed: a read has no effects, and the cursor it
         // starts from is the one this page's read returned.
         let mut next_page: Option<tokio::task::JoinHandle<Result<ReadBatch, CallError>>> = None;
+        if let Some(progress) = &self.progress {
+            // Each side's pass counts on its own, against its own total if known.
+            progress.reset();
+            progress.unset_length();
+        }
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 tracing::info!(pipeline = ctx.name, "Stopped between batches");
@@ -180,8 +185,7 @@ impl Engine {
                     Side::Right => report.counts.read_right += batch.records.len() as u64,
                 }
                 if let Some(progress) = &self.progress {
-                    progress.inc(batch.records.len() as u64);
-                    progress.set_message(format!("{} {side}", ctx.name));
+                    show_progress(progress, ctx.name, side, &batch);
                 }
                 let mut plan = self.plan_batch(ctx, side, &batch.records).await?;
                 if !full_scan {
@@ -258,5 +262,43 @@ impl Engine {
             }),
             None => Ok(()),
         }
+    }
+}
+
+/// Moves the progress display on by one page; a page that knows how many
+/// records the whole read returns turns it into a bar with the time left.
+fn show_progress(progress: &indicatif::ProgressBar, pipeline: &str, side: Side, batch: &ReadBatch) {
+    if let Some(total) = batch.total {
+        progress.set_length(progress.position() + total);
+    }
+    progress.inc(batch.records.len() as u64);
+    progress.set_message(format!("{pipeline} {side}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(records: usize, total: Option<u64>) -> ReadBatch {
+        let record = Record { id: "1".into(), version: None, deleted: false, fields: Vec::new(), born: None };
+        ReadBatch { records: vec![record; records], cursor: None, has_more: true, total }
+    }
+
+    #[test]
+    fn a_read_that_knows_its_total_shows_a_bar_with_the_time_left() {
+        let progress = indicatif::ProgressBar::hidden();
+        show_progress(&progress, "copy", Side::Left, &page(1000, Some(2500)));
+        assert_eq!((progress.position(), progress.length()), (1000, Some(2500)));
+        // Later pages do not count again.
+        show_progress(&progress, "copy", Side::Left, &page(1000, None));
+        assert_eq!((progress.position(), progress.length()), (2000, Some(2500)));
+        assert_eq!(progress.message(), "copy left");
+    }
+
+    #[test]
+    fn a_read_without_a_total_only_counts() {
+        let progress = indicatif::ProgressBar::hidden();
+        show_progress(&progress, "copy", Side::Right, &page(10, None));
+        assert_eq!((progress.position(), progress.length()), (10, None));
     }
 }

@@ -129,13 +129,13 @@ versions!(v3, v4);
 
 impl From<v3::ReadBatch> for model::ReadBatch {
     fn from(b: v3::ReadBatch) -> Self {
-        model::ReadBatch { records: list(b.records), cursor: b.cursor, has_more: b.has_more }
+        model::ReadBatch { records: list(b.records), cursor: b.cursor, has_more: b.has_more, total: None }
     }
 }
 
 impl From<v4::ReadBatch> for model::ReadBatch {
     fn from(b: v4::ReadBatch) -> Self {
-        model::ReadBatch { records: records_of(b.records), cursor: b.cursor, has_more: b.has_more }
+        model::ReadBatch { records: records_of(b.records), cursor: b.cursor, has_more: b.has_more, total: b.total }
     }
 }
 

@@ -465,6 +465,12 @@ impl Connector for SqlTable {
         self.fetch_records(&table, &ids)
     }
 
+    fn count(&mut self, entity: &str) -> Result<Option<u64>, Error> {
+        let table = self.table(entity)?;
+        let rows = self.sql.query(&format!("SELECT count(*) FROM {}", quote(&table.table)), &[])?.rows;
+        Ok(rows.first().and_then(|row| row.first()).and_then(Value::as_integer).and_then(|n| u64::try_from(n).ok()))
+    }
+
     fn write(&mut self, entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error> {
         let table = self.table(entity)?;
         if !table.writable {

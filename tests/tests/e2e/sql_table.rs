@@ -70,6 +70,9 @@ async fn a_changed_row_appears_on_the_next_read_and_only_it() {
     let first = crm.read("contacts", None, 100).await.unwrap();
     assert_eq!(ids(&first.records), ["1", "2", "3"]);
     assert!(!first.has_more);
+    // A read from the start says how many records it returns in all (the
+    // progress of a big first sync shows the time left); later pages do not count.
+    assert_eq!(first.total, Some(3));
     let ada = &first.records[0];
     // The stamp, and a digest of the values (an edit within the same tick is another version).
     assert!(ada.version.as_deref().unwrap().starts_with("2026-01-01T00:00:00.000Z/"), "{:?}", ada.version);
@@ -80,6 +83,7 @@ async fn a_changed_row_appears_on_the_next_read_and_only_it() {
     scene.sql("crm.sqlite", "UPDATE contacts SET score = 11, updated_at = '2026-02-01T00:00:00.000Z' WHERE id = 1");
     let next = crm.read("contacts", first.cursor.as_deref(), 100).await.unwrap();
     assert_eq!(ids(&next.records), ["1"]);
+    assert_eq!(next.total, None);
     assert_eq!(next.records[0].get("score"), Some(&Value::Integer(11)));
 
     let nothing = crm.read("contacts", next.cursor.as_deref(), 100).await.unwrap();
