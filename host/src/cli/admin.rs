@@ -141,7 +141,7 @@ pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch:
         indicatif::ProgressStyle::with_template("{spinner} {msg}: {human_pos}{of} records read, {rate}, {elapsed}{left}")
             .expect("valid template")
             .with_key("rate", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
-                let _ = write!(out, "{:.0}/s", state.per_sec());
+                let _ = write!(out, "{}/s", indicatif::HumanCount(state.per_sec() as u64));
             })
             .with_key("of", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
                 if let Some(total) = state.len() {

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use synchost::model::Value;
 use synchost::runtime::CallError;
 use synchost_tests::{guests, instance, toml_path, Scene};
 
@@ -45,6 +46,10 @@ limits = {{ max_output = "1MiB" }}
 plugin = "misbehaving"
 settings = {{ behaviour = "ok" }}
 
+[endpoints.remember]
+plugin = "misbehaving"
+settings = {{ behaviour = "remember" }}
+
 [endpoints.crm]
 plugin = "sql-table"
 settings = {{ connection = "crm", entities = {{ contacts = {{ updated_at = "updated_at" }} }} }}
@@ -60,6 +65,21 @@ async fn host_still_serves(catalog: &synchost::catalog::Catalog) {
     assert_eq!(fine.records.len(), 1);
     let crm = instance(catalog, "crm").read("contacts", None, 10).await.expect("other plugin");
     assert_eq!(crm.records[0].id, "1");
+}
+
+// Covers: H1, H3
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_finds_nothing_an_earlier_call_left_in_memory() {
+    // Each call gets a fresh instance; the slot's memory is kept mapped
+    // between calls for speed, so it must come back zeroed.
+    let scene = Scene::new();
+    let catalog = scene.load(&scene_config(&scene));
+    for call in 0..4 {
+        let batch = instance(&catalog, "remember").read("items", None, 10).await.unwrap();
+        let record = &batch.records[0];
+        assert_eq!(record.get("calls_before"), Some(&Value::Integer(0)), "call {call} saw a static of an earlier call");
+        assert_eq!(record.get("residue"), Some(&Value::Integer(0)), "call {call} saw memory an earlier call wrote");
+    }
 }
 
 // Covers: H1

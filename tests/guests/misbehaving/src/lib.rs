@@ -49,6 +49,32 @@ enum Behaviour {
     /// Logs `secret`, prints it to stdout and stderr, then fails with a
     /// problem that quotes it: what a careless plugin author might do.
     EchoSecret,
+    /// Looks for what an earlier call left behind: a static it counts in,
+    /// and a MiB of memory it grows and fills with 0xAB. Returns the count and
+    /// the bytes of that MiB that were not zero when it looked.
+    Remember,
+}
+
+/// Calls this instance served; a fresh instance starts at 0.
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The non-zero bytes of a newly grown MiB of linear memory, which is then
+/// filled with 0xAB for a later call to find.
+#[cfg(target_arch = "wasm32")]
+fn residue() -> usize {
+    const PAGES: usize = 16;
+    let start = core::arch::wasm32::memory_grow(0, PAGES);
+    assert!(start != usize::MAX, "memory.grow failed");
+    // Memory this module grew itself: no allocator owns it.
+    let region = unsafe { core::slice::from_raw_parts_mut((start * 65536) as *mut u8, PAGES * 65536) };
+    let found = region.iter().filter(|b| **b != 0).count();
+    region.fill(0xAB);
+    found
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn residue() -> usize {
+    0
 }
 
 #[derive(Deserialize)]
@@ -184,6 +210,10 @@ impl Connector for Misbehaving {
                 write_file(&from, self.0.output_bytes, false).map_err(|e| Error::new("io", format!("writing {from} failed: {e}")))?;
                 std::fs::rename(&from, &to).map_err(|e| Error::new("io", format!("moving {from} to {to} failed: {e}")))?;
                 vec![Record::new("1").with("payload", "moved")]
+            }
+            Behaviour::Remember => {
+                let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                vec![Record::new("1").with("calls_before", i64::from(calls)).with("residue", residue() as i64)]
             }
             Behaviour::EchoSecret => {
                 let secret = &self.0.secret;
