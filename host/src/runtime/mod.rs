@@ -10,13 +10,15 @@
 //!   limit and an output limit. A trap, a hang or a memory blow-up fails that
 //!   call with a [`CallError`] naming the plugin, the function and the cause.
 //!
+//! - [`api`]: each plugin API version's bindings and its conversions to the
+//!   host's model; an instance calls a plugin through the bindings of the
+//!   version it was built against.
+//!
 //! Nothing here is global: plugins and instances are values held in `Arc`s, so
 //! a new version can be swapped in while calls on the old one finish.
 
-pub mod bindings;
+pub mod api;
 mod cache;
-mod convert;
-mod earlier;
 mod error;
 pub mod metadata;
 mod size;
@@ -33,7 +35,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use error::{CallError, CallSite};
 pub use metadata::{PluginKind, PluginMetadata};
 
-use bindings::{v0_3, v0_4};
+use api::{v0_3, v0_4};
 use size::OutputSize;
 
 use crate::model::{Change, Direction, EntityDef, EntityNeed, Mapped, Outcome, Problem, ReadBatch, Record, Violation};
@@ -367,10 +369,10 @@ impl Instance {
         match &self.plugin.pre {
             PluginPre::Connector(pre) => guarded_call!(self, pre, "describe", |plugin, store| plugin
                 .synchost_plugin_connector()
-                .call_describe(&mut store), convert::list),
+                .call_describe(&mut store), api::list),
             PluginPre::ConnectorV0_3(pre) => guarded_call!(self, pre, "describe", |plugin, store| plugin
                 .synchost_plugin_connector()
-                .call_describe(&mut store), convert::list),
+                .call_describe(&mut store), api::list),
             _ => Err(self.wrong_kind("describe", PluginKind::Connector)),
         }
     }
@@ -381,11 +383,11 @@ impl Instance {
         match &self.plugin.pre {
             PluginPre::Connector(pre) => {
                 let needs: Vec<_> = needs.iter().cloned().map(Into::into).collect();
-                guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, &needs), convert::list)
+                guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, &needs), api::list)
             }
             PluginPre::ConnectorV0_3(pre) => {
                 let needs: Vec<_> = needs.iter().cloned().map(Into::into).collect();
-                guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, &needs), convert::list)
+                guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, &needs), api::list)
             }
             _ => Err(self.wrong_kind("probe", PluginKind::Connector)),
         }
@@ -409,10 +411,10 @@ impl Instance {
         match &self.plugin.pre {
             PluginPre::Connector(pre) => guarded_call!(self, pre, "fetch", |plugin, store| plugin
                 .synchost_plugin_connector()
-                .call_fetch(&mut store, entity, ids), convert::records_of),
+                .call_fetch(&mut store, entity, ids), v0_4::records_of),
             PluginPre::ConnectorV0_3(pre) => guarded_call!(self, pre, "fetch", |plugin, store| plugin
                 .synchost_plugin_connector()
-                .call_fetch(&mut store, entity, ids), convert::list),
+                .call_fetch(&mut store, entity, ids), api::list),
             _ => Err(self.wrong_kind("fetch", PluginKind::Connector)),
         }
     }
@@ -421,16 +423,16 @@ impl Instance {
     pub async fn write(&self, entity: &str, changes: &[Change]) -> Result<Vec<Outcome>, CallError> {
         let outcomes: Vec<Outcome> = match &self.plugin.pre {
             PluginPre::Connector(pre) => {
-                let (fields, changes) = convert::changes_v0_4(changes);
+                let (fields, changes) = v0_4::changes(changes);
                 guarded_call!(self, pre, "write", |plugin, store| plugin
                     .synchost_plugin_connector()
-                    .call_write(&mut store, entity, &fields, &changes), convert::list)
+                    .call_write(&mut store, entity, &fields, &changes), api::list)
             }
             PluginPre::ConnectorV0_3(pre) => {
-                let changes = convert::changes_v0_3(changes);
+                let changes = v0_3::changes(changes);
                 guarded_call!(self, pre, "write", |plugin, store| plugin
                     .synchost_plugin_connector()
-                    .call_write(&mut store, entity, &changes), convert::list)
+                    .call_write(&mut store, entity, &changes), api::list)
             }
             _ => Err(self.wrong_kind("write", PluginKind::Connector)),
         }?;
@@ -446,16 +448,16 @@ impl Instance {
     pub async fn map_and_validate(&self, direction: Direction, records: &[Record]) -> Result<Vec<Mapped>, CallError> {
         let mapped: Vec<Mapped> = match &self.plugin.pre {
             PluginPre::Mapper(pre) => {
-                let page = convert::page_of(records);
+                let page = v0_4::page_of(records);
                 guarded_call!(self, pre, "map-records", |plugin, store| plugin
                     .synchost_plugin_mapper()
-                    .call_map_records(&mut store, direction.into(), &page), convert::list)
+                    .call_map_records(&mut store, direction.into(), &page), api::list)
             }
             PluginPre::MapperV0_3(pre) => {
                 let old: Vec<_> = records.iter().cloned().map(Into::into).collect();
                 let mut mapped: Vec<Mapped> = guarded_call!(self, pre, "map-records", |plugin, store| plugin
                     .synchost_plugin_mapper()
-                    .call_map_records(&mut store, direction.into(), &old), convert::list)?;
+                    .call_map_records(&mut store, direction.into(), &old), api::list)?;
                 if mapped.len() == records.len() {
                     self.validate_v0_3(pre, direction, &mut mapped).await?;
                 }
@@ -486,7 +488,7 @@ impl Instance {
             .synchost_plugin_mapper()
             .call_validate_records(&mut store, direction.into(), &valid), |lists: Vec<Vec<_>>| lists
             .into_iter()
-            .map(convert::list)
+            .map(api::list)
             .collect())?;
         if found.len() != valid.len() {
             return Err(self.broken_contract("validate-records", valid.len(), found.len()));

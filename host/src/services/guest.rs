@@ -7,8 +7,8 @@ use tracing::Level as TraceLevel;
 use super::budget::{BudgetExceeded, LogVerdict};
 use super::sql::SqlCallBudget;
 use super::HostState;
-use crate::runtime::bindings::v0_4::connector::synchost::plugin::{context, http, log, sql, types};
-use crate::runtime::bindings::Problem;
+use crate::runtime::api::v0_4::connector::synchost::plugin::{context, http, log, sql, types};
+use crate::runtime::api::Problem;
 
 /// Longest log message kept from a plugin; a plugin cannot flood the log.
 const MAX_LOG_MESSAGE: usize = 8 * 1024;

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use crate::config::{EffectiveLimits, HttpOrigin};
-use crate::runtime::bindings::wit_http::{Request, Response};
-use crate::runtime::bindings::Problem;
+use crate::runtime::api::wit_http::{Request, Response};
+use crate::runtime::api::Problem;
 
 /// The longest a single request may take, whatever the plugin asks for.
 const MAX_REQUEST_TIME: Duration = Duration::from_secs(60);

@@ -14,7 +14,7 @@ use rusqlite::limits::Limit;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{authorize, functions, problem, sql_problem, Refusal};
-use crate::runtime::bindings::Problem;
+use crate::runtime::api::Problem;
 
 /// Longest SQL text a plugin may send in one statement: connectors bind
 /// their values, so their statements are short; a long one can only repeat

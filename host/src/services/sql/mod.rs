@@ -47,8 +47,8 @@ pub use rules::{authorize, refuse_vacuum, Refusal};
 
 use database::{host_sql, CallWatch, ConnectionWatch, SQLITE_HEAP_LIMIT};
 
-use crate::runtime::bindings::wit_sql::{BatchMode, Executed, Rows, Statement};
-use crate::runtime::bindings::{Problem, Value};
+use crate::runtime::api::wit_sql::{BatchMode, Executed, Rows, Statement};
+use crate::runtime::api::{Problem, Value};
 
 /// A database as granted to one instance under one connection name.
 #[derive(Debug, Clone)]

@@ -1,14 +1,73 @@
-//! The host services for plugins built against plugin API 0.3: each import
-//! converts its arguments to the current version's types, calls the one
-//! implementation in `services`, and converts the answer back. The 0.3
-//! services are the current ones under other type names, so a grant, a
-//! budget or a limit holds the same whichever version a plugin speaks.
+//! Plugin API 0.3 (frozen): records carry their field names; mapping and
+//! validation are two calls. Besides the conversions to the model, the 0.3
+//! imports are here: each converts its arguments to the current version's
+//! types, calls the one implementation in `services`, and converts the
+//! answer back, so a grant, a budget or a limit holds the same whichever
+//! version a plugin speaks.
 
-use super::bindings::{v0_3, v0_4};
+use super::list;
+use crate::model;
 use crate::services::HostState;
 
-use v0_3::connector::synchost::plugin as old;
-use v0_4::connector::synchost::plugin as new;
+/// The `connector-plugin` world.
+pub mod connector {
+    wasmtime::component::bindgen!({
+        world: "connector-plugin",
+        path: "../schemas/wit/since_v0.3.0/plugin.wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+/// The `mapper-plugin` world.
+pub mod mapper {
+    wasmtime::component::bindgen!({
+        world: "mapper-plugin",
+        path: "../schemas/wit/since_v0.3.0/plugin.wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "synchost:plugin/types": super::connector::synchost::plugin::types,
+            "synchost:plugin/log": super::connector::synchost::plugin::log,
+            "synchost:plugin/context": super::connector::synchost::plugin::context,
+        },
+    });
+}
+
+mod v3 {
+    pub use super::connector::exports::synchost::plugin::connector::{Applied, Change, ChangeKind, EntityNeed, Outcome, ReadBatch};
+    pub use super::connector::synchost::plugin::types::{EntityDef, Field, FieldDef, FieldType, Problem, Record, Value};
+    pub use super::mapper::exports::synchost::plugin::mapper::{Direction, Mapped, Violation};
+}
+
+model_conversions!(v3);
+
+impl From<v3::ReadBatch> for model::ReadBatch {
+    fn from(b: v3::ReadBatch) -> Self {
+        model::ReadBatch { records: list(b.records), cursor: b.cursor, has_more: b.has_more, total: None }
+    }
+}
+
+/// API 0.3 changes carry their field names.
+pub fn changes(changes: &[model::Change]) -> Vec<v3::Change> {
+    changes
+        .iter()
+        .map(|c| v3::Change {
+            origin: c.origin.clone(),
+            target_id: c.target_id.clone(),
+            expected_version: c.expected_version.clone(),
+            kind: c.kind.into(),
+            fields: c.fields.iter().cloned().map(Into::into).collect(),
+            repeated: c.repeated,
+        })
+        .collect()
+}
+
+
+// The 0.3 imports, delegating to the current services.
+
+use self::connector::synchost::plugin as old;
+use super::v0_4::connector::synchost::plugin as new;
 
 /// `From` between the same enum of two versions.
 macro_rules! same_variants {
