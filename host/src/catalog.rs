@@ -37,9 +37,12 @@ impl std::fmt::Display for Failure {
 
 /// The plugins and instances of one config.
 pub struct Catalog {
-    pub runtime: Runtime,
+    /// Shared by every catalog a running host builds on reload.
+    pub runtime: Arc<Runtime>,
     pub sql: Arc<SqlDatabases>,
     pub plugins: BTreeMap<String, Result<Arc<Plugin>, Failure>>,
+    /// The SHA-256 of each plugin's bytes (hex), to tell a new build on reload.
+    pub digests: BTreeMap<String, String>,
     pub instances: BTreeMap<String, Result<Instance, Failure>>,
 }
 
@@ -77,7 +80,17 @@ impl Catalog {
 
     /// As [`Catalog::load`], on a given runtime.
     pub fn load_with(config: &LoadedConfig, runtime: Runtime) -> Self {
-        let sql = Arc::new(SqlDatabases::default());
+        Self::build(config, Arc::new(runtime), Arc::new(SqlDatabases::default()), None)
+    }
+
+    /// The catalog of a reloaded config, beside this one: the same runtime
+    /// and database handles; a plugin whose bytes did not change is not
+    /// compiled again.
+    pub fn reload(&self, config: &LoadedConfig) -> Self {
+        Self::build(config, self.runtime.clone(), self.sql.clone(), Some(self))
+    }
+
+    fn build(config: &LoadedConfig, runtime: Arc<Runtime>, sql: Arc<SqlDatabases>, previous: Option<&Catalog>) -> Self {
         let folders = FolderAccounts::default();
         let client = http::client();
         let used: std::collections::BTreeSet<&PluginId> = config
@@ -87,18 +100,22 @@ impl Catalog {
             .chain(config.config.mappers.values())
             .map(|i| i.plugin.get_ref())
             .collect();
-        let plugins: BTreeMap<String, Result<Arc<Plugin>, Failure>> = used
-            .into_iter()
-            .map(|id| {
-                let plugin = plugin_bytes(config, id).and_then(|bytes| {
-                    runtime.load_plugin(id.as_str(), &bytes).map_err(|e| Failure {
-                        message: e.to_string(),
-                        hint: None,
-                    })
-                });
-                (id.to_string(), plugin)
-            })
-            .collect();
+        let mut digests = BTreeMap::new();
+        let mut plugins: BTreeMap<String, Result<Arc<Plugin>, Failure>> = BTreeMap::new();
+        for id in used {
+            let plugin = plugin_bytes(config, id).and_then(|bytes| {
+                let digest = hex::encode(Sha256::digest(&bytes));
+                digests.insert(id.to_string(), digest.clone());
+                let unchanged = previous
+                    .filter(|previous| previous.digests.get(id.as_str()) == Some(&digest))
+                    .and_then(|previous| previous.plugins.get(id.as_str())?.as_ref().ok().cloned());
+                match unchanged {
+                    Some(plugin) => Ok(plugin),
+                    None => runtime.load_plugin(id.as_str(), &bytes).map_err(|e| Failure { message: e.to_string(), hint: None }),
+                }
+            });
+            plugins.insert(id.to_string(), plugin);
+        }
 
         let mut instances = BTreeMap::new();
         for (section, kind, entries) in [
@@ -123,7 +140,7 @@ impl Catalog {
                 instances.insert(name.to_string(), built);
             }
         }
-        Catalog { runtime, sql, plugins, instances }
+        Catalog { runtime, sql, plugins, digests, instances }
     }
 
     /// A runnable instance by name, or why there is none.

@@ -11,7 +11,7 @@
 //! - [`state`]: durable state in SQLite: links, base values, cursors, history, queues, health.
 //! - [`model`]: the engine's own records, values, changes and outcomes; every plugin API version converts to them.
 //! - [`engine`]: one run of a pipeline: read, diff against base, resolve, map, validate, write, commit.
-//! - [`schedule`]: the daemon: pipelines on their schedules, backoff, resubmission, heartbeat.
+//! - [`daemon`]: `synchost run`: pipelines on their schedules, backoff, resubmission, heartbeat, hot reload.
 //! - [`bundled`]: the plugins built into the binary.
 //! - [`schema`]: the config's JSON Schema.
 //! - [`cli`]: the `synchost` command line.
@@ -20,10 +20,10 @@ pub mod bundled;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod model;
 pub mod runtime;
-pub mod schedule;
 pub mod schema;
 pub mod secrets;
 pub mod services;

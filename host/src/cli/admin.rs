@@ -29,6 +29,23 @@ pub(super) fn open_state(config_path: &Path) -> Result<(crate::config::LoadedCon
     Ok((config, state))
 }
 
+/// Opens the state for a command that only reads it (or makes an admin's
+/// small change to it). It works while the config file has errors, as long
+/// as the state it names can be found: that is when an admin needs
+/// `reloads` and `messages` most.
+pub(super) fn open_state_only(config_path: &Path) -> Result<State, CommandError> {
+    match crate::config::LoadedConfig::load(config_path) {
+        Ok(config) => State::open(&config.state_path()).map_err(state_error),
+        Err(errors) => match crate::config::LoadedConfig::state_path_despite_errors(config_path).filter(|path| path.exists()) {
+            Some(path) => {
+                super::output::tell!("warning: {} has errors (`synchost check` lists them); showing the state it names", config_path.display());
+                State::open(&path).map_err(state_error)
+            }
+            None => Err(CommandError::Config(errors)),
+        },
+    }
+}
+
 pub(super) fn run_error(error: RunError) -> CommandError {
     let mut message = error.to_string();
     if let Some(hint) = error.hint() {
@@ -180,7 +197,7 @@ pub async fn run(config: &Path) -> Result<(), CommandError> {
     // A damaged store is reported before any work, not read as empty.
     engine.state.verify().map_err(state_error)?;
     say!(
-        "synchost running {} pipeline(s); state in {}; Ctrl-C stops after the current batch",
+        "synchost running {} pipeline(s); state in {}; Ctrl-C stops after the current batch; config changes are reloaded",
         engine.config.config.pipelines.len(),
         engine.state.path().display()
     );
@@ -193,7 +210,7 @@ pub async fn run(config: &Path) -> Result<(), CommandError> {
         }
         let _ = stop.send(true);
     });
-    crate::schedule::run(engine, stopped).await.map_err(CommandError::Other)
+    crate::daemon::run(engine, stopped).await.map_err(CommandError::Other)
 }
 
 /// `synchost status [--json]`
@@ -258,9 +275,16 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
             "links": state.link_count(name.as_str()).map_err(state_error)?,
         }));
     }
+    let serving = state.serving_config().map_err(state_error)?;
+    let last_reload = state.reloads(1).map_err(state_error)?.pop();
     if json {
         let out = serde_json::json!({
             "scheduler": { "running": scheduler_alive, "writer": writer, "heartbeat": heartbeat },
+            "config": {
+                "revision": serving.as_ref().map(|r| &r.revision),
+                "loaded_at": serving.as_ref().map(|r| &r.at),
+                "last_reload": last_reload,
+            },
             "pipelines": rows,
         });
         say!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
@@ -276,6 +300,13 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
         ),
         (_, Some(h)) => say!("scheduler: NOT RUNNING (last heartbeat {}): nothing syncs until `synchost run` is started", h.beat_at),
         (_, None) => say!("scheduler: NOT RUNNING (never started): nothing syncs until `synchost run` is started"),
+    }
+    if let Some(serving) = &serving {
+        let how = if serving.outcome == crate::state::reloads::ReloadOutcome::Loaded { "at start" } else { "on reload" };
+        say!("config: revision {} loaded {how} at {}", serving.revision, serving.at);
+    }
+    if let Some(last) = last_reload.as_ref().filter(|last| serving.as_ref().is_none_or(|s| s.id != last.id)) {
+        say!("last reload: {} at {}: {} (`synchost reloads` has the details)", last.outcome.as_str(), last.at, last.summary);
     }
     if let Some(w) = writer.as_ref().filter(|w| w.command != "run") {
         say!("writing now: {w}");
@@ -344,7 +375,7 @@ const ITEMS_SHOWN: usize = 10;
 
 /// `synchost history PIPELINE [ID]`
 pub fn history(config: &Path, pipeline: &str, record: Option<&str>, limit: u32, json: bool) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
+    let state = open_state_only(config)?;
     let rows = state.history(pipeline, record, limit).map_err(state_error)?;
     if json {
         say!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
@@ -441,7 +472,7 @@ fn half_deleted(pipeline: &str, create: crate::config::Flow, link: &crate::state
 
 /// `synchost approvals list [PIPELINE] [--all]`
 pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bool) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
+    let state = open_state_only(config)?;
     let rows = state.approvals(pipeline, all).map_err(state_error)?;
     if json {
         say!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
@@ -467,7 +498,7 @@ pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bo
 
 /// `synchost approvals show ID`
 pub fn approvals_show(config: &Path, id: i64) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
+    let state = open_state_only(config)?;
     let a = state.approval(id).map_err(state_error)?.ok_or_else(|| CommandError::Reported(format!("there is no approval {id}; list them with `synchost approvals list --all`")))?;
     let named = a.label.as_deref().map(|label| format!(" \"{label}\"")).unwrap_or_default();
     say!("approval {}@{}: pipeline {}, from the {} record {}{named} (revision {})", a.id, a.revision, a.pipeline, a.side, a.source_id, a.revision);
@@ -548,7 +579,7 @@ pub async fn conflicts_resolve(config: &Path, id: i64, take: Option<&str>, value
 
 /// `synchost failed list [PIPELINE]`
 pub fn failed_list(config: &Path, pipeline: Option<&str>, json: bool) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
+    let state = open_state_only(config)?;
     let rows = state.failed(pipeline).map_err(state_error)?;
     if json {
         say!("{}", serde_json::to_string_pretty(&rows).expect("JSON values serialize"));
@@ -581,7 +612,7 @@ pub async fn failed_retry(config: &Path, pipeline: &str, ids: &[i64]) -> Result<
 
 /// `synchost messages [--since WHEN]`: the latest sync events (P12).
 pub fn messages(config: &Path, since: Option<&str>, limit: u32) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
+    let state = open_state_only(config)?;
     let since = match since {
         None => None,
         Some(text) => Some(match humantime::parse_duration(text) {

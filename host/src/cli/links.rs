@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use super::admin::{open_engine, open_state, run_error, state_error, writer_lease};
+use super::admin::{open_engine, open_state_only, run_error, state_error, writer_lease};
 use super::CommandError;
 use crate::cli::output::say;
 
 /// `synchost links list PIPELINE`
 pub fn list(config: &Path, pipeline: &str, limit: u32) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
+    let state = open_state_only(config)?;
     for link in state.links(pipeline, limit).map_err(state_error)? {
         say!("left {:<12} <-> right {:<12} {:<14} {}", link.left_id, link.right_id, link.state, link.updated_at);
     }
@@ -18,7 +18,7 @@ pub fn list(config: &Path, pipeline: &str, limit: u32) -> Result<(), CommandErro
 
 /// `synchost links unlink PIPELINE ID`
 pub fn unlink(config: &Path, pipeline: &str, id: &str) -> Result<(), CommandError> {
-    let (_, state) = open_state(config)?;
+    let state = open_state_only(config)?;
     match state.unlink(pipeline, id).map_err(state_error)? {
         Some((left, right, true)) => {
             say!("unlinked left {left} and right {right}; the kept record is made anew on the other side by the next sync");

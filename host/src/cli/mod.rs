@@ -8,6 +8,8 @@
 //! - `run`, `sync`, `status`, `history`, `conflicts`, `failed`, `links`,
 //!   `mirror`, `messages`, `pause`, `resume`: the sync engine and its queues
 //!   (`admin`; the `links` commands in `links`).
+//! - `reload`, `reloads`, `pipelines`: hot reload of a running host, and the
+//!   state of pipelines renamed or removed (`reload`).
 
 pub mod admin;
 mod check;
@@ -16,6 +18,7 @@ mod inspect;
 mod links;
 pub mod output;
 mod read;
+mod reload;
 
 use output::{say, tell};
 
@@ -83,7 +86,22 @@ enum Command {
     /// Print the JSON Schema of the config file.
     Schema,
     /// Run every pipeline on its schedule until stopped (Ctrl-C or SIGTERM).
+    /// Changes to the config file and the plugin files it names are reloaded.
     Run,
+    /// Make the running host read its config again now, and print the outcome.
+    Reload,
+    /// The configs the running host loaded: at start and each reload, with the outcome.
+    Reloads {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pipelines' state: list it, give it a new name, or delete it.
+    Pipelines {
+        #[command(subcommand)]
+        command: PipelinesCommand,
+    },
     /// Run a pipeline (or all) once now.
     Sync {
         /// The pipeline; all when not given.
@@ -261,6 +279,17 @@ enum LinksCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PipelinesCommand {
+    /// The config's pipelines, and the state kept for pipelines it no longer names.
+    List,
+    /// Give the state (links, cursors, history, queues) of a pipeline removed
+    /// from the config to a pipeline by another name: a rename that keeps its place.
+    Rename { old: String, new: String },
+    /// Delete the state of a pipeline removed from the config.
+    Forget { pipeline: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum PluginCommand {
     /// Show a plugin's API version, kind and entities.
     Inspect {
@@ -349,6 +378,11 @@ pub async fn main() -> ExitCode {
         }
         Command::Demo { dir } => demo::run(dir).await,
         Command::Run => admin::run(&cli.config).await,
+        Command::Reload => reload::reload(&cli.config).await,
+        Command::Reloads { limit, json } => reload::reloads(&cli.config, *limit, *json),
+        Command::Pipelines { command: PipelinesCommand::List } => reload::list(&cli.config),
+        Command::Pipelines { command: PipelinesCommand::Rename { old, new } } => reload::rename(&cli.config, old, new),
+        Command::Pipelines { command: PipelinesCommand::Forget { pipeline } } => reload::forget(&cli.config, pipeline),
         Command::Sync { pipeline, dry_run, rematch, all } => admin::sync(&cli.config, pipeline.as_deref(), *dry_run, *rematch, *all).await,
         Command::Status { json } => admin::status(&cli.config, *json).await,
         Command::History { pipeline, id, limit, json } => admin::history(&cli.config, pipeline, id.as_deref(), *limit, *json),

@@ -4,16 +4,21 @@
 //! - `values`: newtypes for names, connection strings, origins, durations and sizes.
 //! - `load`: reading a file, reporting every error at once with its location and fix.
 //! - `error`: the error type and its rustc-style rendering.
+//! - `diff`: what a reload adds, changes and removes.
+//! - `watcher`: the files a running host watches for a reload.
 
+mod diff;
 mod error;
 mod load;
 mod pipeline;
 mod types;
 mod values;
+pub mod watcher;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use diff::{diff, ConfigDiff, ConfigView, PieceChange};
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{Config, Grants, HostSettings, HttpGrant, InstanceConfig, Limits, PluginSource, SqlGrant};
 pub use pipeline::{ApprovalConfig, ConflictPolicy, DeletePolicy, FieldCheck, FieldRule, Flow, MirrorFields, PipelineConfig, RetryConfig, ScopeValue, Side, SideConfig};
@@ -30,6 +35,8 @@ pub struct LoadedConfig {
     /// Relative paths in the file are relative to this folder.
     pub base_dir: PathBuf,
     pub config: Config,
+    /// The file's tables as written, to tell what a reload changes.
+    pub raw: toml::Table,
 }
 
 /// Limits and budgets of one plugin instance, after defaults are applied.
@@ -112,7 +119,23 @@ impl LoadedConfig {
         }
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
-        Ok(LoadedConfig { path: path.to_owned(), base_dir, config })
+        // It parsed as a config, so it parses as TOML.
+        let raw = source.parse().unwrap_or_default();
+        Ok(LoadedConfig { path: path.to_owned(), base_dir, config, raw })
+    }
+
+    /// The state database a config file names even when the file has
+    /// errors, as long as it is TOML: what commands that only read state
+    /// need while an admin puts a bad edit right.
+    pub fn state_path_despite_errors(path: &Path) -> Option<PathBuf> {
+        let raw: toml::Table = std::fs::read_to_string(path).ok()?.parse().ok()?;
+        let data_dir = match raw.get("host").and_then(|host| host.get("data_dir")) {
+            Some(value) => PathBuf::from(value.as_str()?),
+            None => PathBuf::from("synchost-data"),
+        };
+        let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let data_dir = if data_dir.is_absolute() { data_dir } else { base_dir.join(data_dir) };
+        Some(data_dir.join("state.sqlite"))
     }
 
     /// A path from the config, resolved against the config file's folder.

@@ -156,7 +156,11 @@ pub struct Engine {
     pub progress: Option<indicatif::ProgressBar>,
     /// Pipelines whose failed items should go again soon: a pipeline they
     /// reference linked new records, which may be what they were missing.
-    resubmit_requested: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Shared with the engine a reload builds.
+    resubmit_requested: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Pipelines a reload changed or removed: their runs on this engine end
+    /// after the batch in flight, and the next starts on the new engine.
+    retired: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A pipeline resolved for one run.
@@ -395,7 +399,40 @@ struct BatchPlan {
 
 impl Engine {
     pub fn new(config: Arc<LoadedConfig>, catalog: Arc<Catalog>, state: Arc<State>) -> Self {
-        Engine { config, catalog, state, stop: Arc::new(AtomicBool::new(false)), progress: None, resubmit_requested: Default::default() }
+        Engine {
+            config,
+            catalog,
+            state,
+            stop: Arc::new(AtomicBool::new(false)),
+            progress: None,
+            resubmit_requested: Default::default(),
+            retired: Default::default(),
+        }
+    }
+
+    /// The engine of a reloaded config: the same state, shutdown flag and
+    /// pending resubmissions as this one.
+    pub fn successor(&self, config: Arc<LoadedConfig>, catalog: Arc<Catalog>) -> Self {
+        Engine {
+            config,
+            catalog,
+            state: self.state.clone(),
+            stop: self.stop.clone(),
+            progress: None,
+            resubmit_requested: self.resubmit_requested.clone(),
+            retired: Default::default(),
+        }
+    }
+
+    /// Ends the runs of these pipelines on this engine after their batch in flight.
+    pub fn retire(&self, pipelines: impl IntoIterator<Item = String>) {
+        self.retired.lock().unwrap_or_else(|e| e.into_inner()).extend(pipelines);
+    }
+
+    /// Whether a run of `pipeline` should stop before its next batch: the
+    /// host is stopping, or a reload changed the pipeline.
+    pub fn stopping(&self, pipeline: &str) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.retired.lock().unwrap_or_else(|e| e.into_inner()).contains(pipeline)
     }
 
     /// The pipelines with fields that reference `name` (`references = "name"`).

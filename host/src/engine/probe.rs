@@ -52,8 +52,13 @@ impl Engine {
     /// Probes every endpoint a pipeline uses. An endpoint that cannot be
     /// reached, or refuses the account, reports that as its one problem.
     pub async fn probe_endpoints(&self) -> Vec<ProbeResult> {
+        self.probe_some(|_| true).await
+    }
+
+    /// Probes the endpoints `wanted` picks (a reload probes only the endpoints it adds or changes).
+    pub async fn probe_some(&self, wanted: impl Fn(&str) -> bool) -> Vec<ProbeResult> {
         let mut results = Vec::new();
-        for (endpoint, (needs, pipelines)) in self.endpoint_needs() {
+        for (endpoint, (needs, pipelines)) in self.endpoint_needs().into_iter().filter(|(endpoint, _)| wanted(endpoint)) {
             let problems = match self.catalog.instance(&endpoint) {
                 Err(failure) => vec![Problem { code: "not-loaded".into(), message: failure.message.clone(), hint: failure.hint.clone(), retryable: false }],
                 Ok(instance) => match instance.probe(&needs).await {

@@ -164,7 +164,7 @@ impl Engine {
             progress.unset_length();
         }
         loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stopping(ctx.name) {
                 tracing::info!(pipeline = ctx.name, "Stopped between batches");
                 return Ok(());
             }

@@ -275,6 +275,25 @@ CREATE TABLE presence_checks (
 ), (
     "lean links: base digests in the link's row, ids and pipelines as numbers, history per batch",
     Step::Code(lean_links),
+), (
+    "config reloads",
+    Step::Sql(r#"
+-- Every config a running host loaded: at start, and each reload with its
+-- outcome, what it changed, or every reason it was rejected.
+CREATE TABLE reloads (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    -- start | file | signal
+    trigger TEXT NOT NULL,
+    -- loaded | applied | rejected | unchanged
+    outcome TEXT NOT NULL,
+    -- a digest of the config text and the plugins' bytes, of the config now serving
+    revision TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    -- JSON: the config diff (applied) or [{message, hint}] (rejected)
+    detail TEXT
+);
+"#),
 )];
 
 /// The layout of `docs/state.md`: a link row holds its base as digests (see

@@ -10,6 +10,7 @@
 //! - `migrations`: the versioned layout steps.
 //! - `queries`: reads for people and the small writes of admin actions.
 //! - `intents`, `approvals`: creates in flight, and the approval queue.
+//! - [`reloads`]: the configs a running host loaded; a pipeline's state renamed or forgotten.
 //! - [`lease`]: one writer per state store.
 
 mod approvals;
@@ -19,6 +20,7 @@ mod intents;
 pub mod lease;
 mod migrations;
 mod queries;
+pub mod reloads;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -478,7 +480,7 @@ mod tests {
         {
             // The layout before lean links, as an older synchost left it.
             let mut connection = Connection::open(&path).unwrap();
-            let before = migrations::MIGRATIONS.len() - 1;
+            let before = migrations::MIGRATIONS.iter().position(|(name, _)| name.starts_with("lean links")).unwrap();
             for (index, (_, step)) in migrations::MIGRATIONS[..before].iter().enumerate() {
                 let transaction = connection.transaction().unwrap();
                 let migrations::Step::Sql(sql) = step else { panic!("only SQL steps before") };

@@ -69,7 +69,7 @@ async fn random_edits_on_both_sides_while_the_host_runs_converge_without_loss_or
 
     let engine = Arc::new(scene.engine(&config));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let host = tokio::spawn(synchost::schedule::run(engine.clone(), stopped));
+    let host = tokio::spawn(synchost::daemon::run(engine.clone(), stopped));
 
     // Another seed to explore: SYNCHOST_RANDOM_SEED=N.
     let seed = std::env::var("SYNCHOST_RANDOM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026);

@@ -1,21 +1,18 @@
-//! The scheduler: `synchost run`. Each pipeline runs on its schedule in its own
-//! task; failed runs are retried with exponential backoff and jitter, failed
-//! items are resubmitted on their own schedule, and nothing ever turns a
-//! pipeline off by itself (T3): only an admin pauses one. The scheduler's
-//! heartbeat is in state, so `status` can tell whether anything is running (C10).
+//! One pipeline's loop: runs on its schedule, retried with exponential
+//! backoff and jitter after a failed run, failed items resubmitted on their
+//! own schedule; nothing ever turns a pipeline off by itself (T3): only an
+//! admin pauses one. Each run takes the engine serving at its start, so a
+//! reload reaches the pipeline at its next run; a reload that changes the
+//! pipeline wakes it at once.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::watch;
 
-use crate::engine::{Engine, Mode};
-use crate::state::now;
-
-/// How often the scheduler writes its heartbeat.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
+use super::Serving;
+use crate::engine::Mode;
 
 /// The wait before attempt `failures + 1`: doubling from `first`, capped at
 /// `max`, plus up to a quarter of random jitter so that many pipelines failing
@@ -27,48 +24,19 @@ pub fn backoff(failures: u32, first: Duration, max: Duration) -> Duration {
     base + base.mul_f64(jitter)
 }
 
-/// Runs every pipeline on its schedule until `shutdown` turns true; then lets
-/// each pipeline finish its current batch and returns.
-pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let started = now();
-    let host = crate::state::lease::host_name();
-    engine.state.beat(std::process::id(), &host, &started)?;
-    engine.state.event("info", None, None, &format!("scheduler started (pid {})", std::process::id()), None)?;
-    engine.probe_at_startup().await?;
-    let mut tasks = Vec::new();
-    for name in engine.config.config.pipelines.keys() {
-        let engine = engine.clone();
-        let name = name.to_string();
-        let shutdown = shutdown.clone();
-        tasks.push(tokio::spawn(async move { pipeline_loop(engine, name, shutdown).await }));
-    }
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(HEARTBEAT) => {
-                if let Err(error) = engine.state.beat(std::process::id(), &host, &started) {
-                    tracing::warn!("Could not write the scheduler heartbeat: {error}");
-                }
-            }
-            _ = shutdown.changed() => break,
-        }
-    }
-    tracing::info!("Stopping: letting each pipeline finish its current batch");
-    engine.stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        let _ = task.await;
-    }
-    engine.state.event("info", None, None, "scheduler stopped", None)?;
-    Ok(())
-}
-
-async fn pipeline_loop(engine: Arc<Engine>, name: String, mut shutdown: watch::Receiver<bool>) {
-    let Ok(config) = engine.pipeline(&name).cloned() else { return };
+/// Runs pipeline `name` until shutdown, or until a reload removes it.
+pub(super) async fn pipeline_loop(mut serving: watch::Receiver<Arc<Serving>>, name: String, mut shutdown: watch::Receiver<bool>) {
     let mut failures: u32 = 0;
     let mut last_resubmit = Instant::now();
     loop {
         if *shutdown.borrow() {
             return;
         }
+        let engine = serving.borrow_and_update().engine.clone();
+        let Ok(config) = engine.pipeline(&name).cloned() else {
+            tracing::info!(pipeline = %name, "Pipeline removed by a reload; its state is kept until `synchost pipelines forget {name}`");
+            return;
+        };
         let paused = engine.state.health(&name).ok().flatten().is_some_and(|h| h.state == "paused");
         let delay = if paused {
             config.schedule.period().min(Duration::from_secs(30))
@@ -112,9 +80,24 @@ async fn pipeline_loop(engine: Arc<Engine>, name: String, mut shutdown: watch::R
                 }
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => return,
+        drop(engine);
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = shutdown.changed() => return,
+                changed = serving.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now_serving = serving.borrow_and_update();
+                    if now_serving.restarted.contains(&name) || now_serving.engine.pipeline(&name).is_err() {
+                        // Changed: its next run starts on the new config now, with a clean slate.
+                        failures = 0;
+                        break;
+                    }
+                }
+            }
         }
     }
 }
