@@ -7,6 +7,7 @@
 //! - [`runtime`]: the wasmtime sandbox: plugins, instances, guarded calls, the API version check.
 //! - [`services`]: what plugins may be granted (SQL connections, HTTP origins, folders, log), their budgets, and the per-call state.
 //! - [`secrets`]: the one redaction function every log line, message and stored text goes through.
+//! - [`packages`]: plugin packages: manifest, signature, the store of installed versions.
 //! - [`catalog`]: a config turned into loaded plugins and runnable instances.
 //! - [`state`]: durable state in SQLite: links, base values, cursors, history, queues, health.
 //! - [`model`]: the engine's own records, values, changes and outcomes; every plugin API version converts to them.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod model;
+pub mod packages;
 pub mod runtime;
 pub mod schema;
 pub mod secrets;
