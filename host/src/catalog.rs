@@ -10,6 +10,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::bundled;
+use crate::packages::Manifest;
 use crate::config::{settings_json, Dsn, InstanceConfig, LoadedConfig, PluginId, DEFAULT_FOLDER_QUOTA};
 use crate::runtime::{Instance, Plugin, PluginKind, Runtime};
 use crate::services::http::{self, HttpAccess};
@@ -46,8 +47,9 @@ pub struct Catalog {
     pub instances: BTreeMap<String, Result<Instance, Failure>>,
 }
 
-/// The bytes of a plugin: bundled, or read from its file and checked.
-pub fn plugin_bytes(config: &LoadedConfig, id: &PluginId) -> Result<Vec<u8>, Failure> {
+/// The bytes of a plugin (bundled, read from its file and checked, or an
+/// installed package's component), and the package's manifest if it is one.
+pub fn plugin_bytes(config: &LoadedConfig, id: &PluginId) -> Result<(Vec<u8>, Option<Manifest>), Failure> {
     if let Some(source) = config.config.plugins.get(id) {
         let path = config.resolve(source.path.get_ref());
         let bytes = std::fs::read(&path).map_err(|e| Failure {
@@ -63,11 +65,30 @@ pub fn plugin_bytes(config: &LoadedConfig, id: &PluginId) -> Result<Vec<u8>, Fai
                 });
             }
         }
-        return Ok(bytes);
+        return Ok((bytes, None));
     }
-    bundled::bytes(id.as_str()).map(<[u8]>::to_vec).ok_or_else(|| Failure {
-        message: format!("plugin `{id}` is neither bundled nor declared"),
-        hint: Some(format!("declare [plugins.{id}] with its path")),
+    if let Some(bytes) = bundled::bytes(id.as_str()) {
+        return Ok((bytes.to_vec(), None));
+    }
+    let resolved = config.packages().resolve(id.name(), id.pin()).map_err(|error| Failure {
+        message: format!("plugin `{id}`: {}", error.message),
+        hint: Some(error.fix),
+    })?;
+    Ok((resolved.component, Some(resolved.manifest)))
+}
+
+/// What an instance is granted beyond what its package asks for, as one failure.
+fn beyond_package(section: &str, name: &str, instance: &InstanceConfig, manifest: &Manifest) -> Option<Failure> {
+    let folders: Vec<(String, bool)> = instance.grants.files.iter().map(|(folder, grant)| (folder.to_string(), grant.read_only)).collect();
+    let over = manifest.capabilities.exceeded_by(&instance.grants.sql, &instance.grants.http.allow, &folders);
+    (!over.is_empty()).then(|| Failure {
+        message: format!(
+            "[{section}.{name}] grants more than package {} {} asks for: {}",
+            manifest.package.name,
+            manifest.package.version,
+            over.join("; ")
+        ),
+        hint: Some("remove those grants, or use a version of the package that asks for them (`synchost package info` shows what each asks for)".into()),
     })
 }
 
@@ -101,9 +122,13 @@ impl Catalog {
             .map(|i| i.plugin.get_ref())
             .collect();
         let mut digests = BTreeMap::new();
+        let mut packages = BTreeMap::new();
         let mut plugins: BTreeMap<String, Result<Arc<Plugin>, Failure>> = BTreeMap::new();
         for id in used {
-            let plugin = plugin_bytes(config, id).and_then(|bytes| {
+            let plugin = plugin_bytes(config, id).and_then(|(bytes, package)| {
+                if let Some(manifest) = package {
+                    packages.insert(id.to_string(), manifest);
+                }
                 let digest = hex::encode(Sha256::digest(&bytes));
                 digests.insert(id.to_string(), digest.clone());
                 let unchanged = previous
@@ -132,10 +157,13 @@ impl Catalog {
                             PluginKind::Mapper => format!("move it to [endpoints.{name}], or use a mapper plugin"),
                         }),
                     }),
-                    Ok(plugin) => {
-                        let context = instance_context(config, section, name.as_str(), instance, &sql, &folders, &client);
-                        Ok(runtime.instance(plugin.clone(), context))
-                    }
+                    Ok(plugin) => match packages.get(instance.plugin.get_ref().as_str()).and_then(|m| beyond_package(section, name.as_str(), instance, m)) {
+                        Some(failure) => Err(failure),
+                        None => {
+                            let context = instance_context(config, section, name.as_str(), instance, &sql, &folders, &client);
+                            Ok(runtime.instance(plugin.clone(), context))
+                        }
+                    },
                 };
                 instances.insert(name.to_string(), built);
             }

@@ -3,31 +3,18 @@
 //! plugin replaced in the middle of a long sync without a record lost or
 //! written twice.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const TABLE: &str = "CREATE TABLE contacts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, phone TEXT,
-    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    record_status TEXT NOT NULL DEFAULT 'active', origin TEXT UNIQUE);";
+use std::time::Duration;
+
+use common::{rebuilt, table_endpoint, Host};
 
 fn config(plugin: &str, branch_dsn: &str, fields: &str, batch: u32) -> String {
     format!(
         r#"
 [plugins.table]
 path = "table.wasm"
-
-[endpoints.hq]
-plugin = "{plugin}"
-grants.sql.db = {{ dsn = "sqlite:hq.sqlite" }}
-settings = {{ connection = "db", entities = {{ contacts = {{ updated_at = "updated_at", soft_delete = {{ column = "record_status" }}, origin = "origin" }} }} }}
-
-[endpoints.branch]
-plugin = "{plugin}"
-grants.sql.db = {{ dsn = "{branch_dsn}" }}
-settings = {{ connection = "db", entities = {{ contacts = {{ updated_at = "updated_at", soft_delete = {{ column = "record_status" }}, origin = "origin" }} }} }}
-
+{}{}
 [pipelines.p]
 left = {{ endpoint = "hq", entity = "contacts" }}
 right = {{ endpoint = "branch", entity = "contacts" }}
@@ -35,155 +22,10 @@ conflict = "left-wins"
 schedule = "1s"
 batch_size = {batch}
 fields = {fields}
-"#
+"#,
+        table_endpoint("hq", plugin, "sqlite:hq.sqlite"),
+        table_endpoint("branch", plugin, branch_dsn)
     )
-}
-
-struct Host {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Host {
-    fn new(hq_rows: u32) -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        let host = Host { dir, child: None };
-        host.db("hq.sqlite").execute_batch(TABLE).unwrap();
-        host.db("branch.sqlite").execute_batch(TABLE).unwrap();
-        host.db("hq.sqlite")
-            .execute_batch(&format!(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {hq_rows})
-                 INSERT INTO contacts (name, phone) SELECT 'hq ' || i, '030 ' || i FROM n;"
-            ))
-            .unwrap();
-        std::fs::write(host.path("table.wasm"), synchost::bundled::bytes("sql-table").unwrap()).unwrap();
-        host
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn db(&self, name: &str) -> rusqlite::Connection {
-        let connection = rusqlite::Connection::open(self.path(name)).unwrap();
-        connection.busy_timeout(Duration::from_secs(10)).unwrap();
-        connection
-    }
-
-    fn count(&self, name: &str, sql: &str) -> i64 {
-        self.db(name).query_row(sql, [], |r| r.get(0)).unwrap()
-    }
-
-    /// Saves a file the way editors do: a temporary file renamed over it.
-    fn save(&self, name: &str, bytes: &[u8]) -> Instant {
-        let temporary = self.path(&format!(".{name}.tmp"));
-        std::fs::write(&temporary, bytes).unwrap();
-        std::fs::rename(&temporary, self.path(name)).unwrap();
-        Instant::now()
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::File::create(self.path("host.log")).unwrap();
-        self.child = Some(
-            Command::new(env!("CARGO_BIN_EXE_synchost"))
-                .current_dir(self.dir.path())
-                .arg("run")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-    }
-
-    fn synchost(&self, args: &[&str]) -> (bool, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(self.dir.path()).args(args).output().unwrap();
-        (output.status.success(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.path("host.log")).unwrap_or_default()
-    }
-
-    /// Waits for `done`, failing with the host's log after `limit`.
-    fn wait_for(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-        let started = Instant::now();
-        while !done() {
-            assert!(started.elapsed() < limit, "{what}: not within {limit:?}\n--- host log ---\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The reloads recorded after the one with id `after`: (id, outcome, summary, detail).
-    fn reloads_after(&self, after: i64) -> Vec<(i64, String, String, String)> {
-        let path = self.path("synchost-data/state.sqlite");
-        if !path.exists() {
-            return Vec::new();
-        }
-        let connection = rusqlite::Connection::open(path).unwrap();
-        connection.busy_timeout(Duration::from_secs(10)).unwrap();
-        let Ok(mut statement) = connection.prepare("SELECT id, outcome, summary, coalesce(detail, '') FROM reloads WHERE id > ?1 ORDER BY id") else {
-            return Vec::new();
-        };
-        statement.query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().collect::<Result<_, _>>().unwrap()
-    }
-
-    fn last_reload_id(&self) -> i64 {
-        self.reloads_after(0).last().map_or(0, |r| r.0)
-    }
-
-    /// Waits for the next reload outcome after `after`, and returns it.
-    fn next_reload(&self, after: i64, limit: Duration) -> (i64, String, String, String) {
-        let mut found = None;
-        self.wait_for("a reload outcome", limit, || {
-            found = self.reloads_after(after).into_iter().next();
-            found.is_some()
-        });
-        found.unwrap()
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM).unwrap();
-            let started = Instant::now();
-            while child.try_wait().unwrap().is_none() {
-                assert!(started.elapsed() < Duration::from_secs(30), "the host did not stop on SIGTERM\n{}", self.log());
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// The same component with a custom section added: a new build of the plugin, as far as any host can tell.
-fn rebuilt(component: &[u8], note: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            out.push(if n == 0 { byte } else { byte | 0x80 });
-            if n == 0 {
-                break;
-            }
-        }
-    }
-    let name = b"synchost-test-build";
-    let mut payload = Vec::new();
-    leb(name.len(), &mut payload);
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(note.as_bytes());
-    let mut bytes = component.to_vec();
-    bytes.push(0); // a custom section
-    leb(payload.len(), &mut bytes);
-    bytes.extend_from_slice(&payload);
-    bytes
 }
 
 /// The 1-based line of the first line of `text` containing `needle`.

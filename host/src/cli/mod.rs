@@ -8,6 +8,7 @@
 //! - `run`, `sync`, `status`, `history`, `conflicts`, `failed`, `links`,
 //!   `mirror`, `messages`, `pause`, `resume`: the sync engine and its queues
 //!   (`admin`; the `links` commands in `links`).
+//! - `package`: making, signing, installing, upgrading and rolling back plugin packages.
 //! - `reload`, `reloads`, `pipelines`: hot reload of a running host, and the
 //!   state of pipelines renamed or removed (`reload`).
 
@@ -15,6 +16,7 @@ pub mod admin;
 mod check;
 mod demo;
 mod inspect;
+mod package;
 mod links;
 pub mod output;
 mod read;
@@ -61,6 +63,11 @@ enum Command {
     Check {
         /// The config file (default: --config).
         file: Option<PathBuf>,
+    },
+    /// Plugin packages: vendors pack and sign them; admins install, upgrade, roll back.
+    Package {
+        #[command(subcommand)]
+        command: PackageCommand,
     },
     /// Work with plugin files.
     Plugin {
@@ -279,6 +286,66 @@ enum LinksCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PackageCommand {
+    /// Make a signing key pair for a publisher: PREFIX.secret-key and PREFIX.public-key.
+    Keygen {
+        /// The publisher's name, as in the manifests it signs.
+        #[arg(long)]
+        publisher: String,
+        /// Where to write the key files (default: the publisher's name, here).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Build a plugin crate and pack it with its synchost-package.toml into one file.
+    Pack {
+        /// The crate's folder (with synchost-package.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Pack this built component instead of building the crate.
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        /// The package file to write (default: DIR/NAME-VERSION.synchost-package).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Sign a package file with a publisher's secret key.
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Install a package (checked: digests, signature, publisher, API range).
+    Install {
+        file: PathBuf,
+        /// Install it even if it is not signed.
+        #[arg(long)]
+        allow_unsigned: bool,
+    },
+    /// Install another version of an installed package and make it active
+    /// (unless it asks for more capabilities: then it waits for `accept`).
+    Upgrade {
+        file: PathBuf,
+        #[arg(long)]
+        allow_unsigned: bool,
+    },
+    /// Make a waiting upgrade active, accepting what it asks for: NAME@VERSION.
+    Accept { package: String },
+    /// Make the version active before the current one active again.
+    Rollback { name: String },
+    /// Remove a package (NAME), or one version of it that is not active (NAME@VERSION).
+    Remove { package: String },
+    /// The installed packages.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A package's installed versions: what each is, asks for, and its digests.
+    Info { name: String },
+    /// Check every installed version again: digests, signatures against the trust list.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
 enum PipelinesCommand {
     /// The config's pipelines, and the state kept for pipelines it no longer names.
     List,
@@ -378,6 +445,19 @@ pub async fn main() -> ExitCode {
         }
         Command::Demo { dir } => demo::run(dir).await,
         Command::Run => admin::run(&cli.config).await,
+        Command::Package { command } => match command {
+            PackageCommand::Keygen { publisher, out } => package::keygen(publisher, out.as_deref()),
+            PackageCommand::Pack { dir, wasm, out } => package::pack(dir, wasm.as_deref(), out.as_deref()),
+            PackageCommand::Sign { file, key } => package::sign(file, key),
+            PackageCommand::Install { file, allow_unsigned } => package::install(&cli.config, file, *allow_unsigned, false),
+            PackageCommand::Upgrade { file, allow_unsigned } => package::install(&cli.config, file, *allow_unsigned, true),
+            PackageCommand::Accept { package } => package::accept(&cli.config, package),
+            PackageCommand::Rollback { name } => package::rollback(&cli.config, name),
+            PackageCommand::Remove { package } => package::remove(&cli.config, package),
+            PackageCommand::List { json } => package::list(&cli.config, *json),
+            PackageCommand::Info { name } => package::info(&cli.config, name),
+            PackageCommand::Verify => package::verify(&cli.config),
+        },
         Command::Reload => reload::reload(&cli.config).await,
         Command::Reloads { limit, json } => reload::reloads(&cli.config, *limit, *json),
         Command::Pipelines { command: PipelinesCommand::List } => reload::list(&cli.config),

@@ -137,6 +137,13 @@ pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigErrors> {
     if c.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(c.errors)) }
 }
 
+/// The data folder a config names (where installed packages are).
+fn data_dir_of(file: &Path, config: &Config) -> std::path::PathBuf {
+    let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let data_dir = config.host.data_dir.as_deref().unwrap_or(Path::new("synchost-data"));
+    if data_dir.is_absolute() { data_dir.to_owned() } else { base.join(data_dir) }
+}
+
 /// Checks what no single entry can check alone: names that refer to other entries.
 fn check_references(c: &mut Collector<'_>, config: &Config) {
     let known: Vec<String> = bundled::NAMES
@@ -159,11 +166,16 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
                 }
             }
             if !known.iter().any(|k| k == plugin.as_str()) {
-                c.error(
-                    Some(instance.plugin.span()),
-                    format!("[{section}.{name}] uses plugin `{plugin}`, which is neither bundled nor declared"),
-                    format!("use one of: {}; or declare [plugins.{plugin}] with its path", known.join(", ")),
-                );
+                let store = crate::packages::Store::new(&data_dir_of(c.file, config));
+                match store.resolve(plugin.name(), plugin.pin()) {
+                    Ok(_) => {}
+                    Err(_) if plugin.pin().is_none() && store.active(plugin.name()).ok().flatten().is_none() => c.error(
+                        Some(instance.plugin.span()),
+                        format!("[{section}.{name}] uses plugin `{plugin}`, which is neither bundled, declared, nor an installed package"),
+                        format!("use one of: {}; declare [plugins.{plugin}] with its path; or install its package with `synchost package install FILE`", known.join(", ")),
+                    ),
+                    Err(error) => c.error(Some(instance.plugin.span()), format!("[{section}.{name}] uses plugin `{plugin}`: {}", error.message), error.fix),
+                }
             }
         }
     }
@@ -195,6 +207,9 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
         }
     }
     for (name, plugin) in &config.plugins {
+        if name.pin().is_some() {
+            c.error(None, format!("[plugins.\"{name}\"] has a version in its name"), "a [plugins] entry names one file: drop the `@` and what follows");
+        }
         if bundled::NAMES.contains(&name.as_str()) {
             c.error(
                 None,

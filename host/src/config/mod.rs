@@ -22,7 +22,7 @@ pub use diff::{diff, ConfigDiff, ConfigView, PieceChange};
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{Config, Grants, HostSettings, HttpGrant, InstanceConfig, Limits, PluginSource, SqlGrant};
 pub use pipeline::{ApprovalConfig, ConflictPolicy, DeletePolicy, FieldCheck, FieldRule, Flow, MirrorFields, PipelineConfig, RetryConfig, ScopeValue, Side, SideConfig};
-pub use values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PipelineName, PluginId, Schedule, Timeout};
+pub use values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PipelineName, PluginId, PublisherKey, Schedule, Timeout};
 
 /// The config file a command uses when none is given.
 pub const DEFAULT_CONFIG_FILE: &str = "synchost.toml";
@@ -124,6 +124,31 @@ impl LoadedConfig {
         Ok(LoadedConfig { path: path.to_owned(), base_dir, config, raw })
     }
 
+    /// The data folder and the trusted publishers of a config file, read
+    /// even when the rest of the file has errors: a config may name a
+    /// package that is not installed yet, and installing it must work.
+    pub fn host_settings_despite_errors(path: &Path) -> Result<(PathBuf, std::collections::BTreeMap<String, String>), ConfigErrors> {
+        if let Ok(config) = Self::load(path) {
+            return Ok((config.data_dir(), config.trusted_publishers()));
+        }
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError::at(path, "", None, format!("cannot read the config file: {e}")).fix("check the path, or pass another file with --config")])
+        })?;
+        let raw: toml::Table = source.parse().map_err(|e: toml::de::Error| {
+            ConfigErrors(vec![ConfigError::at(path, &source, e.span(), e.message().to_owned()).fix("fix the TOML syntax at this place")])
+        })?;
+        let host: HostSettings = match raw.get("host").cloned() {
+            None => HostSettings::default(),
+            Some(value) => value.try_into().map_err(|e: toml::de::Error| {
+                ConfigErrors(vec![ConfigError::at(path, &source, None, format!("[host]: {}", e.message())).fix("correct [host]; see schemas/synchost.schema.json")])
+            })?,
+        };
+        let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let data_dir = host.data_dir.as_deref().unwrap_or(Path::new("synchost-data"));
+        let data_dir = if data_dir.is_absolute() { data_dir.to_owned() } else { base_dir.join(data_dir) };
+        Ok((data_dir, host.trusted_publishers.into_iter().map(|(name, key)| (name, key.0)).collect()))
+    }
+
     /// The state database a config file names even when the file has
     /// errors, as long as it is TOML: what commands that only read state
     /// need while an admin puts a bad edit right.
@@ -141,6 +166,16 @@ impl LoadedConfig {
     /// A path from the config, resolved against the config file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() { path.to_owned() } else { self.base_dir.join(path) }
+    }
+
+    /// Trusted publishers' keys by publisher name.
+    pub fn trusted_publishers(&self) -> std::collections::BTreeMap<String, String> {
+        self.config.host.trusted_publishers.iter().map(|(name, key)| (name.clone(), key.0.clone())).collect()
+    }
+
+    /// The installed packages.
+    pub fn packages(&self) -> crate::packages::Store {
+        crate::packages::Store::new(&self.data_dir())
     }
 
     /// The folder for state and caches.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::pipeline::PipelineConfig;
-use super::values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PipelineName, PluginId, Timeout};
+use super::values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PipelineName, PluginId, PublisherKey, Timeout};
 
 /// A synchost config file.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -22,7 +22,8 @@ pub struct Config {
     #[serde(default)]
     pub host: HostSettings,
     /// Plugins loaded from `.wasm` files. Bundled plugins (`sql-table`,
-    /// `crm-mapper`) need no entry: they are known by name.
+    /// `crm-mapper`, `redmine`, `desktop-timesheet`, `project-plan`) and
+    /// installed packages need no entry: they are known by name.
     #[serde(default)]
     pub plugins: BTreeMap<PluginId, PluginSource>,
     /// Connector instances: a connector plugin, its settings and what it may access.
@@ -48,6 +49,12 @@ pub struct HostSettings {
     /// Limits for every plugin instance that does not set its own.
     #[serde(default)]
     pub limits: Limits,
+    /// Publishers whose signed packages may be installed, by the name in
+    /// their packages' manifests: `acme = "ed25519:..."` (as `synchost
+    /// package keygen` prints it). A package is installed only if signed by
+    /// its publisher's key here, unless `--allow-unsigned` is given.
+    #[serde(default)]
+    pub trusted_publishers: BTreeMap<String, PublisherKey>,
 }
 
 /// `[plugins.NAME]`: a plugin loaded from a file.

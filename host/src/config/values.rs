@@ -63,10 +63,86 @@ macro_rules! name_type {
     };
 }
 
-name_type!(
-    /// The name of a plugin: a bundled plugin or a key of `[plugins]`.
-    PluginId, "plugin name"
-);
+/// The plugin an instance runs: a bundled plugin, a key of `[plugins]`, or
+/// an installed package, by name (its active version) or pinned to a
+/// version (`acme-tickets@1.2`: the newest 1.2.x installed; `@1.2.3`: exactly).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PluginId(String);
+
+impl PluginId {
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name without a version pin.
+    pub fn name(&self) -> &str {
+        self.0.split_once('@').map_or(&self.0, |(name, _)| name)
+    }
+
+    /// The version pin, if any.
+    pub fn pin(&self) -> Option<&str> {
+        self.0.split_once('@').map(|(_, pin)| pin)
+    }
+}
+
+impl TryFrom<String> for PluginId {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let (name, pin) = value.split_once('@').map_or((value.as_str(), None), |(n, p)| (n, Some(p)));
+        check_name("plugin name", name)?;
+        if let Some(pin) = pin {
+            let valid = !pin.is_empty() && pin.split('.').count() <= 3 && pin.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
+            if !valid {
+                return Err(format!("`{value}`: pin a package version as NAME@1, NAME@1.2 or NAME@1.2.3"));
+            }
+        }
+        Ok(PluginId(value))
+    }
+}
+
+impl fmt::Display for PluginId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for PluginId {
+    fn schema_name() -> Cow<'static, str> {
+        "PluginId".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_-]{0,63}(@[0-9]+(\\.[0-9]+){0,2})?$",
+            "description": "A bundled plugin, a key of [plugins], or an installed package (NAME, or NAME@1.2 pinned)."
+        })
+    }
+}
+
+/// A publisher's public key: `ed25519:` and 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PublisherKey(pub String);
+
+impl TryFrom<String> for PublisherKey {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        crate::packages::signature::public_key(&value).map(|_| PublisherKey(value)).map_err(|e| {
+            format!("{e}; a publisher key is `ed25519:` and 64 hex digits, as `synchost package keygen` prints it")
+        })
+    }
+}
+
+impl JsonSchema for PublisherKey {
+    fn schema_name() -> Cow<'static, str> {
+        "PublisherKey".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "pattern": "^ed25519:[0-9a-fA-F]{64}$", "description": "An Ed25519 public key, `ed25519:HEX`." })
+    }
+}
 name_type!(
     /// The name of an endpoint or mapper instance.
     InstanceName, "instance name"

@@ -1,7 +1,8 @@
-//! The files a running host reloads on: the config file and each plugin file
-//! it names. Their folders are watched rather than the files themselves, so
-//! that an editor saving through a temporary file and a rename, or a plugin
-//! copied over, is seen as well as a write in place.
+//! The files a running host reloads on: the config file, each plugin file
+//! it names, and the active version of each package it uses. Their folders
+//! are watched rather than the files themselves, so that an editor saving
+//! through a temporary file and a rename, or a plugin copied over, is seen
+//! as well as a write in place.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,10 +19,19 @@ use super::LoadedConfig;
 /// many.
 pub const DEBOUNCE: Duration = Duration::from_secs(1);
 
-/// The files a reload of `config` depends on.
+/// The files a reload of `config` depends on: the config, each plugin
+/// file, and the active version of each package an instance uses (which an
+/// upgrade or a rollback changes).
 pub fn watched_files(config: &LoadedConfig) -> BTreeSet<PathBuf> {
     let mut files = BTreeSet::from([config.path.clone()]);
     files.extend(config.config.plugins.values().map(|source| config.resolve(source.path.get_ref())));
+    let store = config.packages();
+    for instance in config.config.endpoints.values().chain(config.config.mappers.values()) {
+        let id = instance.plugin.get_ref();
+        if !config.config.plugins.contains_key(id) && !crate::bundled::NAMES.contains(&id.as_str()) {
+            files.insert(store.active_file(id.name()));
+        }
+    }
     files.into_iter().map(|file| canonical(&file)).collect()
 }
 
@@ -67,12 +77,27 @@ impl FileWatcher {
         for gone in self.folders.difference(&folders) {
             let _ = self.watcher.unwatch(gone);
         }
-        for folder in folders.difference(&self.folders) {
-            self.watcher.watch(folder, RecursiveMode::NonRecursive)?;
+        // One folder that cannot be watched (gone, no permission) does not
+        // keep the others from being watched.
+        let mut first_error = None;
+        let mut watched = BTreeSet::new();
+        for folder in &folders {
+            if self.folders.contains(folder) {
+                watched.insert(folder.clone());
+                continue;
+            }
+            match self.watcher.watch(folder, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    watched.insert(folder.clone());
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
         }
-        self.folders = folders;
+        self.folders = watched;
         *self.files.lock().unwrap_or_else(|e| e.into_inner()) = files;
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 

@@ -1,0 +1,216 @@
+//! Plugin packages through the real CLI and a real `synchost run`: a vendor
+//! makes a key, packs and signs; an admin installs, pins, upgrades, rolls
+//! back and removes while the host syncs; every bad package is refused with
+//! its own message.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{rebuilt, table_endpoint, Host};
+use synchost::packages::archive;
+
+const MANIFEST: &str = r#"[package]
+name = "acme-table"
+version = "VERSION"
+kind = "connector"
+api = "^0.4"
+description = "SQLite tables, from ACME"
+publisher = "PUBLISHER"
+
+[capabilities]
+sql = ["sqlite"]
+HTTP
+"#;
+
+fn manifest(version: &str, publisher: &str, http: &str) -> String {
+    MANIFEST.replace("VERSION", version).replace("PUBLISHER", publisher).replace("HTTP", http)
+}
+
+/// The vendor's side: a crate folder with a manifest and a built component; packed (and signed with `key`).
+fn make_package(host: &Host, version: &str, publisher: &str, http: &str, build: &str, key: Option<&str>) -> String {
+    let folder = host.path(&format!("vendor-{version}-{publisher}-{build}"));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("synchost-package.toml"), manifest(version, publisher, http)).unwrap();
+    std::fs::write(folder.join("plugin.wasm"), rebuilt(synchost::bundled::bytes("sql-table").unwrap(), build)).unwrap();
+    let file = format!("acme-table-{version}-{publisher}-{build}.synchost-package");
+    let folder_name = folder.file_name().unwrap().to_str().unwrap().to_owned();
+    let (ok, text) = host.synchost(&["package", "pack", &folder_name, "--wasm", &format!("{folder_name}/plugin.wasm"), "--out", &file]);
+    assert!(ok, "{text}");
+    if let Some(key) = key {
+        let (ok, text) = host.synchost(&["package", "sign", &file, "--key", key]);
+        assert!(ok, "{text}");
+    }
+    file
+}
+
+fn keygen(host: &Host, publisher: &str, out: &str) -> String {
+    let (ok, text) = host.synchost(&["package", "keygen", "--publisher", publisher, "--out", out]);
+    assert!(ok, "{text}");
+    std::fs::read_to_string(host.path(&format!("{out}.public-key"))).unwrap().trim().to_owned()
+}
+
+/// Rewrites one file inside a package file, as an attacker would.
+fn tamper(host: &Host, file: &str, entry: &str, change: impl FnOnce(Vec<u8>) -> Vec<u8>) -> String {
+    let mut files: BTreeMap<String, Vec<u8>> = archive::unpack(&std::fs::read(host.path(file)).unwrap()).unwrap();
+    let bytes = files.remove(entry).unwrap();
+    files.insert(entry.to_owned(), change(bytes));
+    let tampered = format!("tampered-{entry}-{file}");
+    std::fs::write(host.path(&tampered), archive::pack(&files).unwrap()).unwrap();
+    tampered
+}
+
+fn config(trusted: &str, hq_plugin: &str, branch_plugin: &str, branch_grants: &str) -> String {
+    format!(
+        r#"
+[host.trusted_publishers]
+acme = "{trusted}"
+{}{}{branch_grants}
+[pipelines.p]
+left = {{ endpoint = "hq", entity = "contacts" }}
+right = {{ endpoint = "branch", entity = "contacts" }}
+conflict = "left-wins"
+schedule = "1s"
+fields = {{ name = {{}}, phone = {{}} }}
+"#,
+        table_endpoint("hq", hq_plugin, "sqlite:hq.sqlite"),
+        table_endpoint("branch", branch_plugin, "sqlite:branch.sqlite"),
+    )
+}
+
+fn refused(host: &Host, args: &[&str], expected: &[&str]) {
+    let (ok, text) = host.synchost(args);
+    assert!(!ok, "{args:?} must be refused: {text}");
+    for part in expected {
+        assert!(text.contains(part), "{args:?}: expected `{part}` in:\n{text}");
+    }
+    assert!(text.contains("= fix:"), "{args:?}: a refusal says what to do:\n{text}");
+}
+
+// Covers: H4, H5, H7
+#[test]
+fn a_signed_package_is_installed_upgraded_pinned_rolled_back_and_removed_while_the_host_runs() {
+    let mut host = Host::new(20);
+    let acme = keygen(&host, "acme", "keys/acme");
+    std::fs::write(host.path("synchost.toml"), config(&acme, "acme-table", "acme-table", "")).unwrap();
+
+    let v1 = make_package(&host, "1.0.0", "acme", "", "1", Some("keys/acme.secret-key"));
+    let (ok, text) = host.synchost(&["package", "install", &v1]);
+    assert!(ok && text.contains("installed acme-table 1.0.0, signed by `acme`"), "{text}");
+    let (ok, text) = host.synchost(&["package", "install", &v1]);
+    assert!(ok && text.contains("already installed with this content"), "installing the same again changes nothing: {text}");
+
+    host.start();
+    host.wait_for("the first sync through the package", Duration::from_secs(60), || host.count("branch.sqlite", "SELECT count(*) FROM contacts") == 20);
+    let (ok, text) = host.synchost(&["package", "list"]);
+    assert!(ok && text.contains("acme-table") && text.contains("1.0.0") && text.contains("signed"), "{text}");
+
+    // An upgrade that asks for nothing more: active at once, the host reloads it.
+    let before = host.last_reload_id();
+    let v11 = make_package(&host, "1.1.0", "acme", "", "2", Some("keys/acme.secret-key"));
+    let (ok, text) = host.synchost(&["package", "upgrade", &v11]);
+    assert!(ok && text.contains("upgraded acme-table from 1.0.0 to 1.1.0"), "{text}");
+    let applied = host.next_reload(before, Duration::from_secs(60));
+    assert_eq!(applied.1, "applied", "{applied:?}");
+    assert!(applied.2.contains("plugin acme-table changed") && applied.2.contains("endpoint hq changed"), "{}", applied.2);
+    host.db("hq.sqlite").execute("UPDATE contacts SET phone = 'after the upgrade', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = 1", []).unwrap();
+    host.wait_for("a change synced on 1.1.0", Duration::from_secs(30), || host.count("branch.sqlite", "SELECT count(*) FROM contacts WHERE phone = 'after the upgrade'") == 1);
+
+    // An upgrade that asks for more waits for the admin.
+    let v12 = make_package(&host, "1.2.0", "acme", "http = [\"https://*.acme.example\"]", "3", Some("keys/acme.secret-key"));
+    let (ok, text) = host.synchost(&["package", "upgrade", &v12]);
+    assert!(ok && text.contains("NOT active") && text.contains("HTTP https://*.acme.example"), "{text}");
+    let (_, info) = host.synchost(&["package", "info", "acme-table"]);
+    assert!(info.contains("1.1.0 (active)") && info.contains("1.2.0 (waiting for `package accept`)"), "{info}");
+
+    // A pin keeps one endpoint on 1.0 while the other follows the active version.
+    let before = host.last_reload_id();
+    host.save("synchost.toml", config(&acme, "acme-table@1.0", "acme-table", "").as_bytes());
+    let applied = host.next_reload(before, Duration::from_secs(60));
+    assert_eq!(applied.1, "applied", "{applied:?}");
+    assert!(applied.2.contains("endpoint hq changed") && !applied.2.contains("endpoint branch"), "{}", applied.2);
+
+    // Accepted: 1.2.0 serves the unpinned endpoint; rolled back: 1.1.0 again.
+    let before = host.last_reload_id();
+    let (ok, text) = host.synchost(&["package", "accept", "acme-table@1.2.0"]);
+    assert!(ok, "{text}");
+    let applied = host.next_reload(before, Duration::from_secs(60));
+    assert!(applied.2.contains("endpoint branch changed") && !applied.2.contains("endpoint hq"), "{applied:?}");
+    let before = host.last_reload_id();
+    let (ok, text) = host.synchost(&["package", "rollback", "acme-table"]);
+    assert!(ok && text.contains("1.1.0 is active again (was 1.2.0"), "{text}");
+    let applied = host.next_reload(before, Duration::from_secs(60));
+    assert_eq!(applied.1, "applied", "{applied:?}");
+    host.db("branch.sqlite").execute("UPDATE contacts SET name = 'after the rollback', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = 2", []).unwrap();
+    host.wait_for("a change synced after the rollback", Duration::from_secs(30), || host.count("hq.sqlite", "SELECT count(*) FROM contacts WHERE name = 'after the rollback'") == 1);
+
+    // Removing: not the active version, not a package in use; an unused version goes.
+    refused(&host, &["package", "remove", "acme-table@1.1.0"], &["is the active version"]);
+    refused(&host, &["package", "remove", "acme-table"], &["in use by [endpoints.branch], [endpoints.hq]"]);
+    let (ok, text) = host.synchost(&["package", "remove", "acme-table@1.2.0"]);
+    assert!(ok, "{text}");
+    let (ok, text) = host.synchost(&["package", "verify"]);
+    assert!(ok && text.contains("acme-table 1.0.0: ok, signed") && text.contains("acme-table 1.1.0: ok, signed"), "{text}");
+    host.stop();
+    assert_eq!(host.count("branch.sqlite", "SELECT count(*) FROM contacts"), 20, "nothing created twice across the swaps");
+
+    // Tampering with the store after install is caught.
+    let installed = host.path("synchost-data/packages/acme-table/1.1.0/plugin.wasm");
+    std::fs::write(&installed, rebuilt(synchost::bundled::bytes("sql-table").unwrap(), "evil")).unwrap();
+    refused(&host, &["package", "verify"], &["acme-table 1.1.0: FAILED", "plugin.wasm"]);
+    let (ok, text) = host.synchost(&["check"]);
+    assert!(!ok && text.contains("has changed since it was installed"), "{text}");
+}
+
+// Covers: H4, H2
+#[test]
+fn every_bad_package_is_refused_with_its_own_message() {
+    let host = Host::new(1);
+    let acme = keygen(&host, "acme", "keys/acme");
+    keygen(&host, "acme", "keys/impostor");
+    keygen(&host, "globex", "keys/globex");
+    std::fs::write(host.path("synchost.toml"), config(&acme, "sql-table", "sql-table", "")).unwrap();
+    let run = |file: &str, expected: &[&str]| refused(&host, &["package", "install", file], expected);
+
+    let signed = make_package(&host, "1.0.0", "acme", "", "1", Some("keys/acme.secret-key"));
+    run(&tamper(&host, &signed, "plugin.wasm", |bytes| rebuilt(&bytes, "x")), &["digest mismatch: `plugin.wasm`"]);
+    run(
+        &tamper(&host, &signed, "synchost-package.toml", |bytes| String::from_utf8(bytes).unwrap().replace("from ACME", "from ACME, patched").into_bytes()),
+        &["signature does not match its manifest"],
+    );
+    run(&make_package(&host, "1.0.0", "acme", "", "2", Some("keys/impostor.secret-key")), &["not with the key trusted for publisher `acme`"]);
+    run(&make_package(&host, "1.0.0", "globex", "", "3", Some("keys/globex.secret-key")), &["publisher `globex` is not in [host.trusted_publishers]"]);
+    let unsigned = make_package(&host, "1.0.0", "acme", "", "4", None);
+    run(&unsigned, &["not signed", "--allow-unsigned"]);
+    // An API range this host does not run: made by hand, digests and signature right.
+    let future = tamper(&host, &signed, "synchost-package.toml", |bytes| String::from_utf8(bytes).unwrap().replace("^0.4", "^0.9").into_bytes());
+    let (ok, text) = host.synchost(&["package", "sign", &future, "--key", "keys/acme.secret-key"]);
+    assert!(ok, "{text}");
+    run(&future, &["needs plugin API ^0.9", "this host runs plugin API 0.4.x or 0.3.x"]);
+    refused(&host, &["package", "sign", &signed, "--key", "keys/globex.secret-key"], &["key of publisher `globex`", "publisher is `acme`"]);
+    std::fs::write(host.path("garbage.synchost-package"), b"not a package").unwrap();
+    run("garbage.synchost-package", &["not a synchost package"]);
+
+    // Unsigned with consent; the same name and version with other content is refused.
+    let (ok, text) = host.synchost(&["package", "install", &unsigned, "--allow-unsigned"]);
+    assert!(ok && text.contains("UNSIGNED"), "{text}");
+    let other = make_package(&host, "1.0.0", "acme", "", "5", Some("keys/acme.secret-key"));
+    refused(&host, &["package", "upgrade", &other], &["acme-table 1.0.0 is already installed with other content"]);
+    let (_, list) = host.synchost(&["package", "list"]);
+    assert!(list.contains("UNSIGNED"), "{list}");
+
+    // Grants beyond what the package asks for: the endpoint does not load.
+    std::fs::write(
+        host.path("synchost.toml"),
+        config(&acme, "acme-table", "acme-table", "grants.http.allow = [\"https://tracker.example\"]\n"),
+    )
+    .unwrap();
+    let (ok, text) = host.synchost(&["check"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("[endpoints.branch] grants more than package acme-table 1.0.0 asks for: HTTP origin `https://tracker.example`"), "{text}");
+    // A pin no installed version matches.
+    std::fs::write(host.path("synchost.toml"), config(&acme, "acme-table@2", "acme-table", "")).unwrap();
+    let (ok, text) = host.synchost(&["check"]);
+    assert!(!ok && text.contains("no installed version of `acme-table` is 2"), "{text}");
+}
