@@ -8,7 +8,7 @@
 //! - `run`, `sync`, `status`, `history`, `conflicts`, `failed`, `links`,
 //!   `mirror`, `messages`, `pause`, `resume`: the sync engine and its queues
 //!   (`admin`; the `links` commands in `links`).
-//! - `package`: making, signing, installing, upgrading and rolling back plugin packages.
+//! - `package` (and `scaffold`, `package new`): making, signing, installing, upgrading and rolling back plugin packages.
 //! - `reload`, `reloads`, `pipelines`: hot reload of a running host, and the
 //!   state of pipelines renamed or removed (`reload`).
 
@@ -21,6 +21,7 @@ mod links;
 pub mod output;
 mod read;
 mod reload;
+mod scaffold;
 
 use output::{say, tell};
 
@@ -287,6 +288,22 @@ enum LinksCommand {
 
 #[derive(Debug, Subcommand)]
 enum PackageCommand {
+    /// Start a plugin crate: builds, tests natively, packs.
+    New {
+        /// The package's name (lower-case letters, digits, `-`).
+        name: String,
+        #[arg(long, value_enum)]
+        kind: scaffold::Template,
+        /// The folder to create (default: NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The publisher named in the manifest.
+        #[arg(long, default_value = "my-company")]
+        publisher: String,
+        /// The synchost plugin SDK (default: the one this synchost was built with).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Make a signing key pair for a publisher: PREFIX.secret-key and PREFIX.public-key.
     Keygen {
         /// The publisher's name, as in the manifests it signs.
@@ -446,6 +463,7 @@ pub async fn main() -> ExitCode {
         Command::Demo { dir } => demo::run(dir).await,
         Command::Run => admin::run(&cli.config).await,
         Command::Package { command } => match command {
+            PackageCommand::New { name, kind, dir, publisher, sdk } => scaffold::new(name, *kind, dir.as_deref(), publisher, sdk.as_deref()),
             PackageCommand::Keygen { publisher, out } => package::keygen(publisher, out.as_deref()),
             PackageCommand::Pack { dir, wasm, out } => package::pack(dir, wasm.as_deref(), out.as_deref()),
             PackageCommand::Sign { file, key } => package::sign(file, key),

@@ -45,7 +45,7 @@ fn every_config_error_is_reported_with_its_location_and_fix() {
     };
     expect(2, "invalid type: integer `5`");
     expect(4, "`Bad_Name` is not a valid instance name");
-    expect(8, "uses plugin `sql-tabel`, which is neither bundled nor declared");
+    expect(8, "uses plugin `sql-tabel`, which is neither bundled, declared, nor an installed package");
     expect(12, "unknown field `colour`");
     expect(19, "unknown section `pipeline`");
     expect(24, "memory limit 2.0 GiB is over the host's maximum of 1 GiB");
