@@ -214,3 +214,81 @@ fn every_bad_package_is_refused_with_its_own_message() {
     let (ok, text) = host.synchost(&["check"]);
     assert!(!ok && text.contains("no installed version of `acme-table` is 2"), "{text}");
 }
+
+/// Runs a command in `dir` with the scaffolds' shared target folder, asserting success.
+fn run_in(dir: &std::path::Path, program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target"))
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{program} {args:?} in {}:\n{text}", dir.display());
+    text
+}
+
+// Covers: H4, C2
+#[test]
+fn a_scaffolded_connector_builds_tests_packs_installs_and_syncs() {
+    let host = Host::new(0);
+    let synchost = env!("CARGO_BIN_EXE_synchost");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for (name, kind) in [("acme-shout", "mapper"), ("acme-notes", "connector")] {
+        run_in(host.dir.path(), synchost, &["package", "new", name, "--kind", kind, "--publisher", "acme"]);
+        let crate_dir = host.path(name);
+        let tests = run_in(&crate_dir, &cargo, &["test"]);
+        assert!(tests.contains("test result: ok. 2 passed") || tests.contains("test result: ok. 1 passed"), "{tests}");
+        let packed = run_in(&crate_dir, synchost, &["package", "pack"]);
+        assert!(packed.contains(&format!("packed {name} 0.1.0 ({kind}, plugin API")), "{packed}");
+    }
+    let acme = keygen(&host, "acme", "acme");
+    std::fs::write(host.path("synchost.toml"), format!("[host.trusted_publishers]\nacme = \"{acme}\"\n")).unwrap();
+    let package = "acme-notes/acme-notes-0.1.0.synchost-package";
+    let (ok, text) = host.synchost(&["package", "sign", package, "--key", "acme.secret-key"]);
+    assert!(ok, "{text}");
+    let (ok, text) = host.synchost(&["package", "install", package]);
+    assert!(ok, "{text}");
+
+    // Two notes tables kept in sync through the scaffolded connector.
+    let notes = "CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT,
+                 updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));";
+    host.db("a.sqlite").execute_batch(notes).unwrap();
+    host.db("b.sqlite").execute_batch(notes).unwrap();
+    host.db("a.sqlite").execute_batch("INSERT INTO notes (title, body) VALUES ('first', 'one'), ('second', NULL);").unwrap();
+    std::fs::write(
+        host.path("synchost.toml"),
+        format!(
+            r#"[host.trusted_publishers]
+acme = "{acme}"
+
+[endpoints.a]
+plugin = "acme-notes"
+grants.sql.db = {{ dsn = "sqlite:a.sqlite" }}
+settings = {{ connection = "db" }}
+
+[endpoints.b]
+plugin = "acme-notes"
+grants.sql.db = {{ dsn = "sqlite:b.sqlite" }}
+settings = {{ connection = "db" }}
+
+[pipelines.notes]
+left = {{ endpoint = "a", entity = "notes" }}
+right = {{ endpoint = "b", entity = "notes" }}
+conflict = "manual"
+fields = {{ title = {{}}, body = {{}} }}
+"#
+        ),
+    )
+    .unwrap();
+    let (ok, text) = host.synchost(&["sync"]);
+    assert!(ok, "{text}");
+    assert_eq!(host.count("b.sqlite", "SELECT count(*) FROM notes WHERE title IN ('first', 'second')"), 2);
+    host.db("b.sqlite").execute("UPDATE notes SET body = 'edited on b', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE title = 'second'", []).unwrap();
+    let (ok, text) = host.synchost(&["sync"]);
+    assert!(ok, "{text}");
+    assert_eq!(host.count("a.sqlite", "SELECT count(*) FROM notes WHERE body = 'edited on b'"), 1, "{text}");
+    let (ok, text) = host.synchost(&["sync"]);
+    assert!(ok && text.contains("0 created, 0 updated"), "nothing left to do: {text}");
+}
