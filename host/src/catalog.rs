@@ -20,7 +20,7 @@ use crate::services::budget::LogBudget;
 use crate::services::{Folder, InstanceContext};
 
 /// A failure with the fix to apply.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
     pub message: String,
     pub hint: Option<String>,
@@ -126,10 +126,12 @@ impl Catalog {
         let mut plugins: BTreeMap<String, Result<Arc<Plugin>, Failure>> = BTreeMap::new();
         for id in used {
             let plugin = plugin_bytes(config, id).and_then(|(bytes, package)| {
+                let mut digest = hex::encode(Sha256::digest(&bytes));
                 if let Some(manifest) = package {
+                    // A new release is a change even when its component is the same build.
+                    digest.push_str(&format!("@{}", manifest.package.version));
                     packages.insert(id.to_string(), manifest);
                 }
-                let digest = hex::encode(Sha256::digest(&bytes));
                 digests.insert(id.to_string(), digest.clone());
                 let unchanged = previous
                     .filter(|previous| previous.digests.get(id.as_str()) == Some(&digest))

@@ -77,8 +77,9 @@ pub fn keygen(publisher: &str, out: Option<&Path>) -> Result<(), CommandError> {
         file.write_all(secret.as_bytes()).map_err(|e| CommandError::Reported(format!("cannot write {} ({e})", secret_path.display())))?;
     }
     write(&public_path, format!("{public}\n").as_bytes())?;
-    say!("secret key: {} (only you: sign with `synchost package sign FILE --key {}`)", secret_path.display(), secret_path.display());
-    say!("public key: {} ({public})", public_path.display());
+    // Worded without `key: VALUE`, which output masks as a secret's pair.
+    say!("wrote the secret key to {}: keep it to yourself, and sign with `synchost package sign FILE --key {}`", secret_path.display(), secret_path.display());
+    say!("wrote the public key {public} to {}", public_path.display());
     say!("admins who trust you add to their config:\n\n[host.trusted_publishers]\n{publisher} = \"{public}\"");
     Ok(())
 }

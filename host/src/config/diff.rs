@@ -47,7 +47,7 @@ pub struct ConfigDiff {
     pub pipelines: BTreeMap<String, PieceChange>,
     /// Pipelines that keep running as they are.
     pub unchanged_pipelines: usize,
-    /// Whether `[host]` changed (its limits apply to every instance).
+    /// Whether `[host.limits]` changed (they apply to every instance).
     pub host: bool,
 }
 
@@ -80,7 +80,10 @@ fn text<'a>(value: &'a toml::Value, key: &str) -> Option<&'a str> {
 
 /// The pieces `new` adds, changes or removes against `old`.
 pub fn diff(old: &ConfigView<'_>, new: &ConfigView<'_>) -> ConfigDiff {
-    let host = old.raw.get("host") != new.raw.get("host");
+    // Only `[host.limits]` reaches the instances; the data folder is checked
+    // apart (it cannot change while a host runs), the trust list only matters to installs.
+    let limits = |raw: &toml::Table| raw.get("host").and_then(|host| host.get("limits")).cloned();
+    let host = limits(old.raw) != limits(new.raw);
     // A plugin is known by the digest of its bytes, bundled or from a file.
     let mut plugins = BTreeMap::new();
     for (id, digest) in new.plugin_digests {
@@ -140,7 +143,7 @@ impl ConfigDiff {
         }
         let mut parts = Vec::new();
         if self.host {
-            parts.push("[host] changed".to_owned());
+            parts.push("[host.limits] changed".to_owned());
         }
         for (kind, changes) in [("plugin", &self.plugins), ("endpoint", &self.endpoints), ("mapper", &self.mappers), ("pipeline", &self.pipelines)] {
             for (name, change) in changes {
@@ -232,6 +235,12 @@ fields = { name = {} }
         assert_eq!(diff.pipelines, BTreeMap::from([("q".to_owned(), PieceChange::Removed), ("r".to_owned(), PieceChange::Added)]));
         assert_eq!(diff.restarted_pipelines(), BTreeSet::from(["r".to_owned()]));
         assert_eq!(diff.superseded_pipelines(), BTreeSet::from(["q".to_owned()]));
+    }
+
+    #[test]
+    fn trusting_a_publisher_changes_no_instance() {
+        let new = format!("[host.trusted_publishers]\nacme = \"ed25519:00\"\n{BASE}");
+        assert!(diff_of(BASE, &new, DIGESTS, DIGESTS).is_empty());
     }
 
     #[test]

@@ -12,29 +12,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
 use crate::config::{diff, ConfigDiff, ConfigView, LoadedConfig, PieceChange};
 use crate::engine::Engine;
 
-/// One reason a reload was refused, with the fix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reason {
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, "\n  = fix: {hint}")?;
-        }
-        Ok(())
-    }
-}
+/// One reason a reload was refused, with the fix: a catalog's failure or any other.
+pub use crate::catalog::Failure as Reason;
 
 /// What reading the config again came to.
 pub enum Prepared {
