@@ -78,7 +78,7 @@ pub fn keygen(publisher: &str, out: Option<&Path>) -> Result<(), CommandError> {
     }
     write(&public_path, format!("{public}\n").as_bytes())?;
     // Worded without `key: VALUE`, which output masks as a secret's pair.
-    say!("wrote the secret key to {}: keep it to yourself, and sign with `synchost package sign FILE --key {}`", secret_path.display(), secret_path.display());
+    say!("wrote the secret key to {} (keep it to yourself; sign with `synchost package sign FILE --key {}`)", secret_path.display(), secret_path.display());
     say!("wrote the public key {public} to {}", public_path.display());
     say!("admins who trust you add to their config:\n\n[host.trusted_publishers]\n{publisher} = \"{public}\"");
     Ok(())
