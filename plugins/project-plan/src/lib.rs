@@ -47,8 +47,32 @@ impl ProjectPlan {
     }
 
     fn load(&self) -> Result<Plan, Error> {
+        let mut text = self.read_text()?;
+        // A planning application saving in place leaves the file empty or
+        // half-written for an instant: a file that does not parse is read
+        // again until it stays the same, and only then called bad.
+        for _ in 0..10 {
+            match Plan::parse(text.clone()) {
+                Err(error) if error.problem().code == "bad-file" => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    let again = self.read_text()?;
+                    if again == text {
+                        return Err(error);
+                    }
+                    text = again;
+                }
+                other => return other,
+            }
+        }
+        Plan::parse(text).map_err(|error| {
+            Error::transient("plan-being-saved", format!("the plan kept changing while it was read: {error}"))
+                .with_hint("the next run reads it again once the save is done")
+        })
+    }
+
+    fn read_text(&self) -> Result<String, Error> {
         let path = self.path();
-        let text = guard::read_plan(&path).map_err(|e| {
+        guard::read_plan(&path).map_err(|e| {
             let (code, hint) = match e.kind() {
                 std::io::ErrorKind::NotFound => (
                     "not-found",
@@ -60,8 +84,7 @@ impl ProjectPlan {
                 _ => ("io", format!("check that the plan file is readable; the folder is granted as [endpoints.{}.grants.files.{}]", self.endpoint, self.settings.folder)),
             };
             Error::new(code, format!("cannot read the plan `{}`: {e}", self.settings.file)).with_hint(hint)
-        })?;
-        Plan::parse(text)
+        })
     }
 
     /// Writes the new plan beside the old one, then renames it over it, if
