@@ -219,7 +219,7 @@ pub fn instance_context(
         plugin: instance.plugin.get_ref().to_string(),
         settings: settings_json(&instance.settings).to_string(),
         sql,
-        http: HttpAccess { allow: instance.grants.http.allow.clone(), client: client.clone() },
+        http: HttpAccess { allow: instance.grants.http.allow.clone(), read_only: instance.grants.http.read_only, client: client.clone() },
         folders: instance
             .grants
             .files

@@ -291,4 +291,96 @@ fields = {{ title = {{}}, body = {{}} }}
     assert_eq!(host.count("a.sqlite", "SELECT count(*) FROM notes WHERE body = 'edited on b'"), 1, "{text}");
     let (ok, text) = host.synchost(&["sync"]);
     assert!(ok && text.contains("0 created, 0 updated"), "nothing left to do: {text}");
+
+    shadow_of_a_mapper_release_shows_exactly_the_records_it_would_change(&host);
+}
+
+/// The scaffolded mapper, released twice: 0.2.0 changes one rule (it trims
+/// the text it upper-cases). Installed held back, a shadow run names exactly
+/// the records whose mapping the new rule changes, and writes nothing.
+fn shadow_of_a_mapper_release_shows_exactly_the_records_it_would_change(host: &Host) {
+    let synchost = env!("CARGO_BIN_EXE_synchost");
+    let crate_dir = host.path("acme-shout");
+    for version in ["0.1.0", "0.2.0"] {
+        if version == "0.2.0" {
+            let source = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+            let changed = source.replace(".map(str::to_uppercase)", ".map(|text| text.trim().to_uppercase())");
+            assert_ne!(source, changed, "the template's rule is where the test changes it");
+            std::fs::write(crate_dir.join("src/lib.rs"), changed).unwrap();
+            let manifest = std::fs::read_to_string(crate_dir.join("synchost-package.toml")).unwrap();
+            std::fs::write(crate_dir.join("synchost-package.toml"), manifest.replace("version = \"0.1.0\"", "version = \"0.2.0\"")).unwrap();
+            run_in(&crate_dir, synchost, &["package", "pack"]);
+        }
+        let package = format!("acme-shout/acme-shout-{version}.synchost-package");
+        let (ok, text) = host.synchost(&["package", "sign", &package, "--key", "acme.secret-key"]);
+        assert!(ok, "{text}");
+        let (ok, text) = host.synchost(&if version == "0.1.0" { vec!["package", "install", &package] } else { vec!["package", "upgrade", &package, "--inactive"] });
+        assert!(ok, "{text}");
+        if version == "0.2.0" {
+            assert!(text.contains("NOT active (--inactive)") && text.contains("package shadow"), "{text}");
+        }
+    }
+
+    // Notes through the 0.1.0 mapper: two titles with spaces around them.
+    host.db("a.sqlite")
+        .execute_batch("INSERT INTO notes (title, body) VALUES (' padded ', 'x'), ('plain', 'y'), ('  both ends  ', 'z'), ('inner space', 'w');")
+        .unwrap();
+    let config = std::fs::read_to_string(host.path("synchost.toml")).unwrap();
+    let config = config.replace("conflict = \"manual\"", "conflict = \"manual\"\nmapper = \"shout\"")
+        + "\n[mappers.shout]\nplugin = \"acme-shout\"\nsettings = { uppercase = [\"title\"] }\n";
+    std::fs::write(host.path("synchost.toml"), config).unwrap();
+    let (ok, text) = host.synchost(&["sync"]);
+    assert!(ok && text.contains("4 created"), "{text}");
+    assert_eq!(host.count("b.sqlite", "SELECT count(*) FROM notes WHERE title IN (' PADDED ', '  BOTH ENDS  ', 'PLAIN', 'INNER SPACE')"), 4);
+
+    let dump = |db: &str| -> Vec<String> {
+        let connection = host.db(db);
+        let mut statement = connection.prepare("SELECT id || '|' || title || '|' || coalesce(body, '') || '|' || updated_at FROM notes ORDER BY id").unwrap();
+        statement.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    let before = (dump("a.sqlite"), dump("b.sqlite"), host.count("synchost-data/state.sqlite", "SELECT count(*) FROM runs"));
+
+    let (ok, text) = host.synchost(&["package", "shadow", "shout", "acme-shout@0.2.0", "--json"]);
+    assert!(ok, "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let differing = |what: &str| -> BTreeMap<String, Vec<String>> {
+        let pass = report["passes"].as_array().unwrap().iter().find(|p| p["what"] == what).unwrap_or_else(|| panic!("no pass `{what}`: {text}"));
+        assert_eq!(pass["compared"], 6, "{what}: every linked note: {pass}");
+        pass["differing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap().to_owned(), r["differences"].as_array().unwrap().iter().map(|d| format!("{}: {} -> {}", d["name"], d["active"], d["candidate"])).collect()))
+            .collect()
+    };
+    let id_of = |db: &str, title: &str| host.count(db, &format!("SELECT id FROM notes WHERE title = '{title}'")).to_string();
+    let expected = |db: &str, padded: &str, both: &str| {
+        BTreeMap::from([
+            (id_of(db, padded), vec![r#""title": " PADDED " -> "PADDED""#.to_owned()]),
+            (id_of(db, both), vec![r#""title": "  BOTH ENDS  " -> "BOTH ENDS""#.to_owned()]),
+        ])
+    };
+    assert_eq!(differing("map left -> right"), expected("a.sqlite", " padded ", "  both ends  "), "{text}");
+    assert_eq!(differing("map right -> left"), expected("b.sqlite", " PADDED ", "  BOTH ENDS  "), "{text}");
+    let after = (dump("a.sqlite"), dump("b.sqlite"), host.count("synchost-data/state.sqlite", "SELECT count(*) FROM runs"));
+    assert_eq!(before, after, "a shadow run writes nothing");
+
+    // The text form, for a person.
+    let (ok, text) = host.synchost(&["package", "shadow", "shout", "acme-shout@0.2.0"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("shadow of acme-shout 0.2.0 as `shout` (active: acme-shout 0.1.0)"), "{text}");
+    assert!(text.contains("pipeline `notes`, map left -> right: 6 records, 2 differ"), "{text}");
+    assert!(text.contains("4 of 12 records compared differ"), "{text}");
+    // A connector shadowed by its own active release: fetch and read agree.
+    let (ok, text) = host.synchost(&["package", "shadow", "b", "acme-notes@0.1.0"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("fetch right records synced last: 6 records, none differ"), "{text}");
+    assert!(text.contains("read right from the pipeline's stored position"), "{text}");
+    // Mistakes an admin makes.
+    let (ok, text) = host.synchost(&["package", "shadow", "shout", "acme-shout@0.3.0"]);
+    assert!(!ok && text.contains("no installed version of `acme-shout` is 0.3.0"), "{text}");
+    let (ok, text) = host.synchost(&["package", "shadow", "shout", "acme-shout"]);
+    assert!(!ok && text.contains("NAME@VERSION"), "{text}");
+    let (ok, text) = host.synchost(&["package", "shadow", "nobody", "acme-shout@0.2.0"]);
+    assert!(!ok && text.contains("no endpoint or mapper named `nobody`"), "{text}");
 }

@@ -22,6 +22,7 @@ pub mod output;
 mod read;
 mod reload;
 mod scaffold;
+mod shadow;
 
 use output::{say, tell};
 
@@ -344,6 +345,24 @@ enum PackageCommand {
         file: PathBuf,
         #[arg(long)]
         allow_unsigned: bool,
+        /// Install it without making it active: try it with `package shadow`,
+        /// then `package accept` it.
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// Run an installed version beside the active one on the same records
+    /// (a connector's fetch and read, a mapper's map and validate), write
+    /// nothing, and show every record it would treat differently.
+    Shadow {
+        /// The endpoint or mapper whose plugin the candidate would replace.
+        instance: String,
+        /// The candidate: an installed package version, NAME@VERSION.
+        candidate: String,
+        /// Records per pipeline and side to compare on (those synced last).
+        #[arg(long, default_value_t = 100)]
+        records: u32,
+        #[arg(long)]
+        json: bool,
     },
     /// Make a waiting upgrade active, accepting what it asks for: NAME@VERSION.
     Accept { package: String },
@@ -467,8 +486,12 @@ pub async fn main() -> ExitCode {
             PackageCommand::Keygen { publisher, out } => package::keygen(publisher, out.as_deref()),
             PackageCommand::Pack { dir, wasm, out } => package::pack(dir, wasm.as_deref(), out.as_deref()),
             PackageCommand::Sign { file, key } => package::sign(file, key),
-            PackageCommand::Install { file, allow_unsigned } => package::install(&cli.config, file, *allow_unsigned, false),
-            PackageCommand::Upgrade { file, allow_unsigned } => package::install(&cli.config, file, *allow_unsigned, true),
+            PackageCommand::Install { file, allow_unsigned } => package::install(&cli.config, file, *allow_unsigned, package::Installing::New),
+            PackageCommand::Upgrade { file, allow_unsigned, inactive } => {
+                let how = if *inactive { package::Installing::UpgradeHeld } else { package::Installing::Upgrade };
+                package::install(&cli.config, file, *allow_unsigned, how)
+            }
+            PackageCommand::Shadow { instance, candidate, records, json } => shadow::run(&cli.config, instance, candidate, *records, *json).await,
             PackageCommand::Accept { package } => package::accept(&cli.config, package),
             PackageCommand::Rollback { name } => package::rollback(&cli.config, name),
             PackageCommand::Remove { package } => package::remove(&cli.config, package),

@@ -176,13 +176,30 @@ pub fn sign(file: &Path, key: &Path) -> Result<(), CommandError> {
 }
 
 /// `synchost package install|upgrade FILE [--allow-unsigned]`
-pub fn install(config: &Path, file: &Path, allow_unsigned: bool, upgrade: bool) -> Result<(), CommandError> {
+/// How `install` puts a package in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installing {
+    /// A package not installed yet.
+    New,
+    /// Another version, active at once unless it asks for more.
+    Upgrade,
+    /// Another version, held back until `accept` (to shadow it first).
+    UpgradeHeld,
+}
+
+/// `synchost package install FILE` and `synchost package upgrade FILE [--inactive]`
+pub fn install(config: &Path, file: &Path, allow_unsigned: bool, how: Installing) -> Result<(), CommandError> {
     let (store, publishers, data_dir) = store_of(config)?;
     let bytes = read(file)?;
     let checked = check(&bytes, &Trust { publishers: &publishers, allow_unsigned }).map_err(|e| {
         refused(PackageError { message: format!("{} refused: {}", file.display(), e.message), fix: e.fix })
     })?;
-    let stored = if upgrade { store.upgrade(&checked) } else { store.install(&checked) }.map_err(refused)?;
+    let stored = match how {
+        Installing::New => store.install(&checked),
+        Installing::Upgrade => store.upgrade(&checked, false),
+        Installing::UpgradeHeld => store.upgrade(&checked, true),
+    }
+    .map_err(refused)?;
     let (name, version) = (checked.name(), checked.version());
     let signed = match &checked.signed_by {
         Some(key) => format!("signed by `{}` ({key})", checked.manifest.package.publisher),
@@ -193,6 +210,11 @@ pub fn install(config: &Path, file: &Path, allow_unsigned: bool, upgrade: bool) 
         Stored::Active { previous: Some(previous) } => {
             say!("upgraded {name} from {previous} to {version}, {signed}; `synchost package rollback {name}` goes back");
             tell_running_host(&data_dir);
+        }
+        Stored::Pending { asks_more } if asks_more.is_empty() => {
+            say!("installed {name} {version}, {signed}, NOT active (--inactive)");
+            say!("compare it with the active version: `synchost package shadow ENDPOINT-OR-MAPPER {name}@{version}`");
+            say!("make it active: `synchost package accept {name}@{version}`");
         }
         Stored::Pending { asks_more } => {
             say!("installed {name} {version}, {signed}, but NOT active: it asks for more than the active version:");

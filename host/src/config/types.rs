@@ -138,6 +138,9 @@ pub struct HttpGrant {
     /// Allowed origins: `host`, `host:port`, or `scheme://host[:port]`.
     #[serde(default)]
     pub allow: Vec<HttpOrigin>,
+    /// Only `GET`, `HEAD` and `OPTIONS`: the instance may look, not change.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// Limits of one call into a plugin. Unset values fall back to `[host.limits]`,

@@ -33,6 +33,7 @@
 //! - `presence`: records gone where no feed shows it (deleted outright, an id
 //!   given to another record, deleted while a change was written).
 //! - `reverts`: a save that puts back approved values, held for a decision.
+//! - `shadow`: a candidate plugin version run beside the active one, writing nothing.
 
 mod approval;
 mod batch;
@@ -48,6 +49,7 @@ mod rehearsal;
 mod resolve;
 mod reverts;
 mod run;
+pub mod shadow;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};

@@ -157,7 +157,8 @@ pub struct Resolved {
 pub enum Stored {
     /// Now the active version.
     Active { previous: Option<Version> },
-    /// Installed, not active: it asks for these capabilities beyond the active version's.
+    /// Installed, not active: held back by the admin, or it asks for these
+    /// capabilities beyond the active version's.
     Pending { asks_more: Vec<String> },
     /// The same content was already installed; nothing changed.
     AlreadyThere,
@@ -271,9 +272,10 @@ impl Store {
     }
 
     /// Installs another version of an installed package. It becomes active,
-    /// unless it asks for more capabilities than the active version (then
-    /// it waits for [`Store::accept`]).
-    pub fn upgrade(&self, checked: &Checked) -> Result<Stored, PackageError> {
+    /// unless it asks for more capabilities than the active version or the
+    /// admin holds it back (`hold`, to try it with a shadow run first): then
+    /// it waits for [`Store::accept`].
+    pub fn upgrade(&self, checked: &Checked, hold: bool) -> Result<Stored, PackageError> {
         let name = checked.name();
         let Some(mut active) = self.active(name)? else {
             return Err(refuse(format!("{name} is not installed"), "install it with `synchost package install FILE`"));
@@ -285,7 +287,7 @@ impl Store {
         let (current, _) = self.manifest(name, &active.version)?;
         self.put(checked)?;
         let asks_more = checked.manifest.capabilities.beyond(&current.capabilities);
-        if !asks_more.is_empty() {
+        if hold || !asks_more.is_empty() {
             active.pending = Some(checked.version().clone());
             self.write_active(name, &active)?;
             return Ok(Stored::Pending { asks_more });

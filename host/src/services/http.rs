@@ -21,6 +21,8 @@ const MAX_REQUEST_TIME: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct HttpAccess {
     pub allow: Vec<HttpOrigin>,
+    /// Only methods that change nothing (`GET`, `HEAD`, `OPTIONS`).
+    pub read_only: bool,
     pub client: reqwest::Client,
 }
 
@@ -96,6 +98,15 @@ impl HttpAccess {
         }
         let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| problem("bad-request", format!("`{}` is not an HTTP method", request.method), None, false))?;
+        if self.read_only && !matches!(method, reqwest::Method::GET | reqwest::Method::HEAD | reqwest::Method::OPTIONS) {
+            tracing::warn!(instance, %method, "Refused a changing HTTP request on a read-only grant");
+            return Err(problem(
+                "capability-denied",
+                format!("`{instance}` may only read over HTTP (GET, HEAD, OPTIONS), not send {method}"),
+                Some(format!("remove `read_only = true` from [endpoints.{instance}.grants.http] to allow changes")),
+                false,
+            ));
+        }
         let timeout = request
             .timeout_ms
             .map(|ms| Duration::from_millis(u64::from(ms)))
@@ -166,4 +177,23 @@ fn cause_of(error: &reqwest::Error) -> String {
     }
     let text = if causes.is_empty() { error.to_string() } else { causes.join(": ") };
     crate::secrets::redacted(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_only_grant_refuses_changing_methods_before_sending_anything() {
+        // Port 9 (discard) on loopback: a request that were sent would fail otherwise.
+        let access = HttpAccess { allow: vec![HttpOrigin::try_from("http://127.0.0.1:9".to_owned()).unwrap()], read_only: true, client: client() };
+        let request = |method: &str| Request { method: method.into(), url: "http://127.0.0.1:9/tickets".into(), headers: Vec::new(), body: None, timeout_ms: Some(500) };
+        for method in ["POST", "put", "PATCH", "DELETE"] {
+            let problem = access.send("tracker", request(method), EffectiveLimits::default()).await.unwrap_err();
+            assert_eq!(problem.code, "capability-denied", "{method}: {problem:?}");
+            assert!(problem.hint.unwrap().contains("read_only = true"));
+        }
+        let problem = access.send("tracker", request("GET"), EffectiveLimits::default()).await.unwrap_err();
+        assert_ne!(problem.code, "capability-denied", "GET is allowed, and fails only at the closed port: {problem:?}");
+    }
 }

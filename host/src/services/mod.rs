@@ -59,7 +59,7 @@ impl InstanceContext {
             plugin: plugin.to_owned(),
             settings,
             sql: BTreeMap::new(),
-            http: http::HttpAccess { allow: Vec::new(), client: http::client() },
+            http: http::HttpAccess { allow: Vec::new(), read_only: false, client: http::client() },
             folders: Vec::new(),
             limits,
             log_budget: budget::LogBudget::new(limits.log_lines, limits.log_bytes),

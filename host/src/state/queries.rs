@@ -312,6 +312,21 @@ impl State {
         })
     }
 
+    /// The ids on one side of the live links synced most recently, newest
+    /// first: the inputs of a shadow run.
+    pub fn recent_linked_ids(&self, pipeline: &str, side: Side, limit: u32) -> Result<Vec<String>, StateError> {
+        let column = match side {
+            Side::Left => "left_id",
+            Side::Right => "right_id",
+        };
+        self.with(|c| {
+            let mut s = c.prepare(&format!(
+                "SELECT CAST({column} AS TEXT) FROM links WHERE pipe = {PIPE} AND state = 'active' ORDER BY updated_at DESC, link_id DESC LIMIT ?2"
+            ))?;
+            s.query_map(params![pipeline, limit], |r| r.get(0))?.collect()
+        })
+    }
+
     /// Links whose record was deleted on one side only: the other side
     /// keeps it, and its edits no longer sync until an admin settles it.
     pub fn half_deleted_links(&self, pipeline: &str) -> Result<Vec<LinkRow>, StateError> {
