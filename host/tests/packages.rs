@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{rebuilt, table_endpoint, Host};
+use common::{rebuilt, run_in, table_endpoint, Host};
 use synchost::packages::archive;
 
 const MANIFEST: &str = r#"[package]
@@ -213,20 +213,6 @@ fn every_bad_package_is_refused_with_its_own_message() {
     std::fs::write(host.path("synchost.toml"), config(&acme, "acme-table@2", "acme-table", "")).unwrap();
     let (ok, text) = host.synchost(&["check"]);
     assert!(!ok && text.contains("no installed version of `acme-table` is 2"), "{text}");
-}
-
-/// Runs a command in `dir` with the scaffolds' shared target folder, asserting success.
-fn run_in(dir: &std::path::Path, program: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(program)
-        .current_dir(dir)
-        .args(args)
-        .env("CARGO_TARGET_DIR", std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target"))
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{program} {args:?} in {}:\n{text}", dir.display());
-    text
 }
 
 // Covers: H4, C2

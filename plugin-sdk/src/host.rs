@@ -3,7 +3,8 @@
 //! Inside the host these call the WIT imports. In a native build (unit tests of
 //! plugin logic) they use the [`testing`](crate::testing) harness instead:
 //! settings and the instance name come from [`testing::Harness`](crate::testing::Harness),
-//! log lines are captured there, and sql/http report that they need the host.
+//! log lines are captured there, HTTP requests go to the test's stand-in,
+//! and sql reports that it needs the host.
 
 use serde::de::DeserializeOwned;
 
@@ -172,6 +173,15 @@ pub mod http {
             })
         }
 
+        /// A response with this status and a JSON body (for test stand-ins).
+        pub fn with_json<T: serde::Serialize>(status: u16, body: &T) -> Self {
+            Response {
+                status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: serde_json::to_vec(body).expect("a test's JSON body serializes"),
+            }
+        }
+
         /// The body as text (invalid UTF-8 replaced).
         pub fn text(&self) -> String {
             String::from_utf8_lossy(&self.body).into_owned()
@@ -261,7 +271,7 @@ mod imp {
     ) -> Result<Vec<Result<wit::sql::Executed, Problem>>, Problem> {
         Err(needs_host("sql"))
     }
-    pub fn http_send(_: &wit::http::Request) -> Result<wit::http::Response, Problem> {
-        Err(needs_host("http"))
+    pub fn http_send(request: &wit::http::Request) -> Result<wit::http::Response, Problem> {
+        Harness::send(request)
     }
 }

@@ -294,7 +294,13 @@ enum PackageCommand {
         /// The package's name (lower-case letters, digits, `-`).
         name: String,
         #[arg(long, value_enum)]
-        kind: scaffold::Template,
+        kind: scaffold::Kind,
+        /// A connector to a JSON API over HTTP (the walk-through's ticket tracker).
+        #[arg(long, conflicts_with = "sql")]
+        http: bool,
+        /// A connector to a table in a granted SQLite database (the default connector).
+        #[arg(long)]
+        sql: bool,
         /// The folder to create (default: NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -482,7 +488,14 @@ pub async fn main() -> ExitCode {
         Command::Demo { dir } => demo::run(dir).await,
         Command::Run => admin::run(&cli.config).await,
         Command::Package { command } => match command {
-            PackageCommand::New { name, kind, dir, publisher, sdk } => scaffold::new(name, *kind, dir.as_deref(), publisher, sdk.as_deref()),
+            PackageCommand::New { name, kind, http, sql, dir, publisher, sdk } => {
+                let reaches = match (http, sql) {
+                    (true, _) => Some(scaffold::Reaches::Http),
+                    (_, true) => Some(scaffold::Reaches::Sql),
+                    _ => None,
+                };
+                scaffold::Template::of(*kind, reaches).and_then(|template| scaffold::new(name, template, dir.as_deref(), publisher, sdk.as_deref()))
+            }
             PackageCommand::Keygen { publisher, out } => package::keygen(publisher, out.as_deref()),
             PackageCommand::Pack { dir, wasm, out } => package::pack(dir, wasm.as_deref(), out.as_deref()),
             PackageCommand::Sign { file, key } => package::sign(file, key),

@@ -81,7 +81,12 @@ impl Host {
     }
 
     pub fn synchost(&self, args: &[&str]) -> (bool, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(self.dir.path()).args(args).output().unwrap();
+        self.synchost_with(args, &[])
+    }
+
+    /// The CLI with these environment variables set (credentials the config names as `${VAR}`).
+    pub fn synchost_with(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(self.dir.path()).args(args).envs(env.iter().copied()).output().unwrap();
         (output.status.success(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
     }
 
@@ -172,3 +177,17 @@ pub fn rebuilt(component: &[u8], note: &str) -> Vec<u8> {
     bytes
 }
 
+
+/// Runs a command in `dir` with the scaffolds' shared target folder, asserting success.
+pub fn run_in(dir: &std::path::Path, program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target"))
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{program} {args:?} in {}:\n{text}", dir.display());
+    text
+}
