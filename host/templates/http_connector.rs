@@ -104,7 +104,7 @@ fn problem(doing: &str, response: &Response) -> Error {
             .with_hint("give the service account write access, or let the pipeline only read from this side"),
         404 => Error::new("not-found", format!("{doing}: the service has no such ticket (HTTP 404)")),
         400 | 422 => Error::new("invalid", format!("{doing}: the service refused it: {said}"))
-            .with_hint("fix the record on the other side; the host sends it again when it changes"),
+            .with_hint("fix the record where it comes from; the host sends it again when it changes"),
         429 | 502 | 503 | 504 => Error::transient("unavailable", format!("{doing}: the service is not taking requests now (HTTP {status})"))
             .with_hint("the host retries later; if it lasts, check the service"),
         500..=599 => Error::transient("server-error", format!("{doing}: the service failed (HTTP {status}: {said})")),
