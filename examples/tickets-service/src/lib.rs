@@ -62,6 +62,15 @@ struct Store {
 }
 
 impl Store {
+    /// A live ticket, if it is still at the `expected` version (`If-Match`).
+    fn at_version(&self, id: u64, expected: Option<&str>) -> Result<Ticket, (StatusCode, String)> {
+        let current = self.tickets.get(&id).filter(|t| !t.deleted).cloned().ok_or((StatusCode::NOT_FOUND, format!("there is no ticket {id}")))?;
+        if expected.is_some_and(|expected| expected != current.updated_at) {
+            return Err((StatusCode::PRECONDITION_FAILED, serde_json::to_string(&current).expect("a ticket serializes")));
+        }
+        Ok(current)
+    }
+
     /// A change time after every earlier one, so a feed ordered by
     /// (updated_at, id) shows every change exactly once.
     fn stamp(&mut self) -> String {
@@ -140,11 +149,7 @@ impl Service {
 
     fn change(&self, id: u64, expected: Option<&str>, input: TicketInput) -> Result<Ticket, (StatusCode, String)> {
         let mut store = self.store.lock().unwrap();
-        let current = store.tickets.get(&id).filter(|t| !t.deleted).cloned().ok_or((StatusCode::NOT_FOUND, format!("there is no ticket {id}")))?;
-        if expected.is_some_and(|expected| expected != current.updated_at) {
-            return Err((StatusCode::PRECONDITION_FAILED, serde_json::to_string(&current).unwrap()));
-        }
-        let mut ticket = current;
+        let mut ticket = store.at_version(id, expected)?;
         if let Some(title) = input.title {
             ticket.title = title;
         }
@@ -162,11 +167,7 @@ impl Service {
 
     fn delete(&self, id: u64, expected: Option<&str>) -> Result<Ticket, (StatusCode, String)> {
         let mut store = self.store.lock().unwrap();
-        let current = store.tickets.get(&id).filter(|t| !t.deleted).cloned().ok_or((StatusCode::NOT_FOUND, format!("there is no ticket {id}")))?;
-        if expected.is_some_and(|expected| expected != current.updated_at) {
-            return Err((StatusCode::PRECONDITION_FAILED, serde_json::to_string(&current).unwrap()));
-        }
-        let mut ticket = current;
+        let mut ticket = store.at_version(id, expected)?;
         ticket.deleted = true;
         ticket.updated_at = store.stamp();
         store.tickets.insert(id, ticket.clone());
