@@ -15,14 +15,20 @@
 //! - [`daemon`]: `synchost run`: pipelines on their schedules, backoff, resubmission, heartbeat, hot reload.
 //! - [`bundled`]: the plugins built into the binary.
 //! - [`schema`]: the config's JSON Schema.
+//! - [`admin`]: what an admin sees and does, shared by the command line and the admin API.
+//! - [`metrics`]: what the process counts as it goes (runs, records, plugin calls), for `/metrics`.
+//! - [`http`]: the admin HTTP API `synchost run` serves: users and roles, metrics, probes.
 //! - [`cli`]: the `synchost` command line.
 
+pub mod admin;
 pub mod bundled;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod packages;
 pub mod runtime;

@@ -212,6 +212,18 @@ impl Value {
         }
     }
 
+    /// A value a person typed as JSON (an API body): null, a boolean, a
+    /// number, text; an array or object is kept as JSON.
+    pub fn from_json(json: &serde_json::Value) -> Value {
+        match json {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Boolean(*b),
+            serde_json::Value::Number(n) => n.as_i64().map_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN)), Value::Integer),
+            serde_json::Value::String(s) => Value::Text(s.clone()),
+            other => Value::Json(other.to_string()),
+        }
+    }
+
     /// The value as a number, when it is one.
     pub fn as_f64(&self) -> Option<f64> {
         match self {

@@ -3,6 +3,7 @@
 //! questions ("why did this value change?", "what is stuck and how do I fix
 //! it?") from state, without reading logs.
 
+use crate::admin::status::{half_deleted, StatusView};
 use crate::cli::output::{say, tell};
 use std::path::Path;
 use std::sync::Arc;
@@ -216,78 +217,11 @@ pub async fn run(config: &Path) -> Result<(), CommandError> {
 /// `synchost status [--json]`
 pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
     let (config, state) = open_state(config)?;
-    let heartbeat = state.heartbeat().map_err(state_error)?;
-    let now = chrono::Utc::now();
-    let age = |at: &str| chrono::DateTime::parse_from_rfc3339(at).ok().map(|t| (now - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default());
-    // The lease is the truth: it goes with the process, at once.
-    let writer = lease::holder(&config.data_dir());
-    let scheduler_alive = writer.as_ref().is_some_and(|w| w.command == "run");
-    let failed = state.failed(None).map_err(state_error)?;
-    let conflicts = state.conflicts(None, true).map_err(state_error)?;
-    let approvals = state.approvals(None, false).map_err(state_error)?;
-
-    let mut rows = Vec::new();
-    for (name, pipeline) in &config.config.pipelines {
-        let health = state.health(name.as_str()).map_err(state_error)?;
-        let last = state.runs(name.as_str(), 1).map_err(state_error)?.pop();
-        let period = pipeline.schedule.period();
-        let stalled_limit = period * pipeline.retry.stalled_after;
-        let since_success = health.as_ref().and_then(|h| h.last_success_at.as_deref()).and_then(age);
-        let stalled = scheduler_alive && health.as_ref().is_some_and(|h| h.state != "paused") && since_success.is_none_or(|a| a > stalled_limit);
-        let state_text = match &health {
-            None => "never run".to_owned(),
-            Some(h) if h.state == "paused" => format!("paused by {} at {}", h.paused_by.as_deref().unwrap_or("?"), h.since),
-            Some(h) if h.state == "degraded" => format!("degraded since {}: {}", h.since, h.reason.as_deref().unwrap_or("")),
-            Some(_) => "ok".to_owned(),
-        };
-        rows.push(serde_json::json!({
-            "pipeline": name.as_str(),
-            "category": pipeline.category.clone().unwrap_or_else(|| "uncategorised".into()),
-            "state": health.as_ref().map(|h| h.state.clone()).unwrap_or_else(|| "never-run".into()),
-            "summary": state_text,
-            "stalled": stalled,
-            "hint": health.as_ref().and_then(|h| h.hint.clone()),
-            "schedule": pipeline.schedule.to_string(),
-            "last_run": last.as_ref().map(|r| serde_json::json!({
-                "run_id": r.run_id, "at": r.started_at, "status": r.status, "counts": r.counts, "error": r.error,
-            })),
-            "last_success_at": health.as_ref().and_then(|h| h.last_success_at.clone()),
-            "failed_items": failed.iter().filter(|f| f.pipeline == name.as_str()).count(),
-            "items": failed.iter().filter(|f| f.pipeline == name.as_str()).map(|f| serde_json::json!({
-                "id": f.id, "side": f.side, "record": f.source_id, "label": f.label, "result": "failed", "since": f.first_failed_at,
-                "last_attempt": f.last_failed_at, "attempts": f.attempts, "error": f.code, "detail": f.reason,
-                "fix": f.hint, "retried_automatically": f.retryable,
-            })).chain(conflicts.iter().filter(|c| c.pipeline == name.as_str()).map(|c| serde_json::json!({
-                "id": c.id, "side": "both", "record": format!("left:{} right:{}", c.left_id, c.right_id), "result": "conflict",
-                "since": c.detected_at, "error": "conflict", "detail": format!("`{}` changed on both sides", c.field),
-                "fix": format!("pick a side: `synchost conflicts resolve {} left|right`", c.id),
-            }))).chain(state.half_deleted_links(name.as_str()).map_err(state_error)?.iter().map(|l| {
-                let (deleted, kept, fix) = half_deleted(name.as_str(), pipeline.create, l);
-                serde_json::json!({
-                    "id": l.link_id, "side": kept, "record": format!("left:{} right:{}", l.left_id, l.right_id), "result": "half-deleted",
-                    "since": l.updated_at, "error": format!("deleted on the {deleted} side only"),
-                    "detail": format!("the {kept} record is kept; its edits do not sync"),
-                    "fix": fix,
-                })
-            })).collect::<Vec<_>>(),
-            "open_conflicts": conflicts.iter().filter(|c| c.pipeline == name.as_str()).count(),
-            "waiting_for_approval": approvals.iter().filter(|a| a.pipeline == name.as_str()).count(),
-            "links": state.link_count(name.as_str()).map_err(state_error)?,
-        }));
-    }
-    let serving = state.serving_config().map_err(state_error)?;
-    let last_reload = state.reloads(1).map_err(state_error)?.pop();
+    let view = crate::admin::status::view(&config, &state).map_err(state_error)?;
+    let StatusView { scheduler_running, writer, heartbeat, serving, last_reload, failed, conflicts, approvals, pipelines: rows } = &view;
+    let scheduler_alive = *scheduler_running;
     if json {
-        let out = serde_json::json!({
-            "scheduler": { "running": scheduler_alive, "writer": writer, "heartbeat": heartbeat },
-            "config": {
-                "revision": serving.as_ref().map(|r| &r.revision),
-                "loaded_at": serving.as_ref().map(|r| &r.at),
-                "last_reload": last_reload,
-            },
-            "pipelines": rows,
-        });
-        say!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
+        say!("{}", serde_json::to_string_pretty(&view.to_json()).expect("JSON values serialize"));
         return Ok(());
     }
     match (&writer, &heartbeat) {
@@ -456,19 +390,6 @@ pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Resul
 
 /// A pair deleted on one side and kept on the other: (deleted side, kept
 /// side, the way to settle it).
-fn half_deleted(pipeline: &str, create: crate::config::Flow, link: &crate::state::LinkRow) -> (&'static str, &'static str, String) {
-    use crate::config::Side;
-    let (deleted, kept, kept_id, kept_side) =
-        if link.state == "left-deleted" { ("left", "right", &link.right_id, Side::Right) } else { ("right", "left", &link.left_id, Side::Left) };
-    let fix = if create.allows(kept_side) {
-        format!("to bring it back on the {deleted} side: `synchost links unlink {pipeline} {kept_id}` then `synchost sync {pipeline}`; to remove it everywhere, delete it on the {kept} side")
-    } else {
-        format!(
-            "the {kept} side may not create records on the {deleted} side ([pipelines.{pipeline}] create): to remove it everywhere, delete it on the {kept} side; to bring it back, allow creates from the {kept} side, then `synchost links unlink {pipeline} {kept_id}` and `synchost sync {pipeline}`"
-        )
-    };
-    (deleted, kept, fix)
-}
 
 /// `synchost approvals list [PIPELINE] [--all]`
 pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bool) -> Result<(), CommandError> {

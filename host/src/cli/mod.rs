@@ -23,6 +23,7 @@ mod read;
 mod reload;
 mod scaffold;
 mod shadow;
+mod users;
 
 use output::{say, tell};
 
@@ -66,6 +67,16 @@ enum Command {
         /// The config file (default: --config).
         file: Option<PathBuf>,
     },
+    /// Users of the admin API and dashboard, and their roles.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Bearer tokens of the admin API's users.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Plugin packages: vendors pack and sign them; admins install, upgrade, roll back.
     Package {
         #[command(subcommand)]
@@ -92,8 +103,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the JSON Schema of the config file.
-    Schema,
+    /// Print the JSON Schema of the config file, or the admin API's OpenAPI document.
+    Schema {
+        #[arg(value_enum, default_value = "config")]
+        of: SchemaOf,
+    },
     /// Run every pipeline on its schedule until stopped (Ctrl-C or SIGTERM).
     /// Changes to the config file and the plugin files it names are reloaded.
     Run,
@@ -387,6 +401,48 @@ enum PackageCommand {
     Verify,
 }
 
+/// Which document `synchost schema` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SchemaOf {
+    /// The config file's JSON Schema (schemas/synchost.schema.json).
+    Config,
+    /// The admin API's OpenAPI document (schemas/admin-api.openapi.json).
+    AdminApi,
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Add a user: viewer (reads), operator (pause, resume, sync, retry,
+    /// resolve), approver (approve, reject), admin (everything).
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: crate::state::users::Role,
+        /// Limit an operator or approver to this pipeline (repeat for more; default: every pipeline).
+        #[arg(long = "pipeline")]
+        pipelines: Vec<String>,
+    },
+    /// The users and their roles.
+    List,
+    /// Remove a user and their tokens.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCommand {
+    /// Make a token for a user; it is printed once.
+    Create {
+        user: String,
+        /// What the token is for (`laptop`, `prometheus` ...).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// The tokens (never their values): whose, when made, last used, revoked.
+    List,
+    /// End a token.
+    Revoke { id: i64 },
+}
+
 #[derive(Debug, Subcommand)]
 enum PipelinesCommand {
     /// The config's pipelines, and the state kept for pipelines it no longer names.
@@ -481,8 +537,12 @@ pub async fn main() -> ExitCode {
         Command::Read { endpoint, entity, since, limit, json } => {
             read::run(&cli.config, endpoint, entity, since.as_deref(), *limit, *json).await
         }
-        Command::Schema => {
+        Command::Schema { of: SchemaOf::Config } => {
             say!("{}", crate::schema::config_schema_json().trim_end());
+            Ok(())
+        }
+        Command::Schema { of: SchemaOf::AdminApi } => {
+            say!("{}", serde_json::to_string_pretty(&crate::http::routes::openapi()).expect("JSON values serialize"));
             Ok(())
         }
         Command::Demo { dir } => demo::run(dir).await,
@@ -512,6 +572,12 @@ pub async fn main() -> ExitCode {
             PackageCommand::Info { name } => package::info(&cli.config, name),
             PackageCommand::Verify => package::verify(&cli.config),
         },
+        Command::Users { command: UsersCommand::Add { name, role, pipelines } } => users::add(&cli.config, name, *role, pipelines),
+        Command::Users { command: UsersCommand::List } => users::list(&cli.config),
+        Command::Users { command: UsersCommand::Remove { name } } => users::remove(&cli.config, name),
+        Command::Tokens { command: TokensCommand::Create { user, label } } => users::create(&cli.config, user, label.as_deref()),
+        Command::Tokens { command: TokensCommand::List } => users::tokens(&cli.config),
+        Command::Tokens { command: TokensCommand::Revoke { id } } => users::revoke(&cli.config, *id),
         Command::Reload => reload::reload(&cli.config).await,
         Command::Reloads { limit, json } => reload::reloads(&cli.config, *limit, *json),
         Command::Pipelines { command: PipelinesCommand::List } => reload::list(&cli.config),

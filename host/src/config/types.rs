@@ -55,6 +55,38 @@ pub struct HostSettings {
     /// its publisher's key here, unless `--allow-unsigned` is given.
     #[serde(default)]
     pub trusted_publishers: BTreeMap<String, PublisherKey>,
+    /// The admin HTTP API and dashboard that `synchost run` serves.
+    #[serde(default)]
+    pub admin: AdminSettings,
+}
+
+/// `[host.admin]`: the admin HTTP API. Read at start: a change takes
+/// effect when `synchost run` starts again.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Serve it. Default `true`.
+    #[serde(default = "serve_admin")]
+    pub enabled: bool,
+    /// The address to listen on. Default `127.0.0.1:7878`: this machine
+    /// only. Every request but `/healthz` and `/readyz` needs a token.
+    #[serde(default = "default_admin_listen")]
+    #[schemars(with = "String")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn serve_admin() -> bool {
+    true
+}
+
+fn default_admin_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 7878))
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings { enabled: serve_admin(), listen: default_admin_listen() }
+    }
 }
 
 /// `[plugins.NAME]`: a plugin loaded from a file.

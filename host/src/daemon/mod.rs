@@ -13,7 +13,9 @@
 //!
 //! - `schedule`: one pipeline's loop: schedule, backoff, resubmission.
 //! - `reload`: reading the config again and building what it changes.
+//! - `control`: how the admin API wakes a pipeline and takes its turn.
 
+mod control;
 mod reload;
 mod schedule;
 
@@ -28,9 +30,11 @@ use tokio::task::JoinHandle;
 use crate::config::watcher::{self, FileWatcher};
 use crate::config::{ConfigDiff, LoadedConfig, PieceChange};
 use crate::engine::Engine;
+use crate::http::AdminContext;
 use crate::state::now;
 use crate::state::reloads::{ReloadOutcome, ReloadTrigger};
 
+pub use control::Control;
 pub use reload::{prepare, revision, serving_revision, Prepared, Reason};
 pub use schedule::backoff;
 
@@ -50,14 +54,18 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) -> an
     let state = engine.state.clone();
     let heartbeat = tokio::spawn(beat(engine.clone()));
     state.event("info", None, None, &format!("scheduler started (pid {})", std::process::id()), None)?;
+    let (serving, watching) = watch::channel(Arc::new(Serving { engine: engine.clone(), restarted: BTreeSet::new() }));
+    let control = Arc::new(Control::default());
+    // Served while the endpoints are probed: /readyz says when that is done.
+    serve_admin(&engine, AdminContext { serving: watching.clone(), control: control.clone() }, shutdown.clone()).await?;
     engine.probe_at_startup().await?;
+    control.set_probed();
     let count = engine.config.config.pipelines.len();
     state.record_reload(ReloadTrigger::Start, ReloadOutcome::Loaded, &serving_revision(&engine), &format!("{count} pipeline(s)"), None)?;
 
-    let (serving, watching) = watch::channel(Arc::new(Serving { engine: engine.clone(), restarted: BTreeSet::new() }));
     let mut loops: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     for name in engine.config.config.pipelines.keys() {
-        loops.insert(name.to_string(), tokio::spawn(schedule::pipeline_loop(watching.clone(), name.to_string(), shutdown.clone())));
+        loops.insert(name.to_string(), tokio::spawn(schedule::pipeline_loop(watching.clone(), control.clone(), name.to_string(), shutdown.clone())));
     }
     let (changed, mut changes) = mpsc::unbounded_channel();
     let mut files = match FileWatcher::new(changed) {
@@ -88,7 +96,7 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) -> an
             for (name, change) in &diff.pipelines {
                 let running = loops.get(name).is_some_and(|task| !task.is_finished());
                 if *change == PieceChange::Added && !running {
-                    loops.insert(name.clone(), tokio::spawn(schedule::pipeline_loop(watching.clone(), name.clone(), shutdown.clone())));
+                    loops.insert(name.clone(), tokio::spawn(schedule::pipeline_loop(watching.clone(), control.clone(), name.clone(), shutdown.clone())));
                 }
             }
             serving.send_replace(Arc::new(Serving { engine, restarted: diff.restarted_pipelines() }));
@@ -101,6 +109,32 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) -> an
     }
     heartbeat.abort();
     state.event("info", None, None, "scheduler stopped", None)?;
+    Ok(())
+}
+
+/// Starts the admin API if the config asks for it. A port it cannot take
+/// does not stop syncing: the reason goes to the log and the event log.
+async fn serve_admin(engine: &Engine, context: AdminContext, shutdown: watch::Receiver<bool>) -> Result<(), crate::state::StateError> {
+    let settings = &engine.config.config.host.admin;
+    if !settings.enabled {
+        return Ok(());
+    }
+    let (message, hint) = match crate::http::start(settings.listen, context, shutdown).await {
+        Ok(address) => {
+            tracing::info!(%address, "Admin API on http://{address}/api/v1 (make a token with `synchost tokens create USER`)");
+            crate::state::lease::record_admin_address(&engine.config.data_dir(), Some(address));
+            (format!("admin API listening on http://{address}"), None)
+        }
+        Err(error) => {
+            tracing::error!("The admin API cannot listen on {}: {error}; syncing goes on without it", settings.listen);
+            crate::state::lease::record_admin_address(&engine.config.data_dir(), None);
+            (
+                format!("the admin API cannot listen on {}: {error}", settings.listen),
+                Some("set another address in [host.admin] listen (or enabled = false), and start `synchost run` again".to_owned()),
+            )
+        }
+    };
+    engine.state.event(if hint.is_some() { "error" } else { "info" }, None, None, &message, hint.as_deref())?;
     Ok(())
 }
 

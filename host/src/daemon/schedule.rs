@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::watch;
 
-use super::Serving;
+use super::{Control, Serving};
 use crate::engine::Mode;
 
 /// The wait before attempt `failures + 1`: doubling from `first`, capped at
@@ -25,7 +25,9 @@ pub fn backoff(failures: u32, first: Duration, max: Duration) -> Duration {
 }
 
 /// Runs pipeline `name` until shutdown, or until a reload removes it.
-pub(super) async fn pipeline_loop(mut serving: watch::Receiver<Arc<Serving>>, name: String, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn pipeline_loop(mut serving: watch::Receiver<Arc<Serving>>, control: Arc<Control>, name: String, mut shutdown: watch::Receiver<bool>) {
+    let turn = control.turn(&name);
+    let waker = control.waker(&name);
     let mut failures: u32 = 0;
     let mut last_resubmit = Instant::now();
     loop {
@@ -38,11 +40,16 @@ pub(super) async fn pipeline_loop(mut serving: watch::Receiver<Arc<Serving>>, na
             return;
         };
         let paused = engine.state.health(&name).ok().flatten().is_some_and(|h| h.state == "paused");
+        // A decision an admin has carried out on this pipeline waits for the end of the run, and the other way round.
+        let my_turn = turn.lock().await;
         let delay = if paused {
             config.schedule.period().min(Duration::from_secs(30))
         } else {
             let links_before = engine.state.link_count(&name).unwrap_or(0);
-            match engine.run(&name, "schedule", Mode::Apply).await {
+            let started = Instant::now();
+            let outcome = engine.run(&name, "schedule", Mode::Apply).await;
+            crate::metrics::observe_run(&name, started.elapsed(), outcome.as_ref().ok().map(|report| &report.counts));
+            match outcome {
                 Ok(report) => {
                     if failures > 0 {
                         tracing::info!(pipeline = %name, "Pipeline recovered after {failures} failed run(s)");
@@ -80,11 +87,14 @@ pub(super) async fn pipeline_loop(mut serving: watch::Receiver<Arc<Serving>>, na
                 }
             }
         }
+        drop(my_turn);
         drop(engine);
         let deadline = tokio::time::Instant::now() + delay;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
+                // `sync` from the admin API, a resume, an approval decided.
+                _ = waker.notified() => break,
                 _ = shutdown.changed() => return,
                 changed = serving.changed() => {
                     if changed.is_err() {

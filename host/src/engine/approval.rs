@@ -54,6 +54,27 @@ fn decoded(list: &[(String, serde_json::Value)]) -> Vec<(String, crate::model::V
     list.iter().map(|(n, v)| (n.clone(), decode(v))).collect()
 }
 
+/// One field of a parked change, as a person compares it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldChange {
+    /// The field, in the target's names.
+    pub field: String,
+    /// The value on the target now; `None` for a new record.
+    pub before: Option<serde_json::Value>,
+    pub after: serde_json::Value,
+}
+
+/// The values a waiting change replaces and writes, field by field.
+pub fn field_changes(row: &ApprovalRow) -> Vec<FieldChange> {
+    let Ok(parked) = serde_json::from_str::<Parked>(&row.change) else { return Vec::new() };
+    parked
+        .history
+        .fields
+        .iter()
+        .map(|(field, before, after)| FieldChange { field: field.clone(), before: before.as_ref().map(|v| decode(v).to_json()), after: decode(after).to_json() })
+        .collect()
+}
+
 /// History actions are static names; a parked one maps back to its name.
 fn action(name: &str) -> &'static str {
     match name {

@@ -35,7 +35,7 @@
 //! - `reverts`: a save that puts back approved values, held for a decision.
 //! - `shadow`: a candidate plugin version run beside the active one, writing nothing.
 
-mod approval;
+pub mod approval;
 mod batch;
 mod matching;
 mod isolate;

@@ -47,6 +47,19 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The kind of failure, as metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Problem { .. } => "problem",
+            CallError::Trap { .. } => "trap",
+            CallError::Timeout { .. } => "timeout",
+            CallError::MemoryLimit { .. } => "memory",
+            CallError::OutputTooLarge { .. } => "output-too-large",
+            CallError::OverBudget { .. } => "over-budget",
+            CallError::Instantiate { .. } => "instantiate",
+        }
+    }
+
     /// The fix to apply, for an admin.
     pub fn hint(&self) -> Option<String> {
         match self {

@@ -226,13 +226,14 @@ pub struct Instance {
 macro_rules! guarded_call {
     ($self:ident, $pre:expr, $function:literal, |$bindings:ident, $store:ident| $call:expr, $convert:expr) => {{
         let mut $store = $self.new_store();
+        let started = std::time::Instant::now();
         let limit = $self.context.limits.timeout;
         let outcome = tokio::time::timeout(limit + Duration::from_secs(1), async {
             let $bindings = $pre.instantiate_async(&mut $store).await?;
             Ok($call.await?.map($convert).map_err(Problem::from))
         })
         .await;
-        $self.finish($function, &$store, outcome)
+        $self.finish($function, &$store, outcome, started)
     }};
 }
 
@@ -263,6 +264,18 @@ impl Instance {
     }
 
     fn finish<T: OutputSize>(
+        &self,
+        function: &'static str,
+        store: &Store<HostState>,
+        outcome: Result<wasmtime::Result<Result<T, Problem>>, tokio::time::error::Elapsed>,
+        started: std::time::Instant,
+    ) -> Result<T, CallError> {
+        let result = self.outcome_of(function, store, outcome);
+        crate::metrics::observe_call(&self.plugin.name, function, started.elapsed(), result.as_ref().err().map(CallError::kind));
+        result
+    }
+
+    fn outcome_of<T: OutputSize>(
         &self,
         function: &'static str,
         store: &Store<HostState>,

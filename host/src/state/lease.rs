@@ -134,3 +134,27 @@ mod tests {
         assert!(acquire(dir.path(), "sync").is_ok());
     }
 }
+
+/// Where the running host serves its admin API, beside its lease.
+pub const ADMIN_FILE: &str = "admin.address";
+
+/// Notes (or, with `None`, clears) where this host serves its admin API, for
+/// the command line and for admins looking for it.
+pub fn record_admin_address(data_dir: &Path, address: Option<std::net::SocketAddr>) {
+    let path = data_dir.join(ADMIN_FILE);
+    let written = match address {
+        Some(address) => std::fs::write(&path, format!("{address}\n")),
+        None => std::fs::remove_file(&path).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
+    };
+    if let Err(error) = written {
+        tracing::warn!("Cannot note the admin API's address in {}: {error}", path.display());
+    }
+}
+
+/// Where the host that runs on this data folder serves its admin API:
+/// only while a `synchost run` holds the lease (a file left by a killed
+/// host names nothing).
+pub fn admin_address(data_dir: &Path) -> Option<std::net::SocketAddr> {
+    holder(data_dir).filter(|h| h.command == "run")?;
+    std::fs::read_to_string(data_dir.join(ADMIN_FILE)).ok()?.trim().parse().ok()
+}

@@ -294,6 +294,29 @@ CREATE TABLE reloads (
     detail TEXT
 );
 "#),
+), (
+    "users and tokens of the admin API",
+    Step::Sql(r#"
+-- The people and services the admin API answers, with what they may do.
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    -- viewer | operator | approver | admin
+    role TEXT NOT NULL,
+    -- JSON list of the pipelines an operator or approver acts on; NULL: all
+    pipelines TEXT,
+    created_at TEXT NOT NULL
+);
+-- Bearer tokens, kept as SHA-256 digests: a copy of the state gives no access.
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    digest TEXT NOT NULL UNIQUE,
+    label TEXT,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+);
+"#),
 )];
 
 /// The layout of `docs/state.md`: a link row holds its base as digests (see

@@ -11,6 +11,7 @@
 //! - `queries`: reads for people and the small writes of admin actions.
 //! - `intents`, `approvals`: creates in flight, and the approval queue.
 //! - [`reloads`]: the configs a running host loaded; a pipeline's state renamed or forgotten.
+//! - [`users`]: the admin API's users, their roles and their tokens.
 //! - [`lease`]: one writer per state store.
 
 mod approvals;
@@ -21,6 +22,7 @@ pub mod lease;
 mod migrations;
 mod queries;
 pub mod reloads;
+pub mod users;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

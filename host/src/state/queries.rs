@@ -68,6 +68,10 @@ pub struct FailedRow {
     pub label: Option<String>,
 }
 
+fn value_as_json<S: serde::Serializer>(value: &Value, serializer: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&value.to_json(), serializer)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ConflictRow {
     pub id: i64,
@@ -76,9 +80,9 @@ pub struct ConflictRow {
     pub left_id: String,
     pub right_id: String,
     pub field: String,
-    #[serde(skip)]
+    #[serde(serialize_with = "value_as_json")]
     pub left_value: Value,
-    #[serde(skip)]
+    #[serde(serialize_with = "value_as_json")]
     pub right_value: Value,
     pub detected_at: String,
     pub status: String,
@@ -128,6 +132,22 @@ pub struct LinkRow {
     pub right_id: String,
     pub state: String,
     pub updated_at: String,
+}
+
+const EVENT_COLUMNS: &str = "id, at, level, pipeline, run_id, message, hint, repeats, last_at";
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        level: r.get(2)?,
+        pipeline: r.get(3)?,
+        run_id: r.get(4)?,
+        message: r.get(5)?,
+        hint: r.get(6)?,
+        repeats: r.get(7)?,
+        last_at: r.get(8)?,
+    })
 }
 
 const RUN_COLUMNS: &str = "run_id, pipeline, trigger, started_at, finished_at, status, read_left, read_right, created, updated, deleted, conflicts, failed, error, hint, queued";
@@ -349,25 +369,27 @@ impl State {
     /// The events at or after `since` (RFC 3339), oldest first, at most `limit` of the newest.
     pub fn events(&self, since: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StateError> {
         self.with(|c| {
-            let mut s = c.prepare(
-                "SELECT * FROM (SELECT id, at, level, pipeline, run_id, message, hint, repeats, last_at FROM events
+            let mut s = c.prepare(&format!(
+                "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events
                  WHERE ?1 IS NULL OR coalesce(last_at, at) >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
-            )?;
-            s.query_map(params![since, limit], |r| {
-                Ok(EventRow {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    level: r.get(2)?,
-                    pipeline: r.get(3)?,
-                    run_id: r.get(4)?,
-                    message: r.get(5)?,
-                    hint: r.get(6)?,
-                    repeats: r.get(7)?,
-                    last_at: r.get(8)?,
-                })
-            })?
-            .collect()
+            ))?;
+            s.query_map(params![since, limit], event_row)?.collect()
         })
+    }
+
+    /// The events after the one with id `after`, oldest first: what a live
+    /// stream sends next. (A repeated event updates its row in place; a
+    /// stream shows it when it is first written.)
+    pub fn events_after(&self, after: i64, limit: u32) -> Result<Vec<EventRow>, StateError> {
+        self.with(|c| {
+            let mut s = c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"))?;
+            s.query_map(params![after, limit], event_row)?.collect()
+        })
+    }
+
+    /// The id of the newest event (0 when there is none).
+    pub fn last_event_id(&self) -> Result<i64, StateError> {
+        self.with(|c| c.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0)))
     }
 
     pub fn health(&self, pipeline: &str) -> Result<Option<HealthRow>, StateError> {

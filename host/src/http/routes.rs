@@ -1,0 +1,130 @@
+//! Every route of the admin API, with who may call it: the one list the
+//! OpenAPI document (`schemas/admin-api.openapi.json`) is made from, and the
+//! tests walk.
+
+use crate::state::users::Permission;
+
+/// One route.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    /// In OpenAPI's and axum's form: `/api/v1/pipelines/{pipeline}/runs`.
+    pub path: &'static str,
+    /// What the caller must be allowed; `None`: no token needed.
+    pub permission: Option<Permission>,
+    pub summary: &'static str,
+    /// Query parameters it reads.
+    pub query: &'static [&'static str],
+    /// The JSON body it takes, as `field: meaning` lines, if any.
+    pub body: Option<&'static str>,
+}
+
+const fn route(method: &'static str, path: &'static str, permission: Option<Permission>, summary: &'static str) -> Route {
+    Route { method, path, permission, summary, query: &[], body: None }
+}
+
+use Permission::{Administer, Approve, Operate, Read};
+
+pub const ROUTES: &[Route] = &[
+    route("get", "/", None, "The web dashboard (it signs in with a token)."),
+    route("get", "/healthz", None, "The process answers."),
+    route("get", "/readyz", None, "200 once every endpoint of every pipeline has been probed; 503 before."),
+    route("get", "/metrics", Some(Read), "Metrics in the Prometheus text format."),
+    route("get", "/api/v1/me", Some(Read), "The caller: user name, role, pipelines."),
+    route("get", "/api/v1/status", Some(Read), "The scheduler, the config serving, and per pipeline its health, last run, queues and items needing a person."),
+    Route { query: &["limit"], ..route("get", "/api/v1/pipelines/{pipeline}/runs", Some(Read), "A pipeline's runs, newest first.") },
+    Route { query: &["record", "limit"], ..route("get", "/api/v1/pipelines/{pipeline}/history", Some(Read), "A pipeline's history, or one record's (`record=left:ID` or `right:ID`).") },
+    Route { query: &["after", "limit"], ..route("get", "/api/v1/pipelines/{pipeline}/links", Some(Read), "A pipeline's links, a page at a time.") },
+    route("post", "/api/v1/pipelines/{pipeline}/pause", Some(Operate), "Pause a pipeline; it runs again after `resume`."),
+    route("post", "/api/v1/pipelines/{pipeline}/resume", Some(Operate), "Resume a paused pipeline."),
+    route("post", "/api/v1/pipelines/{pipeline}/sync", Some(Operate), "Run a pipeline now (after the run in progress)."),
+    route("post", "/api/v1/pipelines/{pipeline}/dry-run", Some(Operate), "What a run would do now, writing nothing."),
+    Route { query: &["pipeline"], ..route("get", "/api/v1/failed", Some(Read), "Failed items, each with its reason and fix.") },
+    Route {
+        body: Some("ids: the failed items to retry (all of the pipeline's when absent)"),
+        ..route("post", "/api/v1/pipelines/{pipeline}/failed/retry", Some(Operate), "Retry failed items now.")
+    },
+    Route { query: &["pipeline", "all"], ..route("get", "/api/v1/conflicts", Some(Read), "Open conflicts (`all=true`: resolved ones too).") },
+    Route {
+        body: Some("take: \"left\" or \"right\"; or value: the value to keep on both sides"),
+        ..route("post", "/api/v1/conflicts/{id}/resolve", Some(Operate), "Resolve a conflict.")
+    },
+    Route { query: &["pipeline", "all"], ..route("get", "/api/v1/approvals", Some(Read), "Changes waiting for approval (`all=true`: decided ones too).") },
+    route("get", "/api/v1/approvals/{id}", Some(Read), "One approval, with the values before and after."),
+    Route { body: Some("comment: a note kept with the decision (optional)"), ..route("post", "/api/v1/approvals/{id}/approve", Some(Approve), "Approve a change; it is written on the pipeline's next run, started now.") },
+    Route { body: Some("comment: why (required)"), ..route("post", "/api/v1/approvals/{id}/reject", Some(Approve), "Reject a change, with a comment.") },
+    Route { query: &["since", "limit"], ..route("get", "/api/v1/events", Some(Read), "The event log, oldest first.") },
+    route("get", "/api/v1/events/stream", Some(Read), "The event log as it grows (server-sent events)."),
+    Route { query: &["limit"], ..route("get", "/api/v1/reloads", Some(Read), "Config loads and reloads with their outcomes.") },
+    route("post", "/api/v1/reload", Some(Administer), "Reload the config now (as SIGHUP does)."),
+    route("get", "/api/v1/packages", Some(Read), "Installed plugin packages."),
+    route("get", "/api/v1/openapi.json", Some(Read), "This document."),
+];
+
+/// The OpenAPI 3.1 document of [`ROUTES`].
+pub fn openapi() -> serde_json::Value {
+    let error = serde_json::json!({
+        "description": "an error, with what to do about it",
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+    });
+    let mut paths = serde_json::Map::new();
+    for route in ROUTES {
+        let mut parameters: Vec<serde_json::Value> = route
+            .path
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| serde_json::json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        parameters.extend(route.query.iter().map(|name| serde_json::json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } })));
+        let who = match route.permission {
+            None => "No token needed.".to_owned(),
+            Some(Read) => "Any user.".to_owned(),
+            Some(Operate) => "Roles operator and admin (an operator of some pipelines: on those).".to_owned(),
+            Some(Approve) => "Roles approver and admin (an approver of some pipelines: on those).".to_owned(),
+            Some(Administer) => "Role admin.".to_owned(),
+        };
+        let mut operation = serde_json::json!({
+            "summary": route.summary,
+            "description": who,
+            "parameters": parameters,
+            "responses": {
+                "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } },
+                "401": error, "403": error, "404": error,
+            },
+        });
+        if route.permission.is_none() {
+            operation["security"] = serde_json::json!([]);
+        }
+        if let Some(body) = route.body {
+            operation["requestBody"] = serde_json::json!({
+                "description": body,
+                "content": { "application/json": { "schema": { "type": "object" } } },
+            });
+        }
+        paths.entry(route.path).or_insert_with(|| serde_json::json!({}))[route.method] = operation;
+    }
+    serde_json::json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "synchost admin API",
+            "version": "1",
+            "description": "Served by `synchost run` ([host.admin] listen). Every request but /healthz and /readyz carries `Authorization: Bearer TOKEN` (`synchost tokens create USER`)."
+        },
+        "paths": paths,
+        "security": [{ "bearer": [] }],
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": { "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": { "code": { "type": "string" }, "message": { "type": "string" }, "fix": { "type": ["string", "null"] } }
+                    } }
+                }
+            }
+        }
+    })
+}
