@@ -241,3 +241,46 @@ fn the_openapi_document_is_served_checked_in_and_names_every_route() {
     }
     host.stop();
 }
+
+// Covers: T2, P2
+#[test]
+fn the_command_line_acts_through_the_running_host() {
+    let mut host = Host::new(2);
+    std::fs::write(host.path("synchost.toml"), config()).unwrap();
+    let viewer = token(&host, "vera", "viewer", &[]);
+    let api = start(&mut host);
+    // The host's own token is for the data folder's owner only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(host.path("synchost-data/admin.token")).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "admin.token is readable by its owner only");
+
+    host.wait_for("two changes waiting", Duration::from_secs(30), || approvals(&api, &viewer).len() == 2);
+    let first = approvals(&api, &viewer)[0]["id"].as_i64().unwrap().to_string();
+    let (ok, text) = host.synchost(&["approvals", "approve", &first, "--by", "ada"]);
+    assert!(ok && text.contains(&format!("approval {first} approved by ada (command line)")), "{text}");
+    host.wait_for("the approved create written", Duration::from_secs(30), || host.count("branch.sqlite", "SELECT count(*) FROM contacts") == 1);
+
+    // A sync asked for on the command line is run by the host, and waited for.
+    host.db("hq.sqlite").execute("INSERT INTO contacts (name, phone) VALUES ('third', '3')", []).unwrap();
+    let (ok, text) = host.synchost(&["sync", "p"]);
+    assert!(ok && text.contains("by the running host") && text.contains("1 waiting for approval"), "{text}");
+
+    let (ok, text) = host.synchost(&["pause", "p", "--by", "ada"]);
+    assert!(ok && text.contains("p paused by ada (command line)"), "{text}");
+    let (ok, text) = host.synchost(&["sync", "p"]);
+    assert!(!ok && text.contains("p is paused") && text.contains("resume it first"), "{text}");
+    let (ok, text) = host.synchost(&["resume", "p"]);
+    assert!(ok && text.contains("p resumed by"), "{text}");
+
+    // A conflict resolved on the command line, carried out by the host between runs.
+    host.db("hq.sqlite").execute("UPDATE contacts SET phone = 'hq', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = 1", []).unwrap();
+    host.db("branch.sqlite").execute("UPDATE contacts SET phone = 'branch', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", []).unwrap();
+    let (ok, text) = host.synchost(&["sync", "p"]);
+    assert!(ok, "{text}");
+    let (_, conflicts) = api.call("GET", "/api/v1/conflicts", Some(&viewer), None);
+    let conflict = conflicts[0]["id"].as_i64().unwrap_or_else(|| panic!("a conflict: {conflicts}")).to_string();
+    let (ok, text) = host.synchost(&["conflicts", "resolve", &conflict, "--take", "right", "--by", "ada"]);
+    assert!(ok && text.contains("by the running host"), "{text}");
+    let (_, resolved) = api.call("GET", "/api/v1/conflicts?all=true", Some(&viewer), None);
+    assert_eq!(resolved[0]["resolved_by"], "ada (command line)", "{resolved}");
+    host.stop();
+}

@@ -180,7 +180,7 @@ fn status_shows_whether_the_scheduler_runs_one_writer_at_a_time_and_pause_is_an_
     std::fs::write(
         dir.path().join("synchost.toml"),
         format!(
-            "{CONFIG}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\" }} }}\n\n[pipelines.p]\ncategory = \"crm\"\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\n"
+            "{CONFIG}\n[host.admin]\nenabled = false\n\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\" }} }}\n\n[pipelines.p]\ncategory = \"crm\"\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\n"
         ),
     )
     .unwrap();
@@ -205,8 +205,9 @@ fn status_shows_whether_the_scheduler_runs_one_writer_at_a_time_and_pause_is_an_
     let copied: i64 = rusqlite::Connection::open(dir.path().join("copy.sqlite")).unwrap().query_row("SELECT count(*) FROM contacts", [], |r| r.get(0)).unwrap();
     assert_eq!(copied, 2);
 
-    // One writer per state store: a second `run`, a `sync` and a `failed
-    // retry` refuse and name the running host; a dry run works beside it.
+    // One writer per state store: a second `run`, and (this host serves no
+    // admin API to send them to) a `sync` and a `failed retry` refuse and
+    // name the running host; a dry run works beside it.
     for args in [&["run"][..], &["sync"], &["sync", "p"], &["failed", "retry", "p"]] {
         let refused = synchost(dir.path(), args);
         assert!(!refused.status.success(), "`synchost {}` beside a running host", args.join(" "));
@@ -269,7 +270,7 @@ fn approval_pipeline(dir: &Path) {
     std::fs::write(
         dir.join("synchost.toml"),
         format!(
-            "{CONFIG}\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\", origin = \"origin\" }} }}\n\n[pipelines.p]\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\napproval = {{ direction = \"left-to-right\" }}\n"
+            "{CONFIG}\n[host.admin]\nlisten = \"127.0.0.1:0\"\n\n[endpoints.copy]\nplugin = \"sql-table\"\ngrants.sql.main = {{ dsn = \"sqlite:copy.sqlite\" }}\nsettings = {{ connection = \"main\", entities.contacts = {{ updated_at = \"updated_at\", origin = \"origin\" }} }}\n\n[pipelines.p]\nleft = {{ endpoint = \"crm\", entity = \"contacts\" }}\nright = {{ endpoint = \"copy\", entity = \"contacts\" }}\nschedule = \"1s\"\nfields = {{ name = {{}}, phone = {{}} }}\napproval = {{ direction = \"left-to-right\" }}\n"
         ),
     )
     .unwrap();
@@ -315,7 +316,8 @@ fn an_approval_given_while_the_host_runs_is_carried_out_once_by_the_host() {
     let approved = synchost(dir.path(), &["approvals", "approve", "1@2", "--by", "pm"]);
     assert!(approved.status.success(), "{}", stderr(&approved));
     let text = stdout(&approved);
-    assert!(text.contains(&format!("`synchost run` (pid {}", daemon.id())) && text.contains("carries it out"), "{text}");
+    // Through the running host's admin API: the host carries it out.
+    assert!(text.contains("approval 1 approved by pm (command line); pipeline p carries it out now"), "{text}");
     // Approving again is refused: the decision was claimed once.
     let again = synchost(dir.path(), &["approvals", "approve", "1@2", "--by", "pm"]);
     assert!(!again.status.success() && stderr(&again).contains("already decided"), "{}", stderr(&again));

@@ -4,6 +4,7 @@
 //! it?") from state, without reading logs.
 
 use crate::admin::status::{half_deleted, StatusView};
+use super::remote::{self, RunningHost};
 use crate::cli::output::{say, tell};
 use std::path::Path;
 use std::sync::Arc;
@@ -139,8 +140,47 @@ fn print_report(pipeline: &str, report: &RunReport, dry_run: bool, all: bool) {
     );
 }
 
+/// `sync` while `synchost run` runs: the running host runs each pipeline
+/// now, and this waits for each run to end and shows its counts.
+async fn sync_through(host: &RunningHost, config: &Path, pipeline: Option<&str>) -> Result<(), CommandError> {
+    let names: Vec<String> = match pipeline {
+        Some(name) => vec![name.to_owned()],
+        None => crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?.config.pipelines.keys().map(ToString::to_string).collect(),
+    };
+    let me = remote::login_name();
+    for name in names {
+        let runs = format!("/api/v1/pipelines/{}/runs?limit=1", remote::segment(&name));
+        let before = host.call(reqwest::Method::GET, &runs, None, &me).await?[0]["run_id"].as_i64().unwrap_or(0);
+        host.call(reqwest::Method::POST, &format!("/api/v1/pipelines/{}/sync", remote::segment(&name)), None, &me).await?;
+        tell!("{name}: the running host runs it now");
+        let run = loop {
+            let last = host.call(reqwest::Method::GET, &runs, None, &me).await?[0].clone();
+            if last["run_id"].as_i64().unwrap_or(0) > before && !last["finished_at"].is_null() {
+                break last;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        let c = &run["counts"];
+        let waiting = match c["queued"].as_u64().unwrap_or(0) {
+            0 => String::new(),
+            n => format!(", {n} waiting for approval"),
+        };
+        say!(
+            "{name}: read {} left, {} right; {} created, {} updated, {} deleted, {} conflicts, {} failed{waiting} (run {}, by the running host; `synchost history {name}` has the details)",
+            c["read_left"], c["read_right"], c["created"], c["updated"], c["deleted"], c["conflicts"], c["failed"], run["run_id"]
+        );
+        if let Some(error) = run["error"].as_str() {
+            return Err(CommandError::Reported(format!("{name}: {error}{}", run["hint"].as_str().map(|h| format!("\n  = fix: {h}")).unwrap_or_default())));
+        }
+    }
+    Ok(())
+}
+
 /// `synchost sync PIPELINE [--dry-run]`
 pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch: bool, all: bool) -> Result<(), CommandError> {
+    if !dry_run && !rematch && let Some(host) = RunningHost::find(config) {
+        return sync_through(&host, config, pipeline).await;
+    }
     let mut engine = open_engine(config)?;
     // A dry run changes nothing, so it may run beside a writer.
     let _lease = if dry_run {
@@ -458,12 +498,23 @@ pub async fn approvals_decide(config: &Path, ids: &[String], approve: bool, by: 
             }
         }
         // The running host is the one writer: it carries the decision out.
-        Err(LeaseError::Held(holder)) => {
-            for (id, revision) in ids {
-                engine.record_decision(id, revision, approve, by, comment).map_err(run_error)?;
-                say!("approval {id}: {verb} by {by}; {holder} carries it out on the pipeline's next run");
+        Err(LeaseError::Held(holder)) => match RunningHost::find(config) {
+            Some(host) => {
+                let action = if approve { "approve" } else { "reject" };
+                for (id, revision) in ids {
+                    let body = serde_json::json!({ "comment": comment, "revision": revision });
+                    let answer = host.call(reqwest::Method::POST, &format!("/api/v1/approvals/{id}/{action}"), Some(body), by).await?;
+                    say!("{}", answer["message"].as_str().unwrap_or(verb));
+                }
             }
-        }
+            // A host without its API (the port taken, or turned off) still carries decisions out on its runs.
+            None => {
+                for (id, revision) in ids {
+                    engine.record_decision(id, revision, approve, by, comment).map_err(run_error)?;
+                    say!("approval {id}: {verb} by {by}; {holder} carries it out on the pipeline's next run");
+                }
+            }
+        },
         Err(other) => return Err(CommandError::Other(other.into())),
     }
     Ok(())
@@ -491,6 +542,16 @@ pub async fn conflicts_resolve(config: &Path, id: i64, take: Option<&str>, value
         (None, Some(value)) => Resolution::Value(parse_value(value)),
         _ => return Err(CommandError::Reported("say --take left|right, or --value VALUE".into())),
     };
+    if let Some(host) = RunningHost::find(config) {
+        let body = match (take, value) {
+            (Some(side), _) => serde_json::json!({ "take": side }),
+            (_, Some(value)) => serde_json::json!({ "value": parse_value(value).to_json() }),
+            _ => unreachable!("checked above"),
+        };
+        let answer = host.call(reqwest::Method::POST, &format!("/api/v1/conflicts/{id}/resolve"), Some(body), by).await?;
+        say!("conflict {id} resolved: {} (by the running host)", answer["message"].as_str().unwrap_or(""));
+        return Ok(());
+    }
     let engine = open_engine(config)?;
     let _lease = writer_lease(&engine, "conflicts resolve", "stop the running host, resolve, and start it again")?;
     let answer = engine.resolve_conflict(id, resolution, by).await.map_err(run_error)?;
@@ -524,6 +585,12 @@ pub fn failed_list(config: &Path, pipeline: Option<&str>, json: bool) -> Result<
 
 /// `synchost failed retry PIPELINE [ID...]`
 pub async fn failed_retry(config: &Path, pipeline: &str, ids: &[i64]) -> Result<(), CommandError> {
+    if let Some(host) = RunningHost::find(config) {
+        let body = serde_json::json!({ "ids": (!ids.is_empty()).then_some(ids) });
+        let answer = host.call(reqwest::Method::POST, &format!("/api/v1/pipelines/{}/failed/retry", remote::segment(pipeline)), Some(body), &remote::login_name()).await?;
+        say!("{pipeline}: {} (by the running host)", answer["message"].as_str().unwrap_or("retried"));
+        return Ok(());
+    }
     let engine = open_engine(config)?;
     let _lease = writer_lease(&engine, "failed retry", "the running host resubmits failed items by itself (every retry.resubmit, and when what they wait for is linked); stop it to retry now")?;
     let report = engine.resubmit_failed(pipeline, (!ids.is_empty()).then_some(ids), "manual resubmit").await.map_err(run_error)?;
@@ -560,7 +627,16 @@ pub fn messages(config: &Path, since: Option<&str>, limit: u32) -> Result<(), Co
 }
 
 /// `synchost pause PIPELINE --by NAME` / `synchost resume PIPELINE`
-pub fn pause(config: &Path, pipeline: &str, by: Option<&str>) -> Result<(), CommandError> {
+pub async fn pause(config: &Path, pipeline: &str, by: Option<&str>) -> Result<(), CommandError> {
+    if let Some(host) = RunningHost::find(config) {
+        let (action, who) = match by {
+            Some(by) => ("pause", by.to_owned()),
+            None => ("resume", remote::login_name()),
+        };
+        let answer = host.call(reqwest::Method::POST, &format!("/api/v1/pipelines/{}/{action}", remote::segment(pipeline)), None, &who).await?;
+        say!("{}", answer["message"].as_str().unwrap_or(action));
+        return Ok(());
+    }
     let config = crate::config::LoadedConfig::load(config).map_err(CommandError::Config)?;
     if !config.config.pipelines.keys().any(|k| k.as_str() == pipeline) {
         return Err(CommandError::Reported(format!("there is no pipeline named `{pipeline}`")));

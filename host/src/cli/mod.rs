@@ -20,6 +20,7 @@ mod package;
 mod links;
 pub mod output;
 mod read;
+pub mod remote;
 mod reload;
 mod scaffold;
 mod shadow;
@@ -605,8 +606,8 @@ pub async fn main() -> ExitCode {
         Command::Links { command: LinksCommand::Link { pipeline, left_id, right_id } } => links::link(&cli.config, pipeline, left_id, right_id).await,
         Command::Messages { since, limit } => admin::messages(&cli.config, since.as_deref(), *limit),
         Command::Mirror { command: MirrorCommand::Diff { pipeline } } => admin::mirror_diff(&cli.config, pipeline).await,
-        Command::Pause { pipeline, by } => admin::pause(&cli.config, pipeline, Some(by)),
-        Command::Resume { pipeline } => admin::pause(&cli.config, pipeline, None),
+        Command::Pause { pipeline, by } => admin::pause(&cli.config, pipeline, Some(by)).await,
+        Command::Resume { pipeline } => admin::pause(&cli.config, pipeline, None).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

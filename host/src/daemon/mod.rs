@@ -122,6 +122,9 @@ async fn serve_admin(engine: &Engine, context: AdminContext, shutdown: watch::Re
     let (message, hint) = match crate::http::start(settings.listen, context, shutdown).await {
         Ok(address) => {
             tracing::info!(%address, "Admin API on http://{address}/api/v1 (make a token with `synchost tokens create USER`)");
+            if let Err(error) = crate::http::issue_local_token(&engine.state, &engine.config.data_dir()) {
+                tracing::warn!("Cannot leave a token for this host's command line: {error}; `synchost sync` and the like refuse while the host runs");
+            }
             crate::state::lease::record_admin_address(&engine.config.data_dir(), Some(address));
             (format!("admin API listening on http://{address}"), None)
         }

@@ -130,8 +130,39 @@ impl FromRequestParts<AdminContext> for Caller {
         let user = tokio::task::spawn_blocking(move || state.authenticate(&token))
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
-        user.map(Caller).ok_or_else(|| unauthorized("the token is not valid (unknown or revoked)"))
+        let mut user = user.ok_or_else(|| unauthorized("the token is not valid (unknown or revoked)"))?;
+        // The host's own command line acts for the person who runs it.
+        if user.name == LOCAL_USER
+            && let Some(person) = parts.headers.get(crate::cli::remote::ACTING_FOR).and_then(|v| v.to_str().ok())
+        {
+            user.name = format!("{person} (command line)");
+        }
+        Ok(Caller(user))
     }
+}
+
+/// The user of this host's own command line (`synchost sync`, `failed
+/// retry` ... while the host runs).
+pub const LOCAL_USER: &str = "command-line";
+
+/// Makes a fresh token for this host's command line, in
+/// `<data_dir>/admin.token` (owner only), and ends the earlier ones.
+pub fn issue_local_token(state: &crate::state::State, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if state.user(LOCAL_USER)?.is_none() {
+        state.add_user(LOCAL_USER, crate::state::users::Role::Admin, None)?;
+    }
+    for earlier in state.tokens()?.into_iter().filter(|t| t.user == LOCAL_USER && t.revoked_at.is_none()) {
+        state.revoke_token(earlier.id)?;
+    }
+    let (_, token) = state.create_token(LOCAL_USER, Some("this host's command line"))?;
+    let path = data_dir.join(crate::cli::remote::TOKEN_FILE);
+    let temporary = data_dir.join(".admin.token.new");
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
+    file.write_all(token.as_bytes())?;
+    std::fs::rename(&temporary, &path)?;
+    Ok(())
 }
 
 /// The whole admin service.
