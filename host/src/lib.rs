@@ -16,6 +16,7 @@
 //! - [`bundled`]: the plugins built into the binary.
 //! - [`schema`]: the config's JSON Schema.
 //! - [`admin`]: what an admin sees and does, shared by the command line and the admin API.
+//! - [`logging`]: the process's log, and verbose tracing of one pipeline on demand.
 //! - [`metrics`]: what the process counts as it goes (runs, records, plugin calls), for `/metrics`.
 //! - [`http`]: the admin HTTP API `synchost run` serves: users and roles, metrics, probes.
 //! - [`cli`]: the `synchost` command line.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod packages;

@@ -264,6 +264,20 @@ fn the_command_line_acts_through_the_running_host() {
     let (ok, text) = host.synchost(&["sync", "p"]);
     assert!(ok && text.contains("by the running host") && text.contains("1 waiting for approval"), "{text}");
 
+    // Verbose tracing of one pipeline, on and off, without a restart (P12).
+    assert!(!host.log().contains("Read a page"), "debug lines only when asked for");
+    let (ok, text) = host.synchost(&["trace", "p", "--minutes", "5"]);
+    assert!(ok && text.contains("p traced verbosely for 5 minute(s)"), "{text}");
+    let (ok, text) = host.synchost(&["sync", "p"]);
+    assert!(ok, "{text}");
+    assert!(host.log().contains("Read a page"), "{}", host.log());
+    let (ok, text) = host.synchost(&["trace", "p", "--minutes", "0"]);
+    assert!(ok && text.contains("verbose tracing of p stopped"), "{text}");
+    let traced = host.log().matches("Read a page").count();
+    let (ok, text) = host.synchost(&["sync", "p"]);
+    assert!(ok, "{text}");
+    assert_eq!(host.log().matches("Read a page").count(), traced, "tracing stopped");
+
     let (ok, text) = host.synchost(&["pause", "p", "--by", "ada"]);
     assert!(ok && text.contains("p paused by ada (command line)"), "{text}");
     let (ok, text) = host.synchost(&["sync", "p"]);

@@ -176,6 +176,19 @@ async fn sync_through(host: &RunningHost, config: &Path, pipeline: Option<&str>)
     Ok(())
 }
 
+/// `synchost trace PIPELINE [--minutes N]`
+pub async fn trace(config: &Path, pipeline: &str, minutes: u64) -> Result<(), CommandError> {
+    let host = RunningHost::find(config).ok_or_else(|| {
+        CommandError::Reported(
+            "no `synchost run` with its admin API runs on this config: verbose tracing changes a running host's log\n  = fix: start `synchost run`; for one run now, `synchost -v sync PIPELINE`".into(),
+        )
+    })?;
+    let body = serde_json::json!({ "minutes": minutes });
+    let answer = host.call(reqwest::Method::POST, &format!("/api/v1/pipelines/{}/trace", remote::segment(pipeline)), Some(body), &remote::login_name()).await?;
+    say!("{}; the host's log has it", answer["message"].as_str().unwrap_or("traced"));
+    Ok(())
+}
+
 /// `synchost sync PIPELINE [--dry-run]`
 pub async fn sync(config: &Path, pipeline: Option<&str>, dry_run: bool, rematch: bool, all: bool) -> Result<(), CommandError> {
     if !dry_run && !rematch && let Some(host) = RunningHost::find(config) {

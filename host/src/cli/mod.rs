@@ -26,13 +26,14 @@ mod scaffold;
 mod shadow;
 mod users;
 
+use crate::logging::LogFormat;
 use output::{say, tell};
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::catalog::{Catalog, Failure};
 use crate::config::{ConfigErrors, LoadedConfig, DEFAULT_CONFIG_FILE};
@@ -55,11 +56,6 @@ pub struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Pretty,
-    Json,
-}
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -67,6 +63,13 @@ enum Command {
     Check {
         /// The config file (default: --config).
         file: Option<PathBuf>,
+    },
+    /// Log a pipeline's runs in the running host at debug level for a
+    /// while, without a restart (0 minutes: stop).
+    Trace {
+        pipeline: String,
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
     },
     /// Users of the admin API and dashboard, and their roles.
     Users {
@@ -512,26 +515,11 @@ pub(crate) fn load_catalog(path: &Path) -> Result<(LoadedConfig, Catalog), Comma
     Ok((config, catalog))
 }
 
-fn init_logging(format: LogFormat, verbose: u8) {
-    let default = match verbose {
-        0 => "warn,synchost=info",
-        1 => "debug,cranelift_codegen=info,wasmtime=info",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let writer = || crate::secrets::RedactingWriter(std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Pretty => builder.compact().init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
 
 /// Runs the command line; returns the process exit code.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, cli.verbose);
+    crate::logging::init(cli.log_format, cli.verbose, std::io::stderr().is_terminal());
     let result = match &cli.command {
         Command::Check { file } => check::run(file.as_deref().unwrap_or(&cli.config)).await,
         Command::Plugin { command: PluginCommand::Inspect { file } } => inspect::run(file).await,
@@ -579,6 +567,7 @@ pub async fn main() -> ExitCode {
         Command::Tokens { command: TokensCommand::Create { user, label } } => users::create(&cli.config, user, label.as_deref()),
         Command::Tokens { command: TokensCommand::List } => users::tokens(&cli.config),
         Command::Tokens { command: TokensCommand::Revoke { id } } => users::revoke(&cli.config, *id),
+        Command::Trace { pipeline, minutes } => admin::trace(&cli.config, pipeline, *minutes).await,
         Command::Reload => reload::reload(&cli.config).await,
         Command::Reloads { limit, json } => reload::reloads(&cli.config, *limit, *json),
         Command::Pipelines { command: PipelinesCommand::List } => reload::list(&cli.config),

@@ -180,6 +180,7 @@ impl Engine {
                 if batch.has_more && !batch.records.is_empty() {
                     next_page = Some(ctx.read_ahead(side, batch.cursor.clone()));
                 }
+                tracing::debug!(records = batch.records.len(), more = batch.has_more, cursor = ?batch.cursor, "Read a page");
                 match side {
                     Side::Left => report.counts.read_left += batch.records.len() as u64,
                     Side::Right => report.counts.read_right += batch.records.len() as u64,

@@ -169,7 +169,19 @@ impl Engine {
             self.retire_links_to_reused_ids(ctx, target, started, &mut linked).await?;
         }
         let linked = linked.into_keys().collect();
-        Ok(outcomes::checked(ctx.instance(target).name(), changes, written, &linked))
+        let checked = outcomes::checked(ctx.instance(target).name(), changes, written, &linked);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let count = |kind: fn(&Outcome) -> bool| checked.iter().filter(|o| kind(o)).count();
+            tracing::debug!(
+                target_side = target.as_str(),
+                changes = changes.len(),
+                applied = count(|o| matches!(o, Outcome::Applied(_))),
+                rejected = count(|o| matches!(o, Outcome::Rejected(_))),
+                conflicts = count(|o| matches!(o, Outcome::Conflict(_))),
+                "Wrote a batch"
+            );
+        }
+        Ok(checked)
     }
 
     /// A new record under an id a link still holds: if the record there now

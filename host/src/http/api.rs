@@ -40,6 +40,7 @@ pub fn router() -> Router<AdminContext> {
         .route("/api/v1/pipelines/{pipeline}/resume", post(resume))
         .route("/api/v1/pipelines/{pipeline}/sync", post(sync_now))
         .route("/api/v1/pipelines/{pipeline}/dry-run", post(dry_run))
+        .route("/api/v1/pipelines/{pipeline}/trace", post(trace))
         .route("/api/v1/failed", get(failed))
         .route("/api/v1/pipelines/{pipeline}/failed/retry", post(retry))
         .route("/api/v1/conflicts", get(conflicts))
@@ -203,6 +204,26 @@ async fn dry_run(caller: Caller, State(context): State<AdminContext>, Path(name)
         })
         .collect();
     ok(json!({ "counts": report.counts, "plan": plan, "omitted": report.omitted }))
+}
+
+#[derive(Deserialize, Default)]
+struct Trace {
+    /// How long; default 10, at most a day; 0 stops.
+    minutes: Option<u64>,
+}
+
+async fn trace(caller: Caller, State(context): State<AdminContext>, Path(name): Path<String>, body: Option<Json<Trace>>) -> Answer {
+    caller.must(Operate, Some(&name))?;
+    let engine = context.engine();
+    pipeline(&engine, &name)?;
+    let minutes = body.map(|Json(t)| t).unwrap_or_default().minutes.unwrap_or(10).min(24 * 60);
+    crate::logging::trace_pipeline(&name, Duration::from_secs(minutes * 60)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log", e))?;
+    let message = match minutes {
+        0 => format!("verbose tracing of {name} stopped by {}", caller.0.name),
+        n => format!("{name} traced verbosely for {n} minute(s), asked for by {}", caller.0.name),
+    };
+    engine.state.event("info", Some(&name), None, &message, None)?;
+    ok(json!({ "message": message }))
 }
 
 #[derive(Deserialize)]

@@ -39,6 +39,10 @@ pub const ROUTES: &[Route] = &[
     route("post", "/api/v1/pipelines/{pipeline}/resume", Some(Operate), "Resume a paused pipeline."),
     route("post", "/api/v1/pipelines/{pipeline}/sync", Some(Operate), "Run a pipeline now (after the run in progress)."),
     route("post", "/api/v1/pipelines/{pipeline}/dry-run", Some(Operate), "What a run would do now, writing nothing."),
+    Route {
+        body: Some("minutes: how long (default 10, at most 1440; 0 stops)"),
+        ..route("post", "/api/v1/pipelines/{pipeline}/trace", Some(Operate), "Log the pipeline's runs at debug level for a while, without a restart.")
+    },
     Route { query: &["pipeline"], ..route("get", "/api/v1/failed", Some(Read), "Failed items, each with its reason and fix.") },
     Route {
         body: Some("ids: the failed items to retry (all of the pipeline's when absent)"),
