@@ -298,3 +298,48 @@ fn the_command_line_acts_through_the_running_host() {
     assert_eq!(resolved[0]["resolved_by"], "ada (command line)", "{resolved}");
     host.stop();
 }
+
+// Covers: T2, T3, T4, T6, C10
+#[test]
+fn doctor_names_what_stops_syncing_and_the_fix() {
+    let mut host = Host::new(2);
+    std::fs::write(host.path("synchost.toml"), config().replace("approval = { direction = \"left-to-right\" }\n", "required = [\"phone\"]\n")).unwrap();
+    host.db("hq.sqlite").execute("INSERT INTO contacts (name, phone) VALUES ('no phone', NULL)", []).unwrap();
+    // Not running: nothing syncs, and doctor says so first.
+    let (ok, text) = host.synchost(&["doctor"]);
+    assert!(!ok && text.contains("FAIL  scheduler            never started: nothing syncs") && text.contains("fix: start it: `synchost run`"), "{text}");
+    assert!(text.contains("FAIL  p                    has never run"), "{text}");
+
+    let api = start(&mut host);
+    let viewer = token(&host, "vera", "viewer", &[]);
+    host.wait_for("the first run", Duration::from_secs(30), || host.count("branch.sqlite", "SELECT count(*) FROM contacts") == 2);
+    // Part of the data does not sync: the item, its reason and its countermeasure (case 1).
+    let (ok, text) = host.synchost(&["doctor"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("ok    scheduler            running"), "{text}");
+    assert!(text.contains("FAIL  p                    failed left record 3: phone: `phone` is required by pipeline `p` but empty"), "{text}");
+    assert!(text.contains("fix: fill in `phone` on the left side"), "{text}");
+
+    // Paused by a person: never silently off (case 2).
+    let (ok, _) = host.synchost(&["pause", "p", "--by", "ada"]);
+    assert!(ok);
+    let (_, text) = host.synchost(&["doctor"]);
+    assert!(text.contains("paused by ada") && text.contains("nothing pauses a pipeline by itself") && text.contains("`synchost resume p`"), "{text}");
+    let (ok, _) = host.synchost(&["resume", "p"]);
+    assert!(ok);
+
+    // The connection settings replaced with ones that do not work (case 3): the
+    // reload is refused naming the endpoint, the host runs on, doctor says both.
+    let reloads = host.last_reload_id();
+    let broken = std::fs::read_to_string(host.path("synchost.toml")).unwrap().replace("sqlite:branch.sqlite", "sqlite:moved/branch.sqlite");
+    host.save("synchost.toml", broken.as_bytes());
+    let (_, outcome, summary, _) = host.next_reload(reloads, Duration::from_secs(30));
+    assert_eq!(outcome, "rejected", "{summary}");
+    let (ok, text) = host.synchost(&["doctor"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL  branch sql:db") && text.contains("moved/branch.sqlite") && text.contains("fix: check the dsn in [endpoints.branch.grants.sql.db]"), "{text}");
+    assert!(text.contains("FAIL  config") && text.contains("and refused") && text.contains("the host still runs revision"), "{text}");
+    let (status, _) = api.call("GET", "/api/v1/status", Some(&viewer), None);
+    assert_eq!(status, 200, "the host keeps serving");
+    host.stop();
+}

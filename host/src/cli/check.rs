@@ -10,17 +10,17 @@ use crate::config::LoadedConfig;
 use crate::model::{Direction, EntityDef};
 use crate::runtime::{CallError, Instance};
 
-/// One line of the report.
-struct Report {
-    problems: usize,
+/// The report, a line per check; counts the problems.
+pub(super) struct Report {
+    pub problems: usize,
 }
 
 impl Report {
-    fn ok(&self, name: &str, detail: &str) {
+    pub fn ok(&self, name: &str, detail: &str) {
         say!("  ok    {name:<20} {detail}");
     }
 
-    fn fail(&mut self, name: &str, message: &str, hint: Option<&str>) {
+    pub fn fail(&mut self, name: &str, message: &str, hint: Option<&str>) {
         self.problems += 1;
         say!("  FAIL  {name:<20} {message}");
         if let Some(hint) = hint {
@@ -64,6 +64,25 @@ fn describe_entities(entities: &[EntityDef]) -> String {
 }
 
 pub async fn run(config_path: &Path) -> Result<(), CommandError> {
+    let mut report = Report { problems: 0 };
+    checks(config_path, &mut report).await?;
+    verdict(&report, "everything is ready")
+}
+
+/// The end of a report: all well, or how many problems.
+pub(super) fn verdict(report: &Report, all_well: &str) -> Result<(), CommandError> {
+    say!();
+    if report.problems == 0 {
+        say!("{all_well}");
+        Ok(())
+    } else {
+        Err(CommandError::Reported(format!("{} problem(s) found", report.problems)))
+    }
+}
+
+/// The config, its plugins and instances, every granted connection, the
+/// pipelines and the permissions they need.
+pub(super) async fn checks(config_path: &Path, report: &mut Report) -> Result<(), CommandError> {
     let (config, catalog) = load_catalog(config_path)?;
     say!(
         "config {}: ok ({} endpoint(s), {} mapper(s))",
@@ -71,9 +90,8 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
         config.config.endpoints.len(),
         config.config.mappers.len()
     );
-    let mut report = Report { problems: 0 };
-    check_plugins(&catalog, &mut report);
-    check_instances(&config, &catalog, &mut report).await;
+    check_plugins(&catalog, report);
+    check_instances(&config, &catalog, report).await;
     if !config.config.pipelines.is_empty() {
         say!("\npipelines:");
         let state = crate::state::State::open(&config.state_path()).map_err(|e| CommandError::Other(e.into()))?;
@@ -112,13 +130,7 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
             }
         }
     }
-    say!();
-    if report.problems == 0 {
-        say!("everything is ready");
-        Ok(())
-    } else {
-        Err(CommandError::Reported(format!("{} problem(s) found", report.problems)))
-    }
+    Ok(())
 }
 
 /// Settings that can never take effect: said, so that nobody relies on them.

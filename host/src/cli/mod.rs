@@ -15,6 +15,7 @@
 pub mod admin;
 mod check;
 mod demo;
+mod doctor;
 mod inspect;
 mod package;
 mod links;
@@ -64,6 +65,10 @@ enum Command {
         /// The config file (default: --config).
         file: Option<PathBuf>,
     },
+    /// Why syncing stopped or lags, and what to do: every check of `check`,
+    /// then the scheduler, the config serving, each pipeline's health and
+    /// the items waiting for a person.
+    Doctor,
     /// Log a pipeline's runs in the running host at debug level for a
     /// while, without a restart (0 minutes: stop).
     Trace {
@@ -567,6 +572,7 @@ pub async fn main() -> ExitCode {
         Command::Tokens { command: TokensCommand::Create { user, label } } => users::create(&cli.config, user, label.as_deref()),
         Command::Tokens { command: TokensCommand::List } => users::tokens(&cli.config),
         Command::Tokens { command: TokensCommand::Revoke { id } } => users::revoke(&cli.config, *id),
+        Command::Doctor => doctor::run(&cli.config).await,
         Command::Trace { pipeline, minutes } => admin::trace(&cli.config, pipeline, *minutes).await,
         Command::Reload => reload::reload(&cli.config).await,
         Command::Reloads { limit, json } => reload::reloads(&cli.config, *limit, *json),
