@@ -88,7 +88,7 @@ pub fn view(config: &LoadedConfig, state: &State) -> Result<StatusView, StateErr
             })).chain(conflicts.iter().filter(|c| c.pipeline == name.as_str()).map(|c| json!({
                 "id": c.id, "side": "both", "record": format!("left:{} right:{}", c.left_id, c.right_id), "result": "conflict",
                 "since": c.detected_at, "error": "conflict", "detail": format!("`{}` changed on both sides", c.field),
-                "fix": format!("pick a side: `synchost conflicts resolve {} left|right`", c.id),
+                "fix": format!("pick a side: `synchost conflicts resolve {} --take left|right` (or --value VALUE)", c.id),
             }))).chain(state.half_deleted_links(name.as_str())?.iter().map(|l| {
                 let (deleted, kept, fix) = half_deleted(name.as_str(), pipeline.create, l);
                 json!({
