@@ -3,16 +3,17 @@
 //! installs) as a plan owner would: sign in with a token, see a failed
 //! item's countermeasure, resolve a conflict, approve and reject changes,
 //! pause and resume a pipeline. Screenshots of the main pages go to
-//! `target/.../screenshots` (and to `docs/screenshots` with
+//! `target/screenshots` (and to `docs/screenshots` with
 //! `SYNCHOST_SCREENSHOTS=docs/screenshots`).
 
 mod common;
+#[path = "../../tests/src/browser.rs"]
+mod browser;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use browser::{click, screenshot, shows, sign_in, type_into, Driver};
 use common::{table_endpoint, Host, TABLE};
-use fantoccini::{Client, ClientBuilder, Locator};
 
 fn config() -> String {
     format!(
@@ -44,32 +45,6 @@ fields = {{ name = {{}}, phone = {{}} }}
     )
 }
 
-/// A chromedriver on a free port, ended with the test.
-struct Driver(Child, u16);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn driver() -> Driver {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start chromedriver ({e}): install Debian's chromium and chromium-driver (`scripts/test` does)"));
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Driver(child, port)
-}
-
 fn token(host: &Host, user: &str, role: &str) -> String {
     let (ok, text) = host.synchost(&["users", "add", user, "--role", role]);
     assert!(ok, "{text}");
@@ -78,42 +53,20 @@ fn token(host: &Host, user: &str, role: &str) -> String {
     text.lines().find(|l| l.starts_with("synchost_")).unwrap().to_owned()
 }
 
-async fn screenshot(browser: &Client, name: &str) {
-    let png = browser.screenshot().await.unwrap();
-    let mut folders = vec![std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots")];
-    if let Ok(folder) = std::env::var("SYNCHOST_SCREENSHOTS") {
-        folders.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(folder));
-    }
-    for folder in folders {
-        std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(folder.join(format!("{name}.png")), &png).unwrap();
-    }
-}
-
-/// Waits until the page shows `text` somewhere (as rendered: case aside,
-/// since headings are set in capitals by style).
-async fn shows(browser: &Client, text: &str) {
-    let started = Instant::now();
-    loop {
-        let body = browser.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
-        if body.to_lowercase().contains(&text.to_lowercase()) {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the page never showed `{text}`; it shows:\n{body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn click(browser: &Client, css: &str) {
-    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
-}
-
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < Duration::from_secs(30), "{what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+async fn sign_in_refused(browser: &fantoccini::Client, base: &str) {
+    browser.goto(base).await.unwrap();
+    shows(browser, "Paste the token").await;
+    type_into(browser, "#token", "synchost_wrong").await;
+    click(browser, "#signin button").await;
+    shows(browser, "Your token was not accepted").await;
 }
 
 // Covers: T2, C10, P2
@@ -142,30 +95,14 @@ fn a_plan_owner_uses_the_dashboard_without_a_terminal() {
         host.count("synchost-data/state.sqlite", "SELECT count(*) FROM conflicts WHERE status = 'open'") == 1
     });
 
-    let driver = driver();
+    let driver = Driver::start();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"] }),
-        );
-        // The WebDriver is on loopback: plain HTTP, no TLS.
-        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", driver.1))
-            .await
-            .expect("a headless Chromium session");
+        let browser = driver.browser().await;
 
         // Signing in: a wrong token is refused, the right one shows who is in.
-        browser.goto(&base).await.unwrap();
-        shows(&browser, "Paste the token").await;
-        browser.find(Locator::Css("#token")).await.unwrap().send_keys("synchost_wrong").await.unwrap();
-        click(&browser, "#signin button").await;
-        shows(&browser, "Your token was not accepted").await;
-        browser.find(Locator::Css("#token")).await.unwrap().send_keys(&owner).await.unwrap();
-        click(&browser, "#signin button").await;
-        shows(&browser, "paula · admin").await;
+        sign_in_refused(&browser, &base).await;
+        sign_in(&browser, &base, &owner, "paula · admin").await;
 
         // The overview, grouped by category.
         shows(&browser, "master data").await;
@@ -196,7 +133,7 @@ fn a_plan_owner_uses_the_dashboard_without_a_terminal() {
         shows(&browser, "approved").await;
         browser.refresh().await.unwrap();
         shows(&browser, "After approval").await;
-        browser.find(Locator::Css("textarea[data-comment]")).await.unwrap().send_keys("This contact left the company").await.unwrap();
+        type_into(&browser, "textarea[data-comment]", "This contact left the company").await;
         click(&browser, "button[data-reject]").await;
         shows(&browser, "rejected by paula").await;
         browser.refresh().await.unwrap();

@@ -6,6 +6,7 @@
 //! - [`guests`]: paths of the test guests, built by `build.rs`.
 //! - [`Scene`]: a temporary folder with a config and databases, loaded into a catalog.
 //! - [`redmine`]: the real Redmine the Redmine tests run against.
+//! - [`browser`]: a real headless Chromium for the dashboard tests.
 //! - [`hello_server`]: a counting HTTP server on loopback.
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use synchost::engine::Engine;
 use synchost::runtime::Instance;
 use synchost::state::State;
 
+pub mod browser;
 pub mod proxy;
 pub mod redmine;
 
