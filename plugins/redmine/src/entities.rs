@@ -359,7 +359,7 @@ fn from_value(value: &Value) -> Json {
 
 /// Whether a value read back is the one written (Redmine answers numbers and
 /// empty values in its own forms). Pure.
-fn same(asked: &Value, held: &Value) -> bool {
+pub(crate) fn same(asked: &Value, held: &Value) -> bool {
     let blank = |v: &Value| matches!(v, Value::Null) || matches!(v, Value::Text(t) if t.trim().is_empty());
     if blank(asked) || blank(held) {
         return blank(asked) && blank(held);

@@ -70,8 +70,16 @@ pub struct Redmine {
 enum Written {
     /// Its outcome is known.
     Done(Outcome),
-    /// An update Redmine took: its outcome waits for the read-back.
-    Sent(String),
+    /// An update Redmine took: its outcome waits for the read-back, which
+    /// compares with the record as it was just before (`Box`: a record is large).
+    Sent(Box<Record>),
+}
+
+/// Whether values an update did not leave were put there by someone else
+/// right after it: a value neither asked for nor there before. (One Redmine
+/// ignored holds the value from before.) `missed` as `Kind::not_kept` gives it.
+fn changed_meanwhile(missed: &[(String, Value, Value)], before: &Record) -> bool {
+    missed.iter().any(|(name, _, held)| !entities::same(held, before.get(name).unwrap_or(&Value::Null)))
 }
 
 /// From this many ids on, `fetch` lists the scope rather than asking per id.
@@ -196,11 +204,11 @@ impl Connector for Redmine {
         let kind = Kind::parse(entity)?;
         let mut outcomes = Vec::with_capacity(changes.len());
         // Updates sent, whose new versions are read back together at the end.
-        let mut sent: Vec<(usize, String)> = Vec::new();
+        let mut sent: Vec<(usize, Record)> = Vec::new();
         for change in &changes {
             match self.write_one(kind, change) {
-                Ok(Written::Sent(id)) => {
-                    sent.push((outcomes.len(), id));
+                Ok(Written::Sent(before)) => {
+                    sent.push((outcomes.len(), *before));
                     outcomes.push(Outcome::Rejected(Problem { code: "pending".into(), message: String::new(), hint: None, retryable: true }));
                 }
                 // Redmine got a request and gave no answer: it may be down or
@@ -648,25 +656,26 @@ impl Redmine {
         }
         let body = kind.to_body(&change.fields, &self.custom, |name| self.custom_id(name))?;
         self.api.change("PUT", &format!("/{}/{id}.json", kind.plural()), Some(&body), write_purpose(kind, false))?;
-        Ok(Written::Sent(id.to_owned()))
+        Ok(Written::Sent(Box::new(current)))
     }
 
     /// The outcomes of the updates sent: each record read back (from the
     /// scope's list when there are many) for its new version, and reported
-    /// as written only if Redmine kept what it was asked to.
-    fn read_back(&self, kind: Kind, changes: &[Change], sent: &[(usize, String)], outcomes: &mut [Outcome]) {
+    /// as written only if Redmine kept what it was asked to. `sent` holds
+    /// each update's slot and the record as it was just before.
+    fn read_back(&self, kind: Kind, changes: &[Change], sent: &[(usize, Record)], outcomes: &mut [Outcome]) {
         if sent.is_empty() {
             return;
         }
-        let ids: Vec<String> = sent.iter().map(|(_, id)| id.clone()).collect();
+        let ids: Vec<String> = sent.iter().map(|(_, before)| before.id.clone()).collect();
         let now: HashMap<String, Record> = match self.records_by_ids(kind, &ids) {
             Ok(records) => records.into_iter().map(|r| (r.id.clone(), r)).collect(),
             Err(error) => {
                 let problem = error.into_problem();
-                for (slot, id) in sent {
+                for (slot, before) in sent {
                     outcomes[*slot] = Outcome::Rejected(Problem {
                         code: "not-read-back".into(),
-                        message: format!("{} {id} was updated, but its new version could not be read: {}", kind.singular(), problem.message),
+                        message: format!("{} {} was updated, but its new version could not be read: {}", kind.singular(), before.id, problem.message),
                         hint: Some("the change is sent again once Redmine answers; sending it again is harmless".into()),
                         retryable: true,
                     });
@@ -674,28 +683,37 @@ impl Redmine {
                 return;
             }
         };
-        for (slot, id) in sent {
-            outcomes[*slot] = match now.get(id) {
-                None => Outcome::Rejected(Error::transient("not-found", format!("{} {id} vanished right after it was updated", kind.singular())).into_problem()),
-                Some(updated) => match self.kept(kind, &changes[*slot], updated) {
-                    Ok(()) => Outcome::Applied(Applied { id: updated.id.clone(), version: updated.version.clone() }),
-                    Err(error) => Outcome::Rejected(error.into_problem()),
-                },
+        for (slot, before) in sent {
+            outcomes[*slot] = match now.get(&before.id) {
+                None => Outcome::Rejected(Error::transient("not-found", format!("{} {} vanished right after it was updated", kind.singular(), before.id)).into_problem()),
+                Some(updated) => self.update_outcome(kind, &changes[*slot], before, updated),
             };
         }
     }
 
-    /// Whether Redmine kept every value of a change it took without a word.
-    fn kept(&self, kind: Kind, change: &Change, updated: &Record) -> Result<(), Error> {
-        self.check_custom_values_kept(change, updated)?;
-        let missed = kind.not_kept(&change.fields, updated);
-        if !missed.is_empty() {
-            let list: Vec<String> = missed.iter().map(|(name, asked, held)| format!("`{name}` (asked {}, it holds {})", show(asked), show(held))).collect();
-            return Err(Error::new("not-kept", format!("Redmine did not keep {} of {} {}", list.join(", "), kind.singular(), updated.id)).with_hint(
-                "Redmine ignores a value it may not take: a parent issue's dates and done ratio derived from its subtasks (Administration > Settings > Issue tracking), a field the workflow makes read-only for the role, a field not enabled for the tracker; sync that field one way (from Redmine), or change the setting",
-            ));
+    /// What an update did, from the record read back: applied; or changed
+    /// by someone else right after it (a value neither asked for nor there
+    /// before): a conflict with the record as it is now, for the pipeline's
+    /// policy; or values Redmine ignored without a word.
+    fn update_outcome(&self, kind: Kind, change: &Change, before: &Record, updated: &Record) -> Outcome {
+        if let Err(error) = self.check_custom_values_kept(change, updated) {
+            return Outcome::Rejected(error.into_problem());
         }
-        Ok(())
+        let missed = kind.not_kept(&change.fields, updated);
+        if missed.is_empty() {
+            return Outcome::Applied(Applied { id: updated.id.clone(), version: updated.version.clone() });
+        }
+        if changed_meanwhile(&missed, before) {
+            return Outcome::Conflict(updated.clone());
+        }
+        let list: Vec<String> = missed.iter().map(|(name, asked, held)| format!("`{name}` (asked {}, it holds {})", show(asked), show(held))).collect();
+        Outcome::Rejected(
+            Error::new("not-kept", format!("Redmine did not keep {} of {} {}", list.join(", "), kind.singular(), updated.id))
+                .with_hint(
+                    "Redmine ignores a value it may not take: a parent issue's dates and done ratio derived from its subtasks (Administration > Settings > Issue tracking), a field the workflow makes read-only for the role, a field not enabled for the tracker; sync that field one way (from Redmine), or change the setting",
+                )
+                .into_problem(),
+        )
     }
 
     /// Redmine says "User is invalid" when the entry's user may not log time in
@@ -867,6 +885,19 @@ export_connector!(Redmine);
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_neither_asked_for_nor_there_before_is_someone_elses_edit() {
+        let before = Record::new("912").with("comments", "step 62").with("hours", 4.0);
+        // Someone wrote "step 78" right after the update asked for "step 75".
+        let edited = vec![("comments".to_owned(), Value::from("step 75"), Value::from("step 78"))];
+        assert!(changed_meanwhile(&edited, &before));
+        // Redmine ignored the value: it still holds the one from before.
+        let ignored = vec![("comments".to_owned(), Value::from("step 75"), Value::from("step 62"))];
+        assert!(!changed_meanwhile(&ignored, &before));
+    }
+
     use super::identifier_from;
 
     #[test]
