@@ -8,6 +8,7 @@ mod cache;
 mod change_times;
 mod capabilities;
 mod config;
+mod dashboard;
 mod dry_run;
 mod engine;
 mod escape;
