@@ -83,14 +83,36 @@ pub async fn shows(browser: &Client, text: &str) {
     }
 }
 
-/// Clicks the first element `css` selects, once it is there.
+/// Clicks the first element `css` selects, once it is there. A page that
+/// keeps itself current may draw the element anew between finding and
+/// clicking it: then it is found again.
 pub async fn click(browser: &Client, css: &str) {
-    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    for attempt in 0.. {
+        let element = browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.click().await {
+            Ok(()) => return,
+            Err(error) if attempt < 5 => {
+                eprintln!("{css}: {error}; once more");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("{css}: {error}"),
+        }
+    }
 }
 
-/// Types into the first element `css` selects.
+/// Types into the first element `css` selects (found again if the page drew it anew).
 pub async fn type_into(browser: &Client, css: &str, text: &str) {
-    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).send_keys(text).await.unwrap();
+    for attempt in 0.. {
+        let element = browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.send_keys(text).await {
+            Ok(()) => return,
+            Err(error) if attempt < 5 => {
+                eprintln!("{css}: {error}; once more");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("{css}: {error}"),
+        }
+    }
 }
 
 /// Signs in to the dashboard at `base` with `token`, and waits for the user's name.

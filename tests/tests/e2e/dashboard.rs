@@ -62,7 +62,8 @@ async fn a_plan_owner_approves_into_the_plan_and_rejects_into_the_redmine_journa
     let sync = reqwest::Client::new().post(format!("{base}api/v1/pipelines/work/sync")).bearer_auth(&operator).send().await.unwrap();
     assert_eq!(sync.status().as_u16(), 202);
     eventually("the update waiting", async || !engine.state.approvals(Some("work"), false).unwrap().is_empty()).await;
-    browser.goto(&format!("{base}#/approvals")).await.unwrap();
+    // The page shows it by itself (it keeps itself current); a reload shows it at once.
+    browser.refresh().await.unwrap();
     shows(&browser, "Furniture delivery and assembly").await;
     type_into(&browser, "textarea[data-comment]", "assembly is a separate task").await;
     click(&browser, "button[data-reject]").await;
