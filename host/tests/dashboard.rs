@@ -10,7 +10,7 @@ mod common;
 #[path = "../../tests/src/browser.rs"]
 mod browser;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use browser::{click, screenshot, shows, sign_in, type_into, Driver};
 use common::{table_endpoint, Host, TABLE};
@@ -53,14 +53,6 @@ fn token(host: &Host, user: &str, role: &str) -> String {
     text.lines().find(|l| l.starts_with("synchost_")).unwrap().to_owned()
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < Duration::from_secs(30), "{what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 async fn sign_in_refused(browser: &fantoccini::Client, base: &str) {
     browser.goto(base).await.unwrap();
     shows(browser, "Paste the token").await;
@@ -88,10 +80,10 @@ fn a_plan_owner_uses_the_dashboard_without_a_terminal() {
     host.wait_for("the admin API", Duration::from_secs(60), || address.exists());
     let base = format!("http://{}/", std::fs::read_to_string(&address).unwrap().trim());
     // The price list synced once; then both sides edit the same field.
-    wait_for("the price list synced", || host.count("west.sqlite", "SELECT count(*) FROM contacts") == 1);
+    host.wait_for("the price list synced", Duration::from_secs(30), || host.count("west.sqlite", "SELECT count(*) FROM contacts") == 1);
     host.db("east.sqlite").execute("UPDATE contacts SET phone = 'v2-east', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", []).unwrap();
     host.db("west.sqlite").execute("UPDATE contacts SET phone = 'v2-west', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", []).unwrap();
-    wait_for("the conflict parked", || {
+    host.wait_for("the conflict parked", Duration::from_secs(30), || {
         host.count("synchost-data/state.sqlite", "SELECT count(*) FROM conflicts WHERE status = 'open'") == 1
     });
 
@@ -149,8 +141,8 @@ fn a_plan_owner_uses_the_dashboard_without_a_terminal() {
     });
 
     // What the clicks did, seen from outside.
-    wait_for("the left value kept on both sides", || host.count("west.sqlite", "SELECT count(*) FROM contacts WHERE phone = 'v2-east'") == 1);
-    wait_for("the approved contact written", || host.count("branch.sqlite", "SELECT count(*) FROM contacts") == 1);
+    host.wait_for("the left value kept on both sides", Duration::from_secs(30), || host.count("west.sqlite", "SELECT count(*) FROM contacts WHERE phone = 'v2-east'") == 1);
+    host.wait_for("the approved contact written", Duration::from_secs(30), || host.count("branch.sqlite", "SELECT count(*) FROM contacts") == 1);
     let (ok, decided) = host.synchost(&["approvals", "list", "--all"]);
     assert!(ok && decided.contains("rejected") && decided.contains("paula"), "{decided}");
     let (_, history) = host.synchost(&["history", "contacts-to-branch"]);
