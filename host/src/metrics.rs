@@ -14,9 +14,10 @@ use prometheus_client::registry::Registry;
 
 use crate::state::RunCounts;
 
+/// The labels of a per-pipeline metric (also the gauges `/metrics` reads from the state).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PipelineLabels {
-    pipeline: String,
+pub(crate) struct PipelineLabels {
+    pub pipeline: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -10,18 +10,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::{AdminContext, ApiError, Caller};
+use crate::metrics::PipelineLabels;
 use crate::state::users::Permission;
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PipelineLabels {
-    pipeline: String,
-}
 
 /// The metrics as text: the counters, and gauges read from the state now.
 pub fn render(context: &AdminContext) -> Result<String, ApiError> {
