@@ -97,6 +97,12 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What each endpoint is and which host runs the state, as recorded and
+    /// now; confirm a new identity after a move.
+    Endpoints {
+        #[command(subcommand)]
+        command: EndpointsCommand,
+    },
     /// Pipelines' state: list it, give it a new name, or delete it.
     Pipelines {
         #[command(subcommand)]
@@ -418,6 +424,29 @@ pub(super) enum TokensCommand {
     List,
     /// End a token.
     Revoke { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum EndpointsCommand {
+    /// Each endpoint's identity (where its grants reach, and what answers
+    /// there) and the host's, as recorded at the first sync and as now.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirm that an endpoint (or, with --host, this host) is the system
+    /// its pipelines synced with, at its new address: they sync again.
+    Rebind {
+        /// The endpoint.
+        #[arg(required_unless_present = "host", conflicts_with = "host")]
+        endpoint: Option<String>,
+        /// Confirm that this host now runs the state (its data folder moved here).
+        #[arg(long)]
+        host: bool,
+        /// Who confirms (default: $USER).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

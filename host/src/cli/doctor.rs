@@ -24,6 +24,7 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
     let view = crate::admin::status::view(&config, &state).map_err(state_error)?;
     say!("\nhow the host runs:");
     scheduler(&view, &mut report);
+    identities(&config, &state, &mut report)?;
     serving(&view, &mut report);
     for row in &view.pipelines {
         pipeline(row, &mut report);
@@ -46,6 +47,18 @@ fn scheduler(view: &StatusView, report: &mut Report) {
             Some("start it: `synchost run` (as a service, so that it starts again with the machine)"),
         ),
     }
+}
+
+/// The host and each endpoint are the ones their pipelines synced with (T5).
+fn identities(config: &crate::config::LoadedConfig, state: &crate::state::State, report: &mut Report) -> Result<(), CommandError> {
+    for finding in crate::engine::identity::findings(config, state).map_err(state_error)? {
+        match (&finding.mismatch, &finding.recorded) {
+            (Some((message, fix)), _) => report.fail(&finding.subject, message, Some(fix)),
+            (None, Some(_)) => report.ok(&finding.subject, &format!("the one synced with: {}", finding.current.summary())),
+            (None, None) => report.ok(&finding.subject, &format!("{} (recorded at its first sync)", finding.current.summary())),
+        }
+    }
+    Ok(())
 }
 
 fn serving(view: &StatusView, report: &mut Report) {

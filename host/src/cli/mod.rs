@@ -15,6 +15,7 @@
 //! - `package shadow`: a candidate version beside the active one (`shadow`).
 //! - `users`, `tokens`: who may use the admin API and the dashboard (`users`).
 //! - `doctor`: why syncing stopped or lags (`doctor`).
+//! - `endpoints`: each endpoint's identity and the host's; confirming a move (`endpoints`).
 //! - `remote`: how the writing commands reach a running host's admin API.
 
 pub mod admin;
@@ -22,6 +23,7 @@ mod args;
 mod check;
 mod demo;
 mod doctor;
+mod endpoints;
 mod inspect;
 mod package;
 mod links;
@@ -148,6 +150,8 @@ pub async fn main() -> ExitCode {
         Command::Tokens { command: TokensCommand::List } => users::tokens(&cli.config),
         Command::Tokens { command: TokensCommand::Revoke { id } } => users::revoke(&cli.config, *id),
         Command::Doctor => doctor::run(&cli.config).await,
+        Command::Endpoints { command: EndpointsCommand::List { json } } => endpoints::list(&cli.config, *json),
+        Command::Endpoints { command: EndpointsCommand::Rebind { endpoint, host: _, by } } => endpoints::rebind(&cli.config, endpoint.as_deref(), by).await,
         Command::Trace { pipeline, minutes } => admin::trace(&cli.config, pipeline, *minutes).await,
         Command::Reload => reload::reload(&cli.config).await,
         Command::Reloads { limit, json } => reload::reloads(&cli.config, *limit, *json),

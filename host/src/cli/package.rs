@@ -32,7 +32,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), CommandError> {
 
 /// The store and trust list of a config (read even if the rest of the config has errors).
 fn store_of(config: &Path) -> Result<(Store, BTreeMap<String, String>, PathBuf), CommandError> {
-    let (data_dir, trusted) = LoadedConfig::host_settings_despite_errors(config).map_err(CommandError::Config)?;
+    let crate::config::HostFacts { data_dir, trusted_publishers: trusted, .. } = LoadedConfig::host_settings_despite_errors(config).map_err(CommandError::Config)?;
     Ok((Store::new(&data_dir), trusted, data_dir))
 }
 

@@ -27,11 +27,16 @@ pub struct RunningHost {
 impl RunningHost {
     /// The host that runs on this config's data folder, if one does and serves its API.
     pub fn find(config: &Path) -> Option<RunningHost> {
-        let (data_dir, _) = LoadedConfig::host_settings_despite_errors(config).ok()?;
-        let address = lease::admin_address(&data_dir)?;
-        let token = std::fs::read_to_string(data_dir.join(TOKEN_FILE)).ok()?.trim().to_owned();
-        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().ok()?;
-        Some(RunningHost { base: format!("http://{address}"), token, client })
+        let host = LoadedConfig::host_settings_despite_errors(config).ok()?;
+        let address = lease::admin_address(&host.data_dir)?;
+        let token = std::fs::read_to_string(host.data_dir.join(TOKEN_FILE)).ok()?.trim().to_owned();
+        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60));
+        let (scheme, client) = match &host.admin_certificate {
+            // Served over TLS: trusted is the certificate the config names, whatever names it holds.
+            Some(certificate) => ("https", client.use_preconfigured_tls(crate::http::tls::pinned_client(certificate).ok()?)),
+            None => ("http", client),
+        };
+        Some(RunningHost { base: format!("{scheme}://{address}"), token, client: client.build().ok()? })
     }
 
     /// Sends a request as `acting_for` (the person named with `--by`, or

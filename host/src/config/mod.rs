@@ -90,6 +90,14 @@ impl EffectiveLimits {
     }
 }
 
+/// What commands that work despite config errors need of `[host]`.
+pub struct HostFacts {
+    pub data_dir: PathBuf,
+    pub trusted_publishers: std::collections::BTreeMap<String, String>,
+    /// The admin API's certificate, when it is served over TLS.
+    pub admin_certificate: Option<PathBuf>,
+}
+
 impl LoadedConfig {
     /// `FILE:LINE:COLUMN` of a key in the `settings` of `[SECTION.INSTANCE]`
     /// (see `load::settings_span`), for a plugin's complaint about them.
@@ -124,13 +132,9 @@ impl LoadedConfig {
         Ok(LoadedConfig { path: path.to_owned(), base_dir, config, raw })
     }
 
-    /// The data folder and the trusted publishers of a config file, read
-    /// even when the rest of the file has errors: a config may name a
-    /// package that is not installed yet, and installing it must work.
-    pub fn host_settings_despite_errors(path: &Path) -> Result<(PathBuf, std::collections::BTreeMap<String, String>), ConfigErrors> {
-        if let Ok(config) = Self::load(path) {
-            return Ok((config.data_dir(), config.trusted_publishers()));
-        }
+    /// The `[host]` settings of a config that may have errors elsewhere
+    /// (what the package and remote commands need), with its paths resolved.
+    pub fn host_settings_despite_errors(path: &Path) -> Result<HostFacts, ConfigErrors> {
         let source = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError::at(path, "", None, format!("cannot read the config file: {e}")).fix("check the path, or pass another file with --config")])
         })?;
@@ -144,9 +148,12 @@ impl LoadedConfig {
             })?,
         };
         let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let data_dir = host.data_dir.as_deref().unwrap_or(Path::new("synchost-data"));
-        let data_dir = if data_dir.is_absolute() { data_dir.to_owned() } else { base_dir.join(data_dir) };
-        Ok((data_dir, host.trusted_publishers.into_iter().map(|(name, key)| (name, key.0)).collect()))
+        let resolve = |p: &Path| if p.is_absolute() { p.to_owned() } else { base_dir.join(p) };
+        Ok(HostFacts {
+            data_dir: resolve(host.data_dir.as_deref().unwrap_or(Path::new("synchost-data"))),
+            trusted_publishers: host.trusted_publishers.into_iter().map(|(name, key)| (name, key.0)).collect(),
+            admin_certificate: host.admin.tls.map(|tls| resolve(&tls.cert)),
+        })
     }
 
     /// The state database a config file names even when the file has

@@ -41,6 +41,11 @@ pub struct Config {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostSettings {
+    /// This host's name, recorded with the state: a state that another host
+    /// runs stops syncing until confirmed (`synchost endpoints rebind
+    /// --host`). Default: the machine's name. Set it where that changes on
+    /// every start (a container).
+    pub name: Option<String>,
     /// Folder for state and caches, relative to the config file.
     /// Default: `synchost-data` beside the config file.
     pub data_dir: Option<PathBuf>,
@@ -73,6 +78,20 @@ pub struct AdminSettings {
     #[serde(default = "default_admin_listen")]
     #[schemars(with = "String")]
     pub listen: std::net::SocketAddr,
+    /// Serve it over HTTPS with this certificate and key (PEM files,
+    /// relative to the config file): needed when `listen` is reachable
+    /// from other machines, since tokens travel with every request.
+    pub tls: Option<AdminTls>,
+}
+
+/// `[host.admin.tls]`: the admin API's certificate.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTls {
+    /// The certificate chain, PEM, the server's own certificate first.
+    pub cert: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 fn serve_admin() -> bool {
@@ -85,7 +104,7 @@ fn default_admin_listen() -> std::net::SocketAddr {
 
 impl Default for AdminSettings {
     fn default() -> Self {
-        AdminSettings { enabled: serve_admin(), listen: default_admin_listen() }
+        AdminSettings { enabled: serve_admin(), listen: default_admin_listen(), tls: None }
     }
 }
 

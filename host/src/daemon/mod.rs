@@ -119,14 +119,27 @@ async fn serve_admin(engine: &Engine, context: AdminContext, shutdown: watch::Re
     if !settings.enabled {
         return Ok(());
     }
-    let (message, hint) = match crate::http::start(settings.listen, context, shutdown).await {
+    let tls = match &settings.tls {
+        None => None,
+        Some(tls) => match crate::http::tls::server_config(&engine.config.resolve(&tls.cert), &engine.config.resolve(&tls.key)) {
+            Ok(config) => Some(config),
+            Err(error) => {
+                tracing::error!("The admin API cannot serve HTTPS: {error}; syncing goes on without it");
+                crate::state::lease::record_admin_address(&engine.config.data_dir(), None);
+                engine.state.event("error", None, None, &format!("the admin API cannot serve HTTPS: {error}"), Some(&format!("{}, and start `synchost run` again", error.fix())))?;
+                return Ok(());
+            }
+        },
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let (message, hint) = match crate::http::start(settings.listen, tls, context, shutdown).await {
         Ok(address) => {
-            tracing::info!(%address, "Admin API on http://{address}/api/v1 (make a token with `synchost tokens create USER`)");
+            tracing::info!(%address, "Admin API on {scheme}://{address}/api/v1 (make a token with `synchost tokens create USER`)");
             if let Err(error) = crate::http::issue_local_token(&engine.state, &engine.config.data_dir()) {
                 tracing::warn!("Cannot leave a token for this host's command line: {error}; `synchost sync` and the like refuse while the host runs");
             }
             crate::state::lease::record_admin_address(&engine.config.data_dir(), Some(address));
-            (format!("admin API listening on http://{address}"), None)
+            (format!("admin API listening on {scheme}://{address}"), None)
         }
         Err(error) => {
             tracing::error!("The admin API cannot listen on {}: {error}; syncing goes on without it", settings.listen);

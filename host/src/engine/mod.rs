@@ -38,6 +38,7 @@
 pub mod approval;
 mod batch;
 mod matching;
+pub mod identity;
 mod isolate;
 mod outcomes;
 pub mod policy;
@@ -94,6 +95,9 @@ pub enum RunError {
     /// A target took part of a batch, then stopped answering.
     #[error("{message}")]
     Interrupted { message: String, hint: String },
+    /// The host or an endpoint is not the one the pipeline synced with (T5).
+    #[error("{message}")]
+    Identity { message: String, hint: String },
 }
 
 impl RunError {
@@ -103,7 +107,7 @@ impl RunError {
             RunError::Instance(failure) => failure.hint.clone(),
             RunError::Call(error) => error.hint(),
             RunError::State(_) => Some("check that the data folder is writable and the disk not full".into()),
-            RunError::Setup { hint, .. } | RunError::Interrupted { hint, .. } => Some(hint.clone()),
+            RunError::Setup { hint, .. } | RunError::Interrupted { hint, .. } | RunError::Identity { hint, .. } => Some(hint.clone()),
         }
     }
 
@@ -471,6 +475,7 @@ impl Engine {
     /// Resolves a pipeline's instances and entities for a run.
     pub(crate) async fn context<'a>(&'a self, name: &'a str, mode: Mode) -> Result<Ctx<'a>, RunError> {
         let config = self.pipeline(name)?;
+        self.confirm_identities(config.left.endpoint.get_ref().as_str(), config.right.endpoint.get_ref().as_str())?;
         let left = self.catalog.instance(config.left.endpoint.get_ref().as_str()).map_err(RunError::Instance)?;
         let right = self.catalog.instance(config.right.endpoint.get_ref().as_str()).map_err(RunError::Instance)?;
         let mapper = match &config.mapper {

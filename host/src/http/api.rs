@@ -51,6 +51,8 @@ pub fn router() -> Router<AdminContext> {
         .route("/api/v1/approvals/{id}/reject", post(reject))
         .route("/api/v1/events", get(events))
         .route("/api/v1/events/stream", get(event_stream))
+        .route("/api/v1/identities", get(identities))
+        .route("/api/v1/identities/rebind", post(rebind))
         .route("/api/v1/reloads", get(reloads))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/packages", get(packages))
@@ -364,6 +366,43 @@ async fn event_stream(caller: Caller, State(context): State<AdminContext>, heade
         }
     });
     Ok(Sse::new(pages.flatten()).keep_alive(KeepAlive::default()))
+}
+
+async fn identities(caller: Caller, State(context): State<AdminContext>) -> Answer {
+    caller.must(Read, None)?;
+    let engine = context.engine();
+    let findings = crate::engine::identity::findings(&engine.config, &engine.state)?;
+    ok(findings.iter().map(crate::engine::identity::Finding::to_json).collect::<Vec<_>>())
+}
+
+#[derive(Deserialize)]
+struct RebindBody {
+    endpoint: Option<String>,
+    #[serde(default)]
+    host: bool,
+}
+
+async fn rebind(caller: Caller, State(context): State<AdminContext>, Json(body): Json<RebindBody>) -> Answer {
+    use crate::engine::identity::{self, RebindError, Subject};
+    caller.must(Administer, None)?;
+    let engine = context.engine();
+    let subject = match (&body.endpoint, body.host) {
+        (Some(name), false) => Subject::Endpoint(name),
+        (None, true) => Subject::Host,
+        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "name either an endpoint or the host").fix(r#"send {"endpoint": "NAME"} or {"host": true}"#)),
+    };
+    let confirmed = identity::rebind(&engine.config, &engine.state, subject, &caller.0.name).map_err(|error| match error {
+        RebindError::UnknownEndpoint(_) => ApiError::not_found(error.to_string()).fix("GET /api/v1/identities lists the endpoints"),
+        RebindError::State(error) => error.into(),
+    })?;
+    // The pipelines it stopped run again now, not after their backoff.
+    for (name, pipeline) in &engine.config.config.pipelines {
+        let uses = |endpoint: &str| pipeline.left.endpoint.get_ref().as_str() == endpoint || pipeline.right.endpoint.get_ref().as_str() == endpoint;
+        if body.endpoint.as_deref().is_none_or(uses) {
+            context.control.wake(name.as_str());
+        }
+    }
+    ok(json!({ "message": format!("{subject} confirmed by {}: {}; its pipelines sync again", caller.0.name, confirmed.summary()) }))
 }
 
 async fn reloads(caller: Caller, State(context): State<AdminContext>, Query(query): Query<Limit>) -> Answer {

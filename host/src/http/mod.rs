@@ -1,5 +1,5 @@
 //! The admin HTTP API that `synchost run` serves (loopback by default,
-//! `[host.admin] listen`): JSON under `/api/v1`, each request authenticated
+//! `[host.admin] listen`; HTTPS with `[host.admin.tls]`): JSON under `/api/v1`, each request authenticated
 //! by a bearer token of a user (`synchost users`, `synchost tokens`), each
 //! action checked against the user's role; errors in one shape with the fix.
 //!
@@ -7,11 +7,14 @@
 //!   the OpenAPI document is made from it.
 //! - [`api`]: the `/api/v1` handlers over the admin views and the running engine.
 //! - [`metrics`]: `/metrics` (Prometheus text format), `/healthz`, `/readyz`.
+//! - [`tls`]: HTTPS when `[host.admin.tls]` names a certificate, and the
+//!   command line's trust in exactly that certificate.
 //! - `dashboard.html`: the web dashboard at `/`, over the same API.
 
 pub mod api;
 pub mod metrics;
 pub mod routes;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -177,15 +180,27 @@ pub fn router(context: AdminContext) -> axum::Router {
 /// Serves the admin API on `listen` until `shutdown`. Returns the address
 /// it serves on, or why it cannot (the port taken, say): syncing goes on
 /// without the API then, and the reason is in the log and the event log.
-pub async fn start(listen: SocketAddr, context: AdminContext, mut shutdown: watch::Receiver<bool>) -> std::io::Result<SocketAddr> {
+pub async fn start(
+    listen: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    context: AdminContext,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
     let app = router(context);
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    let served = match tls {
+        None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await }),
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config)?;
+            tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
+        }
+    };
     tokio::spawn(async move {
-        let stopped = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+        if let Ok(Err(error)) = served.await {
             tracing::error!("The admin API stopped: {error}");
         }
     });

@@ -59,6 +59,11 @@ pub const ROUTES: &[Route] = &[
     Route { body: Some("comment: why (required)"), ..route("post", "/api/v1/approvals/{id}/reject", Some(Approve), "Reject a change, with a comment.") },
     Route { query: &["since", "limit"], ..route("get", "/api/v1/events", Some(Read), "The event log, oldest first.") },
     route("get", "/api/v1/events/stream", Some(Read), "The event log as it grows (server-sent events)."),
+    route("get", "/api/v1/identities", Some(Read), "What each endpoint is and which host runs the state, as recorded and now, with any mismatch and its fix."),
+    Route {
+        body: Some("endpoint: the endpoint to confirm; or host: true to confirm this host"),
+        ..route("post", "/api/v1/identities/rebind", Some(Administer), "Confirm an endpoint's (or the host's) identity as it is now: the pipelines it stopped sync again.")
+    },
     Route { query: &["limit"], ..route("get", "/api/v1/reloads", Some(Read), "Config loads and reloads with their outcomes.") },
     route("post", "/api/v1/reload", Some(Administer), "Reload the config now (as SIGHUP does)."),
     route("get", "/api/v1/packages", Some(Read), "Installed plugin packages."),

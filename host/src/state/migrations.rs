@@ -317,6 +317,21 @@ CREATE TABLE tokens (
     revoked_at TEXT
 );
 "#),
+), (
+    "identities of the endpoints and of the host",
+    Step::Sql(r#"
+-- What each endpoint was, and which host ran the state, when first synced or
+-- last confirmed: a system that answers as another stops its pipelines.
+CREATE TABLE identities (
+    -- `host`, or `endpoint:NAME`
+    subject TEXT PRIMARY KEY,
+    -- JSON (see `engine::identity::Identity`)
+    identity TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    -- who confirmed it (`endpoints rebind`); NULL: recorded at the first sync
+    confirmed_by TEXT
+);
+"#),
 )];
 
 /// The layout of `docs/state.md`: a link row holds its base as digests (see

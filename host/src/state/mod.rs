@@ -17,6 +17,7 @@
 mod approvals;
 pub mod base;
 mod commit;
+mod identities;
 mod intents;
 pub mod lease;
 mod migrations;
@@ -34,6 +35,7 @@ pub use approvals::{ApprovalRow, Queued};
 pub use base::{Base, SideBase};
 pub use commit::{Commit, ConflictEntry, FailedItem, HistoryEntry, LinkRef, LinkWrite, BATCHED_CREATES};
 pub use queries::{ConflictRow, EventRow, FailedRow, HealthRow, HeartbeatRow, HistoryRow, LinkRow, RunRow};
+pub use identities::RecordedIdentity;
 
 use crate::config::Side;
 use crate::secrets::redacted;

@@ -13,6 +13,7 @@ mod dry_run;
 mod engine;
 mod escape;
 mod hierarchy;
+mod identity;
 mod mapper;
 mod plan_trust;
 mod project_plan;
