@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-const GUESTS: &[&str] = &["guest-misbehaving", "guest-future-api", "guest-fragile-mapper", "guest-api-0-3-connector", "guest-api-0-3-mapper"];
+const GUESTS: &[&str] = &["guest-misbehaving", "guest-future-api", "guest-fragile-mapper", "guest-api-0-3-connector", "guest-api-0-3-mapper", "guest-api-0-4-connector", "guest-api-0-4-mapper"];
 
 fn main() {
     let mut code = String::new();

@@ -133,6 +133,8 @@ pub struct Change {
     pub fields: Vec<Field>,
     /// A create sent before whose outcome is not known.
     pub repeated: bool,
+    /// The person whose decision this change carries out (an approver).
+    pub on_behalf_of: Option<String>,
 }
 
 /// The target record after an applied change.

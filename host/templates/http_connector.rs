@@ -365,6 +365,7 @@ mod tests {
             kind: ChangeKind::Upsert,
             fields: vec![Field::new("title", "ours")],
             repeated: false,
+            on_behalf_of: None,
         };
         let outcomes = desk.write(ENTITY, vec![change]).unwrap();
         let Outcome::Conflict(current) = &outcomes[0] else { panic!("{outcomes:?}") };
@@ -401,6 +402,7 @@ mod tests {
             kind: ChangeKind::Upsert,
             fields: vec![Field::new("title", title)],
             repeated: false,
+            on_behalf_of: None,
         };
         let outcomes = desk.write(ENTITY, vec![create("first"), create("second"), create("third")]).unwrap();
         assert!(matches!(&outcomes[0], Outcome::Applied(applied) if applied.id == "10"));

@@ -101,7 +101,7 @@ fn plugin_inspect_shows_version_kind_and_entities() {
     let output = synchost(dir.path(), &["plugin", "inspect", "crm-mapper.wasm"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("plugin API:  0.4.0 (compatible: the current API)"), "{text}");
+    assert!(text.contains("plugin API:  0.5.0 (compatible: the current API)"), "{text}");
     assert!(text.contains("kind:        mapper"), "{text}");
 
     let file = dir.path().join("sql-table.wasm");

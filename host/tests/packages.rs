@@ -15,7 +15,7 @@ const MANIFEST: &str = r#"[package]
 name = "acme-table"
 version = "VERSION"
 kind = "connector"
-api = "^0.4"
+api = "^0.5"
 description = "SQLite tables, from ACME"
 publisher = "PUBLISHER"
 
@@ -184,10 +184,10 @@ fn every_bad_package_is_refused_with_its_own_message() {
     let unsigned = make_package(&host, "1.0.0", "acme", "", "4", None);
     run(&unsigned, &["not signed", "--allow-unsigned"]);
     // An API range this host does not run: made by hand, digests and signature right.
-    let future = tamper(&host, &signed, "synchost-package.toml", |bytes| String::from_utf8(bytes).unwrap().replace("^0.4", "^0.9").into_bytes());
+    let future = tamper(&host, &signed, "synchost-package.toml", |bytes| String::from_utf8(bytes).unwrap().replace("^0.5", "^0.9").into_bytes());
     let (ok, text) = host.synchost(&["package", "sign", &future, "--key", "keys/acme.secret-key"]);
     assert!(ok, "{text}");
-    run(&future, &["needs plugin API ^0.9", "this host runs plugin API 0.4.x or 0.3.x"]);
+    run(&future, &["needs plugin API ^0.9", "this host runs plugin API 0.5.x or 0.4.x or 0.3.x"]);
     refused(&host, &["package", "sign", &signed, "--key", "keys/globex.secret-key"], &["key of publisher `globex`", "publisher is `acme`"]);
     std::fs::write(host.path("garbage.synchost-package"), b"not a package").unwrap();
     run("garbage.synchost-package", &["not a synchost package"]);

@@ -29,9 +29,9 @@ pub mod mapper {
         additional_derives: [PartialEq, Clone],
         runtime_path: "::synchost_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "synchost:plugin/types@0.4.0": crate::bindings::connector::synchost::plugin::types,
-            "synchost:plugin/log@0.4.0": crate::bindings::connector::synchost::plugin::log,
-            "synchost:plugin/context@0.4.0": crate::bindings::connector::synchost::plugin::context,
+            "synchost:plugin/types@0.5.0": crate::bindings::connector::synchost::plugin::types,
+            "synchost:plugin/log@0.5.0": crate::bindings::connector::synchost::plugin::log,
+            "synchost:plugin/context@0.5.0": crate::bindings::connector::synchost::plugin::context,
         },
     });
 }

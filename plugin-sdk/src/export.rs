@@ -39,6 +39,15 @@ pub trait Connector: Sized {
         Ok(None)
     }
 
+    /// What system answers, as this connector can tell it apart from others
+    /// at the same address (an instance's id, the creation time of the
+    /// project it is scoped to ...): the host records it at the first sync
+    /// and stops the endpoint's pipelines when another system answers. The
+    /// default: nothing tells it apart (the host still compares addresses).
+    fn identity(&mut self) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
     /// Applies a batch of changes and returns one [`Outcome`] per change, in order.
     fn write(&mut self, entity: &str, changes: Vec<Change>) -> Result<Vec<Outcome>, Error>;
 
@@ -117,6 +126,10 @@ impl<T: Connector> wit_connector::Guest for ConnectorExport<T> {
 
     fn probe(needs: Vec<EntityNeed>) -> Result<Vec<Problem>, Problem> {
         instance(T::new)?.probe(&needs).map_err(Error::into_problem)
+    }
+
+    fn identity() -> Result<Option<String>, Problem> {
+        instance(T::new)?.identity().map_err(Error::into_problem)
     }
 }
 

@@ -76,7 +76,7 @@ pub use host::Context;
 ///
 /// The export macros embed it in the component's `synchost:api-version`
 /// custom section, where the host reads it before instantiating the plugin.
-pub const API_VERSION: &str = "0.4.0";
+pub const API_VERSION: &str = "0.5.0";
 
 /// Shared WIT types: values, records, problems, entity descriptions.
 pub use bindings::connector::synchost::plugin::types::{

@@ -34,6 +34,11 @@ pub struct Change {
     /// This create was sent before and its outcome is not known: update the
     /// record with this origin, if the system holds one, instead of making another.
     pub repeated: bool,
+    /// The person whose decision this change carries out (the approver of a
+    /// change that waited for approval), by their synchost user name: make
+    /// the change in their name, or note it, where the system records who
+    /// changed what.
+    pub on_behalf_of: Option<String>,
 }
 
 /// Records as one page: their values are moved, their field names given once.
@@ -93,6 +98,7 @@ pub(crate) fn changes_of(names: &[String], changes: Vec<wit::Change>) -> Vec<Cha
             expected_version: c.expected_version,
             kind: c.kind,
             repeated: c.repeated,
+            on_behalf_of: c.on_behalf_of,
         })
         .collect()
 }

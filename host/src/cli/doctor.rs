@@ -24,7 +24,7 @@ pub async fn run(config_path: &Path) -> Result<(), CommandError> {
     let view = crate::admin::status::view(&config, &state).map_err(state_error)?;
     say!("\nhow the host runs:");
     scheduler(&view, &mut report);
-    identities(&config, &state, &mut report)?;
+    identities(config_path, &mut report).await?;
     serving(&view, &mut report);
     for row in &view.pipelines {
         pipeline(row, &mut report);
@@ -50,8 +50,9 @@ fn scheduler(view: &StatusView, report: &mut Report) {
 }
 
 /// The host and each endpoint are the ones their pipelines synced with (T5).
-fn identities(config: &crate::config::LoadedConfig, state: &crate::state::State, report: &mut Report) -> Result<(), CommandError> {
-    for finding in crate::engine::identity::findings(config, state).map_err(state_error)? {
+async fn identities(config_path: &Path, report: &mut Report) -> Result<(), CommandError> {
+    let engine = super::admin::open_engine(config_path)?;
+    for finding in engine.identity_findings().await.map_err(state_error)? {
         match (&finding.mismatch, &finding.recorded) {
             (Some((message, fix)), _) => report.fail(&finding.subject, message, Some(fix)),
             (None, Some(_)) => report.ok(&finding.subject, &format!("the one synced with: {}", finding.current.summary())),

@@ -4,18 +4,18 @@
 
 use std::path::Path;
 
-use super::admin::{open_state, state_error};
+use super::admin::{open_engine, state_error};
 use super::output::say;
 use super::remote::RunningHost;
 use super::CommandError;
-use crate::engine::identity::{self, RebindError, Subject};
+use crate::engine::identity::{Finding, RebindError, Subject};
 
 /// `synchost endpoints list [--json]`
-pub fn list(config_path: &Path, json: bool) -> Result<(), CommandError> {
-    let (config, state) = open_state(config_path)?;
-    let findings = identity::findings(&config, &state).map_err(state_error)?;
+pub async fn list(config_path: &Path, json: bool) -> Result<(), CommandError> {
+    let engine = open_engine(config_path)?;
+    let findings = engine.identity_findings().await.map_err(state_error)?;
     if json {
-        let rows: Vec<serde_json::Value> = findings.iter().map(identity::Finding::to_json).collect();
+        let rows: Vec<serde_json::Value> = findings.iter().map(Finding::to_json).collect();
         say!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return Ok(());
     }
@@ -46,9 +46,9 @@ pub async fn rebind(config_path: &Path, endpoint: Option<&str>, by: &str) -> Res
         say!("{}", answer["message"].as_str().unwrap_or("confirmed"));
         return Ok(());
     }
-    let (config, state) = open_state(config_path)?;
+    let engine = open_engine(config_path)?;
     let subject = endpoint.map_or(Subject::Host, Subject::Endpoint);
-    let confirmed = identity::rebind(&config, &state, subject, by).map_err(|error| match error {
+    let confirmed = engine.rebind(subject, by).await.map_err(|error| match error {
         RebindError::UnknownEndpoint(_) => CommandError::Reported(format!("{error}\n  = fix: `synchost endpoints list` shows the endpoints")),
         RebindError::State(error) => state_error(error),
     })?;

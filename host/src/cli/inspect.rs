@@ -20,8 +20,8 @@ pub async fn run(file: &Path) -> Result<(), CommandError> {
     let meta = metadata::read(&bytes)
         .map_err(|e| CommandError::Reported(format!("{} cannot be used: {e}", file.display())))?;
     let binding = match meta.binding {
-        metadata::Binding::V0_4 => "compatible: the current API",
-        metadata::Binding::V0_3 => "compatible: an earlier API this host still runs",
+        metadata::Binding::V0_5 => "compatible: the current API",
+        metadata::Binding::V0_4 | metadata::Binding::V0_3 => "compatible: an earlier API this host still runs",
     };
     say!("plugin API:  {} ({binding})", meta.api_version);
     say!("kind:        {}", meta.kind);

@@ -150,7 +150,7 @@ pub async fn main() -> ExitCode {
         Command::Tokens { command: TokensCommand::List } => users::tokens(&cli.config),
         Command::Tokens { command: TokensCommand::Revoke { id } } => users::revoke(&cli.config, *id),
         Command::Doctor => doctor::run(&cli.config).await,
-        Command::Endpoints { command: EndpointsCommand::List { json } } => endpoints::list(&cli.config, *json),
+        Command::Endpoints { command: EndpointsCommand::List { json } } => endpoints::list(&cli.config, *json).await,
         Command::Endpoints { command: EndpointsCommand::Rebind { endpoint, host: _, by } } => endpoints::rebind(&cli.config, endpoint.as_deref(), by).await,
         Command::Trace { pipeline, minutes } => admin::trace(&cli.config, pipeline, *minutes).await,
         Command::Reload => reload::reload(&cli.config).await,

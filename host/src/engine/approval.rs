@@ -142,6 +142,7 @@ impl Parked {
                 kind: if self.delete { ChangeKind::Delete } else { ChangeKind::Upsert },
                 fields: self.fields.iter().map(|(n, v)| Field { name: n.clone(), value: decode(v) }).collect(),
                 repeated: false,
+                on_behalf_of: None,
             },
             history: HistoryEntry {
                 left_id: self.history.left_id,
@@ -176,6 +177,8 @@ fn change_of_source(pipeline: &str, row: &ApprovalRow, fields: Vec<Field>) -> Ch
         expected_version: None,
         kind: ChangeKind::Upsert,
         repeated: false,
+        // Made in the name of whoever decided, where the connector can (P2).
+        on_behalf_of: row.decided_by.as_deref().map(|by| crate::state::users::person(by).to_owned()),
         fields,
     }
 }
@@ -344,6 +347,8 @@ impl Engine {
         let target = source.other();
         let mut pending = parked.into_pending(source, link, row.source_id.clone());
         pending.history.rule = format!("{}; approved by {}", pending.history.rule, row.decided_by.as_deref().unwrap_or("?"));
+        // The target's own history names the approver where its connector can (P2).
+        pending.change.on_behalf_of = row.decided_by.as_deref().map(|by| crate::state::users::person(by).to_owned());
         // Written like any change: an approved create is made at most once,
         // even when the host stops between the write and this commit.
         let mut commit = Commit::default();

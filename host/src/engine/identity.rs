@@ -1,9 +1,11 @@
 //! Identity (T5): what each endpoint is, and which host runs the state.
 //!
 //! An endpoint's identity is where its grants reach (a SQLite file's path,
-//! the HTTP origins, the folders) and, where the host can tell, what answers
-//! there (the file itself: its device and inode, so a file replaced by
-//! another at the same path is told apart). The host's identity is its name.
+//! the HTTP origins, the folders) and what answers there: the file itself
+//! (its device and inode, so a file replaced by another at the same path is
+//! told apart), and what the connector says about the system (plugin API
+//! 0.5 `identity`: a Redmine's scoped project and when it was made). The
+//! host's identity is its name.
 //! Each is recorded at the first sync; before every run they are compared
 //! with what the config and the machine say now. An endpoint that points
 //! somewhere else entirely, a file replaced, or a state that another host
@@ -11,7 +13,9 @@
 //! confirms the new identity (`synchost endpoints rebind`) or puts the old
 //! one back: syncing into the wrong system is worse than not syncing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,10 +29,22 @@ pub struct Identity {
     /// Where it is: per grant (`sql.NAME`, `files.NAME`, `http`), the places
     /// the grant reaches; for the host, `name`.
     pub places: BTreeMap<String, Vec<String>>,
-    /// What answers there, per grant, where the host can tell.
+    /// What answers there, where the host can tell: per grant (a database
+    /// file), and under [`SYSTEM`] what the connector says.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub instance: BTreeMap<String, String>,
 }
+
+/// The key of what the connector says about the system it reaches.
+pub const SYSTEM: &str = "system";
+
+/// How long what a connector said about its system is taken as true.
+const SYSTEM_ASKED_AGAIN: Duration = Duration::from_secs(600);
+
+/// What each endpoint's connector said, and when (a call per run would cost
+/// a request to the system on every run).
+#[derive(Default)]
+pub struct Systems(Mutex<HashMap<String, (Instant, Option<String>)>>);
 
 impl Identity {
     /// The places, for messages: `sql.crm sqlite:/data/crm.sqlite; http http://redmine:3000`.
@@ -70,6 +86,8 @@ pub enum Mismatch {
     Moved { grant: String, recorded: Vec<String>, now: Vec<String> },
     /// The same place holds another system (a file replaced by another).
     Replaced { grant: String, place: String },
+    /// The connector says another system answers.
+    Answers { recorded: String, now: String },
 }
 
 /// Pure: whether `current` is another system than `recorded`. A grant added
@@ -87,7 +105,10 @@ pub fn compare(recorded: &Identity, current: &Identity) -> Option<Mismatch> {
             }
         }
     }
-    None
+    match (recorded.instance.get(SYSTEM), current.instance.get(SYSTEM)) {
+        (Some(was), Some(is)) if was != is => Some(Mismatch::Answers { recorded: was.clone(), now: is.clone() }),
+        _ => None,
+    }
 }
 
 /// Pure: the message and the fix for a mismatch.
@@ -97,7 +118,7 @@ pub fn explain(subject: Subject<'_>, mismatch: &Mismatch) -> (String, String) {
             let (recorded, now) = match mismatch {
                 Mismatch::Moved { recorded, now, .. } => (recorded.join(", "), now.join(", ")),
                 // A host has no instance to replace; said the same way should one appear.
-                Mismatch::Replaced { place, .. } => ("another".to_owned(), place.clone()),
+                Mismatch::Replaced { place: now, .. } | Mismatch::Answers { now, .. } => ("another".to_owned(), now.clone()),
             };
             (
                 format!(
@@ -113,6 +134,14 @@ pub fn explain(subject: Subject<'_>, mismatch: &Mismatch) -> (String, String) {
                 recorded.join(", ")
             ),
             format!("if it is the same system at a new address, confirm it: `synchost endpoints rebind {name}`; if not, put the old address back in [endpoints.{name}]"),
+        ),
+        (Subject::Endpoint(name), Mismatch::Answers { recorded, now }) => (
+            format!(
+                "endpoint `{name}` answers as another system ({now}) than the one its records were synced with ({recorded}), so its pipelines stop rather than sync into the wrong place"
+            ),
+            format!(
+                "if the system was rebuilt or restored and is the one to sync with, confirm it: `synchost endpoints rebind {name}`; if not, point [endpoints.{name}] back at the system it synced with"
+            ),
         ),
         (Subject::Endpoint(name), Mismatch::Replaced { grant, place }) => (
             format!(
@@ -209,17 +238,6 @@ fn finding(state: &State, subject: Subject<'_>, current: Identity) -> Result<Fin
     Ok(Finding { subject: subject.to_string(), recorded, current, mismatch })
 }
 
-/// The host and every endpoint of the config, as `doctor` and `endpoints list` show them.
-pub fn findings(config: &LoadedConfig, state: &State) -> Result<Vec<Finding>, StateError> {
-    let mut found = vec![finding(state, Subject::Host, of_host(config))?];
-    for name in config.config.endpoints.keys() {
-        if let Some(current) = of_endpoint(config, name.as_str()) {
-            found.push(finding(state, Subject::Endpoint(name.as_str()), current)?);
-        }
-    }
-    Ok(found)
-}
-
 /// Why a rebind was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RebindError {
@@ -229,40 +247,90 @@ pub enum RebindError {
     State(#[from] StateError),
 }
 
-/// Confirms a subject's identity as it is now: its pipelines sync again.
-pub fn rebind(config: &LoadedConfig, state: &State, subject: Subject<'_>, by: &str) -> Result<Identity, RebindError> {
-    let current = match subject {
-        Subject::Host => of_host(config),
-        Subject::Endpoint(name) => of_endpoint(config, name).ok_or_else(|| RebindError::UnknownEndpoint(name.to_owned()))?,
-    };
-    let before = state.recorded_identity(&subject.key())?;
-    state.record_identity(&subject.key(), &serde_json::to_string(&current).unwrap_or_default(), Some(by))?;
-    let was = before.and_then(|r| serde_json::from_str::<Identity>(&r.identity).ok()).map(|i| i.summary()).unwrap_or_else(|| "nothing recorded".into());
-    state.event("info", None, None, &format!("{subject} confirmed by {by}: {} (was: {was})", current.summary()), None)?;
-    Ok(current)
-}
-
 impl Engine {
-    /// Before a run touches anything: the host and the pipeline's endpoints
-    /// are what they were (recorded now if this is their first sync).
-    pub(crate) fn confirm_identities(&self, left: &str, right: &str) -> Result<(), RunError> {
-        let mut subjects = vec![(Subject::Host, of_host(&self.config))];
-        for name in [left, right] {
-            if let Some(current) = of_endpoint(&self.config, name) {
-                if !subjects.iter().any(|(s, _)| *s == Subject::Endpoint(name)) {
-                    subjects.push((Subject::Endpoint(name), current));
-                }
+    /// A subject's identity as the config, the machine and the connector say now.
+    pub async fn current_identity(&self, subject: Subject<'_>) -> Option<Identity> {
+        let name = match subject {
+            Subject::Host => return Some(of_host(&self.config)),
+            Subject::Endpoint(name) => name,
+        };
+        let mut identity = of_endpoint(&self.config, name)?;
+        if let Some(system) = self.system_of(name).await {
+            identity.instance.insert(SYSTEM.into(), system);
+        }
+        Some(identity)
+    }
+
+    /// What the endpoint's connector says answers; `None` when it says
+    /// nothing, or cannot be asked now (the run then fails on its own, with
+    /// its own reason).
+    async fn system_of(&self, endpoint: &str) -> Option<String> {
+        let fresh = |asked: &Instant| asked.elapsed() < SYSTEM_ASKED_AGAIN;
+        if let Some((_, system)) = self.systems.0.lock().ok()?.get(endpoint).filter(|(asked, _)| fresh(asked)) {
+            return system.clone();
+        }
+        let instance = self.catalog.instance(endpoint).ok()?;
+        match instance.identity().await {
+            Ok(system) => {
+                self.systems.0.lock().ok()?.insert(endpoint.to_owned(), (Instant::now(), system.clone()));
+                system
+            }
+            Err(error) => {
+                tracing::debug!(endpoint, "Cannot ask which system answers: {error}");
+                None
             }
         }
-        for (subject, current) in subjects {
+    }
+
+    /// The host and every endpoint of the config, as `doctor` and `endpoints list` show them.
+    pub async fn identity_findings(&self) -> Result<Vec<Finding>, StateError> {
+        let mut found = vec![finding(&self.state, Subject::Host, of_host(&self.config))?];
+        for name in self.config.config.endpoints.keys() {
+            if let Some(current) = self.current_identity(Subject::Endpoint(name.as_str())).await {
+                found.push(finding(&self.state, Subject::Endpoint(name.as_str()), current)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Confirms a subject's identity as it is now: its pipelines sync again.
+    pub async fn rebind(&self, subject: Subject<'_>, by: &str) -> Result<Identity, RebindError> {
+        let current = match subject {
+            Subject::Host => of_host(&self.config),
+            Subject::Endpoint(name) => self.current_identity(subject).await.ok_or_else(|| RebindError::UnknownEndpoint(name.to_owned()))?,
+        };
+        let before = self.state.recorded_identity(&subject.key())?;
+        self.state.record_identity(&subject.key(), &serde_json::to_string(&current).unwrap_or_default(), Some(by))?;
+        let was = before.and_then(|r| serde_json::from_str::<Identity>(&r.identity).ok()).map(|i| i.summary()).unwrap_or_else(|| "nothing recorded".into());
+        self.state.event("info", None, None, &format!("{subject} confirmed by {by}: {} (was: {was})", current.summary()), None)?;
+        Ok(current)
+    }
+
+    /// Before a run touches anything: the host and the pipeline's endpoints
+    /// are what they were (recorded now if this is their first sync).
+    pub(crate) async fn confirm_identities(&self, left: &str, right: &str) -> Result<(), RunError> {
+        let mut subjects = vec![Subject::Host, Subject::Endpoint(left)];
+        if right != left {
+            subjects.push(Subject::Endpoint(right));
+        }
+        for subject in subjects {
+            let Some(current) = self.current_identity(subject).await else { continue };
             let found = finding(&self.state, subject, current)?;
             if let Some((message, hint)) = found.mismatch {
                 return Err(RunError::Identity { message, hint });
             }
-            let now = serde_json::to_string(&found.current).unwrap_or_default();
-            // Recorded at the first sync; kept current when grants change without moving.
-            if found.recorded.as_ref().is_none_or(|r| serde_json::from_str::<Identity>(&r.identity).ok().as_ref() != Some(&found.current)) {
-                self.state.record_identity(&subject.key(), &now, None)?;
+            // Recorded at the first sync; kept current when grants change
+            // without moving, or the connector first tells its system.
+            let recorded = found.recorded.as_ref().and_then(|r| serde_json::from_str::<Identity>(&r.identity).ok());
+            if recorded.as_ref() != Some(&found.current) {
+                let mut keep = found.current.clone();
+                // What the connector could not be asked this time stays as recorded.
+                if let Some(system) = recorded.as_ref().and_then(|r| r.instance.get(SYSTEM)) {
+                    keep.instance.entry(SYSTEM.into()).or_insert_with(|| system.clone());
+                }
+                if recorded.as_ref() != Some(&keep) {
+                    self.state.record_identity(&subject.key(), &serde_json::to_string(&keep).unwrap_or_default(), None)?;
+                }
             }
         }
         Ok(())
@@ -307,6 +375,18 @@ mod tests {
         assert!(matches!(compare(&before, &moved), Some(Mismatch::Moved { .. })));
         let unknown_now = identity(&[("sql.main", &["sqlite:/d/crm.sqlite"])], &[]);
         assert_eq!(compare(&before, &unknown_now), None, "a file that cannot be read yet is the probe's to report");
+    }
+
+    #[test]
+    fn another_system_at_the_same_address_is_told_by_what_the_connector_says() {
+        let before = identity(&[("http", &["http://a:1"])], &[(SYSTEM, "redmine project 7 made 2026-01-02")]);
+        let other = identity(&[("http", &["http://a:1"])], &[(SYSTEM, "redmine project 7 made 2026-03-04")]);
+        assert!(matches!(compare(&before, &other), Some(Mismatch::Answers { .. })));
+        let (message, hint) = explain(Subject::Endpoint("redmine"), &compare(&before, &other).unwrap());
+        assert!(message.contains("answers as another system (redmine project 7 made 2026-03-04)"), "{message}");
+        assert!(hint.contains("synchost endpoints rebind redmine"), "{hint}");
+        let unknown = identity(&[("http", &["http://a:1"])], &[]);
+        assert_eq!(compare(&before, &unknown), None, "a connector that cannot be asked now says nothing");
     }
 
     #[test]

@@ -167,6 +167,8 @@ pub struct Engine {
     /// Pipelines a reload changed or removed: their runs on this engine end
     /// after the batch in flight, and the next starts on the new engine.
     retired: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// What system each endpoint's connector said answers, and when it was asked.
+    systems: identity::Systems,
 }
 
 /// A pipeline resolved for one run.
@@ -413,6 +415,7 @@ impl Engine {
             progress: None,
             resubmit_requested: Default::default(),
             retired: Default::default(),
+            systems: Default::default(),
         }
     }
 
@@ -427,6 +430,7 @@ impl Engine {
             progress: None,
             resubmit_requested: self.resubmit_requested.clone(),
             retired: Default::default(),
+            systems: Default::default(),
         }
     }
 
@@ -475,7 +479,7 @@ impl Engine {
     /// Resolves a pipeline's instances and entities for a run.
     pub(crate) async fn context<'a>(&'a self, name: &'a str, mode: Mode) -> Result<Ctx<'a>, RunError> {
         let config = self.pipeline(name)?;
-        self.confirm_identities(config.left.endpoint.get_ref().as_str(), config.right.endpoint.get_ref().as_str())?;
+        self.confirm_identities(config.left.endpoint.get_ref().as_str(), config.right.endpoint.get_ref().as_str()).await?;
         let left = self.catalog.instance(config.left.endpoint.get_ref().as_str()).map_err(RunError::Instance)?;
         let right = self.catalog.instance(config.right.endpoint.get_ref().as_str()).map_err(RunError::Instance)?;
         let mapper = match &config.mapper {

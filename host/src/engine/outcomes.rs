@@ -68,7 +68,7 @@ mod tests {
     use crate::model::{Applied, ChangeKind};
 
     fn create(origin: &str) -> Change {
-        Change { origin: origin.into(), target_id: None, expected_version: None, kind: ChangeKind::Upsert, fields: Vec::new(), repeated: false }
+        Change { origin: origin.into(), target_id: None, expected_version: None, kind: ChangeKind::Upsert, fields: Vec::new(), repeated: false, on_behalf_of: None }
     }
 
     fn applied(id: &str) -> Outcome {

@@ -168,6 +168,7 @@ pub(super) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: 
             expected_version: None,
             kind: ChangeKind::Upsert,
             repeated: false,
+            on_behalf_of: None,
             fields,
         },
         history: HistoryEntry {
@@ -196,6 +197,7 @@ fn change_of(ctx: &Ctx<'_>, source: Side, record: &Record, counterpart: &Record,
         expected_version: counterpart.version.clone(),
         kind,
         repeated: false,
+        on_behalf_of: None,
         fields,
     }
 }
@@ -340,6 +342,7 @@ pub(super) fn plan_update(
                             expected_version: None,
                             kind: ChangeKind::Upsert,
                             repeated: false,
+                            on_behalf_of: None,
                             fields: vec![Field { name: mirror_field.clone(), value: current_value.clone() }],
                         },
                         HistoryEntry {

@@ -62,7 +62,12 @@ impl Engine {
             let problems = match self.catalog.instance(&endpoint) {
                 Err(failure) => vec![Problem { code: "not-loaded".into(), message: failure.message.clone(), hint: failure.hint.clone(), retryable: false }],
                 Ok(instance) => match instance.probe(&needs).await {
-                    Ok(problems) => problems,
+                    Ok(mut problems) => {
+                        if needs.iter().any(|need| need.write) {
+                            problems.extend(unwritable_databases(instance));
+                        }
+                        problems
+                    }
                     Err(error) => vec![Problem { code: "unreachable".into(), message: error.to_string(), hint: error.hint(), retryable: error.retryable() }],
                 },
             };
@@ -90,4 +95,30 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The databases an endpoint that pipelines write to may write, but cannot:
+/// the file (or its folder) is read-only for this process (T6, a restore
+/// that left the file to another owner, say). The grant's own `read_only`
+/// is the config's choice, and checked when the config loads.
+fn unwritable_databases(instance: &crate::runtime::Instance) -> Vec<Problem> {
+    let user = std::env::var("USER").unwrap_or_else(|_| "the host's user".into());
+    instance
+        .context()
+        .sql
+        .values()
+        .filter(|grant| !grant.read_only)
+        .filter(|grant| grant.database.read_only_on_disk(&grant.origin).unwrap_or(false))
+        .map(|grant| {
+            let path = grant.database.path().display();
+            Problem {
+                code: "read-only-database".into(),
+                message: format!("the database file {path} ({}) is read-only for this host's user ({user}): every write to it fails", grant.origin),
+                hint: Some(format!(
+                    "give {user} write permission on {path} and its folder (SQLite writes a journal beside the file): `chmod u+w` or `chown`; or make the pipelines one-way out of this endpoint"
+                )),
+                retryable: false,
+            }
+        })
+        .collect()
 }

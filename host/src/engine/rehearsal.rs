@@ -96,6 +96,7 @@ mod tests {
             kind: ChangeKind::Upsert,
             fields: vec![Field { name: "name".into(), value: Value::Text("Ada".into()) }],
             repeated: false,
+            on_behalf_of: None,
         };
         let Some(Outcome::Applied(applied)) = overlay.write(Side::Right, std::slice::from_ref(&change)).pop() else { panic!("applied") };
         assert_eq!(applied.id, "7");

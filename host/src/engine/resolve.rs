@@ -67,6 +67,7 @@ impl Engine {
                     expected_version: None,
                     kind: ChangeKind::Delete,
                     repeated: false,
+                    on_behalf_of: None,
                     fields: Vec::new(),
                 };
                 self.write_one(&ctx, edited, change).await?;
@@ -106,6 +107,7 @@ impl Engine {
                         expected_version: None,
                         kind: ChangeKind::Upsert,
                         repeated: false,
+                        on_behalf_of: None,
                         fields: vec![Field { name: name.clone(), value: chosen.clone() }],
                     };
                     self.write_one(&ctx, *side, change).await?;

@@ -46,7 +46,7 @@ pub fn needs_a_person(code: &str) -> bool {
 
 /// A change with nothing in it, in the place of one lent to a plugin call.
 fn placeholder() -> Change {
-    Change { origin: String::new(), target_id: None, expected_version: None, kind: ChangeKind::Upsert, repeated: false, fields: Vec::new() }
+    Change { origin: String::new(), target_id: None, expected_version: None, kind: ChangeKind::Upsert, repeated: false, fields: Vec::new(), on_behalf_of: None }
 }
 
 fn is_create(change: &Change) -> bool {

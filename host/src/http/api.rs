@@ -371,7 +371,7 @@ async fn event_stream(caller: Caller, State(context): State<AdminContext>, heade
 async fn identities(caller: Caller, State(context): State<AdminContext>) -> Answer {
     caller.must(Read, None)?;
     let engine = context.engine();
-    let findings = crate::engine::identity::findings(&engine.config, &engine.state)?;
+    let findings = engine.identity_findings().await?;
     ok(findings.iter().map(crate::engine::identity::Finding::to_json).collect::<Vec<_>>())
 }
 
@@ -383,7 +383,7 @@ struct RebindBody {
 }
 
 async fn rebind(caller: Caller, State(context): State<AdminContext>, Json(body): Json<RebindBody>) -> Answer {
-    use crate::engine::identity::{self, RebindError, Subject};
+    use crate::engine::identity::{RebindError, Subject};
     caller.must(Administer, None)?;
     let engine = context.engine();
     let subject = match (&body.endpoint, body.host) {
@@ -391,7 +391,7 @@ async fn rebind(caller: Caller, State(context): State<AdminContext>, Json(body):
         (None, true) => Subject::Host,
         _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "name either an endpoint or the host").fix(r#"send {"endpoint": "NAME"} or {"host": true}"#)),
     };
-    let confirmed = identity::rebind(&engine.config, &engine.state, subject, &caller.0.name).map_err(|error| match error {
+    let confirmed = engine.rebind(subject, &caller.0.name).await.map_err(|error| match error {
         RebindError::UnknownEndpoint(_) => ApiError::not_found(error.to_string()).fix("GET /api/v1/identities lists the endpoints"),
         RebindError::State(error) => error.into(),
     })?;

@@ -138,7 +138,7 @@ impl FromRequestParts<AdminContext> for Caller {
         if user.name == LOCAL_USER
             && let Some(person) = parts.headers.get(crate::cli::remote::ACTING_FOR).and_then(|v| v.to_str().ok())
         {
-            user.name = format!("{person} (command line)");
+            user.name = format!("{person}{}", crate::state::users::VIA_COMMAND_LINE);
         }
         Ok(Caller(user))
     }

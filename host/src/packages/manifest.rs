@@ -34,7 +34,7 @@ pub struct PackageInfo {
     pub name: PackageName,
     pub version: Version,
     pub kind: Kind,
-    /// The plugin API versions it runs on, e.g. `^0.4`.
+    /// The plugin API versions it runs on, e.g. `^0.5`.
     pub api: VersionReq,
     pub description: String,
     /// Who signs it: the name under which admins trust the publisher's key.

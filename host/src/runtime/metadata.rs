@@ -6,23 +6,26 @@ use std::fmt;
 use semver::{Version, VersionReq};
 
 /// The plugin API version this host implements (`schemas/wit/plugin.wit`).
-pub const HOST_API_VERSION: &str = "0.4.0";
+pub const HOST_API_VERSION: &str = "0.5.0";
 
 /// The earlier plugin API versions this host still runs, each frozen in
 /// `schemas/wit/since_vX.Y.Z`.
-pub const EARLIER_API_VERSIONS: &[&str] = &["0.3.0"];
+pub const EARLIER_API_VERSIONS: &[&str] = &["0.4.0", "0.3.0"];
 
 /// Which bindings run a plugin of a supported API version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
     V0_3,
     V0_4,
+    V0_5,
 }
 
 /// The bindings for a plugin API version, if this host runs it.
 pub fn binding(version: &Version) -> Option<Binding> {
     let matches = |v: &str| VersionReq::parse(&format!("^{v}")).is_ok_and(|req| req.matches(version));
     if matches(HOST_API_VERSION) {
+        Some(Binding::V0_5)
+    } else if matches("0.4.0") {
         Some(Binding::V0_4)
     } else if matches("0.3.0") {
         Some(Binding::V0_3)
@@ -32,7 +35,7 @@ pub fn binding(version: &Version) -> Option<Binding> {
 }
 
 /// The plugin API versions this host runs, as a person reads them:
-/// `0.4.x or 0.3.x` (compatible releases: same minor for 0.x, same major from 1.0).
+/// `0.5.x or 0.4.x or 0.3.x` (compatible releases: same minor for 0.x, same major from 1.0).
 pub fn supported_text() -> String {
     std::iter::once(HOST_API_VERSION)
         .chain(EARLIER_API_VERSIONS.iter().copied())

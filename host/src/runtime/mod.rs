@@ -35,7 +35,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use error::{CallError, CallSite};
 pub use metadata::{PluginKind, PluginMetadata};
 
-use api::{v0_3, v0_4};
+use api::{v0_3, v0_4, v0_5};
 use size::OutputSize;
 
 use crate::model::{Change, Direction, EntityDef, EntityNeed, Mapped, Outcome, Problem, ReadBatch, Record, Violation};
@@ -98,11 +98,13 @@ impl Runtime {
         crate::services::files::add_quota_to_linker(&mut connector_linker).map_err(into_anyhow)?;
         // Each API version's interfaces have their own names (`...@0.3.0`), so one
         // linker serves plugins of every version.
+        v0_5::connector::ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut connector_linker, |s| s).map_err(into_anyhow)?;
         v0_4::connector::ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut connector_linker, |s| s).map_err(into_anyhow)?;
         v0_3::connector::ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut connector_linker, |s| s).map_err(into_anyhow)?;
         let mut mapper_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut mapper_linker).map_err(into_anyhow)?;
         crate::services::files::add_quota_to_linker(&mut mapper_linker).map_err(into_anyhow)?;
+        v0_5::mapper::MapperPlugin::add_to_linker::<_, HasSelf<_>>(&mut mapper_linker, |s| s).map_err(into_anyhow)?;
         v0_4::mapper::MapperPlugin::add_to_linker::<_, HasSelf<_>>(&mut mapper_linker, |s| s).map_err(into_anyhow)?;
         v0_3::mapper::MapperPlugin::add_to_linker::<_, HasSelf<_>>(&mut mapper_linker, |s| s).map_err(into_anyhow)?;
 
@@ -140,10 +142,16 @@ impl Runtime {
         let connector = || self.connector_linker.instantiate_pre(&component).map_err(link_error);
         let mapper = || self.mapper_linker.instantiate_pre(&component).map_err(link_error);
         let pre = match (metadata.kind, metadata.binding) {
-            (PluginKind::Connector, metadata::Binding::V0_4) => {
-                PluginPre::Connector(v0_4::connector::ConnectorPluginPre::new(connector()?).map_err(link_error)?)
+            (PluginKind::Connector, metadata::Binding::V0_5) => {
+                PluginPre::Connector(v0_5::connector::ConnectorPluginPre::new(connector()?).map_err(link_error)?)
             }
-            (PluginKind::Mapper, metadata::Binding::V0_4) => PluginPre::Mapper(v0_4::mapper::MapperPluginPre::new(mapper()?).map_err(link_error)?),
+            (PluginKind::Mapper, metadata::Binding::V0_5) => PluginPre::Mapper(v0_5::mapper::MapperPluginPre::new(mapper()?).map_err(link_error)?),
+            (PluginKind::Connector, metadata::Binding::V0_4) => {
+                PluginPre::ConnectorV0_4(v0_4::connector::ConnectorPluginPre::new(connector()?).map_err(link_error)?)
+            }
+            (PluginKind::Mapper, metadata::Binding::V0_4) => {
+                PluginPre::MapperV0_4(v0_4::mapper::MapperPluginPre::new(mapper()?).map_err(link_error)?)
+            }
             (PluginKind::Connector, metadata::Binding::V0_3) => {
                 PluginPre::ConnectorV0_3(v0_3::connector::ConnectorPluginPre::new(connector()?).map_err(link_error)?)
             }
@@ -191,8 +199,10 @@ impl Drop for Runtime {
 
 /// A linked plugin, by kind and by the plugin API version it was built against.
 enum PluginPre {
-    Connector(v0_4::connector::ConnectorPluginPre<HostState>),
-    Mapper(v0_4::mapper::MapperPluginPre<HostState>),
+    Connector(v0_5::connector::ConnectorPluginPre<HostState>),
+    Mapper(v0_5::mapper::MapperPluginPre<HostState>),
+    ConnectorV0_4(v0_4::connector::ConnectorPluginPre<HostState>),
+    MapperV0_4(v0_4::mapper::MapperPluginPre<HostState>),
     ConnectorV0_3(v0_3::connector::ConnectorPluginPre<HostState>),
     MapperV0_3(v0_3::mapper::MapperPluginPre<HostState>),
 }
@@ -383,10 +393,25 @@ impl Instance {
             PluginPre::Connector(pre) => guarded_call!(self, pre, "describe", |plugin, store| plugin
                 .synchost_plugin_connector()
                 .call_describe(&mut store), api::list),
+            PluginPre::ConnectorV0_4(pre) => guarded_call!(self, pre, "describe", |plugin, store| plugin
+                .synchost_plugin_connector()
+                .call_describe(&mut store), api::list),
             PluginPre::ConnectorV0_3(pre) => guarded_call!(self, pre, "describe", |plugin, store| plugin
                 .synchost_plugin_connector()
                 .call_describe(&mut store), api::list),
             _ => Err(self.wrong_kind("describe", PluginKind::Connector)),
+        }
+    }
+
+    /// What system answers, as the connector tells it apart (API 0.5 on;
+    /// `None` from earlier plugins and from systems with nothing to tell).
+    pub async fn identity(&self) -> Result<Option<String>, CallError> {
+        match &self.plugin.pre {
+            PluginPre::Connector(pre) => {
+                guarded_call!(self, pre, "identity", |plugin, store| plugin.synchost_plugin_connector().call_identity(&mut store), |found| found)
+            }
+            PluginPre::ConnectorV0_4(_) | PluginPre::ConnectorV0_3(_) => Ok(None),
+            _ => Err(self.wrong_kind("identity", PluginKind::Connector)),
         }
     }
 
@@ -395,6 +420,10 @@ impl Instance {
     pub async fn probe(&self, needs: &[EntityNeed]) -> Result<Vec<Problem>, CallError> {
         match &self.plugin.pre {
             PluginPre::Connector(pre) => {
+                let needs: Vec<_> = needs.iter().cloned().map(Into::into).collect();
+                guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, &needs), api::list)
+            }
+            PluginPre::ConnectorV0_4(pre) => {
                 let needs: Vec<_> = needs.iter().cloned().map(Into::into).collect();
                 guarded_call!(self, pre, "probe", |plugin, store| plugin.synchost_plugin_connector().call_probe(&mut store, &needs), api::list)
             }
@@ -412,6 +441,9 @@ impl Instance {
             PluginPre::Connector(pre) => guarded_call!(self, pre, "read", |plugin, store| plugin
                 .synchost_plugin_connector()
                 .call_read(&mut store, entity, cursor, limit), ReadBatch::from),
+            PluginPre::ConnectorV0_4(pre) => guarded_call!(self, pre, "read", |plugin, store| plugin
+                .synchost_plugin_connector()
+                .call_read(&mut store, entity, cursor, limit), ReadBatch::from),
             PluginPre::ConnectorV0_3(pre) => guarded_call!(self, pre, "read", |plugin, store| plugin
                 .synchost_plugin_connector()
                 .call_read(&mut store, entity, cursor, limit), ReadBatch::from),
@@ -423,6 +455,9 @@ impl Instance {
     pub async fn fetch(&self, entity: &str, ids: &[String]) -> Result<Vec<Record>, CallError> {
         match &self.plugin.pre {
             PluginPre::Connector(pre) => guarded_call!(self, pre, "fetch", |plugin, store| plugin
+                .synchost_plugin_connector()
+                .call_fetch(&mut store, entity, ids), v0_5::records_of),
+            PluginPre::ConnectorV0_4(pre) => guarded_call!(self, pre, "fetch", |plugin, store| plugin
                 .synchost_plugin_connector()
                 .call_fetch(&mut store, entity, ids), v0_4::records_of),
             PluginPre::ConnectorV0_3(pre) => guarded_call!(self, pre, "fetch", |plugin, store| plugin
@@ -436,6 +471,12 @@ impl Instance {
     pub async fn write(&self, entity: &str, changes: &[Change]) -> Result<Vec<Outcome>, CallError> {
         let outcomes: Vec<Outcome> = match &self.plugin.pre {
             PluginPre::Connector(pre) => {
+                let (fields, changes) = v0_5::changes(changes);
+                guarded_call!(self, pre, "write", |plugin, store| plugin
+                    .synchost_plugin_connector()
+                    .call_write(&mut store, entity, &fields, &changes), api::list)
+            }
+            PluginPre::ConnectorV0_4(pre) => {
                 let (fields, changes) = v0_4::changes(changes);
                 guarded_call!(self, pre, "write", |plugin, store| plugin
                     .synchost_plugin_connector()
@@ -456,11 +497,17 @@ impl Instance {
     }
 
     /// Maps a batch of records and checks each mapped record against the
-    /// mapper's rules; one result per record. A plugin of API 0.4 does both
-    /// in one call; one of API 0.3 is called to map, then to validate.
+    /// mapper's rules; one result per record. A plugin of API 0.4 on does
+    /// both in one call; one of API 0.3 is called to map, then to validate.
     pub async fn map_and_validate(&self, direction: Direction, records: &[Record]) -> Result<Vec<Mapped>, CallError> {
         let mapped: Vec<Mapped> = match &self.plugin.pre {
             PluginPre::Mapper(pre) => {
+                let page = v0_5::page_of(records);
+                guarded_call!(self, pre, "map-records", |plugin, store| plugin
+                    .synchost_plugin_mapper()
+                    .call_map_records(&mut store, direction.into(), &page), api::list)
+            }
+            PluginPre::MapperV0_4(pre) => {
                 let page = v0_4::page_of(records);
                 guarded_call!(self, pre, "map-records", |plugin, store| plugin
                     .synchost_plugin_mapper()

@@ -72,3 +72,9 @@ impl<T: OutputSize> OutputSize for Vec<T> {
         self.iter().map(OutputSize::output_size).sum::<u64>() + 8
     }
 }
+
+impl OutputSize for Option<String> {
+    fn output_size(&self) -> u64 {
+        self.as_ref().map_or(0, |text| text.len() as u64) + 8
+    }
+}

@@ -7,7 +7,7 @@ use tracing::Level as TraceLevel;
 use super::budget::{BudgetExceeded, LogVerdict};
 use super::sql::SqlCallBudget;
 use super::HostState;
-use crate::runtime::api::v0_4::connector::synchost::plugin::{context, http, log, sql, types};
+use crate::runtime::api::v0_5::connector::synchost::plugin::{context, http, log, sql, types};
 use crate::runtime::api::Problem;
 
 /// Longest log message kept from a plugin; a plugin cannot flood the log.

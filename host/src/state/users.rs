@@ -12,6 +12,15 @@ use sha2::{Digest, Sha256};
 
 use super::{now, State, StateError};
 
+/// How a person's name is recorded when they act through the host's own
+/// command line (`grace (command line)`).
+pub const VIA_COMMAND_LINE: &str = " (command line)";
+
+/// The person in a recorded name, without the way they acted.
+pub fn person(recorded: &str) -> &str {
+    recorded.strip_suffix(VIA_COMMAND_LINE).unwrap_or(recorded)
+}
+
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -48,6 +48,24 @@ impl Api {
         request
     }
 
+    /// As [`Api::change`], made as the Redmine user `login` when given (the
+    /// account must be an administrator; Redmine answers 412, `unknown-user`,
+    /// when no active user has that login).
+    pub fn change_as(&self, login: Option<&str>, method: &str, path: &str, body: Option<&Json>, purpose: Purpose<'_>) -> Result<Option<Json>, Error> {
+        let mut request = self.request(method, path);
+        if let Some(login) = login {
+            request = request.header("X-Redmine-Switch-User", login.to_owned());
+        }
+        if let Some(body) = body {
+            request = request.json(body)?;
+        }
+        let response = self.send(request, purpose)?;
+        if response.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        Ok(Some(response.json()?))
+    }
+
     fn send(&self, request: Request, purpose: Purpose<'_>) -> Result<Response, Error> {
         let what = format!("{} {}", request.method, request.url.strip_prefix(&self.base).unwrap_or(&request.url));
         let response = http::send(&request)?;
@@ -72,6 +90,7 @@ impl Api {
                 "in Redmine, give the account's role the permission `{}` (Administration > Roles and permissions) in the project, or use another account's key",
                 purpose.permission
             )),
+            412 => Error::new("unknown-user", format!("{what}: Redmine has no active user to act for (answered 412)")),
             404 => Error::new("not-found", format!("{what}: not found in Redmine (deleted, or not visible to this account)"))
                 .with_hint("check that the record or project exists and that the account is a member of its project"),
             422 => {
@@ -106,15 +125,7 @@ impl Api {
 
     /// POST, PUT or DELETE with an optional JSON body; the answer's JSON, if any.
     pub fn change(&self, method: &str, path: &str, body: Option<&Json>, purpose: Purpose<'_>) -> Result<Option<Json>, Error> {
-        let mut request = self.request(method, path);
-        if let Some(body) = body {
-            request = request.json(body)?;
-        }
-        let response = self.send(request, purpose)?;
-        if response.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(None);
-        }
-        Ok(Some(response.json()?))
+        self.change_as(None, method, path, body, purpose)
     }
 }
 

@@ -30,7 +30,9 @@
 //! - `origin`: the origin of a created record, kept in a custom field and
 //!   searched by, so that a create sent again finds what the first one made.
 //! - `rollups`: a parent issue's fields Redmine derives from its subtasks.
+//! - `acting`: changes made in the name of the person who decided them.
 
+mod acting;
 mod api;
 mod entities;
 mod feed;
@@ -64,6 +66,8 @@ pub struct Redmine {
     origin_ids: std::cell::RefCell<HashMap<Kind, i64>>,
     /// The issue fields Redmine derives for parent issues.
     derived: Vec<String>,
+    /// Whether the account is an administrator, asked once per call.
+    account_admin: std::cell::OnceCell<bool>,
 }
 
 /// What sending one change did.
@@ -176,6 +180,7 @@ impl Connector for Redmine {
             custom,
             custom_ids: std::cell::OnceCell::new(),
             origin_ids: std::cell::RefCell::new(HashMap::new()),
+            account_admin: std::cell::OnceCell::new(),
         })
     }
 
@@ -241,6 +246,20 @@ impl Connector for Redmine {
         }
         self.read_back(kind, &changes, &sent, &mut outcomes);
         Ok(outcomes)
+    }
+
+    /// The scoped project's id and creation time (they survive a move of
+    /// the server and differ between two Redmines), or, unscoped, the
+    /// account's.
+    fn identity(&mut self) -> Result<Option<String>, Error> {
+        let (what, json) = match &self.settings.project {
+            Some(identifier) => (format!("project {identifier}"), self.api.get(&format!("/projects/{}.json", encode(identifier)), READ)?["project"].clone()),
+            None => {
+                let me = self.current_user()?;
+                (format!("account {}", me["login"].as_str().unwrap_or("?")), me)
+            }
+        };
+        Ok(Some(format!("redmine {what} (id {}, made {})", json["id"], json["created_on"].as_str().unwrap_or("?"))))
     }
 
     fn probe(&mut self, needs: &[EntityNeed]) -> Result<Vec<Problem>, Error> {
@@ -606,7 +625,7 @@ impl Redmine {
                 self.stamp_origin(kind, &mut body, &change.origin)?;
                 let mut attempt = 1;
                 let created = loop {
-                    match self.api.change("POST", &format!("/{collection}.json"), Some(&body), write_purpose(kind, true)) {
+                    match self.change_for(kind, "POST", &format!("/{collection}.json"), body.clone(), change.on_behalf_of.as_deref(), write_purpose(kind, true)) {
                         // Identifiers are unique across Redmine: a name another
                         // project's identifier was made from gets a number.
                         Err(error) if derived_identifier && attempt < 10 && error.problem().message.contains("Identifier has already been taken") => {
@@ -655,7 +674,8 @@ impl Redmine {
             rollups::refuse_derived(&change.fields, &self.derived, id)?;
         }
         let body = kind.to_body(&change.fields, &self.custom, |name| self.custom_id(name))?;
-        self.api.change("PUT", &format!("/{}/{id}.json", kind.plural()), Some(&body), write_purpose(kind, false))?;
+        let path = format!("/{}/{id}.json", kind.plural());
+        self.change_for(kind, "PUT", &path, body, change.on_behalf_of.as_deref(), write_purpose(kind, false))?;
         Ok(Written::Sent(Box::new(current)))
     }
 

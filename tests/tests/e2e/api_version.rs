@@ -21,10 +21,10 @@ fn an_incompatible_api_version_is_refused_before_instantiation() {
     };
     assert_eq!(plugin, "future-api");
     assert_eq!(found.to_string(), "0.9.0");
-    assert_eq!(accepts, "0.4.x or 0.3.x");
+    assert_eq!(accepts, "0.5.x or 0.4.x or 0.3.x");
     let message = error.to_string();
-    assert!(message.contains("it was built for plugin API 0.9.0, but this host runs plugin API 0.4.x or 0.3.x"), "{message}");
-    assert!(message.contains("rebuild it against synchost-plugin-sdk 0.4.0"), "{message}");
+    assert!(message.contains("it was built for plugin API 0.9.0, but this host runs plugin API 0.5.x or 0.4.x or 0.3.x"), "{message}");
+    assert!(message.contains("rebuild it against synchost-plugin-sdk 0.5.0"), "{message}");
 }
 
 // Covers: H2
@@ -47,7 +47,7 @@ plugin = "crm-mapper"
     let failure = catalog.instance("from-the-future").err().expect("refused");
     assert!(failure.message.contains("built for plugin API 0.9.0"), "{failure}");
     let crm = catalog.instance("crm").expect("a compatible plugin still loads");
-    assert_eq!(crm.plugin().metadata.api_version.to_string(), "0.4.0");
+    assert_eq!(crm.plugin().metadata.api_version.to_string(), "0.5.0");
 }
 
 // Covers: H2
@@ -67,6 +67,17 @@ fn files_that_are_not_sdk_components_are_refused_with_the_reason() {
 // Covers: H2, P12, C5
 #[tokio::test(flavor = "multi_thread")]
 async fn plugins_built_against_api_0_3_run_beside_current_ones() {
+    earlier_plugins_run_beside_current_ones(guests::API_0_3_CONNECTOR, guests::API_0_3_MAPPER, Binding::V0_3).await;
+}
+
+// Covers: H2, P12, C5
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_built_against_api_0_4_run_beside_current_ones() {
+    earlier_plugins_run_beside_current_ones(guests::API_0_4_CONNECTOR, guests::API_0_4_MAPPER, Binding::V0_4).await;
+}
+
+/// A connector and a mapper of an earlier API, in a pipeline with a current connector.
+async fn earlier_plugins_run_beside_current_ones(connector: &str, mapper: &str, binding: Binding) {
     let scene = Scene::new();
     scene.database(
         "people.sqlite",
@@ -101,16 +112,16 @@ mapper = "shout"
 create = "left-to-right"
 fields = {{ name = {{}} }}
 "#,
-        connector = toml_path(std::path::Path::new(guests::API_0_3_CONNECTOR)),
-        mapper = toml_path(std::path::Path::new(guests::API_0_3_MAPPER)),
+        connector = toml_path(std::path::Path::new(connector)),
+        mapper = toml_path(std::path::Path::new(mapper)),
     ));
-    for (name, binding) in [("items", Binding::V0_3), ("shout", Binding::V0_3), ("people", Binding::V0_4)] {
+    for (name, binding) in [("items", binding), ("shout", binding), ("people", Binding::V0_5)] {
         let instance = engine.catalog.instance(name).unwrap_or_else(|f| panic!("{name} loads: {f}"));
         assert_eq!(instance.plugin().metadata.binding, binding, "{name}");
     }
 
-    // The 0.3 mapper maps in one call and validates in another; the 0.3
-    // connector reads and writes through the 0.3 SQL service.
+    // The earlier mapper maps and validates (0.3: in two calls); the earlier
+    // connector reads and writes through its version's SQL service.
     let report = engine.run("p", "test", Mode::Apply).await.unwrap_or_else(|e| panic!("run failed: {e}"));
     assert_eq!((report.counts.created, report.counts.failed), (2, 1));
     assert_eq!(scene.rows("items.sqlite", "SELECT name FROM items ORDER BY name"), ["ADA", "GRACE"]);
@@ -119,7 +130,7 @@ fields = {{ name = {{}} }}
     assert!(failed[0].reason.contains("a name is required"), "{}", failed[0].reason);
 
     // An edit goes through as an update of the record linked, by the id the
-    // 0.3 connector gave it; its own echo is passed over.
+    // earlier connector gave it; its own echo is passed over.
     scene.sql("people.sqlite", "UPDATE people SET name = 'ada lovelace', updated_at = '2026-01-02T00:00:00Z' WHERE id = 1");
     let report = engine.run("p", "test", Mode::Apply).await.unwrap_or_else(|e| panic!("run failed: {e}"));
     assert_eq!((report.counts.created, report.counts.updated), (0, 1));

@@ -86,6 +86,7 @@ async fn a_read_only_grant_refuses_writes() {
         expected_version: None,
         kind: synchost::model::ChangeKind::Upsert,
         repeated: false,
+        on_behalf_of: None,
         fields: vec![synchost::model::Field {
             name: "name".into(),
             value: synchost::model::Value::Text("Grace".into()),

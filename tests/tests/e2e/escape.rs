@@ -74,6 +74,7 @@ async fn host_still_serves(scene: &Scene, catalog: &Catalog) {
         expected_version: None,
         kind: synchost::model::ChangeKind::Upsert,
         repeated: false,
+        on_behalf_of: None,
         fields: vec![synchost::model::Field {
             name: "name".into(),
             value: synchost::model::Value::Text("Ada L.".into()),

@@ -3,7 +3,7 @@
 //! host stops its pipelines before anything is read or written, says how to
 //! confirm, and after `endpoints rebind` the entry waiting goes over.
 
-use synchost::engine::identity::{self, Subject};
+use synchost::engine::identity::Subject;
 use synchost::engine::{Mode, RunError};
 use synchost_tests::redmine::{unique, unique_day, Redmine};
 
@@ -38,17 +38,29 @@ async fn a_redmine_reached_under_another_name_stops_its_pipelines_until_it_is_co
     assert!(health.reason.as_deref().unwrap_or("").contains("now reaches http://localhost:"), "status shows why: {health:?}");
 
     // What doctor and `endpoints list` show.
-    let findings = identity::findings(&moved.config, &moved.state).unwrap();
+    let findings = moved.identity_findings().await.unwrap();
     let finding = findings.iter().find(|f| f.subject == "endpoint `redmine`").unwrap();
     let (_, fix) = finding.mismatch.as_ref().expect("a mismatch");
     assert!(fix.contains("synchost endpoints rebind redmine"), "{fix}");
     assert!(findings.iter().find(|f| f.subject == "endpoint `desktop`").unwrap().mismatch.is_none(), "the desktop side did not move");
 
     // Confirmed: the entry waiting goes over.
-    identity::rebind(&moved.config, &moved.state, Subject::Endpoint("redmine"), "ada").unwrap();
+    moved.rebind(Subject::Endpoint("redmine"), "ada").await.unwrap();
     let report = moved.run("entries", "test", Mode::Apply).await.unwrap();
     assert_eq!(report.counts.created, 1, "{:?}", report.counts);
     let entries = redmine.time_entries(&project.1).await;
     assert_eq!(entries.len(), 2);
     assert!(entries.iter().any(|e| e["comments"] == "after the move 1"), "{entries:?}");
+
+    // At the same address, another project answers (the scope changed): what
+    // the connector says about its system tells it apart.
+    let other = redmine.project(&unique("Other"), None).await;
+    let rescoped = sheets.scene.engine(&moved_config.replace(&format!("project = \"{}\"", project.1), &format!("project = \"{}\"", other.1)));
+    match rescoped.run("entries", "test", Mode::Apply).await {
+        Err(RunError::Identity { message, hint }) => {
+            assert!(message.contains("endpoint `redmine` answers as another system (redmine project"), "{message}");
+            assert!(hint.contains("synchost endpoints rebind redmine"), "{hint}");
+        }
+        other => panic!("another project must stop the run, got {:?}", other.map(|r| r.counts)),
+    }
 }

@@ -3,6 +3,7 @@
 //! the suite links once.
 
 mod api_version;
+mod approvers;
 mod at_most_once;
 mod cache;
 mod change_times;

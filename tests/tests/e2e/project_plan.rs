@@ -499,6 +499,7 @@ pub(crate) fn rename(id: &str, name: &str) -> synchost::model::Change {
         expected_version: None,
         kind: ChangeKind::Upsert,
         repeated: false,
+        on_behalf_of: None,
         fields: vec![Field { name: "name".into(), value: Value::Text(name.into()) }],
     }
 }
@@ -555,6 +556,7 @@ async fn a_deleted_tasks_uid_is_never_given_to_a_new_task() {
         expected_version: None,
         kind: ChangeKind::Upsert,
         repeated: false,
+        on_behalf_of: None,
         fields: vec![Field { name: "name".into(), value: Value::Text(name.into()) }],
     };
     let uid_of = |outcomes: Vec<Outcome>| match &outcomes[0] {

@@ -387,6 +387,7 @@ fn change_of_issue(id: &str, field: &str, value: synchost::model::Value) -> sync
         kind: synchost::model::ChangeKind::Upsert,
         fields: vec![synchost::model::Field { name: field.into(), value }],
         repeated: false,
+        on_behalf_of: None,
     }
 }
 

@@ -54,6 +54,7 @@ fn upsert(origin: &str, target: Option<&str>, fields: Vec<(&str, Value)>) -> Cha
         expected_version: None,
         kind: ChangeKind::Upsert,
         repeated: false,
+        on_behalf_of: None,
         fields: fields.into_iter().map(|(n, v)| Field { name: n.into(), value: v }).collect(),
     }
 }

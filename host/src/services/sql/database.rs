@@ -248,6 +248,14 @@ impl SqlDatabase {
         })
     }
 
+    /// Whether SQLite could open the file for reading only (the file or its
+    /// folder is not writable for this process): every write would fail.
+    pub fn read_only_on_disk(&self, origin: &str) -> Result<bool, Problem> {
+        self.with(origin, Instant::now() + std::time::Duration::from_secs(30), |c, watch| {
+            c.is_readonly(rusqlite::MAIN_DB).map_err(|e| sql_problem(&e, origin, watch))
+        })
+    }
+
     /// SQLite's `quick_check` of the whole file, for `synchost check`: a
     /// damaged page is reported before a run reads it. Reads only.
     pub fn integrity(&self, origin: &str) -> Result<Vec<String>, Problem> {
