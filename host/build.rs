@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-const BUNDLED: &[&str] = &["sql-table", "crm-mapper", "redmine", "desktop-timesheet", "project-plan"];
+const BUNDLED: &[&str] = &["sql-table", "crm-mapper", "redmine", "desktop-timesheet", "project-plan", "replica"];
 
 fn main() {
     let built = synchost_plugin_build::build(BUNDLED);

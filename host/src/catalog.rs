@@ -112,6 +112,13 @@ impl Catalog {
     }
 
     fn build(config: &LoadedConfig, runtime: Arc<Runtime>, sql: Arc<SqlDatabases>, previous: Option<&Catalog>) -> Self {
+        // A replica's endpoint opens its exchange store: it exists from the start.
+        for (name, replica) in &config.config.replicas {
+            let role = crate::replicas::roles::initial(replica.kind, replica.side);
+            if let Err(error) = crate::replicas::store::Store::open(&crate::replicas::store_path(&config.data_dir(), name.as_str()), role) {
+                tracing::error!(replica = %name, "Cannot open the replica's exchange store: {error}");
+            }
+        }
         let folders = FolderAccounts::default();
         let client = http::client();
         let used: std::collections::BTreeSet<&PluginId> = config

@@ -13,6 +13,7 @@
 //! - [`model`]: the engine's own records, values, changes and outcomes; every plugin API version converts to them.
 //! - [`engine`]: one run of a pipeline: read, diff against base, resolve, map, validate, write, commit.
 //! - [`daemon`]: `synchost run`: pipelines on their schedules, backoff, resubmission, heartbeat, hot reload.
+//! - [`replicas`]: two hosts that meet only through messages: the format, acknowledgements, roles, transports.
 //! - [`bundled`]: the plugins built into the binary.
 //! - [`schema`]: the config's JSON Schema.
 //! - [`admin`]: what an admin sees and does, shared by the command line and the admin API.
@@ -33,6 +34,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod packages;
+pub mod replicas;
 pub mod runtime;
 pub mod schema;
 pub mod secrets;

@@ -103,6 +103,11 @@ pub(super) enum Command {
         #[command(subcommand)]
         command: EndpointsCommand,
     },
+    /// Replicas: another host met only through messages (files, FTP, HTTP).
+    Replicas {
+        #[command(subcommand)]
+        command: ReplicasCommand,
+    },
     /// Pipelines' state: list it, give it a new name, or delete it.
     Pipelines {
         #[command(subcommand)]
@@ -424,6 +429,59 @@ pub(super) enum TokensCommand {
     List,
     /// End a token.
     Revoke { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ReplicasCommand {
+    /// The replicas: kind, side, the other host, this host's role now.
+    List,
+    /// Where a replica stands: role, messages sent and received, changes
+    /// kept for resending, the last activity.
+    Status {
+        replica: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Syncs the replica's pipelines, then exports a data-change message
+    /// with every change not acknowledged, into the upload folder (or --to).
+    Export {
+        replica: String,
+        /// Give the sending role to the other host with this message.
+        #[arg(long)]
+        swap: bool,
+        /// Write the message to this file instead of the upload folder.
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// Imports the other host's messages (these files, or those waiting in
+    /// the download folder, in order), then syncs the replica's pipelines.
+    Import { replica: String, files: Vec<PathBuf> },
+    /// Exports an acknowledgement of every message received so far.
+    Ack {
+        replica: String,
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// Sends every change not acknowledged again (also a lost role swap).
+    Resend {
+        replica: String,
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// The other host said it received this host's changes (through
+    /// message N): later messages hold only newer changes.
+    MarkReceived {
+        replica: String,
+        #[arg(long)]
+        through: Option<u64>,
+    },
+    /// The replica's activity log: every export, import, acknowledgement,
+    /// swap and refusal, with what to do.
+    Log {
+        replica: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,7 @@
 //! - `users`, `tokens`: who may use the admin API and the dashboard (`users`).
 //! - `doctor`: why syncing stopped or lags (`doctor`).
 //! - `endpoints`: each endpoint's identity and the host's; confirming a move (`endpoints`).
+//! - `replicas`: exchanging messages with another host (`replicas`).
 //! - `remote`: how the writing commands reach a running host's admin API.
 
 pub mod admin;
@@ -24,6 +25,7 @@ mod check;
 mod demo;
 mod doctor;
 mod endpoints;
+mod replicas;
 mod inspect;
 mod package;
 mod links;
@@ -150,6 +152,7 @@ pub async fn main() -> ExitCode {
         Command::Tokens { command: TokensCommand::List } => users::tokens(&cli.config),
         Command::Tokens { command: TokensCommand::Revoke { id } } => users::revoke(&cli.config, *id),
         Command::Doctor => doctor::run(&cli.config).await,
+        Command::Replicas { command } => replicas::run(&cli.config, command).await,
         Command::Endpoints { command: EndpointsCommand::List { json } } => endpoints::list(&cli.config, *json).await,
         Command::Endpoints { command: EndpointsCommand::Rebind { endpoint, host: _, by } } => endpoints::rebind(&cli.config, endpoint.as_deref(), by).await,
         Command::Trace { pipeline, minutes } => admin::trace(&cli.config, pipeline, *minutes).await,

@@ -18,7 +18,7 @@ use super::types::{Config, HostSettings, InstanceConfig, PluginSource};
 use crate::bundled;
 use crate::runtime::MAX_PLUGIN_MEMORY;
 
-const SECTIONS: &[&str] = &["host", "plugins", "endpoints", "mappers", "pipelines"];
+const SECTIONS: &[&str] = &["host", "plugins", "endpoints", "mappers", "pipelines", "replicas"];
 const SCHEMA_HINT: &str = "see schemas/synchost.schema.json for every setting";
 
 struct Collector<'a> {
@@ -124,6 +124,7 @@ pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigErrors> {
             "endpoints" => config.endpoints = c.named_entries::<_, InstanceConfig>("endpoints", value),
             "mappers" => config.mappers = c.named_entries::<_, InstanceConfig>("mappers", value),
             "pipelines" => config.pipelines = c.named_entries::<_, PipelineConfig>("pipelines", value),
+            "replicas" => config.replicas = c.named_entries::<_, super::types::ReplicaConfig>("replicas", value),
             other => c.error(
                 Some(key_span),
                 format!("unknown section `{other}`"),
@@ -131,10 +132,61 @@ pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigErrors> {
             ),
         }
     }
+    add_replica_endpoints(&mut c, &mut config);
     check_references(&mut c, &config);
     // In the order of the file, as a person reads it.
     c.errors.sort_by_key(|e| e.location.unwrap_or((usize::MAX, 0)));
     if c.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(c.errors)) }
+}
+
+/// Each replica becomes an endpoint of the bundled `replica` connector over
+/// its exchange store, exchanging what the pipelines that name it need.
+fn add_replica_endpoints(c: &mut Collector<'_>, config: &mut Config) {
+    let host_name = config.host.name.clone().unwrap_or_else(crate::state::lease::host_name);
+    let data_dir = data_dir_of(c.file, config);
+    for name in config.replicas.keys() {
+        if config.endpoints.contains_key(name) || config.mappers.contains_key(name) {
+            c.error(None, format!("`{name}` is both a replica and an endpoint or mapper"), "give the replica a name of its own");
+            continue;
+        }
+        let mut entities: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pipeline in config.pipelines.values() {
+            for (end, right) in [(&pipeline.left, false), (&pipeline.right, true)] {
+                if end.endpoint.get_ref() != name {
+                    continue;
+                }
+                let fields = entities.entry(end.entity.clone()).or_default();
+                for left in pipeline.fields.keys() {
+                    let field = if right { pipeline.right_name(left).to_owned() } else { left.clone() };
+                    if !fields.contains(&field) {
+                        fields.push(field);
+                    }
+                }
+            }
+        }
+        let settings = serde_json::json!({ "connection": "store", "prefix": host_name, "entities": entities });
+        let settings: toml::Table = match toml::Table::try_from(settings) {
+            Ok(settings) => settings,
+            Err(error) => {
+                c.error(None, format!("[replicas.{name}]: {error}"), "report this as a bug");
+                continue;
+            }
+        };
+        let store = crate::replicas::store_path(&data_dir, name.as_str());
+        let instance = InstanceConfig {
+            plugin: Spanned::new(0..0, super::PluginId::try_from("replica".to_owned()).expect("a valid plugin name")),
+            settings,
+            grants: super::types::Grants {
+                sql: BTreeMap::from([(
+                    super::ConnectionName::try_from("store".to_owned()).expect("a valid connection name"),
+                    super::types::SqlGrant { dsn: Spanned::new(0..0, super::Dsn::Sqlite(store)), read_only: false },
+                )]),
+                ..Default::default()
+            },
+            limits: Default::default(),
+        };
+        config.endpoints.insert(name.clone(), instance);
+    }
 }
 
 /// The data folder a config names (where installed packages are).

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub use diff::{diff, ConfigDiff, ConfigView, PieceChange};
 pub use error::{ConfigError, ConfigErrors};
-pub use types::{Config, Grants, HostSettings, HttpGrant, InstanceConfig, Limits, PluginSource, SqlGrant};
+pub use types::{Config, FolderPair, Grants, HostSettings, HttpGrant, InstanceConfig, Limits, PluginSource, ReplicaConfig, SqlGrant};
 pub use pipeline::{ApprovalConfig, ConflictPolicy, DeletePolicy, FieldCheck, FieldRule, Flow, MirrorFields, PipelineConfig, RetryConfig, ScopeValue, Side, SideConfig};
 pub use values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PipelineName, PluginId, PublisherKey, Schedule, Timeout};
 
@@ -263,6 +263,17 @@ pub fn env_references(settings: &toml::Table) -> Vec<(String, String)> {
 /// values are replaced by the variable's value from the environment. Every
 /// substituted value, and every value under a key that looks secret, is
 /// registered with [`crate::secrets`] so that it is masked wherever it shows.
+/// A secret set in the config: `${VAR}` reads it from the environment.
+/// Either way it is kept out of logs and messages from now on.
+pub fn resolve_secret(value: &str) -> String {
+    let value = match env_reference(value) {
+        Some(variable) => std::env::var(variable).unwrap_or_default(),
+        None => value.to_owned(),
+    };
+    crate::secrets::register(&value);
+    value
+}
+
 pub fn settings_json(settings: &toml::Table) -> serde_json::Value {
     fn convert(key: &str, value: &toml::Value) -> serde_json::Value {
         match value {

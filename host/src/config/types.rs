@@ -35,6 +35,42 @@ pub struct Config {
     /// Pipelines: one entity of one endpoint kept in sync with one of another.
     #[serde(default)]
     pub pipelines: BTreeMap<PipelineName, PipelineConfig>,
+    /// Replicas: another synchost host met only through messages (files on
+    /// a disk, FTP, HTTP). A pipeline names a replica as one of its sides'
+    /// endpoint, as it names an endpoint.
+    #[serde(default)]
+    pub replicas: BTreeMap<InstanceName, ReplicaConfig>,
+}
+
+/// `[replicas.NAME]`: the other host of a replica and how messages reach it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// `two-way` (changes both ways, in turns; acknowledgements; role swaps),
+    /// `one-way` (the parent always sends, the child acknowledges) or
+    /// `check-out` (the child always sends; no acknowledgements). Default two-way.
+    #[serde(default)]
+    pub kind: crate::replicas::ReplicaKind,
+    /// This host's side: `parent` (it sends first) or `child`. Both hosts
+    /// name the same kind and opposite sides.
+    pub side: crate::replicas::ReplicaSide,
+    /// The other host's name (its `[host] name`, or its machine's name).
+    pub peer: String,
+    /// The secret both hosts share: every message carries a MAC made with
+    /// it, so a changed or foreign file is refused. `${VAR}` reads it from
+    /// the environment.
+    pub secret: String,
+    /// A local folder pair, crossed between the two hosts: this host's
+    /// `upload` is the other's `download`.
+    pub folders: Option<FolderPair>,
+}
+
+/// Where messages go to and come from (relative to the config file).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FolderPair {
+    pub upload: PathBuf,
+    pub download: PathBuf,
 }
 
 /// `[host]`: where the host keeps its files, and default limits.

@@ -9,6 +9,39 @@
 //! ([`delegate_imports`]), so a grant, a budget or a limit holds the same
 //! whichever version a plugin speaks.
 
+/// A version's generated bindings: `connector` (the `connector-plugin`
+/// world) and `mapper` (the `mapper-plugin` world, which shares the
+/// connector's types, log and context), from the WIT file at `$path`.
+macro_rules! world_bindings {
+    ($path:literal) => {
+        /// The `connector-plugin` world.
+        pub mod connector {
+            wasmtime::component::bindgen!({
+                world: "connector-plugin",
+                path: $path,
+                imports: { default: async | trappable },
+                exports: { default: async },
+                additional_derives: [PartialEq],
+            });
+        }
+
+        /// The `mapper-plugin` world.
+        pub mod mapper {
+            wasmtime::component::bindgen!({
+                world: "mapper-plugin",
+                path: $path,
+                imports: { default: async | trappable },
+                exports: { default: async },
+                with: {
+                    "synchost:plugin/types": super::connector::synchost::plugin::types,
+                    "synchost:plugin/log": super::connector::synchost::plugin::log,
+                    "synchost:plugin/context": super::connector::synchost::plugin::context,
+                },
+            });
+        }
+    };
+}
+
 /// `From` both ways between enums whose variants have the same names and payloads.
 macro_rules! same_variants {
     ($a:ident :: $ty_a:ident, $b:ident :: $ty_b:ident; tuple: $($tuple:ident),*; unit: $($unit:ident),*) => {

@@ -9,30 +9,7 @@ use super::list;
 use crate::model;
 use crate::services::HostState;
 
-/// The `connector-plugin` world.
-pub mod connector {
-    wasmtime::component::bindgen!({
-        world: "connector-plugin",
-        path: "../schemas/wit/since_v0.3.0/plugin.wit",
-        imports: { default: async | trappable },
-        exports: { default: async },
-    });
-}
-
-/// The `mapper-plugin` world.
-pub mod mapper {
-    wasmtime::component::bindgen!({
-        world: "mapper-plugin",
-        path: "../schemas/wit/since_v0.3.0/plugin.wit",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "synchost:plugin/types": super::connector::synchost::plugin::types,
-            "synchost:plugin/log": super::connector::synchost::plugin::log,
-            "synchost:plugin/context": super::connector::synchost::plugin::context,
-        },
-    });
-}
+world_bindings!("../schemas/wit/since_v0.3.0/plugin.wit");
 
 mod v3 {
     pub use super::connector::exports::synchost::plugin::connector::{Applied, Change, ChangeKind, EntityNeed, Outcome, ReadBatch};

@@ -5,31 +5,7 @@
 use super::{layout, list, slots};
 use crate::model;
 
-/// The `connector-plugin` world.
-pub mod connector {
-    wasmtime::component::bindgen!({
-        world: "connector-plugin",
-        path: "../schemas/wit/plugin.wit",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        additional_derives: [PartialEq],
-    });
-}
-
-/// The `mapper-plugin` world.
-pub mod mapper {
-    wasmtime::component::bindgen!({
-        world: "mapper-plugin",
-        path: "../schemas/wit/plugin.wit",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "synchost:plugin/types": super::connector::synchost::plugin::types,
-            "synchost:plugin/log": super::connector::synchost::plugin::log,
-            "synchost:plugin/context": super::connector::synchost::plugin::context,
-        },
-    });
-}
+world_bindings!("../schemas/wit/plugin.wit");
 
 mod v5 {
     pub use super::connector::exports::synchost::plugin::connector::{Applied, Change, ChangeKind, EntityNeed, Outcome, ReadBatch};

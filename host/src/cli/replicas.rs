@@ -1,0 +1,240 @@
+//! `synchost replicas ...`: exchanging messages with another host (D1-D10):
+//! export and import through the replica's folder pair or named files, with
+//! the replica's pipelines synced around them, and where each side stands.
+
+use std::path::{Path, PathBuf};
+
+use super::admin::{open_engine, run_error, state_error, writer_lease};
+use super::args::ReplicasCommand;
+use super::output::say;
+use super::CommandError;
+use crate::engine::{Engine, Mode};
+use crate::replicas::{folder, Exported, Imported, Replica, ReplicaError};
+
+fn refused(error: ReplicaError) -> CommandError {
+    CommandError::Reported(format!("{}\n  = fix: {}", error.message, error.fix))
+}
+
+/// The pipelines with the replica as one side.
+fn pipelines_of(engine: &Engine, replica: &str) -> Vec<String> {
+    engine
+        .config
+        .config
+        .pipelines
+        .iter()
+        .filter(|(_, p)| p.left.endpoint.get_ref().as_str() == replica || p.right.endpoint.get_ref().as_str() == replica)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// Syncs the replica's pipelines: local changes into its outbox, imported ones into the local endpoints.
+async fn sync_pipelines(engine: &Engine, replica: &str) -> Result<(), CommandError> {
+    for pipeline in pipelines_of(engine, replica) {
+        let report = engine.run(&pipeline, "replica", Mode::Apply).await.map_err(run_error)?;
+        let c = &report.counts;
+        if c.created + c.updated + c.deleted + c.failed + c.conflicts > 0 {
+            say!("{pipeline}: {} created, {} updated, {} deleted, {} conflicts, {} failed", c.created, c.updated, c.deleted, c.conflicts, c.failed);
+        }
+    }
+    Ok(())
+}
+
+/// The activity recorded in the host's event log too (D10).
+fn event(engine: &Engine, replica: &str, level: &str, message: &str, fix: Option<&str>) -> Result<(), CommandError> {
+    engine.state.event(level, None, None, &format!("replica `{replica}`: {message}"), fix).map_err(state_error)
+}
+
+/// Where a message goes: `--to`, else the upload folder.
+fn deliver(replica: &Replica<'_>, exported: &Exported, to: Option<&Path>) -> Result<PathBuf, CommandError> {
+    let written = match (to, &replica.folders) {
+        (Some(file), _) => std::fs::write(file, &exported.bytes).map(|()| file.to_owned()),
+        (None, Some((upload, _))) => folder::deliver(upload, exported),
+        (None, None) => {
+            return Err(CommandError::Reported(format!(
+                "replica `{}` has no folders to upload to\n  = fix: give a file: `--to FILE`, or set [replicas.{}] folders",
+                replica.name, replica.name
+            )))
+        }
+    };
+    written.map_err(|e| CommandError::Reported(format!("cannot write message {}: {e}\n  = fix: check the folder exists and is writable", exported.number)))
+}
+
+pub async fn run(config_path: &Path, command: &ReplicasCommand) -> Result<(), CommandError> {
+    let engine = open_engine(config_path)?;
+    let config = engine.config.clone();
+    match command {
+        ReplicasCommand::List => {
+            if config.config.replicas.is_empty() {
+                say!("no replicas: add a [replicas.NAME] section (docs/replicas.md)");
+            }
+            for name in config.config.replicas.keys() {
+                let replica = Replica::open(&config, name.as_str()).map_err(refused)?;
+                let (kept, _) = replica.store.kept().map_err(|e| refused(e.into()))?;
+                say!(
+                    "{name}: {} replica, this host is the {} ({}), the other host is `{}`; {kept} change(s) kept for resending",
+                    replica.config.kind.as_str(),
+                    match replica.config.side {
+                        crate::replicas::ReplicaSide::Parent => "parent",
+                        crate::replicas::ReplicaSide::Child => "child",
+                    },
+                    replica.store.role().map_err(|e| refused(e.into()))?.as_str(),
+                    replica.config.peer
+                );
+            }
+            Ok(())
+        }
+        ReplicasCommand::Status { replica, json } => status(&config, replica, *json),
+        ReplicasCommand::Log { replica, limit } => {
+            let replica = Replica::open(&config, replica).map_err(refused)?;
+            for line in replica.store.activity(*limit).map_err(|e| refused(e.into()))? {
+                say!("{} {:<5} {:<13} {}", line.at, line.level, line.action, line.message);
+                if let Some(fix) = line.fix {
+                    say!("{:>42} fix: {fix}", "");
+                }
+            }
+            Ok(())
+        }
+        ReplicasCommand::MarkReceived { replica: name, through } => {
+            let mut replica = Replica::open(&config, name).map_err(refused)?;
+            let change = replica.mark_received(*through).map_err(refused)?;
+            say!("changes through {change} marked received; the next message holds only newer ones (they are kept until an acknowledgement is imported)");
+            Ok(())
+        }
+        ReplicasCommand::Export { replica: name, swap, to } => {
+            let _lease = writer_lease(&engine, "replicas export", "stop `synchost run` first: it exports on its schedule")?;
+            sync_pipelines(&engine, name).await?;
+            let mut replica = Replica::open(&config, name).map_err(refused)?;
+            let exported = replica.export(*swap).map_err(|e| {
+                let _ = event(&engine, name, "error", &e.message, Some(&e.fix));
+                refused(e)
+            })?;
+            let path = deliver(&replica, &exported, to.as_deref())?;
+            let swapped = if exported.swap { "; this host now receives" } else { "" };
+            let message = format!("data message {} with {} change(s) written to {}{swapped}", exported.number, exported.changes, path.display());
+            event(&engine, name, "info", &message, None)?;
+            say!("{message}");
+            Ok(())
+        }
+        ReplicasCommand::Ack { replica: name, to } | ReplicasCommand::Resend { replica: name, to } => {
+            let _lease = writer_lease(&engine, "replicas", "stop `synchost run` first: it exchanges on its schedule")?;
+            if matches!(command, ReplicasCommand::Resend { .. }) {
+                // What changed since goes along with what is sent again.
+                sync_pipelines(&engine, name).await?;
+            }
+            let mut replica = Replica::open(&config, name).map_err(refused)?;
+            let exported = match command {
+                ReplicasCommand::Ack { .. } => replica.acknowledge(),
+                _ => replica.resend(),
+            }
+            .map_err(|e| {
+                let _ = event(&engine, name, "error", &e.message, Some(&e.fix));
+                refused(e)
+            })?;
+            let path = deliver(&replica, &exported, to.as_deref())?;
+            let what = if matches!(command, ReplicasCommand::Ack { .. }) { "acknowledgement" } else { "data message (sent again)" };
+            let message = format!("{what} {} written to {}", exported.number, path.display());
+            event(&engine, name, "info", &message, None)?;
+            say!("{message}");
+            Ok(())
+        }
+        ReplicasCommand::Import { replica: name, files } => {
+            let _lease = writer_lease(&engine, "replicas import", "stop `synchost run` first: it imports on its schedule")?;
+            import(&engine, &config, name, files).await
+        }
+    }
+}
+
+async fn import(engine: &Engine, config: &crate::config::LoadedConfig, name: &str, files: &[PathBuf]) -> Result<(), CommandError> {
+    let mut replica = Replica::open(config, name).map_err(refused)?;
+    let from_folder = files.is_empty();
+    let files: Vec<PathBuf> = if from_folder {
+        let Some((_, download)) = replica.folders.clone() else {
+            return Err(CommandError::Reported(format!(
+                "replica `{name}` has no download folder\n  = fix: name the files to import, or set [replicas.{name}] folders"
+            )));
+        };
+        folder::waiting(&download, name, &replica.config.peer).map_err(|e| CommandError::Reported(format!("cannot read {}: {e}", download.display())))?
+    } else {
+        files.to_vec()
+    };
+    if files.is_empty() {
+        say!("no messages of `{}` waiting", replica.config.peer);
+    }
+    let mut applied = false;
+    for file in &files {
+        let shown = file.display().to_string();
+        let bytes = std::fs::read(file).map_err(|e| CommandError::Reported(format!("cannot read {shown}: {e}")))?;
+        match replica.import(&bytes, &shown) {
+            Ok(outcome) => {
+                let message = match outcome {
+                    Imported::Data { number, applied: count, swapped, pruned } => {
+                        applied = true;
+                        let swap = if swapped { "; this host now sends" } else { "" };
+                        format!("data message {number}: {count} change(s) of `{}` to apply; {pruned} of this host's let go{swap}", replica.config.peer)
+                    }
+                    Imported::Ack { number, pruned } => format!("acknowledgement {number}: {pruned} change(s) kept for resending let go"),
+                    Imported::AlreadyImported { number } => format!("message {number} was imported before; nothing applied"),
+                };
+                event(engine, name, "info", &message, None)?;
+                say!("{message}");
+                if from_folder {
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+            Err(error) => {
+                event(engine, name, "error", &error.message, Some(&error.fix))?;
+                if from_folder && !error.message.contains("were never imported here") {
+                    let _ = folder::set_aside(file);
+                }
+                if applied {
+                    sync_pipelines(engine, name).await?;
+                }
+                return Err(refused(error));
+            }
+        }
+    }
+    if applied {
+        sync_pipelines(engine, name).await?;
+    }
+    Ok(())
+}
+
+fn status(config: &crate::config::LoadedConfig, name: &str, json: bool) -> Result<(), CommandError> {
+    use crate::replicas::store::Mark;
+    let replica = Replica::open(config, name).map_err(refused)?;
+    let store = &replica.store;
+    let e = |e: rusqlite::Error| refused(e.into());
+    let (kept, kept_bytes) = store.kept().map_err(e)?;
+    let view = serde_json::json!({
+        "replica": name,
+        "kind": replica.config.kind.as_str(),
+        "peer": replica.config.peer,
+        "role": store.role().map_err(e)?.as_str(),
+        "last_sent": store.mark(Mark::LastSent).map_err(e)?,
+        "last_received": store.mark(Mark::LastReceived).map_err(e)?,
+        "last_change": store.last_change().map_err(e)?,
+        "acknowledged_through": store.mark(Mark::Acknowledged).map_err(e)?,
+        "marked_received_through": store.mark(Mark::Verbal).map_err(e)?,
+        "applied_through": store.mark(Mark::LastApplied).map_err(e)?,
+        "kept_changes": kept,
+        "kept_bytes": kept_bytes,
+        "sent": store.sent(10).map_err(e)?,
+        "activity": store.activity(10).map_err(e)?,
+    });
+    if json {
+        say!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
+        return Ok(());
+    }
+    say!("replica {name}: {} with `{}`; this host is the {}", view["kind"].as_str().unwrap_or(""), replica.config.peer, view["role"].as_str().unwrap_or(""));
+    say!(
+        "  this host's changes: through {}, acknowledged through {}, marked received through {}; {kept} kept for resending ({kept_bytes} bytes)",
+        view["last_change"], view["acknowledged_through"], view["marked_received_through"]
+    );
+    say!("  the other host's: messages through {} imported, changes through {} applied", view["last_received"], view["applied_through"]);
+    for sent in store.sent(10).map_err(e)? {
+        let ack = sent.acknowledged_at.map(|at| format!("acknowledged {at}")).unwrap_or_else(|| "not acknowledged".into());
+        let swap = if sent.swap { ", swap" } else { "" };
+        say!("  sent {} {} ({}..{}{swap}) at {}: {ack}", sent.kind, sent.number, sent.first_change, sent.last_change, sent.at);
+    }
+    Ok(())
+}
