@@ -32,8 +32,10 @@ side = "{side}"
 peer = "{peer}"
 secret = "${{OFFICE_SECRET}}"
 folders = {{ upload = "../exchange/{me}-to-{peer}", download = "../exchange/{peer}-to-{me}" }}
+schedule = "1s"
 
 [pipelines.contacts]
+schedule = "1s"
 left = {{ endpoint = "crm", entity = "contacts" }}
 right = {{ endpoint = "office", entity = "contacts" }}
 fields = {{ name = {{}}, phone = {{}} }}
@@ -169,6 +171,12 @@ fn changes_travel_as_files_one_ack_acknowledges_several_messages_and_only_it_let
     assert!(log.contains("data message 3 exported: 4 change(s), 1..4") && log.contains("acknowledgement 1 imported"), "{log}");
     let events = offices.ok("hq", &["messages"]);
     assert!(events.contains("replica `office`: acknowledgement 1"), "{events}");
+    // `status` shows the replica, and needs no secret.
+    let status = Command::new(env!("CARGO_BIN_EXE_synchost")).current_dir(offices.path("hq")).arg("status").env_remove("OFFICE_SECRET").output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(text.contains("office") && text.contains("two-way with `branch`, this host sends; 0 change(s) kept for resending"), "{text}");
+    assert!(text.contains("last: ") && text.contains("acknowledgement 1 imported"), "{text}");
 }
 
 // Covers: D2, D6
@@ -356,4 +364,58 @@ fn tampered_cut_foreign_copied_and_replayed_files_are_refused_and_nothing_is_app
     // A message of another replica pair is refused by name.
     let misdirected = offices.refused("hq", &["replicas", "import", "office", "../replayed.synchost"]);
     assert!(misdirected.contains("not one of replica `office` from `branch` to `hq`"), "{misdirected}");
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(90), "{what}: not within 90 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// `synchost run` in an office, stopped (SIGTERM) when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&self.0), rustix::process::Signal::TERM);
+        let _ = self.0.wait();
+    }
+}
+
+fn run(offices: &Offices, office: &str) -> Running {
+    let log = std::fs::File::create(offices.dir.path().join(format!("{office}.log"))).unwrap();
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_synchost"))
+            .current_dir(offices.path(office))
+            .arg("run")
+            .env("OFFICE_SECRET", "swordfish")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+// Covers: D1, D3, D10, D11, C4
+#[test]
+fn running_hosts_exchange_on_their_schedule_and_log_a_refusal_nobody_watched() {
+    let offices = Offices::new("two-way");
+    let hq = run(&offices, "hq");
+    let branch = run(&offices, "branch");
+    add(&offices, "hq", "Ada", "030 1");
+    wait_for("Ada at the branch", || offices.contacts("branch") == ["Ada|030 1"]);
+    // The branch acknowledged on its own; the head office let go of what it kept.
+    wait_for("the acknowledgement at hq", || offices.kept("hq") == 0);
+
+    // A damaged file arrives while nobody watches: refused, set aside, logged with the fix.
+    let folder = offices.dir.path().join("exchange/branch-to-hq");
+    std::fs::write(folder.join("office-branch-000099.ack.synchost"), b"SYNCHOST-REPLICA-MESSAGE 1\nnot really a message, though long enough to carry a check at its end").unwrap();
+    wait_for("the refusal in the event log", || offices.ok("hq", &["messages"]).contains("its check does not match"));
+    assert!(folder.join("office-branch-000099.ack.synchost.refused").exists());
+    assert!(offices.ok("hq", &["replicas", "log", "office"]).contains("fix: nothing was applied"));
+    edit(&offices, "hq", "Ada", "030 2");
+    wait_for("the edit at the branch", || offices.contacts("branch") == ["Ada|030 2"]);
+    drop((hq, branch));
 }

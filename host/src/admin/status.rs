@@ -25,6 +25,8 @@ pub struct StatusView {
     pub approvals: Vec<ApprovalRow>,
     /// One object per pipeline (the `pipelines` of `status --json`).
     pub pipelines: Vec<serde_json::Value>,
+    /// One object per replica: its role, what it keeps, its last activity (D10).
+    pub replicas: Vec<serde_json::Value>,
 }
 
 impl StatusView {
@@ -38,6 +40,7 @@ impl StatusView {
                 "last_reload": self.last_reload,
             },
             "pipelines": self.pipelines,
+            "replicas": self.replicas,
         })
     }
 }
@@ -105,7 +108,16 @@ pub fn view(config: &LoadedConfig, state: &State) -> Result<StatusView, StateErr
     }
     let serving = state.serving_config()?;
     let last_reload = state.reloads(1)?.pop();
-    Ok(StatusView { scheduler_running: scheduler_alive, writer, heartbeat, serving, last_reload, failed, conflicts, approvals, pipelines: rows })
+    let replicas = config
+        .config
+        .replicas
+        .keys()
+        .map(|name| match crate::replicas::Replica::open(config, name.as_str()).and_then(|r| r.view()) {
+            Ok(view) => view,
+            Err(error) => json!({ "replica": name.as_str(), "error": error.message, "fix": error.fix }),
+        })
+        .collect();
+    Ok(StatusView { scheduler_running: scheduler_alive, writer, heartbeat, serving, last_reload, failed, conflicts, approvals, pipelines: rows, replicas })
 }
 
 /// A link deleted on one side only: which side, which kept, and the fix.

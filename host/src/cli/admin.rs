@@ -271,7 +271,7 @@ pub async fn run(config: &Path) -> Result<(), CommandError> {
 pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
     let (config, state) = open_state(config)?;
     let view = crate::admin::status::view(&config, &state).map_err(state_error)?;
-    let StatusView { scheduler_running, writer, heartbeat, serving, last_reload, failed, conflicts, approvals, pipelines: rows } = &view;
+    let StatusView { scheduler_running, writer, heartbeat, serving, last_reload, failed, conflicts, approvals, pipelines: rows, replicas } = &view;
     let scheduler_alive = *scheduler_running;
     if json {
         say!("{}", serde_json::to_string_pretty(&view.to_json()).expect("JSON values serialize"));
@@ -342,6 +342,29 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
             }
             if items.len() > ITEMS_SHOWN {
                 say!("  {:<24} ... and {} more (`synchost failed list {}`)", "", items.len() - ITEMS_SHOWN, row["pipeline"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    if !replicas.is_empty() {
+        say!("\nreplicas:");
+    }
+    for replica in replicas {
+        let name = replica["replica"].as_str().unwrap_or("");
+        if let Some(error) = replica["error"].as_str() {
+            say!("  {name:<24} {error}");
+            continue;
+        }
+        say!(
+            "  {name:<24} {} with `{}`, this host {}s; {} change(s) kept for resending",
+            replica["kind"].as_str().unwrap_or(""),
+            replica["peer"].as_str().unwrap_or(""),
+            replica["role"].as_str().unwrap_or("").trim_end_matches("er"),
+            replica["kept_changes"]
+        );
+        if let Some(last) = replica["activity"].as_array().and_then(|a| a.last()) {
+            say!("  {:<24} last: {} {}", "", last["at"].as_str().unwrap_or(""), last["message"].as_str().unwrap_or(""));
+            if let Some(fix) = last["fix"].as_str().filter(|_| last["level"] == "error") {
+                say!("  {:<24}   fix: {fix}", "");
             }
         }
     }

@@ -146,81 +146,60 @@ pub async fn run(config_path: &Path, command: &ReplicasCommand) -> Result<(), Co
 
 async fn import(engine: &Engine, config: &crate::config::LoadedConfig, name: &str, files: &[PathBuf]) -> Result<(), CommandError> {
     let mut replica = Replica::open(config, name).map_err(refused)?;
-    let from_folder = files.is_empty();
-    let files: Vec<PathBuf> = if from_folder {
-        let Some((_, download)) = replica.folders.clone() else {
-            return Err(CommandError::Reported(format!(
-                "replica `{name}` has no download folder\n  = fix: name the files to import, or set [replicas.{name}] folders"
-            )));
-        };
-        folder::waiting(&download, name, &replica.config.peer).map_err(|e| CommandError::Reported(format!("cannot read {}: {e}", download.display())))?
+    let (done, error) = if files.is_empty() {
+        replica.import_waiting()
     } else {
-        files.to_vec()
+        let mut done = Vec::new();
+        let mut error = None;
+        for file in files {
+            let imported = std::fs::read(file)
+                .map_err(|e| ReplicaError { message: format!("cannot read {}: {e}", file.display()), fix: "check the path".into() })
+                .and_then(|bytes| replica.import(&bytes, &file.display().to_string()));
+            match imported {
+                Ok(imported) => done.push((file.clone(), imported)),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        (done, error)
     };
-    if files.is_empty() {
+    if done.is_empty() && error.is_none() {
         say!("no messages of `{}` waiting", replica.config.peer);
     }
     let mut applied = false;
-    for file in &files {
-        let shown = file.display().to_string();
-        let bytes = std::fs::read(file).map_err(|e| CommandError::Reported(format!("cannot read {shown}: {e}")))?;
-        match replica.import(&bytes, &shown) {
-            Ok(outcome) => {
-                let message = match outcome {
-                    Imported::Data { number, applied: count, swapped, pruned } => {
-                        applied = true;
-                        let swap = if swapped { "; this host now sends" } else { "" };
-                        format!("data message {number}: {count} change(s) of `{}` to apply; {pruned} of this host's let go{swap}", replica.config.peer)
-                    }
-                    Imported::Ack { number, pruned } => format!("acknowledgement {number}: {pruned} change(s) kept for resending let go"),
-                    Imported::AlreadyImported { number } => format!("message {number} was imported before; nothing applied"),
-                };
-                event(engine, name, "info", &message, None)?;
-                say!("{message}");
-                if from_folder {
-                    let _ = std::fs::remove_file(file);
-                }
+    for (_, outcome) in &done {
+        let message = match outcome {
+            Imported::Data { number, applied: count, swapped, pruned } => {
+                applied = true;
+                let swap = if *swapped { "; this host now sends" } else { "" };
+                format!("data message {number}: {count} change(s) of `{}` to apply; {pruned} of this host's let go{swap}", replica.config.peer)
             }
-            Err(error) => {
-                event(engine, name, "error", &error.message, Some(&error.fix))?;
-                if from_folder && !error.message.contains("were never imported here") {
-                    let _ = folder::set_aside(file);
-                }
-                if applied {
-                    sync_pipelines(engine, name).await?;
-                }
-                return Err(refused(error));
-            }
-        }
+            Imported::Ack { number, pruned } => format!("acknowledgement {number}: {pruned} change(s) kept for resending let go"),
+            Imported::AlreadyImported { number } => format!("message {number} was imported before; nothing applied"),
+        };
+        event(engine, name, "info", &message, None)?;
+        say!("{message}");
     }
     if applied {
         sync_pipelines(engine, name).await?;
     }
-    Ok(())
+    match error {
+        Some(error) => {
+            event(engine, name, "error", &error.message, Some(&error.fix))?;
+            Err(refused(error))
+        }
+        None => Ok(()),
+    }
 }
 
 fn status(config: &crate::config::LoadedConfig, name: &str, json: bool) -> Result<(), CommandError> {
-    use crate::replicas::store::Mark;
     let replica = Replica::open(config, name).map_err(refused)?;
     let store = &replica.store;
     let e = |e: rusqlite::Error| refused(e.into());
-    let (kept, kept_bytes) = store.kept().map_err(e)?;
-    let view = serde_json::json!({
-        "replica": name,
-        "kind": replica.config.kind.as_str(),
-        "peer": replica.config.peer,
-        "role": store.role().map_err(e)?.as_str(),
-        "last_sent": store.mark(Mark::LastSent).map_err(e)?,
-        "last_received": store.mark(Mark::LastReceived).map_err(e)?,
-        "last_change": store.last_change().map_err(e)?,
-        "acknowledged_through": store.mark(Mark::Acknowledged).map_err(e)?,
-        "marked_received_through": store.mark(Mark::Verbal).map_err(e)?,
-        "applied_through": store.mark(Mark::LastApplied).map_err(e)?,
-        "kept_changes": kept,
-        "kept_bytes": kept_bytes,
-        "sent": store.sent(10).map_err(e)?,
-        "activity": store.activity(10).map_err(e)?,
-    });
+    let view = replica.view().map_err(refused)?;
+    let (kept, kept_bytes) = (&view["kept_changes"], &view["kept_bytes"]);
     if json {
         say!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
         return Ok(());

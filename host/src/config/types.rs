@@ -63,6 +63,11 @@ pub struct ReplicaConfig {
     /// A local folder pair, crossed between the two hosts: this host's
     /// `upload` is the other's `download`.
     pub folders: Option<FolderPair>,
+    /// How often `synchost run` exchanges through the folders unattended:
+    /// imports what waits, then sends a data message when this host sends
+    /// and has new changes, or an acknowledgement of what it imported.
+    /// Without it, only the `synchost replicas` commands exchange.
+    pub schedule: Option<super::values::Schedule>,
 }
 
 /// Where messages go to and come from (relative to the config file).

@@ -14,9 +14,11 @@
 //! - `schedule`: one pipeline's loop: schedule, backoff, resubmission.
 //! - `reload`: reading the config again and building what it changes.
 //! - `control`: how the admin API wakes a pipeline and takes its turn.
+//! - `replicas`: unattended exchange of replica messages on their schedules.
 
 mod control;
 mod reload;
+mod replicas;
 mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -66,6 +68,12 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) -> an
     let mut loops: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     for name in engine.config.config.pipelines.keys() {
         loops.insert(name.to_string(), tokio::spawn(schedule::pipeline_loop(watching.clone(), control.clone(), name.to_string(), shutdown.clone())));
+    }
+    // Replicas with a schedule exchange through their folders unattended (read at start).
+    for (name, replica) in &engine.config.config.replicas {
+        if replica.schedule.is_some() && replica.folders.is_some() {
+            loops.insert(format!("replica {name}"), tokio::spawn(replicas::exchange_loop(watching.clone(), control.clone(), name.to_string(), shutdown.clone())));
+        }
     }
     let (changed, mut changes) = mpsc::unbounded_channel();
     let mut files = match FileWatcher::new(changed) {

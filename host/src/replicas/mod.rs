@@ -115,17 +115,46 @@ impl<'c> Replica<'c> {
             message: format!("there is no replica named `{name}`"),
             fix: format!("configured: {}", loaded.config.replicas.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")),
         })?;
+        // Asked for only by what makes or reads messages: status needs no secret.
         let secret = crate::config::resolve_secret(&config.secret);
-        if secret.is_empty() {
-            return Err(ReplicaError {
-                message: format!("[replicas.{name}] secret is empty"),
-                fix: "set the secret both hosts share (or the environment variable it names)".into(),
-            });
-        }
         let store = Store::open(&store_path(&loaded.data_dir(), name), roles::initial(config.kind, config.side))?;
         let me = loaded.config.host.name.clone().unwrap_or_else(crate::state::lease::host_name);
         let folders = config.folders.as_ref().map(|f| (loaded.resolve(&f.upload), loaded.resolve(&f.download)));
         Ok(Replica { name: name.to_owned(), config, me, secret, store, folders })
+    }
+
+    /// Where the replica stands, as `replicas status --json`, `status` and the dashboard show it.
+    pub fn view(&self) -> Result<serde_json::Value, ReplicaError> {
+        let store = &self.store;
+        let (kept, kept_bytes) = store.kept()?;
+        Ok(serde_json::json!({
+            "replica": self.name,
+            "kind": self.config.kind.as_str(),
+            "side": match self.config.side { ReplicaSide::Parent => "parent", ReplicaSide::Child => "child" },
+            "peer": self.config.peer,
+            "role": store.role()?.as_str(),
+            "last_sent": store.mark(Mark::LastSent)?,
+            "last_received": store.mark(Mark::LastReceived)?,
+            "last_change": store.last_change()?,
+            "acknowledged_through": store.mark(Mark::Acknowledged)?,
+            "marked_received_through": store.mark(Mark::Verbal)?,
+            "applied_through": store.mark(Mark::LastApplied)?,
+            "kept_changes": kept,
+            "kept_bytes": kept_bytes,
+            "sent": store.sent(10)?,
+            "activity": store.activity(10)?,
+        }))
+    }
+
+    /// The shared secret, which every message needs.
+    fn secret(&self) -> Result<String, ReplicaError> {
+        if self.secret.is_empty() {
+            return Err(ReplicaError {
+                message: format!("[replicas.{}] secret is empty (or names an environment variable that is not set)", self.name),
+                fix: "set the secret both hosts share, or the environment variable it names".into(),
+            });
+        }
+        Ok(self.secret.clone())
     }
 
     fn refused(&self, action: &str, refusal: Refusal) -> ReplicaError {
@@ -137,7 +166,9 @@ impl<'c> Replica<'c> {
         if !roles::acknowledged(self.config.kind) {
             return Ok(None);
         }
-        Ok(Some(Received { message: self.store.mark(Mark::LastReceived)?, change: self.store.mark(Mark::LastApplied)? }))
+        let received = Received { message: self.store.mark(Mark::LastReceived)?, change: self.store.mark(Mark::LastApplied)? };
+        self.store.set_mark(Mark::AcknowledgedReceived, received.message)?;
+        Ok(Some(received))
     }
 
     fn message(&self, kind: MessageKind, number: u64, swap: bool, first: u64, last: u64, changes: Vec<message::MessageChange>) -> Result<Message, ReplicaError> {
@@ -181,7 +212,7 @@ impl<'c> Replica<'c> {
         let number = self.store.mark(Mark::LastSent)? + 1;
         let count = changes.len();
         let message = self.message(MessageKind::Data, number, swap, after + 1, last, changes)?;
-        let bytes = message::encode(&message, &self.secret);
+        let bytes = message::encode(&message, &self.secret()?);
         let file_name = self.file_name(number, MessageKind::Data);
         self.store.set_mark(Mark::LastSent, number)?;
         self.store.record_sent(number, "data", swap, after + 1, last, &file_name)?;
@@ -210,7 +241,7 @@ impl<'c> Replica<'c> {
         let last = self.store.last_change()?;
         let message = self.message(MessageKind::Ack, number, false, last + 1, last, Vec::new())?;
         let received = message.received.expect("acknowledged kinds say what they received");
-        let bytes = message::encode(&message, &self.secret);
+        let bytes = message::encode(&message, &self.secret()?);
         let file_name = self.file_name(number, MessageKind::Ack);
         self.store.set_mark(Mark::LastSent, number)?;
         self.store.record_sent(number, "ack", false, last + 1, last, &file_name)?;
@@ -279,9 +310,64 @@ impl<'c> Replica<'c> {
         Ok(change)
     }
 
+    /// Imports every message of the other host waiting in the download
+    /// folder, oldest first; each one imported is taken away. At the first
+    /// refusal it stops: the refused file is set aside (`*.refused`),
+    /// unless it only waits for an earlier message, which may still come.
+    pub fn import_waiting(&mut self) -> (Vec<(PathBuf, Imported)>, Option<ReplicaError>) {
+        let mut done = Vec::new();
+        let Some((_, download)) = self.folders.clone() else {
+            let error = ReplicaError {
+                message: format!("replica `{}` has no download folder", self.name),
+                fix: format!("name the files to import, or set [replicas.{}] folders", self.name),
+            };
+            return (done, Some(error));
+        };
+        let files = match folder::waiting(&download, &self.name, &self.config.peer) {
+            Ok(files) => files,
+            Err(e) => return (done, Some(ReplicaError { message: format!("cannot read {}: {e}", download.display()), fix: "check that the folder exists and is readable".into() })),
+        };
+        for file in files {
+            let bytes = match std::fs::read(&file) {
+                Ok(bytes) => bytes,
+                Err(e) => return (done, Some(ReplicaError { message: format!("cannot read {}: {e}", file.display()), fix: "check the file's permissions".into() })),
+            };
+            match self.import(&bytes, &file.display().to_string()) {
+                Ok(imported) => {
+                    let _ = std::fs::remove_file(&file);
+                    done.push((file, imported));
+                }
+                Err(error) => {
+                    if !error.message.contains("were never imported here") {
+                        let _ = folder::set_aside(&file);
+                    }
+                    return (done, Some(error));
+                }
+            }
+        }
+        (done, None)
+    }
+
+    /// What an unattended exchange sends now: a data message when this host
+    /// may send and has changes no message held yet; else an acknowledgement
+    /// when it imported messages it has not acknowledged.
+    pub fn due(&self) -> Result<Option<MessageKind>, ReplicaError> {
+        let role = self.store.role()?;
+        let sent_through = self.store.sent(u32::MAX)?.iter().filter(|s| s.kind == "data").map(|s| s.last_change).max().unwrap_or(0);
+        if roles::may_send(self.config.kind, self.config.side, role, false).is_ok() && self.store.last_change()? > sent_through {
+            return Ok(Some(MessageKind::Data));
+        }
+        let acknowledged = self.store.mark(Mark::AcknowledgedReceived)?;
+        if roles::acknowledged(self.config.kind) && self.store.mark(Mark::LastReceived)? > acknowledged {
+            return Ok(Some(MessageKind::Ack));
+        }
+        Ok(None)
+    }
+
     /// Imports a message file's bytes (`source` names it in messages).
     pub fn import(&mut self, bytes: &[u8], source: &str) -> Result<Imported, ReplicaError> {
-        let message = message::decode(bytes, &self.secret).map_err(|error| {
+        let secret = self.secret()?;
+        let message = message::decode(bytes, &secret).map_err(|error| {
             let fix = match error {
                 MessageError::Tampered | MessageError::Truncated(_) => {
                     "nothing was applied; get the file again from the other host (`synchost replicas resend` there makes a new one), and check that both hosts have the same secret"

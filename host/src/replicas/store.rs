@@ -50,6 +50,8 @@ pub enum Mark {
     Verbal,
     /// The last feed position given to an imported record.
     Feed,
+    /// The last message of the other host this host has acknowledged.
+    AcknowledgedReceived,
 }
 
 impl Mark {
@@ -61,6 +63,7 @@ impl Mark {
             Mark::Acknowledged => "acknowledged",
             Mark::Verbal => "verbal",
             Mark::Feed => "feed",
+            Mark::AcknowledgedReceived => "acknowledged_received",
         }
     }
 }

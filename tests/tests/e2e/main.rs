@@ -20,6 +20,7 @@ mod plan_trust;
 mod project_plan;
 mod redmine;
 mod redmine_deletes;
+mod replicas;
 mod sandbox;
 mod sql_table;
 mod timesheet_random;
