@@ -408,6 +408,13 @@ fn running_hosts_exchange_on_their_schedule_and_log_a_refusal_nobody_watched() {
     wait_for("Ada at the branch", || offices.contacts("branch") == ["Ada|030 1"]);
     // The branch acknowledged on its own; the head office let go of what it kept.
     wait_for("the acknowledgement at hq", || offices.kept("hq") == 0);
+    // Settled, the hosts send nothing more (an acknowledgement is not acknowledged in turn).
+    let last_sent = |office: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&offices.ok(office, &["replicas", "status", "office", "--json"])).unwrap()["last_sent"].clone()
+    };
+    let before = (last_sent("hq"), last_sent("branch"));
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!((last_sent("hq"), last_sent("branch")), before, "quiet hosts exchange no messages");
 
     // A damaged file arrives while nobody watches: refused, set aside, logged with the fix.
     let folder = offices.dir.path().join("exchange/branch-to-hq");
@@ -418,4 +425,86 @@ fn running_hosts_exchange_on_their_schedule_and_log_a_refusal_nobody_watched() {
     edit(&offices, "hq", "Ada", "030 2");
     wait_for("the edit at the branch", || offices.contacts("branch") == ["Ada|030 2"]);
     drop((hq, branch));
+}
+
+/// The two offices over HTTP: hq is the passive end (its admin API on
+/// `port`), the branch the active one, which has no address of its own.
+fn http_offices(port: u16) -> Offices {
+    let offices = Offices::new("two-way");
+    for (me, peer, side) in [("hq", "branch", "parent"), ("branch", "hq", "child")] {
+        let folders_line = format!("folders = {{ upload = \"../exchange/{me}-to-{peer}\", download = \"../exchange/{peer}-to-{me}\" }}\n");
+        let (admin, link) = if me == "hq" {
+            (format!("listen = \"127.0.0.1:{port}\""), "http = { role = \"passive\", password = \"${LINK_PASSWORD}\" }\n".to_owned())
+        } else {
+            ("enabled = false".to_owned(), format!("http = {{ role = \"active\", url = \"http://127.0.0.1:{port}\", password = \"${{LINK_PASSWORD}}\" }}\n"))
+        };
+        let text = config(me, peer, side, "two-way").replace(&folders_line, &link).replace("enabled = false", &admin);
+        std::fs::write(offices.path(me).join("synchost.toml"), text).unwrap();
+    }
+    offices
+}
+
+fn run_with(offices: &Offices, office: &str, password: &str) -> Running {
+    let log = std::fs::File::create(offices.dir.path().join(format!("{office}.log"))).unwrap();
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_synchost"))
+            .current_dir(offices.path(office))
+            .arg("run")
+            .env("OFFICE_SECRET", "swordfish")
+            .env("LINK_PASSWORD", password)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn with_password(offices: &Offices, office: &str, password: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_synchost"))
+        .current_dir(offices.path(office))
+        .args(args)
+        .env("OFFICE_SECRET", "swordfish")
+        .env("LINK_PASSWORD", password)
+        .output()
+        .unwrap();
+    (output.status.success(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+}
+
+// Covers: C3, C4, D1, D3, D10
+#[test]
+fn over_http_the_active_host_reaches_the_passive_one_and_a_wrong_password_or_a_host_down_loses_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let offices = http_offices(port);
+    let hq = run_with(&offices, "hq", "link-pw");
+    wait_for("hq's admin API", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let branch = run_with(&offices, "branch", "link-pw");
+    add(&offices, "hq", "Ada", "030 1");
+    wait_for("Ada at the branch, over HTTP", || offices.contacts("branch") == ["Ada|030 1"]);
+    wait_for("the branch's acknowledgement at hq, over HTTP", || offices.kept("hq") == 0);
+    let status: serde_json::Value = serde_json::from_str(&offices.ok("branch", &["replicas", "status", "office", "--json"])).unwrap();
+    assert_eq!(status["link"]["role"], "active");
+    assert_eq!(status["link"]["up"], true, "{status}");
+    assert!(status["link"]["last_success"].is_string(), "{status}");
+    drop(branch);
+
+    // A wrong password: refused by hq, said on both hosts; nothing lost.
+    add(&offices, "hq", "Grace", "089 2");
+    wait_for("Grace exported at hq", || offices.ok("hq", &["replicas", "log", "office"]).contains("exported: 1 change(s), 2..2"));
+    let (ok, text) = with_password(&offices, "branch", "guess", &["replicas", "import", "office"]);
+    assert!(!ok && text.contains("refused the link's password") && text.contains("set the same [replicas.office.http] password on both hosts"), "{text}");
+    assert!(offices.ok("hq", &["messages"]).contains("a request over the link with a wrong password was refused"));
+    assert_eq!(offices.contacts("branch"), ["Ada|030 1"]);
+
+    // The passive host down: said with what to do; the message waits there and arrives later.
+    drop(hq);
+    let (ok, text) = with_password(&offices, "branch", "link-pw", &["replicas", "import", "office"]);
+    assert!(!ok && text.contains("cannot be reached") && text.contains("nothing is lost"), "{text}");
+    let status: serde_json::Value = serde_json::from_str(&offices.ok("branch", &["replicas", "status", "office", "--json"])).unwrap();
+    assert_eq!(status["link"]["up"], false, "{status}");
+    let _hq = run_with(&offices, "hq", "link-pw");
+    wait_for("hq's admin API again", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let (ok, text) = with_password(&offices, "branch", "link-pw", &["replicas", "import", "office"]);
+    assert!(ok, "{text}");
+    assert_eq!(offices.contacts("branch"), ["Ada|030 1", "Grace|089 2"]);
+    assert!(offices.ok("branch", &["replicas", "log", "office"]).contains("the link to the passive host is up again"));
 }

@@ -59,6 +59,24 @@ fn deliver(replica: &Replica<'_>, exported: &Exported, to: Option<&Path>) -> Res
     written.map_err(|e| CommandError::Reported(format!("cannot write message {}: {e}\n  = fix: check the folder exists and is writable", exported.number)))
 }
 
+/// From the active end of an HTTP link: a round over it (push what waits here, pull what waits there).
+async fn cross(replica: &Replica<'_>) -> Result<(), CommandError> {
+    if !replica.config.http.as_ref().is_some_and(|l| l.role == crate::replicas::LinkRole::Active) {
+        return Ok(());
+    }
+    use crate::replicas::link;
+    let outcome = match link::target(replica) {
+        Ok(target) => link::exchange(target).await,
+        Err(error) => Err(error),
+    };
+    link::note(replica, &outcome);
+    let moved = outcome.map_err(|e| CommandError::Reported(format!("{}\n  = fix: {}", e.message, e.fix)))?;
+    if moved.pushed + moved.pulled > 0 {
+        say!("over the link: {} message(s) sent, {} received", moved.pushed, moved.pulled);
+    }
+    Ok(())
+}
+
 pub async fn run(config_path: &Path, command: &ReplicasCommand) -> Result<(), CommandError> {
     let engine = open_engine(config_path)?;
     let config = engine.config.clone();
@@ -109,6 +127,9 @@ pub async fn run(config_path: &Path, command: &ReplicasCommand) -> Result<(), Co
                 refused(e)
             })?;
             let path = deliver(&replica, &exported, to.as_deref())?;
+            if to.is_none() {
+                cross(&replica).await?;
+            }
             let swapped = if exported.swap { "; this host now receives" } else { "" };
             let message = format!("data message {} with {} change(s) written to {}{swapped}", exported.number, exported.changes, path.display());
             event(&engine, name, "info", &message, None)?;
@@ -131,6 +152,9 @@ pub async fn run(config_path: &Path, command: &ReplicasCommand) -> Result<(), Co
                 refused(e)
             })?;
             let path = deliver(&replica, &exported, to.as_deref())?;
+            if to.is_none() {
+                cross(&replica).await?;
+            }
             let what = if matches!(command, ReplicasCommand::Ack { .. }) { "acknowledgement" } else { "data message (sent again)" };
             let message = format!("{what} {} written to {}", exported.number, path.display());
             event(&engine, name, "info", &message, None)?;
@@ -146,6 +170,9 @@ pub async fn run(config_path: &Path, command: &ReplicasCommand) -> Result<(), Co
 
 async fn import(engine: &Engine, config: &crate::config::LoadedConfig, name: &str, files: &[PathBuf]) -> Result<(), CommandError> {
     let mut replica = Replica::open(config, name).map_err(refused)?;
+    if files.is_empty() {
+        cross(&replica).await?;
+    }
     let (done, error) = if files.is_empty() {
         replica.import_waiting()
     } else {

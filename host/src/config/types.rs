@@ -63,11 +63,27 @@ pub struct ReplicaConfig {
     /// A local folder pair, crossed between the two hosts: this host's
     /// `upload` is the other's `download`.
     pub folders: Option<FolderPair>,
+    /// HTTP between the two hosts instead of folders (C3).
+    pub http: Option<HttpLink>,
     /// How often `synchost run` exchanges through the folders unattended:
     /// imports what waits, then sends a data message when this host sends
     /// and has new changes, or an acknowledgement of what it imported.
     /// Without it, only the `synchost replicas` commands exchange.
     pub schedule: Option<super::values::Schedule>,
+}
+
+/// `[replicas.NAME.http]`: the passive host (the one the other can reach)
+/// serves the exchange on its admin API; the active host connects to it on
+/// its schedule, pushes its messages and pulls the other's.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpLink {
+    /// `passive` (configure it first) or `active`.
+    pub role: crate::replicas::LinkRole,
+    /// Active only: the passive host's admin API, e.g. `https://hq.example.com:7878`.
+    pub url: Option<String>,
+    /// The password of this link, the same on both hosts; `${VAR}` reads it from the environment.
+    pub password: String,
 }
 
 /// Where messages go to and come from (relative to the config file).

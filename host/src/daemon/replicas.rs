@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::control::Control;
 use super::Serving;
 use crate::replicas::message::MessageKind;
-use crate::replicas::{folder, Imported, Replica};
+use crate::replicas::{folder, link, Imported, LinkRole, Replica};
 
 pub(super) async fn exchange_loop(serving: watch::Receiver<Arc<Serving>>, control: Arc<Control>, name: String, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -18,7 +18,7 @@ pub(super) async fn exchange_loop(serving: watch::Receiver<Arc<Serving>>, contro
         let Some(schedule) = engine.config.config.replicas.iter().find(|(n, _)| n.as_str() == name).and_then(|(_, r)| r.schedule.clone()) else {
             return;
         };
-        exchange_once(&engine, &control, &name);
+        exchange_once(&engine, &control, &name).await;
         drop(engine);
         tokio::select! {
             _ = tokio::time::sleep(schedule.next_delay()) => {}
@@ -27,7 +27,7 @@ pub(super) async fn exchange_loop(serving: watch::Receiver<Arc<Serving>>, contro
     }
 }
 
-fn exchange_once(engine: &crate::engine::Engine, control: &Control, name: &str) {
+async fn exchange_once(engine: &crate::engine::Engine, control: &Control, name: &str) {
     let event = |level: &str, message: &str, fix: Option<&str>| {
         let _ = engine.state.event(level, None, None, &format!("replica `{name}`: {message}"), fix);
     };
@@ -35,6 +35,13 @@ fn exchange_once(engine: &crate::engine::Engine, control: &Control, name: &str) 
         Ok(replica) => replica,
         Err(error) => return event("error", &error.message, Some(&error.fix)),
     };
+    let active = replica.config.http.as_ref().is_some_and(|l| l.role == LinkRole::Active);
+    if active {
+        let outcome = cross(link::target(&replica)).await;
+        if let (true, Err(error)) = (link::note(&replica, &outcome), &outcome) {
+            event("error", &error.message, Some(&error.fix));
+        }
+    }
     let (done, refused) = replica.import_waiting();
     let mut arrived = false;
     for (file, imported) in &done {
@@ -59,10 +66,23 @@ fn exchange_once(engine: &crate::engine::Engine, control: &Control, name: &str) 
     };
     match made {
         Ok(exported) => match replica.folders.as_ref().map(|(upload, _)| folder::deliver(upload, &exported)) {
-            Some(Ok(path)) => event("info", &format!("message {} written to {}", exported.number, path.display()), None),
+            Some(Ok(path)) => {
+                event("info", &format!("message {} written to {}", exported.number, path.display()), None);
+                if active {
+                    let outcome = cross(link::target(&replica)).await;
+                    if let (true, Err(error)) = (link::note(&replica, &outcome), &outcome) {
+                        event("error", &error.message, Some(&error.fix));
+                    }
+                }
+            }
             Some(Err(error)) => event("error", &format!("message {} could not be written: {error}", exported.number), Some("check that the upload folder exists and is writable")),
             None => {}
         },
         Err(error) => event("error", &error.message, Some(&error.fix)),
     }
+}
+
+/// A round over the link, once its target is known (no borrow of the replica's store is held meanwhile).
+async fn cross(target: Result<link::Target, link::LinkError>) -> Result<link::Moved, link::LinkError> {
+    link::exchange(target?).await
 }

@@ -6,12 +6,14 @@
 //! - [`routes`]: the table of every route: method, path, who may call it;
 //!   the OpenAPI document is made from it.
 //! - [`api`]: the `/api/v1` handlers over the admin views and the running engine.
+//! - [`exchange`]: the passive end of a replica's HTTP link, with the link's password.
 //! - [`metrics`]: `/metrics` (Prometheus text format), `/healthz`, `/readyz`.
 //! - [`tls`]: HTTPS when `[host.admin.tls]` names a certificate, and the
 //!   command line's trust in exactly that certificate.
 //! - `dashboard.html`: the web dashboard at `/`, over the same API.
 
 pub mod api;
+pub mod exchange;
 pub mod metrics;
 pub mod routes;
 pub mod tls;
@@ -172,6 +174,7 @@ pub fn issue_local_token(state: &crate::state::State, data_dir: &std::path::Path
 pub fn router(context: AdminContext) -> axum::Router {
     api::router()
         .merge(metrics::router())
+        .merge(exchange::router())
         // The dashboard: one page, in the binary; it signs in with a token and uses the API.
         .route("/", axum::routing::get(|| async { axum::response::Html(include_str!("dashboard.html")) }))
         .with_state(context)

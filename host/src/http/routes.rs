@@ -67,6 +67,10 @@ pub const ROUTES: &[Route] = &[
     Route { query: &["limit"], ..route("get", "/api/v1/reloads", Some(Read), "Config loads and reloads with their outcomes.") },
     route("post", "/api/v1/reload", Some(Administer), "Reload the config now (as SIGHUP does)."),
     route("get", "/api/v1/packages", Some(Read), "Installed plugin packages."),
+    route("get", "/api/v1/replicas/{name}/exchange", None, "The passive end of a replica's HTTP link: the messages waiting for the active host. Bearer: the link's password, not a user's token."),
+    route("get", "/api/v1/replicas/{name}/exchange/{file}", None, "A message waiting for the active host (its bytes). Bearer: the link's password."),
+    route("delete", "/api/v1/replicas/{name}/exchange/{file}", None, "Takes away a message the active host holds now. Bearer: the link's password."),
+    route("put", "/api/v1/replicas/{name}/exchange/{file}", None, "A message of the active host (its bytes), kept whole or not at all. Bearer: the link's password."),
     route("get", "/api/v1/openapi.json", Some(Read), "This document."),
 ];
 

@@ -12,8 +12,10 @@
 //! - [`roles`]: who may send what, per kind, side and role (pure).
 //! - [`store`]: the exchange store and the activity log.
 //! - [`folder`]: the local folder pair transport.
+//! - [`link`]: HTTP between an active and a passive host (C3).
 
 pub mod folder;
+pub mod link;
 pub mod message;
 pub mod roles;
 pub mod store;
@@ -47,6 +49,16 @@ impl ReplicaKind {
             ReplicaKind::CheckOut => "check-out",
         }
     }
+}
+
+/// Which end of an HTTP link a host is (C3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkRole {
+    /// Serves the exchange on its admin API; the other host connects to it.
+    Passive,
+    /// Connects to the passive host (it needs no address of its own).
+    Active,
 }
 
 /// A host's side of a replica.
@@ -119,7 +131,14 @@ impl<'c> Replica<'c> {
         let secret = crate::config::resolve_secret(&config.secret);
         let store = Store::open(&store_path(&loaded.data_dir(), name), roles::initial(config.kind, config.side))?;
         let me = loaded.config.host.name.clone().unwrap_or_else(crate::state::lease::host_name);
-        let folders = config.folders.as_ref().map(|f| (loaded.resolve(&f.upload), loaded.resolve(&f.download)));
+        // Over HTTP, messages wait in folders of the host's own until they cross.
+        let folders = match (&config.http, &config.folders) {
+            (Some(_), _) => {
+                let own = store_path(&loaded.data_dir(), name).with_extension("");
+                Some((own.join("outgoing"), own.join("incoming")))
+            }
+            (None, folders) => folders.as_ref().map(|f| (loaded.resolve(&f.upload), loaded.resolve(&f.download))),
+        };
         Ok(Replica { name: name.to_owned(), config, me, secret, store, folders })
     }
 
@@ -141,6 +160,12 @@ impl<'c> Replica<'c> {
             "applied_through": store.mark(Mark::LastApplied)?,
             "kept_changes": kept,
             "kept_bytes": kept_bytes,
+            "link": self.config.http.as_ref().map(|link| serde_json::json!({
+                "role": match link.role { LinkRole::Passive => "passive", LinkRole::Active => "active" },
+                "up": store.mark(Mark::LinkDown).ok() != Some(1),
+                "last_success": store.mark(Mark::LinkUp).ok().filter(|t| *t > 0)
+                    .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0)).map(|t| t.to_rfc3339()),
+            })),
             "sent": store.sent(10)?,
             "activity": store.activity(10)?,
         }))
@@ -358,7 +383,7 @@ impl<'c> Replica<'c> {
             return Ok(Some(MessageKind::Data));
         }
         let acknowledged = self.store.mark(Mark::AcknowledgedReceived)?;
-        if roles::acknowledged(self.config.kind) && self.store.mark(Mark::LastReceived)? > acknowledged {
+        if roles::acknowledged(self.config.kind) && self.store.mark(Mark::LastDataReceived)? > acknowledged {
             return Ok(Some(MessageKind::Ack));
         }
         Ok(None)
@@ -447,6 +472,7 @@ impl<'c> Replica<'c> {
             Some(received) if roles::acknowledged(self.config.kind) => self.store.acknowledge(received.message, received.change)?,
             _ => 0,
         };
+        self.store.set_mark(Mark::LastDataReceived, message.number)?;
         if message.swap {
             self.store.set_role(Role::Sender)?;
         }

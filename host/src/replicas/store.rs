@@ -52,6 +52,13 @@ pub enum Mark {
     Feed,
     /// The last message of the other host this host has acknowledged.
     AcknowledgedReceived,
+    /// The last data message of the other host imported (acknowledgements
+    /// are not acknowledged in turn).
+    LastDataReceived,
+    /// 1 while the HTTP link is down (its first failure was logged).
+    LinkDown,
+    /// When the HTTP link last worked (Unix seconds).
+    LinkUp,
 }
 
 impl Mark {
@@ -64,6 +71,9 @@ impl Mark {
             Mark::Verbal => "verbal",
             Mark::Feed => "feed",
             Mark::AcknowledgedReceived => "acknowledged_received",
+            Mark::LastDataReceived => "last_data_received",
+            Mark::LinkDown => "link_down",
+            Mark::LinkUp => "link_up",
         }
     }
 }
