@@ -59,6 +59,19 @@ fn deliver(replica: &Replica<'_>, exported: &Exported, to: Option<&Path>) -> Res
     written.map_err(|e| CommandError::Reported(format!("cannot write message {}: {e}\n  = fix: check the folder exists and is writable", exported.number)))
 }
 
+/// Writes a message made (or says why none was) and, without `--to`, sends it over the link.
+async fn send(engine: &Engine, replica: &Replica<'_>, made: Result<Exported, ReplicaError>, to: Option<&Path>) -> Result<(Exported, PathBuf), CommandError> {
+    let exported = made.map_err(|e| {
+        let _ = event(engine, &replica.name, "error", &e.message, Some(&e.fix));
+        refused(e)
+    })?;
+    let path = deliver(replica, &exported, to)?;
+    if to.is_none() {
+        cross(replica).await?;
+    }
+    Ok((exported, path))
+}
+
 /// From the active end of an HTTP link: a round over it (push what waits here, pull what waits there).
 async fn cross(replica: &Replica<'_>) -> Result<(), CommandError> {
     if !replica.config.http.as_ref().is_some_and(|l| l.role == crate::replicas::LinkRole::Active) {
@@ -122,14 +135,8 @@ pub async fn run(config_path: &Path, command: &ReplicasCommand) -> Result<(), Co
             let _lease = writer_lease(&engine, "replicas export", "stop `synchost run` first: it exports on its schedule")?;
             sync_pipelines(&engine, name).await?;
             let mut replica = Replica::open(&config, name).map_err(refused)?;
-            let exported = replica.export(*swap).map_err(|e| {
-                let _ = event(&engine, name, "error", &e.message, Some(&e.fix));
-                refused(e)
-            })?;
-            let path = deliver(&replica, &exported, to.as_deref())?;
-            if to.is_none() {
-                cross(&replica).await?;
-            }
+            let made = replica.export(*swap);
+            let (exported, path) = send(&engine, &replica, made, to.as_deref()).await?;
             let swapped = if exported.swap { "; this host now receives" } else { "" };
             let message = format!("data message {} with {} change(s) written to {}{swapped}", exported.number, exported.changes, path.display());
             event(&engine, name, "info", &message, None)?;
@@ -143,18 +150,11 @@ pub async fn run(config_path: &Path, command: &ReplicasCommand) -> Result<(), Co
                 sync_pipelines(&engine, name).await?;
             }
             let mut replica = Replica::open(&config, name).map_err(refused)?;
-            let exported = match command {
+            let made = match command {
                 ReplicasCommand::Ack { .. } => replica.acknowledge(),
                 _ => replica.resend(),
-            }
-            .map_err(|e| {
-                let _ = event(&engine, name, "error", &e.message, Some(&e.fix));
-                refused(e)
-            })?;
-            let path = deliver(&replica, &exported, to.as_deref())?;
-            if to.is_none() {
-                cross(&replica).await?;
-            }
+            };
+            let (exported, path) = send(&engine, &replica, made, to.as_deref()).await?;
             let what = if matches!(command, ReplicasCommand::Ack { .. }) { "acknowledgement" } else { "data message (sent again)" };
             let message = format!("{what} {} written to {}", exported.number, path.display());
             event(&engine, name, "info", &message, None)?;
