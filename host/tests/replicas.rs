@@ -508,3 +508,129 @@ fn over_http_the_active_host_reaches_the_passive_one_and_a_wrong_password_or_a_h
     assert_eq!(offices.contacts("branch"), ["Ada|030 1", "Grace|089 2"]);
     assert!(offices.ok("branch", &["replicas", "log", "office"]).contains("the link to the passive host is up again"));
 }
+
+/// A real FTP server (Debian's pure-ftpd) on loopback, with one account, stopped when dropped.
+struct FtpServer {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl FtpServer {
+    fn start(port: u16, dir: tempfile::TempDir) -> FtpServer {
+        let child = Command::new("pure-ftpd")
+            .args(["-S", &format!("127.0.0.1,{port}"), "-l", &format!("puredb:{}", dir.path().join("users.pdb").display()), "-E", "-j", "-p", "40000:40999"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("this test needs pure-ftpd (Debian package pure-ftpd): `scripts/test` installs it, or `apt-get install pure-ftpd`");
+        wait_for("the FTP server", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        FtpServer { child, port, dir }
+    }
+
+    fn new() -> FtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        for folder in ["", "to-branch", "to-hq"] {
+            std::fs::create_dir_all(root.join(folder)).unwrap();
+            std::fs::set_permissions(root.join(folder), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        }
+        let mut add = Command::new("pure-pw")
+            .args(["useradd", "office", "-u", "nobody", "-g", "nogroup", "-d"])
+            .arg(&root)
+            .arg("-f")
+            .arg(dir.path().join("users"))
+            .arg("-m")
+            .arg("-F")
+            .arg(dir.path().join("users.pdb"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("this test needs pure-pw (Debian package pure-ftpd): `scripts/test` installs it");
+        use std::io::Write;
+        add.stdin.take().unwrap().write_all(b"ftp-pw\nftp-pw\n").unwrap();
+        assert!(add.wait().unwrap().success(), "pure-pw useradd failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        FtpServer::start(port, dir)
+    }
+
+    fn folder(&self, name: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path().join("root").join(name)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    /// Stops the server; `restart` brings it back on the same port.
+    fn stop(mut self) -> (u16, tempfile::TempDir) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (self.port, dir)
+    }
+}
+
+impl Drop for FtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ftp_offices(port: u16) -> Offices {
+    let offices = Offices::new("two-way");
+    for (me, peer, side) in [("hq", "branch", "parent"), ("branch", "hq", "child")] {
+        let folders_line = format!("folders = {{ upload = \"../exchange/{me}-to-{peer}\", download = \"../exchange/{peer}-to-{me}\" }}\n");
+        let ftp = format!("ftp = {{ host = \"127.0.0.1\", port = {port}, user = \"office\", password = \"${{FTP_PASSWORD}}\", upload = \"to-{peer}\", download = \"to-{me}\" }}\n");
+        let text = config(me, peer, side, "two-way").replace(&folders_line, &ftp);
+        std::fs::write(offices.path(me).join("synchost.toml"), text).unwrap();
+    }
+    offices
+}
+
+fn ftp_run(offices: &Offices, office: &str, password: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_synchost"))
+        .current_dir(offices.path(office))
+        .args(args)
+        .env("OFFICE_SECRET", "swordfish")
+        .env("FTP_PASSWORD", password)
+        .output()
+        .unwrap();
+    (output.status.success(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+}
+
+// Covers: C4, D1, D3, D10
+#[test]
+fn through_folders_on_a_real_ftp_server_with_a_wrong_password_or_the_server_down_nothing_is_lost() {
+    let server = FtpServer::new();
+    let offices = ftp_offices(server.port);
+    let ok = |office: &str, args: &[&str]| {
+        let (ok, text) = ftp_run(&offices, office, "ftp-pw", args);
+        assert!(ok, "{office}: {args:?}:\n{text}");
+        text
+    };
+    add(&offices, "hq", "Ada", "030 1");
+    ok("hq", &["replicas", "export", "office"]);
+    assert_eq!(server.folder("to-branch"), ["office-hq-000001.data.synchost"], "stored whole under its name on the server");
+    ok("branch", &["replicas", "import", "office"]);
+    assert_eq!(offices.contacts("branch"), ["Ada|030 1"]);
+    assert!(server.folder("to-branch").is_empty(), "taken away once kept");
+    ok("branch", &["replicas", "ack", "office"]);
+    ok("hq", &["replicas", "import", "office"]);
+    assert_eq!(offices.kept("hq"), 0);
+
+    // A wrong password.
+    let (refused, text) = ftp_run(&offices, "hq", "guess", &["replicas", "import", "office"]);
+    assert!(!refused && text.contains("refused the login `office`") && text.contains("[replicas.office.ftp] user and password"), "{text}");
+
+    // The server down: the message waits here, and goes when it is back.
+    let (port, dir) = server.stop();
+    edit(&offices, "hq", "Ada", "030 2");
+    let (sent, text) = ftp_run(&offices, "hq", "ftp-pw", &["replicas", "export", "office"]);
+    assert!(!sent && text.contains("cannot connect") && text.contains("nothing is lost"), "{text}");
+    let server = FtpServer::start(port, dir);
+    ok("hq", &["replicas", "import", "office"]);
+    assert_eq!(server.folder("to-branch").len(), 1, "the message that waited went on the next round");
+    ok("branch", &["replicas", "import", "office"]);
+    assert_eq!(offices.contacts("branch"), ["Ada|030 2"]);
+    assert!(ok("hq", &["replicas", "log", "office"]).contains("up again"));
+}

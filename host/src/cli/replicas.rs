@@ -72,15 +72,13 @@ async fn send(engine: &Engine, replica: &Replica<'_>, made: Result<Exported, Rep
     Ok((exported, path))
 }
 
-/// From the active end of an HTTP link: a round over it (push what waits here, pull what waits there).
+/// Over a remote transport (the active end of an HTTP link, an FTP server): a round (push what waits here, pull what waits there).
 async fn cross(replica: &Replica<'_>) -> Result<(), CommandError> {
-    if !replica.config.http.as_ref().is_some_and(|l| l.role == crate::replicas::LinkRole::Active) {
-        return Ok(());
-    }
     use crate::replicas::link;
-    let outcome = match link::target(replica) {
-        Ok(target) => link::exchange(target).await,
-        Err(error) => Err(error),
+    let outcome = match link::remote(replica) {
+        None => return Ok(()),
+        Some(Ok(remote)) => link::round(remote).await,
+        Some(Err(error)) => Err(error),
     };
     link::note(replica, &outcome);
     let moved = outcome.map_err(|e| CommandError::Reported(format!("{}\n  = fix: {}", e.message, e.fix)))?;

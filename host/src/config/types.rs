@@ -65,6 +65,8 @@ pub struct ReplicaConfig {
     pub folders: Option<FolderPair>,
     /// HTTP between the two hosts instead of folders (C3).
     pub http: Option<HttpLink>,
+    /// Folders on an FTP server instead of local ones (C4).
+    pub ftp: Option<FtpFolders>,
     /// How often `synchost run` exchanges through the folders unattended:
     /// imports what waits, then sends a data message when this host sends
     /// and has new changes, or an acknowledgement of what it imported.
@@ -84,6 +86,28 @@ pub struct HttpLink {
     pub url: Option<String>,
     /// The password of this link, the same on both hosts; `${VAR}` reads it from the environment.
     pub password: String,
+}
+
+/// `[replicas.NAME.ftp]`: two folders on an FTP server both hosts reach,
+/// crossed between them.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FtpFolders {
+    pub host: String,
+    /// Default 21.
+    #[serde(default = "ftp_port")]
+    pub port: u16,
+    pub user: String,
+    /// `${VAR}` reads it from the environment.
+    pub password: String,
+    /// The folder this host stores its messages in (the other's `download`).
+    pub upload: String,
+    /// The folder the other host stores its messages in.
+    pub download: String,
+}
+
+fn ftp_port() -> u16 {
+    21
 }
 
 /// Where messages go to and come from (relative to the config file).

@@ -71,7 +71,7 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) -> an
     }
     // Replicas with a schedule exchange through their folders unattended (read at start).
     for (name, replica) in &engine.config.config.replicas {
-        if replica.schedule.is_some() && (replica.folders.is_some() || replica.http.is_some()) {
+        if replica.schedule.is_some() && (replica.folders.is_some() || replica.http.is_some() || replica.ftp.is_some()) {
             loops.insert(format!("replica {name}"), tokio::spawn(replicas::exchange_loop(watching.clone(), control.clone(), name.to_string(), shutdown.clone())));
         }
     }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::control::Control;
 use super::Serving;
 use crate::replicas::message::MessageKind;
-use crate::replicas::{folder, link, Imported, LinkRole, Replica};
+use crate::replicas::{folder, link, Imported, Replica};
 
 pub(super) async fn exchange_loop(serving: watch::Receiver<Arc<Serving>>, control: Arc<Control>, name: String, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -35,9 +35,9 @@ async fn exchange_once(engine: &crate::engine::Engine, control: &Control, name: 
         Ok(replica) => replica,
         Err(error) => return event("error", &error.message, Some(&error.fix)),
     };
-    let active = replica.config.http.as_ref().is_some_and(|l| l.role == LinkRole::Active);
-    if active {
-        let outcome = cross(link::target(&replica)).await;
+    let remote = link::remote(&replica).is_some();
+    if remote {
+        let outcome = cross(link::remote(&replica)).await;
         if let (true, Err(error)) = (link::note(&replica, &outcome), &outcome) {
             event("error", &error.message, Some(&error.fix));
         }
@@ -68,8 +68,8 @@ async fn exchange_once(engine: &crate::engine::Engine, control: &Control, name: 
         Ok(exported) => match replica.folders.as_ref().map(|(upload, _)| folder::deliver(upload, &exported)) {
             Some(Ok(path)) => {
                 event("info", &format!("message {} written to {}", exported.number, path.display()), None);
-                if active {
-                    let outcome = cross(link::target(&replica)).await;
+                if remote {
+                    let outcome = cross(link::remote(&replica)).await;
                     if let (true, Err(error)) = (link::note(&replica, &outcome), &outcome) {
                         event("error", &error.message, Some(&error.fix));
                     }
@@ -82,7 +82,10 @@ async fn exchange_once(engine: &crate::engine::Engine, control: &Control, name: 
     }
 }
 
-/// A round over the link, once its target is known (no borrow of the replica's store is held meanwhile).
-async fn cross(target: Result<link::Target, link::LinkError>) -> Result<link::Moved, link::LinkError> {
-    link::exchange(target?).await
+/// A round over the remote transport, once its target is known (no borrow of the replica's store is held meanwhile).
+async fn cross(remote: Option<Result<link::Remote, link::LinkError>>) -> Result<link::Moved, link::LinkError> {
+    match remote {
+        Some(remote) => link::round(remote?).await,
+        None => Ok(link::Moved::default()),
+    }
 }

@@ -172,3 +172,31 @@ mod tests {
         assert!(!acceptable_name("office-hq-12.data.synchost", "office", "hq"));
     }
 }
+
+/// A transport this host reaches out to on each round: the active end of
+/// an HTTP link, or an FTP server.
+pub enum Remote {
+    Http(Target),
+    Ftp(super::ftp::FtpTarget),
+}
+
+/// The replica's remote transport, if it has one this host drives (not
+/// local folders, nor the passive end of a link).
+pub fn remote(replica: &Replica<'_>) -> Option<Result<Remote, LinkError>> {
+    if let Some(target) = super::ftp::target(replica) {
+        return Some(Ok(Remote::Ftp(target)));
+    }
+    let active = replica.config.http.as_ref().is_some_and(|l| l.role == super::LinkRole::Active);
+    active.then(|| target(replica).map(Remote::Http))
+}
+
+/// One round over the remote transport.
+pub async fn round(remote: Remote) -> Result<Moved, LinkError> {
+    match remote {
+        Remote::Http(target) => exchange(target).await,
+        // The FTP client blocks: it runs beside the async threads.
+        Remote::Ftp(target) => tokio::task::spawn_blocking(move || super::ftp::exchange(target))
+            .await
+            .unwrap_or_else(|e| Err(LinkError { message: format!("the FTP round stopped: {e}"), fix: "see the host's log".into() })),
+    }
+}

@@ -13,8 +13,10 @@
 //! - [`store`]: the exchange store and the activity log.
 //! - [`folder`]: the local folder pair transport.
 //! - [`link`]: HTTP between an active and a passive host (C3).
+//! - [`ftp`]: folders on an FTP server (C4).
 
 pub mod folder;
+pub mod ftp;
 pub mod link;
 pub mod message;
 pub mod roles;
@@ -132,12 +134,12 @@ impl<'c> Replica<'c> {
         let store = Store::open(&store_path(&loaded.data_dir(), name), roles::initial(config.kind, config.side))?;
         let me = loaded.config.host.name.clone().unwrap_or_else(crate::state::lease::host_name);
         // Over HTTP, messages wait in folders of the host's own until they cross.
-        let folders = match (&config.http, &config.folders) {
-            (Some(_), _) => {
+        let folders = match (config.http.is_some() || config.ftp.is_some(), &config.folders) {
+            (true, _) => {
                 let own = store_path(&loaded.data_dir(), name).with_extension("");
                 Some((own.join("outgoing"), own.join("incoming")))
             }
-            (None, folders) => folders.as_ref().map(|f| (loaded.resolve(&f.upload), loaded.resolve(&f.download))),
+            (false, folders) => folders.as_ref().map(|f| (loaded.resolve(&f.upload), loaded.resolve(&f.download))),
         };
         Ok(Replica { name: name.to_owned(), config, me, secret, store, folders })
     }
