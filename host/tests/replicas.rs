@@ -485,6 +485,9 @@ fn over_http_the_active_host_reaches_the_passive_one_and_a_wrong_password_or_a_h
     assert_eq!(status["link"]["role"], "active");
     assert_eq!(status["link"]["up"], true, "{status}");
     assert!(status["link"]["last_success"].is_string(), "{status}");
+    let passive: serde_json::Value = serde_json::from_str(&offices.ok("hq", &["replicas", "status", "office", "--json"])).unwrap();
+    assert_eq!(passive["link"]["role"], "passive");
+    assert!(passive["link"]["last_success"].is_string(), "the passive end shows when the active one last reached it: {passive}");
     drop(branch);
 
     // A wrong password: refused by hq, said on both hosts; nothing lost.
@@ -633,4 +636,28 @@ fn through_folders_on_a_real_ftp_server_with_a_wrong_password_or_the_server_down
     ok("branch", &["replicas", "import", "office"]);
     assert_eq!(offices.contacts("branch"), ["Ada|030 2"]);
     assert!(ok("hq", &["replicas", "log", "office"]).contains("up again"));
+}
+
+// Covers: D1, D3, D10, T2
+#[test]
+fn while_a_host_runs_the_replica_commands_go_through_its_admin_api() {
+    let offices = Offices::new("two-way");
+    let hq_config = std::fs::read_to_string(offices.path("hq").join("synchost.toml")).unwrap();
+    let hq_config = hq_config.replace("enabled = false", "listen = \"127.0.0.1:0\"").replacen("schedule = \"1s\"\n", "", 1);
+    std::fs::write(offices.path("hq").join("synchost.toml"), hq_config).unwrap();
+    let _hq = run(&offices, "hq");
+    wait_for("hq's admin API", || offices.path("hq").join("synchost-data/admin.address").exists());
+    add(&offices, "hq", "Ada", "030 1");
+    wait_for("Ada in hq's outbox", || offices.kept("hq") == 1);
+    let exported = offices.ok("hq", &["replicas", "export", "office"]);
+    assert!(exported.contains("message 1 (1 change(s)) written to") && exported.contains("(command line)"), "carried out by the running host: {exported}");
+    offices.ok("branch", &["replicas", "import", "office"]);
+    assert_eq!(offices.contacts("branch"), ["Ada|030 1"]);
+    offices.ok("branch", &["replicas", "ack", "office"]);
+    let imported = offices.ok("hq", &["replicas", "import", "office"]);
+    assert!(imported.contains("1 message(s) imported"), "{imported}");
+    assert_eq!(offices.kept("hq"), 0);
+    let refused = offices.refused("hq", &["replicas", "mark-received", "office", "--through", "7"]);
+    assert!(refused.contains("this host sent no data message 7"), "{refused}");
+    assert!(offices.ok("hq", &["messages"]).contains("replica `office`: message 1 (1 change(s)) written to"));
 }

@@ -88,7 +88,27 @@ async fn cross(replica: &Replica<'_>) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// The running host's API call that carries a command out, if it goes through one.
+fn through_api(command: &ReplicasCommand) -> Option<(String, serde_json::Value)> {
+    use super::remote::segment;
+    let path = |name: &str, action: &str| format!("/api/v1/replicas/{}/{action}", segment(name));
+    match command {
+        ReplicasCommand::Export { replica, swap, to: None } => Some((path(replica, "export"), serde_json::json!({ "swap": swap }))),
+        ReplicasCommand::Import { replica, files } if files.is_empty() => Some((path(replica, "import"), serde_json::json!({}))),
+        ReplicasCommand::Ack { replica, to: None } => Some((path(replica, "ack"), serde_json::json!({}))),
+        ReplicasCommand::Resend { replica, to: None } => Some((path(replica, "resend"), serde_json::json!({}))),
+        ReplicasCommand::MarkReceived { replica, through } => Some((path(replica, "mark-received"), serde_json::json!({ "through": through }))),
+        _ => None,
+    }
+}
+
 pub async fn run(config_path: &Path, command: &ReplicasCommand) -> Result<(), CommandError> {
+    // While `synchost run` serves the data folder, it carries the exchange out.
+    if let (Some(host), Some((path, body))) = (super::remote::RunningHost::find(config_path), through_api(command)) {
+        let answer = host.call(reqwest::Method::POST, &path, Some(body), &super::remote::login_name()).await?;
+        say!("{}", answer["message"].as_str().unwrap_or("done"));
+        return Ok(());
+    }
     let engine = open_engine(config_path)?;
     let config = engine.config.clone();
     match command {

@@ -49,6 +49,9 @@ fn passive(context: &AdminContext, name: &str, headers: &HeaderMap) -> Result<Pa
         let _ = engine.state.event("warn", None, None, &format!("replica `{name}`: a request over the link with a wrong password was refused"), Some("set the same [replicas.NAME.http] password on both hosts"));
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the link's password is wrong").fix("set the same [replicas.NAME.http] password on both hosts"));
     }
+    // The passive end shows when the active one last reached it.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let _ = replica.store.set_mark(crate::replicas::store::Mark::LinkUp, now);
     let (outgoing, incoming) = replica.folders.clone().expect("an HTTP link has folders of its own");
     Ok(Passive { outgoing, incoming, name: name.to_owned(), me: replica.me.clone(), peer: replica.config.peer.clone() })
 }

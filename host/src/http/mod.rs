@@ -6,6 +6,7 @@
 //! - [`routes`]: the table of every route: method, path, who may call it;
 //!   the OpenAPI document is made from it.
 //! - [`api`]: the `/api/v1` handlers over the admin views and the running engine.
+//! - [`replicas`]: `/api/v1/replicas`: what `synchost replicas` sees and does.
 //! - [`exchange`]: the passive end of a replica's HTTP link, with the link's password.
 //! - [`metrics`]: `/metrics` (Prometheus text format), `/healthz`, `/readyz`.
 //! - [`tls`]: HTTPS when `[host.admin.tls]` names a certificate, and the
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod exchange;
+pub mod replicas;
 pub mod metrics;
 pub mod routes;
 pub mod tls;
@@ -175,6 +177,7 @@ pub fn router(context: AdminContext) -> axum::Router {
     api::router()
         .merge(metrics::router())
         .merge(exchange::router())
+        .merge(replicas::router())
         // The dashboard: one page, in the binary; it signs in with a token and uses the API.
         .route("/", axum::routing::get(|| async { axum::response::Html(include_str!("dashboard.html")) }))
         .with_state(context)
