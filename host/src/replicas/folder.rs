@@ -43,3 +43,23 @@ pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
     std::fs::rename(path, &aside)?;
     Ok(aside)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_cut_short_on_its_way_is_never_taken_for_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = Exported { number: 1, file_name: "office-hq-000001.data.synchost".into(), bytes: b"whole".to_vec(), changes: 0, swap: false };
+        // A copy that stopped half-way leaves its temporary name only.
+        std::fs::write(dir.path().join(".office-hq-000002.data.synchost.partial"), b"ha").unwrap();
+        std::fs::write(dir.path().join("office-hq-000003.data.synchost.refused"), b"x").unwrap();
+        std::fs::write(dir.path().join("office-branch-000001.data.synchost"), b"the other sender's").unwrap();
+        deliver(dir.path(), &message).unwrap();
+        let found = waiting(dir.path(), "office", "hq").unwrap();
+        assert_eq!(found, [dir.path().join("office-hq-000001.data.synchost")]);
+        assert_eq!(std::fs::read(&found[0]).unwrap(), b"whole");
+        assert!(waiting(&dir.path().join("not there"), "office", "hq").unwrap().is_empty());
+    }
+}
