@@ -27,6 +27,8 @@ pub struct StatusView {
     pub pipelines: Vec<serde_json::Value>,
     /// One object per replica: its role, what it keeps, its last activity (D10).
     pub replicas: Vec<serde_json::Value>,
+    /// One object per lockable scope: the lock and the changes it holds back (L2).
+    pub scopes: Vec<serde_json::Value>,
 }
 
 impl StatusView {
@@ -41,6 +43,7 @@ impl StatusView {
             },
             "pipelines": self.pipelines,
             "replicas": self.replicas,
+            "scopes": self.scopes,
         })
     }
 }
@@ -71,8 +74,16 @@ pub fn view(config: &LoadedConfig, state: &State) -> Result<StatusView, StateErr
             Some(h) if h.state == "degraded" => format!("degraded since {}: {}", h.since, h.reason.as_deref().unwrap_or("")),
             Some(_) => "ok".to_owned(),
         };
+        let scope = config.config.scopes.iter().find(|(_, s)| s.pipelines.contains(name)).map(|(n, _)| n.as_str());
+        let lock = match scope {
+            Some(scope) => state.scope_lock(scope)?,
+            None => None,
+        };
+        let held = state.held_changes(None, Some(name.as_str()))?;
         rows.push(json!({
             "pipeline": name.as_str(),
+            "scope": scope,
+            "locked_by": lock.as_ref().map(|l| json!({ "holder": l.holder, "since": l.since, "endpoint": l.endpoint, "how": l.how })),
             "category": pipeline.category.clone().unwrap_or_else(|| "uncategorised".into()),
             "state": health.as_ref().map(|h| h.state.clone()).unwrap_or_else(|| "never-run".into()),
             "summary": state_text,
@@ -100,7 +111,11 @@ pub fn view(config: &LoadedConfig, state: &State) -> Result<StatusView, StateErr
                     "detail": format!("the {kept} record is kept; its edits do not sync"),
                     "fix": fix,
                 })
-            })).collect::<Vec<_>>(),
+            })).chain(held.iter().map(|h| json!({
+                "id": h.id, "side": h.side, "record": h.source_id, "label": h.label, "result": "held", "since": h.held_at,
+                "error": "held by a scope lock", "detail": format!("{} (scope `{}` locked by {})", h.summary, h.scope, h.holder),
+                "fix": format!("goes through when {} releases scope `{}` (or it is forced open: `synchost locks release {}`)", h.holder, h.scope, h.scope),
+            }))).collect::<Vec<_>>(),
             "open_conflicts": conflicts.iter().filter(|c| c.pipeline == name.as_str()).count(),
             "waiting_for_approval": approvals.iter().filter(|a| a.pipeline == name.as_str()).count(),
             "links": state.link_count(name.as_str())?,
@@ -117,7 +132,25 @@ pub fn view(config: &LoadedConfig, state: &State) -> Result<StatusView, StateErr
             Err(error) => json!({ "replica": name.as_str(), "error": error.message, "fix": error.fix }),
         })
         .collect();
-    Ok(StatusView { scheduler_running: scheduler_alive, writer, heartbeat, serving, last_reload, failed, conflicts, approvals, pipelines: rows, replicas })
+    let scopes = scopes_view(config, state)?;
+    Ok(StatusView { scheduler_running: scheduler_alive, writer, heartbeat, serving, last_reload, failed, conflicts, approvals, pipelines: rows, replicas, scopes })
+}
+
+/// Each scope: its pipelines, editor, the lock (holder, since, last change), the changes held back.
+pub fn scopes_view(config: &LoadedConfig, state: &State) -> Result<Vec<serde_json::Value>, StateError> {
+    let mut views = Vec::new();
+    for (name, scope) in &config.config.scopes {
+        views.push(json!({
+            "scope": name.as_str(),
+            "pipelines": scope.pipelines.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "editor": scope.editor.as_ref().map(|e| json!({ "endpoint": e.endpoint.as_str(), "user": e.user })),
+            "auto_lock": scope.auto_lock,
+            "idle_timeout": humantime::format_duration(scope.idle_timeout.0).to_string(),
+            "lock": state.scope_lock(name.as_str())?,
+            "held": state.held_changes(Some(name.as_str()), None)?,
+        }));
+    }
+    Ok(views)
 }
 
 /// A link deleted on one side only: which side, which kept, and the fix.

@@ -271,7 +271,7 @@ pub async fn run(config: &Path) -> Result<(), CommandError> {
 pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
     let (config, state) = open_state(config)?;
     let view = crate::admin::status::view(&config, &state).map_err(state_error)?;
-    let StatusView { scheduler_running, writer, heartbeat, serving, last_reload, failed, conflicts, approvals, pipelines: rows, replicas } = &view;
+    let StatusView { scheduler_running, writer, heartbeat, serving, last_reload, failed, conflicts, approvals, pipelines: rows, replicas, scopes } = &view;
     let scheduler_alive = *scheduler_running;
     if json {
         say!("{}", serde_json::to_string_pretty(&view.to_json()).expect("JSON values serialize"));
@@ -367,6 +367,10 @@ pub async fn status(config: &Path, json: bool) -> Result<(), CommandError> {
                 say!("  {:<24}   fix: {fix}", "");
             }
         }
+    }
+    if !scopes.is_empty() {
+        say!("\nscopes:");
+        super::locks::print_scopes(scopes);
     }
     if !failed.is_empty() {
         say!("\nfailed items: {} (see `synchost failed list`)", failed.len());

@@ -178,6 +178,32 @@ pub(super) enum Command {
         #[command(subcommand)]
         command: MirrorCommand,
     },
+    /// Scope locks: who holds which scope, the changes held back, lock and release.
+    Locks {
+        #[command(subcommand)]
+        command: LocksCommand,
+    },
+    /// Take back what a run wrote: restore the values it replaced, where
+    /// nobody changed them since, on both systems.
+    Undo {
+        run: i64,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who undoes it (default: $USER).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
+    /// Write an undone run's values again, where nobody changed them since the undo.
+    Redo {
+        run: i64,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who redoes it (default: $USER).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
     /// Pause a pipeline (only an admin pauses or resumes).
     Pause {
         pipeline: String,
@@ -192,6 +218,41 @@ pub(super) enum Command {
         /// The folder to create the demo in.
         #[arg(long, default_value = "synchost-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum LocksCommand {
+    /// Each scope: its lock (holder, since, how), the changes held back.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lock a scope for editing: others' changes to its plan data are held back.
+    Take {
+        scope: String,
+        /// The endpoint you edit through (default: the scope's editor's).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Who holds it (default: $USER).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
+    /// Release a scope's lock (another's is forced open, and recorded so).
+    Release {
+        scope: String,
+        /// Why, for the lock log.
+        #[arg(long)]
+        why: Option<String>,
+        /// Who releases it (default: $USER).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
+    /// Locks, releases and refusals, with who and why.
+    Log {
+        scope: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
     },
 }
 

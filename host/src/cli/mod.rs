@@ -17,6 +17,7 @@
 //! - `doctor`: why syncing stopped or lags (`doctor`).
 //! - `endpoints`: each endpoint's identity and the host's; confirming a move (`endpoints`).
 //! - `replicas`: exchanging messages with another host (`replicas`).
+//! - `locks`, `undo`, `redo`: scope locks, held changes, taking runs back (`locks`).
 //! - `remote`: how the writing commands reach a running host's admin API.
 
 pub mod admin;
@@ -29,6 +30,7 @@ mod replicas;
 mod inspect;
 mod package;
 mod links;
+mod locks;
 pub mod output;
 mod read;
 pub mod remote;
@@ -185,6 +187,12 @@ pub async fn main() -> ExitCode {
         Command::Mirror { command: MirrorCommand::Diff { pipeline } } => admin::mirror_diff(&cli.config, pipeline).await,
         Command::Pause { pipeline, by } => admin::pause(&cli.config, pipeline, Some(by)).await,
         Command::Resume { pipeline } => admin::pause(&cli.config, pipeline, None).await,
+        Command::Locks { command: LocksCommand::List { json } } => locks::list(&cli.config, *json),
+        Command::Locks { command: LocksCommand::Log { scope, limit } } => locks::log(&cli.config, scope.as_deref(), *limit),
+        Command::Locks { command: LocksCommand::Take { scope, endpoint, by } } => locks::take_or_release(&cli.config, scope, true, endpoint.as_deref(), None, by).await,
+        Command::Locks { command: LocksCommand::Release { scope, why, by } } => locks::take_or_release(&cli.config, scope, false, None, why.as_deref(), by).await,
+        Command::Undo { run, dry_run, by } => locks::undo(&cli.config, *run, crate::engine::UndoDirection::Undo, *dry_run, by).await,
+        Command::Redo { run, dry_run, by } => locks::undo(&cli.config, *run, crate::engine::UndoDirection::Redo, *dry_run, by).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

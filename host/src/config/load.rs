@@ -18,7 +18,7 @@ use super::types::{Config, HostSettings, InstanceConfig, PluginSource};
 use crate::bundled;
 use crate::runtime::MAX_PLUGIN_MEMORY;
 
-const SECTIONS: &[&str] = &["host", "plugins", "endpoints", "mappers", "pipelines", "replicas"];
+const SECTIONS: &[&str] = &["host", "plugins", "endpoints", "mappers", "pipelines", "replicas", "scopes"];
 const SCHEMA_HINT: &str = "see schemas/synchost.schema.json for every setting";
 
 struct Collector<'a> {
@@ -125,6 +125,7 @@ pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigErrors> {
             "mappers" => config.mappers = c.named_entries::<_, InstanceConfig>("mappers", value),
             "pipelines" => config.pipelines = c.named_entries::<_, PipelineConfig>("pipelines", value),
             "replicas" => config.replicas = c.named_entries::<_, super::types::ReplicaConfig>("replicas", value),
+            "scopes" => config.scopes = c.named_entries::<_, super::scopes::ScopeConfig>("scopes", value),
             other => c.error(
                 Some(key_span),
                 format!("unknown section `{other}`"),
@@ -233,6 +234,7 @@ fn check_references(c: &mut Collector<'_>, config: &Config) {
     }
     check_folders_hold_nothing_of_the_host(c, config);
     check_pipelines(c, config);
+    check_scopes(c, config);
     let all_limits = std::iter::once(("[host.limits]".to_owned(), &config.host.limits)).chain(
         [("endpoints", &config.endpoints), ("mappers", &config.mappers)]
             .into_iter()
@@ -366,6 +368,35 @@ fn check_folders_hold_nothing_of_the_host(c: &mut Collector<'_>, config: &Config
 }
 
 /// Checks that pipelines name existing endpoints and mappers and consistent fields.
+fn check_scopes(c: &mut Collector<'_>, config: &Config) {
+    let mut owner: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for (name, scope) in &config.scopes {
+        if scope.pipelines.is_empty() {
+            c.error(None, format!("[scopes.{name}] names no pipelines"), format!("list the pipelines it holds: pipelines = [\"tasks\"] under [scopes.{name}]"));
+        }
+        for pipeline in &scope.pipelines {
+            let Some(config_of) = config.pipelines.get(pipeline) else {
+                let known: Vec<String> = config.pipelines.keys().map(|k| k.to_string()).collect();
+                c.error(None, format!("[scopes.{name}] pipeline `{pipeline}` is not configured"), format!("use one of the pipelines: {}", known.join(", ")));
+                continue;
+            };
+            if let Some(other) = owner.insert(pipeline.as_str(), name.as_str()) {
+                c.error(None, format!("pipeline `{pipeline}` is in two scopes, `{other}` and `{name}`"), "keep each pipeline in one scope");
+            }
+            if let Some(editor) = &scope.editor {
+                let sides = [config_of.left.endpoint.get_ref(), config_of.right.endpoint.get_ref()];
+                if !sides.contains(&&editor.endpoint) {
+                    c.error(
+                        None,
+                        format!("[scopes.{name}] editor endpoint `{}` is not a side of pipeline `{pipeline}` (its sides are `{}` and `{}`)", editor.endpoint, sides[0], sides[1]),
+                        "name the endpoint the editor works through, a side of every pipeline of the scope",
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn check_pipelines(c: &mut Collector<'_>, config: &Config) {
     for (name, pipeline) in &config.pipelines {
         for (side, end) in [("left", &pipeline.left), ("right", &pipeline.right)] {
@@ -408,7 +439,7 @@ fn check_pipelines(c: &mut Collector<'_>, config: &Config) {
                     "give each left field its own right field",
                 );
             }
-            let policy = rule.conflict.unwrap_or(pipeline.conflict);
+            let policy = pipeline.policy_of(left);
             if policy == ConflictPolicy::Mirror && rule.mirror.is_none() && rule.conflict.is_some() {
                 c.error(
                     None,

@@ -4,6 +4,8 @@
 //! - `values`: newtypes for names, connection strings, origins, durations and sizes.
 //! - `load`: reading a file, reporting every error at once with its location and fix.
 //! - `error`: the error type and its rustc-style rendering.
+//! - `pipeline`: `[pipelines.NAME]`, with policies and kinds of data.
+//! - `scopes`: `[scopes.NAME]`, the lockable scopes.
 //! - `diff`: what a reload adds, changes and removes.
 //! - `watcher`: the files a running host watches for a reload.
 
@@ -11,6 +13,7 @@ mod diff;
 mod error;
 mod load;
 mod pipeline;
+mod scopes;
 mod types;
 mod values;
 pub mod watcher;
@@ -21,7 +24,8 @@ use std::time::Duration;
 pub use diff::{diff, ConfigDiff, ConfigView, PieceChange};
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{Config, FolderPair, Grants, HostSettings, HttpGrant, InstanceConfig, Limits, PluginSource, ReplicaConfig, SqlGrant};
-pub use pipeline::{ApprovalConfig, ConflictPolicy, DeletePolicy, FieldCheck, FieldRule, Flow, MirrorFields, PipelineConfig, RetryConfig, ScopeValue, Side, SideConfig};
+pub use scopes::{Editor, ScopeConfig};
+pub use pipeline::{ApprovalConfig, ConflictPolicy, DataCategory, NoteFields, DeletePolicy, FieldCheck, FieldRule, Flow, MirrorFields, PipelineConfig, RetryConfig, ScopeValue, Side, SideConfig};
 pub use values::{ByteSize, ConnectionName, Dsn, HttpOrigin, InstanceName, PipelineName, PluginId, PublisherKey, Schedule, Timeout};
 
 /// The config file a command uses when none is given.

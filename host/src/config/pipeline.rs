@@ -25,9 +25,23 @@ pub struct PipelineConfig {
     #[schemars(with = "Option<InstanceName>")]
     pub mapper: Option<Spanned<InstanceName>>,
     /// What happens when a field changed on both sides since the last sync.
-    /// Default `manual`: parked for an admin, nothing is overwritten.
+    /// Default: the policy of the pipeline's `data` category, else `manual`
+    /// (parked for an admin, nothing is overwritten).
+    pub conflict: Option<ConflictPolicy>,
+    /// What kind of data the pipeline syncs (L1): `plan` (lockable; first
+    /// writer wins, the later one is told to refresh), `actuals` (never
+    /// locked; last writer wins, silently) or `other` (first writer wins,
+    /// with a warning). Sets the default conflict policy of its fields and
+    /// whether a scope lock holds their changes back; a field may say its own.
+    pub data: Option<DataCategory>,
+    /// A field on each side that takes synchost's notes to the people there
+    /// (e.g. Redmine's `notes`, which becomes a journal entry; a plan task's
+    /// `notes`): why their change lost to a first writer and must be
+    /// refreshed (L1), that their change is held while someone holds the
+    /// scope's lock (L2). Without it, both are in the history, the events
+    /// and the dashboard only.
     #[serde(default)]
-    pub conflict: ConflictPolicy,
+    pub notes: NoteFields,
     /// How deletes propagate. Default `soft`.
     #[serde(default)]
     pub deletes: DeletePolicy,
@@ -209,8 +223,12 @@ pub struct FieldRule {
     /// Which way changes flow (C2). Default `both`.
     #[serde(default)]
     pub direction: Flow,
-    /// The conflict policy of this field, overriding the pipeline's.
+    /// The conflict policy of this field, overriding the pipeline's (and its
+    /// category's).
     pub conflict: Option<ConflictPolicy>,
+    /// This field's kind of data, overriding the pipeline's `data` (e.g. the
+    /// time spent on a planned task is `actuals`).
+    pub data: Option<DataCategory>,
     /// For the `mirror` policy: where each side keeps the other side's value.
     pub mirror: Option<MirrorFields>,
     /// The field holds the id of a record that this other pipeline syncs (e.g.
@@ -224,6 +242,62 @@ pub struct FieldRule {
     /// a change fails the record with a hint to set the value back. Default false.
     #[serde(default)]
     pub frozen: bool,
+}
+
+/// Kinds of data, each with its own rule for concurrent edits (L1), as a
+/// scheduling tool settles them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataCategory {
+    /// Schedules, tasks, assignments: lockable by a scope lock; unlocked,
+    /// the first writer wins and the later one is told to refresh.
+    Plan,
+    /// Time spent, progress: never locked; the last writer wins, silently.
+    Actuals,
+    /// Other project information: the first writer wins, with a warning.
+    Other,
+}
+
+impl DataCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataCategory::Plan => "plan",
+            DataCategory::Actuals => "actuals",
+            DataCategory::Other => "other",
+        }
+    }
+
+    /// The policy a field of this kind gets unless it names one.
+    pub fn default_policy(self) -> ConflictPolicy {
+        match self {
+            DataCategory::Plan | DataCategory::Other => ConflictPolicy::FirstWriterWins,
+            DataCategory::Actuals => ConflictPolicy::LastWriterWins,
+        }
+    }
+
+    /// Whether a scope lock holds back changes of this kind.
+    pub fn lockable(self) -> bool {
+        self == DataCategory::Plan
+    }
+}
+
+/// The fields that take synchost's notes, per side.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteFields {
+    /// A field of the left entity.
+    pub left: Option<String>,
+    /// A field of the right entity.
+    pub right: Option<String>,
+}
+
+impl NoteFields {
+    pub fn on(&self, side: Side) -> Option<&str> {
+        match side {
+            Side::Left => self.left.as_deref(),
+            Side::Right => self.right.as_deref(),
+        }
+    }
 }
 
 /// Which way changes flow.
@@ -259,7 +333,8 @@ impl Flow {
 }
 
 /// A side of a pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     Left,
     Right,
@@ -439,7 +514,28 @@ impl PipelineConfig {
     }
 
     /// The conflict policy of a field.
+    /// A field's conflict policy: its own, its own category's, the
+    /// pipeline's, the pipeline category's, else `manual`.
     pub fn policy_of(&self, left: &str) -> ConflictPolicy {
-        self.fields.get(left).and_then(|rule| rule.conflict).unwrap_or(self.conflict)
+        let rule = self.fields.get(left);
+        rule.and_then(|r| r.conflict)
+            .or_else(|| rule.and_then(|r| r.data).map(DataCategory::default_policy))
+            .unwrap_or_else(|| self.record_policy())
+    }
+
+    /// The pipeline's own policy (for a whole record: a delete against an edit).
+    pub fn record_policy(&self) -> ConflictPolicy {
+        self.conflict.or_else(|| self.data.map(DataCategory::default_policy)).unwrap_or_default()
+    }
+
+    /// A field's kind of data, if the field or the pipeline says.
+    pub fn category_of(&self, left: &str) -> Option<DataCategory> {
+        self.fields.get(left).and_then(|rule| rule.data).or(self.data)
+    }
+
+    /// Whether a scope lock holds back changes of this field: everything but
+    /// actuals and other project information.
+    pub fn lockable(&self, left: &str) -> bool {
+        self.category_of(left).is_none_or(DataCategory::lockable)
     }
 }

@@ -40,6 +40,9 @@ pub struct Config {
     /// endpoint, as it names an endpoint.
     #[serde(default)]
     pub replicas: BTreeMap<InstanceName, ReplicaConfig>,
+    /// Scopes one person can lock while re-planning them (L2-L4).
+    #[serde(default)]
+    pub scopes: BTreeMap<InstanceName, super::scopes::ScopeConfig>,
 }
 
 /// `[replicas.NAME]`: the other host of a replica and how messages reach it.

@@ -112,7 +112,7 @@ impl Parked {
     }
 
     /// What the change does, for the person deciding.
-    fn summary(&self) -> String {
+    pub(super) fn summary(&self) -> String {
         let changes: Vec<String> = self
             .history
             .fields
@@ -198,7 +198,7 @@ fn untouched_since_parked(fields: &[(String, Option<Value>, Value)], current: &R
 /// Splits a change of a linked record into the part written at once (the
 /// fields exempt from approval, by their target and source names) and the
 /// part that waits. Pure.
-fn split_exempt(pending: Pending, target_names: &[String], source_names: &[String]) -> (Option<Pending>, Option<Pending>) {
+pub(super) fn split_exempt(pending: Pending, target_names: &[String], source_names: &[String]) -> (Option<Pending>, Option<Pending>) {
     if target_names.is_empty() || pending.link.is_none() || pending.change.kind == ChangeKind::Delete {
         return (None, Some(pending));
     }

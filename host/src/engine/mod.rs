@@ -34,12 +34,15 @@
 //!   given to another record, deleted while a change was written).
 //! - `reverts`: a save that puts back approved values, held for a decision.
 //! - `shadow`: a candidate plugin version run beside the active one, writing nothing.
+//! - `locks`: scope locks in a run: the holder's changes apply, others' are held back.
+//! - `undo`: taking back what a run wrote, and making it again.
 
 pub mod approval;
 mod batch;
 mod matching;
 pub mod identity;
 mod isolate;
+pub mod locks;
 mod outcomes;
 pub mod policy;
 mod probe;
@@ -51,6 +54,7 @@ mod resolve;
 mod reverts;
 mod run;
 pub mod shadow;
+pub mod undo;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,6 +73,8 @@ use references::Reference;
 
 pub use probe::ProbeResult;
 pub use resolve::{MirrorDifference, Resolution};
+pub use undo::{Actor, Direction as UndoDirection, UndoReport};
+pub use locks::idle_past;
 
 /// Whether a run changes anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +104,9 @@ pub enum RunError {
     /// The host or an endpoint is not the one the pipeline synced with (T5).
     #[error("{message}")]
     Identity { message: String, hint: String },
+    /// The person may not do this (force a lock open, undo a run).
+    #[error("{message}")]
+    Forbidden { message: String, hint: String },
 }
 
 impl RunError {
@@ -107,7 +116,7 @@ impl RunError {
             RunError::Instance(failure) => failure.hint.clone(),
             RunError::Call(error) => error.hint(),
             RunError::State(_) => Some("check that the data folder is writable and the disk not full".into()),
-            RunError::Setup { hint, .. } | RunError::Interrupted { hint, .. } | RunError::Identity { hint, .. } => Some(hint.clone()),
+            RunError::Setup { hint, .. } | RunError::Interrupted { hint, .. } | RunError::Identity { hint, .. } | RunError::Forbidden { hint, .. } => Some(hint.clone()),
         }
     }
 
@@ -194,6 +203,10 @@ pub(crate) struct Ctx<'a> {
     pub recheck: std::sync::Mutex<Vec<(Side, String)>>,
     /// In a dry run, the writes it would make (`rehearsal`).
     pub overlay: Option<rehearsal::Overlay>,
+    /// The lock in force on the pipeline's scope (`locks`).
+    pub lock: std::sync::Mutex<Option<locks::ActiveLock>>,
+    /// An undo or redo carries restored values over: no lock holds them back.
+    pub undoing: bool,
 }
 
 impl Ctx<'_> {
@@ -403,6 +416,8 @@ struct BatchPlan {
     reverse: Vec<(Change, HistoryEntry)>,
     commit: Commit,
     counts: RunCounts,
+    /// Refresh warnings for the losing sides of conflicts (L1), for the event log.
+    warnings: Vec<String>,
 }
 
 impl Engine {
@@ -516,6 +531,8 @@ impl Engine {
             open,
             recheck: Default::default(),
             overlay: (mode == Mode::DryRun).then(Default::default),
+            lock: Default::default(),
+            undoing: false,
         })
     }
 

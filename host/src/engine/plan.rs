@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::policy::{self, Decision};
 use super::{side_ids, BatchPlan, Ctx, Pending};
-use crate::config::{ConflictPolicy, DeletePolicy, Flow, Side};
+use crate::config::{ConflictPolicy, DataCategory, DeletePolicy, Flow, Side};
 use crate::model::{Change, ChangeKind, Field, Outcome, Record, Value, Violation};
 use crate::state::{Base, Commit, ConflictEntry, FailedItem, HistoryEntry, Link, LinkRef, LinkWrite, RunCounts};
 
@@ -296,13 +296,24 @@ pub(super) fn plan_update(
             Side::Right => (current_value.clone(), new_value.clone()),
         };
         plan.counts.conflicts += 1;
-        match policy::decide(policy, left_version, right_version) {
+        // While a scope is locked, a conflict of plan data goes to the holder (L2).
+        let lock = ctx.holder_wins(source, left).or_else(|| ctx.holder_overrules(source, left).filter(|l| l.holder_side.is_some()));
+        let decision = match &lock {
+            Some(lock) => Decision::Wins(lock.holder_side.unwrap_or(source)),
+            None => policy::decide(policy, left_version, right_version),
+        };
+        match decision {
             Decision::Wins(winner) if winner == source => {
                 raw.inspect(|v| base_source.push((s_name.to_owned(), (*v).clone())));
                 writes.push((t_name.to_owned(), current.cloned(), new_value.clone()));
                 base_target.push((t_name.to_owned(), new_value.clone()));
-                rules_used.push(format!("{t_name}: conflict, policy {} ({source} wins)", policy.as_str()));
-                if policy == ConflictPolicy::FirstWriterWins {
+                if let Some(lock) = &lock {
+                    rules_used.push(format!("{t_name}: conflict, {} ({source} wins)", lock.describe()));
+                    warning = Some(format!("the {target} change to {t_name} was not applied: {}; the {target} side must refresh", lock.describe()));
+                } else {
+                    rules_used.push(format!("{t_name}: conflict, policy {} ({source} wins)", policy.as_str()));
+                }
+                if lock.is_none() && policy == ConflictPolicy::FirstWriterWins && ctx.config.category_of(left) != Some(DataCategory::Actuals) {
                     warning = Some(format!(
                         "the {target} change to {t_name} was rejected: the {source} side changed it first; the {target} side must refresh"
                     ));
@@ -398,6 +409,13 @@ pub(super) fn plan_update(
     for (rule, message) in lost {
         plan.commit.history.push(conflict_entry(&left_id, &right_id, source, rule, message));
     }
+    if let Some(warning) = &warning {
+        // The losing side is told where its connector takes notes (L1).
+        if let Some(field) = ctx.config.notes.on(target) {
+            writes.push((field.to_owned(), None, Value::Text(format!("synchost: {warning}."))));
+        }
+        plan.warnings.push(format!("{}: {warning}", label_of(record).unwrap_or_else(|| record.id.clone())));
+    }
     if writes.is_empty() {
         if !base_source.is_empty() || !base_target.is_empty() {
             plan.commit.links.push(link_write(link.link_id, source, record.version.clone(), None, base_source, base_target));
@@ -467,7 +485,7 @@ pub(super) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &L
     // A delete that won over an edit says so in its entry (the conflict is counted).
     let mut won_conflict: Option<String> = None;
     if !edited.is_empty() {
-        let policy = ctx.config.conflict;
+        let policy = ctx.config.record_policy();
         let (lv, rv) = match source {
             Side::Left => (record.version.as_deref(), counterpart.version.as_deref()),
             Side::Right => (counterpart.version.as_deref(), record.version.as_deref()),

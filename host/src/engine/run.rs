@@ -43,6 +43,7 @@ impl Engine {
         let span = tracing::info_span!("run", pipeline = name, run = ctx.run_id, trigger);
         let mut report = RunReport { run_id: ctx.run_id, ..RunReport::default() };
         let outcome = async {
+            self.scope_lock_at_start(&ctx, &mut report).await?;
             self.finish_intents(&ctx, false, &mut report).await?;
             // Records the other side could not take for a passing reason
             // go again as soon as their backoff allows, in every run.
@@ -74,13 +75,14 @@ impl Engine {
             let error = outcome.as_ref().err().map(|e| (e.to_string(), e.hint()));
             self.state.finish_run(run_id, &report.counts, error.as_ref().map(|(m, h)| (m.as_str(), h.as_deref())))?;
             let summary = format!(
-                "run {run_id}: {} created, {} updated, {} deleted, {} conflicts, {} failed{}",
+                "run {run_id}: {} created, {} updated, {} deleted, {} conflicts, {} failed{}{}",
                 report.counts.created,
                 report.counts.updated,
                 report.counts.deleted,
                 report.counts.conflicts,
                 report.counts.failed,
-                if report.counts.queued > 0 { format!(", {} waiting for approval", report.counts.queued) } else { String::new() }
+                if report.counts.queued > 0 { format!(", {} waiting for approval", report.counts.queued) } else { String::new() },
+                if report.counts.held > 0 { format!(", {} held by a scope lock", report.counts.held) } else { String::new() }
             );
             match &error {
                 None => {
@@ -208,6 +210,7 @@ impl Engine {
     pub(super) async fn finish_batch(&self, ctx: &Ctx<'_>, source: Side, mut plan: BatchPlan, report: &mut RunReport) -> Result<(), RunError> {
         let target = source.other();
         self.hold_reverts_of_approvals(ctx, source, &mut plan)?;
+        self.apply_scope_lock(ctx, source, &mut plan)?;
         self.park_for_approval(ctx, source, &mut plan)?;
         let outcomes: Vec<Outcome> =
             if plan.pending.is_empty() { Vec::new() } else { self.write_pending(ctx, source, &mut plan.pending, &mut plan.commit).await? };
@@ -252,8 +255,19 @@ impl Engine {
         report.counts.conflicts += plan.counts.conflicts;
         report.counts.failed += plan.counts.failed;
         report.counts.queued += plan.counts.queued;
+        report.counts.held += plan.counts.held;
         if !plan.commit.is_empty() {
             self.state.apply(ctx.name, ctx.run_id, &plan.commit)?;
+        }
+        if ctx.overlay.is_none() {
+            // Each warning reaches the dashboard's event log; a flood is summed up.
+            const SHOWN: usize = 20;
+            for warning in plan.warnings.iter().take(SHOWN) {
+                self.state.event("warn", Some(ctx.name), ctx.run_id, warning, Some("the losing side refreshes, then makes its change again if it still matters"))?;
+            }
+            if plan.warnings.len() > SHOWN {
+                self.state.event("warn", Some(ctx.name), ctx.run_id, &format!("{} more changes lost to a first writer (see the history)", plan.warnings.len() - SHOWN), None)?;
+            }
         }
         report.note(std::mem::take(&mut plan.commit.history));
         match interrupted {

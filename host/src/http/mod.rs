@@ -7,6 +7,7 @@
 //!   the OpenAPI document is made from it.
 //! - [`api`]: the `/api/v1` handlers over the admin views and the running engine.
 //! - [`replicas`]: `/api/v1/replicas`: what `synchost replicas` sees and does.
+//! - [`locks`]: `/api/v1/scopes` and undo/redo of runs: scope locks and what they hold back.
 //! - [`exchange`]: the passive end of a replica's HTTP link, with the link's password.
 //! - [`metrics`]: `/metrics` (Prometheus text format), `/healthz`, `/readyz`.
 //! - [`tls`]: HTTPS when `[host.admin.tls]` names a certificate, and the
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod exchange;
+pub mod locks;
 pub mod replicas;
 pub mod metrics;
 pub mod routes;
@@ -90,6 +92,7 @@ impl From<crate::engine::RunError> for ApiError {
         let status = match &error {
             crate::engine::RunError::UnknownPipeline(_) => StatusCode::NOT_FOUND,
             crate::engine::RunError::Setup { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            crate::engine::RunError::Forbidden { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_GATEWAY,
         };
         let fix = error.hint();
@@ -178,6 +181,7 @@ pub fn router(context: AdminContext) -> axum::Router {
         .merge(metrics::router())
         .merge(exchange::router())
         .merge(replicas::router())
+        .merge(locks::router())
         // The dashboard: one page, in the binary; it signs in with a token and uses the API.
         .route("/", axum::routing::get(|| async { axum::response::Html(include_str!("dashboard.html")) }))
         .with_state(context)

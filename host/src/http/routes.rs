@@ -78,6 +78,21 @@ pub const ROUTES: &[Route] = &[
     route("get", "/api/v1/replicas/{name}/exchange/{file}", None, "A message waiting for the active host (its bytes). Bearer: the link's password."),
     route("delete", "/api/v1/replicas/{name}/exchange/{file}", None, "Takes away a message the active host holds now. Bearer: the link's password."),
     route("put", "/api/v1/replicas/{name}/exchange/{file}", None, "A message of the active host (its bytes), kept whole or not at all. Bearer: the link's password."),
+    route("get", "/api/v1/scopes", Some(Read), "Each lockable scope: its pipelines, editor, the lock (holder, since, last change, how taken) and the changes held back."),
+    Route { query: &["limit"], ..route("get", "/api/v1/scopes/{scope}/log", Some(Read), "A scope's locks, releases, forced unlocks and refusals, with who and why, newest first.") },
+    Route {
+        body: Some("endpoint: the endpoint the caller edits through (default: the scope's editor's)"),
+        ..route("post", "/api/v1/scopes/{scope}/lock", Some(Operate), "Lock a scope for the caller (open it for editing): others' changes to its plan data are held back until it is released.")
+    },
+    Route {
+        body: Some("why: kept in the lock log (optional)"),
+        ..route("post", "/api/v1/scopes/{scope}/unlock", Some(Operate), "Release a scope's lock: the holder's own, or forced by an admin or a user the scope's `unlock` names. Held changes go through at once.")
+    },
+    Route {
+        body: Some("dry_run: true to only see what would change"),
+        ..route("post", "/api/v1/runs/{run}/undo", Some(Operate), "Restore the values a run replaced, where nobody changed them since, and carry them to the other side. The holder of the scope's lock, or an admin.")
+    },
+    Route { body: Some("dry_run: true to only see what would change"), ..route("post", "/api/v1/runs/{run}/redo", Some(Operate), "Write an undone run's values again, where nobody changed them since the undo.") },
     route("get", "/api/v1/openapi.json", Some(Read), "This document."),
 ];
 

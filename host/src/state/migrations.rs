@@ -332,6 +332,61 @@ CREATE TABLE identities (
     confirmed_by TEXT
 );
 "#),
+), (
+    "scope locks, changes held back by them, undone runs",
+    Step::Sql(r#"
+-- Who holds each locked scope (L2): one row per locked scope.
+CREATE TABLE scope_locks (
+    scope TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    -- the endpoint whose changes are the holder's
+    endpoint TEXT NOT NULL,
+    since TEXT NOT NULL,
+    -- the holder's last change in the scope (for the idle timeout)
+    last_activity TEXT NOT NULL,
+    -- lock | auto-lock
+    how TEXT NOT NULL
+);
+-- Every lock, release and refusal, with who and why (L4).
+CREATE TABLE lock_log (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    at TEXT NOT NULL,
+    -- lock | auto-lock | release | idle-release | forced-unlock | refused
+    action TEXT NOT NULL,
+    holder TEXT,
+    by TEXT NOT NULL,
+    why TEXT NOT NULL
+);
+-- Changes from others than the holder, held while the scope is locked;
+-- driven through the engine again once it is not.
+CREATE TABLE held_changes (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    pipeline TEXT NOT NULL,
+    side TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    target_id TEXT,
+    summary TEXT NOT NULL,
+    -- JSON: the change as the engine would have written it
+    change TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    held_at TEXT NOT NULL,
+    label TEXT,
+    UNIQUE (pipeline, side, source_id)
+);
+ALTER TABLE runs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+-- Runs taken back (`synchost undo RUN`) and made again (`redo`) (L5).
+CREATE TABLE run_undos (
+    run_id INTEGER PRIMARY KEY,
+    -- undone | redone
+    state TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at TEXT NOT NULL,
+    -- the run that recorded the undo or redo
+    by_run INTEGER
+);
+"#),
 )];
 
 /// The layout of `docs/state.md`: a link row holds its base as digests (see

@@ -13,6 +13,7 @@
 //! - [`reloads`]: the configs a running host loaded; a pipeline's state renamed or forgotten.
 //! - [`users`]: the admin API's users, their roles and their tokens.
 //! - [`lease`]: one writer per state store.
+//! - [`locks`]: scope locks, the changes they hold back, undone runs.
 
 mod approvals;
 pub mod base;
@@ -20,6 +21,7 @@ mod commit;
 mod identities;
 mod intents;
 pub mod lease;
+pub mod locks;
 mod migrations;
 mod queries;
 pub mod reloads;
@@ -378,7 +380,7 @@ impl State {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET finished_at = ?2, status = ?3, read_left = ?4, read_right = ?5, created = ?6, updated = ?7,
-                 deleted = ?8, conflicts = ?9, failed = ?10, error = ?11, hint = ?12, queued = ?13 WHERE run_id = ?1",
+                 deleted = ?8, conflicts = ?9, failed = ?10, error = ?11, hint = ?12, queued = ?13, held = ?14 WHERE run_id = ?1",
                 params![
                     run_id,
                     now(),
@@ -393,6 +395,7 @@ impl State {
                     error.map(|e| redacted(e.0)),
                     error.and_then(|e| e.1).map(redacted),
                     counts.queued,
+                    counts.held,
                 ],
             )?;
             Ok(())
@@ -437,6 +440,8 @@ pub struct RunCounts {
     pub failed: u64,
     /// Changes parked in the approval queue.
     pub queued: u64,
+    /// Changes held back by a scope lock.
+    pub held: u64,
 }
 
 /// The columns [`link_from_row`] reads, ids as text.

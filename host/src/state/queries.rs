@@ -150,7 +150,7 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
-const RUN_COLUMNS: &str = "run_id, pipeline, trigger, started_at, finished_at, status, read_left, read_right, created, updated, deleted, conflicts, failed, error, hint, queued";
+const RUN_COLUMNS: &str = "run_id, pipeline, trigger, started_at, finished_at, status, read_left, read_right, created, updated, deleted, conflicts, failed, error, hint, queued, held";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -169,6 +169,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
             conflicts: r.get(11)?,
             failed: r.get(12)?,
             queued: r.get(15)?,
+            held: r.get(16)?,
         },
         error: r.get(13)?,
         hint: r.get(14)?,

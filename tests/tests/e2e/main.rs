@@ -15,6 +15,7 @@ mod engine;
 mod escape;
 mod hierarchy;
 mod identity;
+mod locks;
 mod mapper;
 mod plan_trust;
 mod project_plan;
