@@ -135,7 +135,8 @@ fn print_report(pipeline: &str, report: &RunReport, dry_run: bool, all: bool) {
         c.deleted,
         c.conflicts,
         c.failed,
-        if c.queued > 0 { format!(", {} waiting for approval", c.queued) } else { String::new() },
+        if c.queued > 0 { format!(", {} waiting for approval", c.queued) } else { String::new() }
+            + &if c.held > 0 { format!(", {} held by a scope lock (`synchost locks list`)", c.held) } else { String::new() },
         report.run_id.map(|id| format!(" (run {id})")).unwrap_or_default()
     );
 }
@@ -161,10 +162,13 @@ async fn sync_through(host: &RunningHost, config: &Path, pipeline: Option<&str>)
             tokio::time::sleep(Duration::from_millis(300)).await;
         };
         let c = &run["counts"];
-        let waiting = match c["queued"].as_u64().unwrap_or(0) {
+        let mut waiting = match c["queued"].as_u64().unwrap_or(0) {
             0 => String::new(),
             n => format!(", {n} waiting for approval"),
         };
+        if let Some(held) = c["held"].as_u64().filter(|n| *n > 0) {
+            waiting.push_str(&format!(", {held} held by a scope lock (`synchost locks list`)"));
+        }
         say!(
             "{name}: read {} left, {} right; {} created, {} updated, {} deleted, {} conflicts, {} failed{waiting} (run {}, by the running host; `synchost history {name}` has the details)",
             c["read_left"], c["read_right"], c["created"], c["updated"], c["deleted"], c["conflicts"], c["failed"], run["run_id"]
