@@ -343,3 +343,47 @@ fn doctor_names_what_stops_syncing_and_the_fix() {
     assert_eq!(status, 200, "the host keeps serving");
     host.stop();
 }
+
+// Covers: L2, L4, L5
+#[test]
+fn scope_locks_and_undo_through_the_api_check_who_may() {
+    let mut host = Host::new(3);
+    let config = config().replace("approval = { direction = \"left-to-right\" }\n", "") + "\n[scopes.s]\npipelines = [\"p\"]\nauto_lock = false\n";
+    std::fs::write(host.path("synchost.toml"), config).unwrap();
+    let viewer = token(&host, "vera", "viewer", &[]);
+    let holder = token(&host, "otto", "operator", &[]);
+    let other = token(&host, "pat", "operator", &[]);
+    let admin = token(&host, "root", "admin", &[]);
+    let api = start(&mut host);
+    host.wait_for("the first run's creates", Duration::from_secs(30), || host.count("branch.sqlite", "SELECT count(*) FROM contacts") == 3);
+
+    // Undo belongs to the lock holder: nothing locked, an operator is refused.
+    let (status, body) = api.call("POST", "/api/v1/runs/1/undo", Some(&holder), Some(json!({ "dry_run": true })));
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("nothing is locked"), "{body}");
+
+    assert_eq!(api.call("POST", "/api/v1/scopes/s/lock", Some(&viewer), None).0, 403);
+    let (status, body) = api.call("POST", "/api/v1/scopes/s/lock", Some(&holder), Some(json!({ "endpoint": "hq" })));
+    assert_eq!(status, 200, "{body}");
+    let (_, scopes) = api.call("GET", "/api/v1/scopes", Some(&viewer), None);
+    assert_eq!(scopes[0]["lock"]["holder"], "otto", "{scopes}");
+    let (_, view) = api.call("GET", "/api/v1/status", Some(&viewer), None);
+    assert_eq!(view["pipelines"][0]["locked_by"]["holder"], "otto", "{view}");
+    // Someone else cannot take it, nor force it open; the refusal is logged.
+    let (status, body) = api.call("POST", "/api/v1/scopes/s/lock", Some(&other), None);
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("locked by otto"), "{body}");
+    let (status, body) = api.call("POST", "/api/v1/scopes/s/unlock", Some(&other), None);
+    assert_eq!(status, 403, "{body}");
+    // The holder's dry run of an undo; another operator's is refused.
+    let (status, plan) = api.call("POST", "/api/v1/runs/1/undo", Some(&holder), Some(json!({ "dry_run": true })));
+    assert_eq!((status, plan["dry_run"].as_bool()), (200, Some(true)), "{plan}");
+    assert_eq!(api.call("POST", "/api/v1/runs/1/undo", Some(&other), Some(json!({ "dry_run": true }))).0, 403);
+    // An admin forces it open, with why.
+    let (status, body) = api.call("POST", "/api/v1/scopes/s/unlock", Some(&admin), Some(json!({ "why": "otto is away" })));
+    assert_eq!(status, 200, "{body}");
+    let (_, log) = api.call("GET", "/api/v1/scopes/s/log", Some(&viewer), None);
+    let actions: Vec<&str> = log.as_array().unwrap().iter().map(|l| l["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["forced-unlock", "refused", "lock"], "{log}");
+    assert_eq!((log[0]["by"].as_str(), log[0]["why"].as_str()), (Some("root"), Some("otto is away")));
+}

@@ -99,6 +99,13 @@ impl Engine {
     /// again is a no-op. Returns the lock.
     pub fn take_lock(&self, scope: &str, user: &str, endpoint: Option<&str>) -> Result<LockRow, RunError> {
         let config = self.scope_named(scope)?;
+        let locked = |row: &LockRow| RunError::Setup {
+            message: format!("scope `{scope}` is locked by {} since {} ({})", row.holder, row.since, row.how.as_str()),
+            hint: format!("wait for {} to release it (or for the idle timeout), or ask someone allowed to force it open", row.holder),
+        };
+        if let Some(row) = self.state.scope_lock(scope)?.filter(|row| person(&row.holder) != person(user)) {
+            return Err(locked(&row));
+        }
         let endpoint = match endpoint.or(config.editor.as_ref().map(|e| e.endpoint.as_str())) {
             Some(endpoint) => endpoint.to_owned(),
             None => {
@@ -119,10 +126,7 @@ impl Engine {
         }
         let (taken, row) = self.state.take_scope_lock(scope, user, &endpoint, LockHow::Lock, &format!("locked by {user} for editing"))?;
         if !taken && person(&row.holder) != person(user) {
-            return Err(RunError::Setup {
-                message: format!("scope `{scope}` is locked by {} since {} ({})", row.holder, row.since, row.how.as_str()),
-                hint: format!("wait for {} to release it (or for the idle timeout), or ask someone allowed to force it open", row.holder),
-            });
+            return Err(locked(&row));
         }
         if taken {
             self.state.event("info", None, None, &format!("scope `{scope}` locked by {user} (from `{endpoint}`)"), None)?;
