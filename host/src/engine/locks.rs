@@ -222,7 +222,12 @@ impl Engine {
         let source_names: Vec<String> = free.iter().map(|f| ctx.config.name_on(source, f).to_owned()).collect();
         let mut written_at_once = Vec::new();
         for pending in std::mem::take(&mut plan.pending) {
-            let (now, waits) = split_exempt(pending, &target_names, &source_names);
+            let (mut now, waits) = split_exempt(pending, &target_names, &source_names);
+            if let (Some(now), true) = (now.as_mut(), waits.is_some()) {
+                // The record is not synced at this version while part of it
+                // waits: when the lock goes it is compared again, not passed over.
+                now.source_version = None;
+            }
             written_at_once.extend(now);
             let Some(mut pending) = waits else { continue };
             let parked = Parked::from_pending(&pending);
