@@ -49,6 +49,11 @@ pub struct MessageChange {
     pub delete: bool,
     /// The fields set: name to value (as the replica connector keeps them).
     pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The last change of the receiver the sender had applied when it made
+    /// this one: a field the receiver changed later is concurrent with it.
+    /// Absent in messages of hosts that did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<u64>,
 }
 
 /// One message.
@@ -145,7 +150,7 @@ mod tests {
             last_change: 1,
             received: Some(Received { message: 2, change: 7 }),
             created_at: "2026-12-02T10:00:00Z".into(),
-            changes: vec![MessageChange { number: 1, entity: "contacts".into(), key: "hq:p/1".into(), delete: false, fields }],
+            changes: vec![MessageChange { number: 1, entity: "contacts".into(), key: "hq:p/1".into(), delete: false, fields, seen: Some(3) }],
         }
     }
 

@@ -31,7 +31,8 @@ use crate::config::ReplicaConfig;
 use crate::config::LoadedConfig;
 use message::{Message, MessageError, MessageKind, Received};
 use roles::{Refusal, Role};
-use store::{Mark, Store};
+use store::{Concurrent, Mark, Settled, Store};
+use crate::config::{ConflictPolicy, Side};
 
 /// What changes flow, and how (D5).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -115,6 +116,7 @@ pub enum Imported {
 pub struct Replica<'c> {
     pub name: String,
     pub config: &'c ReplicaConfig,
+    loaded: &'c LoadedConfig,
     /// This host's name in messages.
     pub me: String,
     secret: String,
@@ -141,7 +143,7 @@ impl<'c> Replica<'c> {
             }
             (false, folders) => folders.as_ref().map(|f| (loaded.resolve(&f.upload), loaded.resolve(&f.download))),
         };
-        Ok(Replica { name: name.to_owned(), config, me, secret, store, folders })
+        Ok(Replica { name: name.to_owned(), config, loaded, me, secret, store, folders })
     }
 
     /// Where the replica stands, as `replicas status --json`, `status` and the dashboard show it.
@@ -193,7 +195,9 @@ impl<'c> Replica<'c> {
         if !roles::acknowledged(self.config.kind) {
             return Ok(None);
         }
-        let received = Received { message: self.store.mark(Mark::LastReceived)?, change: self.store.mark(Mark::LastApplied)? };
+        // Data messages only: the other host takes an unacknowledged swap
+        // of its own for lost (D6) until a message says it arrived.
+        let received = Received { message: self.store.mark(Mark::LastDataReceived)?, change: self.store.mark(Mark::LastApplied)? };
         self.store.set_mark(Mark::AcknowledgedReceived, received.message)?;
         Ok(Some(received))
     }
@@ -425,8 +429,13 @@ impl<'c> Replica<'c> {
                 },
             ));
         }
-        let last_received = self.store.mark(Mark::LastReceived)?;
-        if message.number <= last_received {
+        // Each kind by its own count: an acknowledgement may overtake a data
+        // message made before it, which is still to be imported.
+        let last_of_kind = self.store.mark(match message.kind {
+            MessageKind::Data => Mark::LastDataReceived,
+            MessageKind::Ack => Mark::LastAckReceived,
+        })?;
+        if message.number <= last_of_kind {
             self.store.log("info", "import", &format!("{source}: message {} was imported before; nothing applied", message.number), None)?;
             return Ok(Imported::AlreadyImported { number: message.number });
         }
@@ -436,12 +445,29 @@ impl<'c> Replica<'c> {
                     Some(received) => self.store.acknowledge(received.message, received.change)?,
                     None => 0,
                 };
-                self.store.set_mark(Mark::LastReceived, message.number)?;
+                self.store.set_mark(Mark::LastAckReceived, message.number)?;
+                self.store.set_mark(Mark::LastReceived, message.number.max(self.store.mark(Mark::LastReceived)?))?;
                 self.store.log("info", "import", &format!("acknowledgement {} imported: {pruned} change(s) kept for resending let go", message.number), None)?;
                 Ok(Imported::Ack { number: message.number, pruned })
             }
             MessageKind::Data => self.import_data(message, source),
         }
+    }
+
+    fn log_concurrent(&self, concurrent: &[Concurrent], number: u64) -> Result<(), ReplicaError> {
+        for c in concurrent {
+            let (level, outcome, fix) = match c.settled {
+                Settled::Ours => ("info", "this host's value is kept (the pipeline's policy); the other host takes it from this host's change", None),
+                Settled::Theirs => ("info", "the other host's value is applied (the pipeline's policy)", None),
+                Settled::Unsettled => (
+                    "warn",
+                    "the other host's value is applied, as it came later; the two hosts may keep different values",
+                    Some("give the field's pipeline `conflict = \"left-wins\"` or `\"right-wins\"` on both hosts, naming the same host's side, so that both settle on one value"),
+                ),
+            };
+            self.store.log(level, "import", &format!("message {number}: {}.{} of {} changed on both hosts: {outcome}", c.entity, c.field, c.key), fix)?;
+        }
+        Ok(())
     }
 
     fn import_data(&mut self, message: Message, source: &str) -> Result<Imported, ReplicaError> {
@@ -468,7 +494,11 @@ impl<'c> Replica<'c> {
         let role = self.store.role()?;
         roles::may_receive(self.config.kind, self.config.side, role).map_err(|r| self.refused("import", r))?;
         let new: Vec<_> = message.changes.iter().filter(|c| c.number > applied_through).cloned().collect();
-        self.store.apply(&new, message.last_change.max(applied_through), message.number)?;
+        let (loaded, name) = (self.loaded, self.name.clone());
+        let settle = move |entity: &str, field: &str| settle(loaded, &name, entity, field);
+        let last_received = message.number.max(self.store.mark(Mark::LastReceived)?);
+        let concurrent = self.store.apply(&new, message.last_change.max(applied_through), last_received, &settle)?;
+        self.log_concurrent(&concurrent, message.number)?;
         // Changes sent with what they received acknowledge it (D7).
         let pruned = match message.received {
             Some(received) if roles::acknowledged(self.config.kind) => self.store.acknowledge(received.message, received.change)?,
@@ -482,4 +512,26 @@ impl<'c> Replica<'c> {
         self.store.log("info", "import", &format!("data message {} imported: {} change(s) applied{swapped}", message.number, new.len()), None)?;
         Ok(Imported::Data { number: message.number, applied: new.len(), swapped: message.swap, pruned })
     }
+}
+
+/// Whose value of a field both hosts changed the pipeline over replica
+/// `name` keeps, by its policy: a side that wins names a host.
+fn settle(loaded: &LoadedConfig, name: &str, entity: &str, field: &str) -> Settled {
+    for pipeline in loaded.config.pipelines.values() {
+        let (replica_side, replica_wins, local_wins) = if pipeline.right.endpoint.get_ref().as_str() == name && pipeline.right.entity == entity {
+            (Side::Right, ConflictPolicy::RightWins, ConflictPolicy::LeftWins)
+        } else if pipeline.left.endpoint.get_ref().as_str() == name && pipeline.left.entity == entity {
+            (Side::Left, ConflictPolicy::LeftWins, ConflictPolicy::RightWins)
+        } else {
+            continue;
+        };
+        let Some(left) = pipeline.fields.keys().find(|left| pipeline.name_on(replica_side, left) == field) else { continue };
+        let policy = pipeline.policy_of(left);
+        return match policy {
+            p if p == replica_wins => Settled::Theirs,
+            p if p == local_wins => Settled::Ours,
+            _ => Settled::Unsettled,
+        };
+    }
+    Settled::Unsettled
 }

@@ -26,6 +26,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     number INTEGER PRIMARY KEY AUTOINCREMENT, entity TEXT NOT NULL, key TEXT NOT NULL,
     kind TEXT NOT NULL, fields TEXT NOT NULL, origin TEXT NOT NULL
 );
+-- Per field of a record, this host's last change of it (an outbox number),
+-- kept after the change is let go: a change of the other host made before
+-- it had seen that number is concurrent with it.
+CREATE TABLE IF NOT EXISTS local_fields (
+    entity TEXT NOT NULL, key TEXT NOT NULL, field TEXT NOT NULL, number INTEGER NOT NULL,
+    PRIMARY KEY (entity, key, field)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sent (
     number INTEGER PRIMARY KEY, kind TEXT NOT NULL, swap INTEGER NOT NULL,
     first_change INTEGER NOT NULL, last_change INTEGER NOT NULL, file TEXT, at TEXT NOT NULL, acknowledged_at TEXT
@@ -55,6 +62,10 @@ pub enum Mark {
     /// The last data message of the other host imported (acknowledgements
     /// are not acknowledged in turn).
     LastDataReceived,
+    /// The last acknowledgement of the other host imported. Numbered with
+    /// its data messages, and kept apart: an acknowledgement overtaking a
+    /// data message on the way must not make it look imported.
+    LastAckReceived,
     /// 1 while the HTTP link is down (its first failure was logged).
     LinkDown,
     /// When the HTTP link last worked (Unix seconds).
@@ -72,6 +83,7 @@ impl Mark {
             Mark::Feed => "feed",
             Mark::AcknowledgedReceived => "acknowledged_received",
             Mark::LastDataReceived => "last_data_received",
+            Mark::LastAckReceived => "last_ack_received",
             Mark::LinkDown => "link_down",
             Mark::LinkUp => "link_up",
         }
@@ -100,6 +112,27 @@ pub struct Sent {
     pub acknowledged_at: Option<String>,
 }
 
+/// Whose value of a field both hosts changed is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// This host's: the other host takes it from this host's change.
+    Ours,
+    /// The other host's: this host's pipelines apply it.
+    Theirs,
+    /// The pipeline's policy names no host (`manual`, by time, mirror): the
+    /// later import is applied, and the activity log says how to settle it.
+    Unsettled,
+}
+
+/// A field both hosts changed, found on import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concurrent {
+    pub entity: String,
+    pub key: String,
+    pub field: String,
+    pub settled: Settled,
+}
+
 pub struct Store {
     connection: Connection,
 }
@@ -117,6 +150,15 @@ impl Store {
         let connection = Connection::open(path)?;
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
         connection.execute_batch(SCHEMA)?;
+        // Stores made before changes said what they had seen of the other host.
+        let has_seen: bool = connection.query_row("SELECT count(*) FROM pragma_table_info('outbox') WHERE name = 'seen'", [], |r| r.get(0))?;
+        if !has_seen {
+            match connection.execute_batch("ALTER TABLE outbox ADD COLUMN seen INTEGER") {
+                // Another process opening the same store added it first.
+                Err(e) if e.to_string().contains("duplicate column") => {}
+                other => other?,
+            }
+        }
         connection.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('role', ?1)", [role.as_str()])?;
         Ok(Store { connection })
     }
@@ -149,7 +191,7 @@ impl Store {
 
     /// This host's changes after number `after`, in order.
     pub fn changes_after(&self, after: u64) -> rusqlite::Result<Vec<MessageChange>> {
-        let mut statement = self.connection.prepare("SELECT number, entity, key, kind, fields FROM outbox WHERE number > ?1 ORDER BY number")?;
+        let mut statement = self.connection.prepare("SELECT number, entity, key, kind, fields, seen FROM outbox WHERE number > ?1 ORDER BY number")?;
         let rows = statement.query_map([after as i64], |r| {
             let fields: String = r.get(4)?;
             Ok(MessageChange {
@@ -158,6 +200,7 @@ impl Store {
                 key: r.get(2)?,
                 delete: r.get::<_, String>(3)? == "delete",
                 fields: serde_json::from_str(&fields).unwrap_or_default(),
+                seen: r.get::<_, Option<i64>>(5)?.map(|n| n.max(0) as u64),
             })
         })?;
         rows.collect()
@@ -218,21 +261,48 @@ impl Store {
     }
 
     /// The other host's changes, applied to the mirror in one transaction
-    /// with where this host now stands.
-    pub fn apply(&mut self, changes: &[MessageChange], last_applied: u64, last_received: u64) -> rusqlite::Result<()> {
+    /// with where this host now stands. A field this host changed after what
+    /// the change's sender had seen of it is concurrent: `settle` says
+    /// whose value the pipelines keep (the same on both hosts when their
+    /// policies agree); this host's value stays in the mirror when it wins.
+    pub fn apply(
+        &mut self,
+        changes: &[MessageChange],
+        last_applied: u64,
+        last_received: u64,
+        settle: &dyn Fn(&str, &str) -> Settled,
+    ) -> rusqlite::Result<Vec<Concurrent>> {
         let transaction = self.connection.transaction()?;
+        let mut concurrent = Vec::new();
         {
             let mut feed: i64 =
                 transaction.query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'feed'", [], |r| r.get(0)).optional()?.unwrap_or(0);
             let mut current = transaction.prepare("SELECT fields FROM mirror WHERE entity = ?1 AND key = ?2")?;
+            let mut changed_here = transaction.prepare("SELECT field, number FROM local_fields WHERE entity = ?1 AND key = ?2")?;
             let mut upsert = transaction.prepare(
                 "INSERT INTO mirror (entity, key, fields, version, deleted, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (entity, key) DO UPDATE SET fields = excluded.fields, version = excluded.version, deleted = excluded.deleted, seq = excluded.seq",
             )?;
             for change in changes {
+                let mut incoming = change.fields.clone();
+                if let (Some(seen), false) = (change.seen, change.delete) {
+                    let local: Vec<(String, i64)> = changed_here.query_map(params![change.entity, change.key], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+                    for (field, number) in local {
+                        if number as u64 > seen && incoming.contains_key(&field) {
+                            let settled = settle(&change.entity, &field);
+                            if settled == Settled::Ours {
+                                incoming.remove(&field);
+                            }
+                            concurrent.push(Concurrent { entity: change.entity.clone(), key: change.key.clone(), field, settled });
+                        }
+                    }
+                    if incoming.is_empty() && !change.fields.is_empty() {
+                        continue;
+                    }
+                }
                 let known: Option<String> = current.query_row(params![change.entity, change.key], |r| r.get(0)).optional()?;
                 let mut fields: serde_json::Map<String, serde_json::Value> = known.and_then(|k| serde_json::from_str(&k).ok()).unwrap_or_default();
-                fields.extend(change.fields.clone());
+                fields.extend(incoming);
                 feed += 1;
                 upsert.execute(params![
                     change.entity,
@@ -247,7 +317,8 @@ impl Store {
                 transaction.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![key, value])?;
             }
         }
-        transaction.commit()
+        transaction.commit()?;
+        Ok(concurrent)
     }
 
     pub fn log(&self, level: &str, action: &str, message: &str, fix: Option<&str>) -> rusqlite::Result<()> {
@@ -261,5 +332,62 @@ impl Store {
         let mut statement = self.connection.prepare("SELECT at, level, action, message, fix FROM (SELECT * FROM activity ORDER BY id DESC LIMIT ?1) ORDER BY id")?;
         let rows = statement.query_map([limit], |r| Ok(Activity { at: r.get(0)?, level: r.get(1)?, action: r.get(2)?, message: r.get(3)?, fix: r.get(4)? }))?;
         rows.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(number: u64, phone: &str, seen: Option<u64>) -> MessageChange {
+        let mut fields = serde_json::Map::new();
+        fields.insert("phone".into(), serde_json::json!({ "text": phone }));
+        fields.insert("name".into(), serde_json::json!({ "text": "Ada" }));
+        MessageChange { number, entity: "contacts".into(), key: "hq:1".into(), delete: false, fields, seen }
+    }
+
+    /// The store with this host's change of `phone` as the replica connector writes it (change 1).
+    fn store_with_local_change() -> (tempfile::TempDir, Store) {
+        let folder = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&folder.path().join("office.sqlite"), Role::Receiver).unwrap();
+        store.apply(&[change(1, "p", Some(0))], 1, 1, &|_, _| Settled::Unsettled).unwrap();
+        store
+            .connection
+            .execute_batch(
+                "INSERT INTO outbox (entity, key, kind, fields, origin, seen) VALUES ('contacts', 'hq:1', 'upsert', '{\"phone\":{\"text\":\"mine\"}}', 'o', 1);
+                 INSERT INTO local_fields VALUES ('contacts', 'hq:1', 'phone', 1);
+                 UPDATE mirror SET fields = json_set(fields, '$.phone', json('{\"text\":\"mine\"}'));",
+            )
+            .unwrap();
+        (folder, store)
+    }
+
+    fn phone(store: &Store) -> String {
+        store.connection.query_row("SELECT fields ->> '$.phone.text' FROM mirror", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_change_made_before_the_other_host_saw_ours_is_settled_by_the_policy() {
+        let (_folder, mut store) = store_with_local_change();
+        let found = store.apply(&[change(2, "theirs", Some(0))], 2, 2, &|_, _| Settled::Ours).unwrap();
+        assert_eq!(found, vec![Concurrent { entity: "contacts".into(), key: "hq:1".into(), field: "phone".into(), settled: Settled::Ours }]);
+        assert_eq!(phone(&store), "mine", "this host's value stays: the other host takes it");
+
+        let (_folder, mut store) = store_with_local_change();
+        let found = store.apply(&[change(2, "theirs", Some(0))], 2, 2, &|_, _| Settled::Theirs).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(phone(&store), "theirs");
+    }
+
+    #[test]
+    fn a_change_made_after_the_other_host_saw_ours_is_not_concurrent() {
+        let (_folder, mut store) = store_with_local_change();
+        let found = store.apply(&[change(2, "later", Some(1))], 2, 2, &|_, _| Settled::Ours).unwrap();
+        assert!(found.is_empty());
+        assert_eq!(phone(&store), "later");
+        // A message of a host that does not say what it saw is applied as it comes.
+        let found = store.apply(&[change(3, "old host", None)], 3, 3, &|_, _| Settled::Ours).unwrap();
+        assert!(found.is_empty());
+        assert_eq!(phone(&store), "old host");
     }
 }

@@ -202,7 +202,10 @@ impl Connector for Replica {
             let version = version::version("o", &merged, deleted);
             let kind = if deleted { "delete" } else { "upsert" };
             statements.push(Statement {
-                sql: "INSERT INTO outbox (entity, key, kind, fields, origin) VALUES (?1, ?2, ?3, ?4, ?5)".into(),
+                // `seen`: how far this host had applied the other's changes (the host's mark).
+                sql: "INSERT INTO outbox (entity, key, kind, fields, origin, seen) VALUES (?1, ?2, ?3, ?4, ?5,
+                      (SELECT coalesce(max(CAST(value AS INTEGER)), 0) FROM meta WHERE key = 'last_applied'))"
+                    .into(),
                 params: vec![
                     Value::Text(entity.to_owned()),
                     Value::Text(key.clone()),
@@ -211,6 +214,16 @@ impl Connector for Replica {
                     Value::Text(change.origin.clone()),
                 ],
             });
+            // Which change last set each field here, for the host to tell a
+            // concurrent change of the other host on import.
+            for field in &change.fields {
+                statements.push(Statement {
+                    sql: "INSERT INTO local_fields (entity, key, field, number) VALUES (?1, ?2, ?3, (SELECT max(number) FROM outbox))
+                          ON CONFLICT (entity, key, field) DO UPDATE SET number = excluded.number"
+                        .into(),
+                    params: vec![Value::Text(entity.to_owned()), Value::Text(key.clone()), Value::Text(field.name.clone())],
+                });
+            }
             // What was sent is the other side's state from now on; the feed
             // position stays, so it does not come back as a change.
             statements.push(Statement {

@@ -274,3 +274,35 @@ fn sample() -> message::Message {
         changes: Vec::new(),
     }
 }
+
+// Covers: D2, D4, D7
+#[test]
+fn both_offices_edit_a_contact_the_other_sent_and_hq_wins_on_both() {
+    use Op::*;
+    let ops = vec![
+        Insert { hq: true, name: 0 },
+        Export { hq: true, swap: false },
+        Deliver { to_hq: false, pick: 0 },
+        Edit { hq: true, pick: 0, value: 0 },
+        Edit { hq: false, pick: 0, value: 1 },
+        Export { hq: false, swap: false },
+    ];
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(check(ops));
+}
+
+// Covers: D3, D4, D6
+#[test]
+fn an_acknowledgement_that_overtakes_a_swap_does_not_make_the_swap_look_imported() {
+    use Op::*;
+    let ops = vec![
+        Export { hq: true, swap: true },
+        Ack { hq: true },
+        Deliver { to_hq: false, pick: 1 },
+        Ack { hq: false },
+        Deliver { to_hq: false, pick: 0 },
+        Insert { hq: false, name: 0 },
+    ];
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(check(ops));
+}
