@@ -77,6 +77,11 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // `perf` cannot name code compiled at run time on its own: with this
+        // set, plugins' functions are listed in /tmp/perf-<pid>.map for it.
+        if std::env::var_os("SYNCHOST_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             .total_component_instances(256)
