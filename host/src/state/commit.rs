@@ -186,6 +186,18 @@ fn write_link(transaction: &Transaction<'_>, shapes: &mut base::Shapes, pipeline
                 base.side_mut(*side).set(name, value, shapes.keep_values(pipeline, *side, name));
             }
             let blob = shapes.encode(transaction, pipeline, &base)?;
+            let values = params![pipeline, StoredId(left_id), StoredId(right_id), digest(&write.left_version), digest(&write.right_version), write.state, run_id, blob];
+            // Most links are new: a plain insert, its id the row's (an insert
+            // that returns rows makes SQLite buffer them in a table of its own).
+            let inserted = transaction
+                .prepare_cached(&format!(
+                    "INSERT INTO links (pipe, left_id, right_id, left_version, right_version, state, created_run, base)
+                     VALUES ({PIPE}, ?2, ?3, ?4, ?5, coalesce(?6, 'active'), ?7, ?8) ON CONFLICT DO NOTHING"
+                ))?
+                .execute(values)?;
+            if inserted == 1 {
+                return Ok(transaction.last_insert_rowid());
+            }
             // A redo after a crash may meet the link made the first time: the same
             // pair is updated, a different partner is refused.
             let mut statement = transaction.prepare_cached(&format!(
@@ -197,10 +209,7 @@ fn write_link(transaction: &Transaction<'_>, shapes: &mut base::Shapes, pipeline
                  RETURNING link_id"
             ))?;
             let id: Option<i64> = statement
-                .query_row(
-                    params![pipeline, StoredId(left_id), StoredId(right_id), digest(&write.left_version), digest(&write.right_version), write.state, run_id, blob],
-                    |r| r.get(0),
-                )
+                .query_row(values, |r| r.get(0))
                 .optional()?;
             id.ok_or_else(|| {
                 rusqlite::Error::SqliteFailure(
