@@ -11,6 +11,12 @@ use crate::{Field, Value};
 /// each field's name, then its value's type and bytes, stable across builds
 /// and platforms (as Rust's `DefaultHasher` is not). 16 hex digits.
 pub fn digest(fields: &[Field], deleted: bool) -> String {
+    digest_of(fields.iter().map(|f| (f.name.as_str(), &f.value)), deleted)
+}
+
+/// [`digest`] over (name, value) pairs held elsewhere: a connector can tell a
+/// row's version before it makes a record of it.
+pub fn digest_of<'a>(fields: impl IntoIterator<Item = (&'a str, &'a Value)>, deleted: bool) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut add = |bytes: &[u8]| {
         for byte in bytes.iter().chain(std::iter::once(&0)) {
@@ -18,11 +24,11 @@ pub fn digest(fields: &[Field], deleted: bool) -> String {
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
     };
-    for field in fields {
-        add(field.name.as_bytes());
+    for (name, value) in fields {
+        add(name.as_bytes());
         // The value's type, then its bytes: the text "1" is not the integer 1.
         let number: [u8; 8];
-        let (kind, bytes): (&[u8], &[u8]) = match &field.value {
+        let (kind, bytes): (&[u8], &[u8]) = match value {
             Value::Null => (b"n", b""),
             Value::Boolean(b) => (if *b { b"b1" } else { b"b0" }, b""),
             Value::Integer(i) => {
@@ -52,7 +58,12 @@ pub fn digest(fields: &[Field], deleted: bool) -> String {
 /// A version from a change time (RFC 3339 or Unix time, as text) and the
 /// values: `CHANGE-TIME/DIGEST`.
 pub fn version(change_time: &str, fields: &[Field], deleted: bool) -> String {
-    format!("{change_time}/{}", digest(fields, deleted))
+    version_of(change_time, fields.iter().map(|f| (f.name.as_str(), &f.value)), deleted)
+}
+
+/// [`version`] over (name, value) pairs held elsewhere.
+pub fn version_of<'a>(change_time: &str, fields: impl IntoIterator<Item = (&'a str, &'a Value)>, deleted: bool) -> String {
+    format!("{change_time}/{}", digest_of(fields, deleted))
 }
 
 /// The change time of a version made by [`version`] (a version without a
