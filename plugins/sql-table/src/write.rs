@@ -32,7 +32,7 @@ impl SqlTable {
         } else {
             self.fetch_records(&table, &guarded)?.into_iter().map(|r| (r.id.clone(), r)).collect()
         };
-        let mut planned: Vec<Planned> = changes
+        let planned: Vec<Planned> = changes
             .into_iter()
             .map(|change| {
                 let moved = change.target_id.as_ref().and_then(|id| current.get(id)).filter(|now| now.version != change.expected_version);
@@ -49,7 +49,7 @@ impl SqlTable {
         // Most batches apply cleanly: try them as one transaction, new rows
         // in multi-row statements, and only when something fails pay for a
         // savepoint per statement to find which.
-        let mut results = match self.run_bulk(&table, &mut planned) {
+        let mut results = match self.run_bulk(&table, &planned) {
             Ok(results) => results.into_iter(),
             Err(_) => {
                 let writes = writes_of(&planned);
@@ -57,7 +57,7 @@ impl SqlTable {
                     .iter()
                     .map(|write| match write {
                         Write::Statement(statement) => statement.clone(),
-                        Write::Row(row) => self.insert_rows(&table, &row.columns, vec![row.values.clone()]),
+                        Write::Row(row) => self.insert_rows(&table, &[row]),
                     })
                     .collect();
                 let results = self.sql.execute(&statements, BatchMode::EachAlone)?;
@@ -332,102 +332,78 @@ impl SqlTable {
 impl SqlTable {
     /// Runs the planned statements in one transaction, runs of new rows
     /// merged into multi-row `INSERT`s; one result per planned statement, in
-    /// order. Any failure fails the whole (nothing is applied, and the new
-    /// rows get their values back for a second try one by one).
-    fn run_bulk(&self, table: &Table<'_>, planned: &mut [Planned]) -> Result<Vec<Result<Executed, Error>>, Error> {
-        let mut writes: Vec<&mut Write> = planned
-            .iter_mut()
-            .filter_map(|p| match p {
-                Planned::Run { write, .. } => Some(write),
-                Planned::Rejected(_) | Planned::Conflict(_) => None,
-            })
-            .collect();
+    /// order. Any failure fails the whole (nothing is applied).
+    fn run_bulk(&self, table: &Table<'_>, planned: &[Planned]) -> Result<Vec<Result<Executed, Error>>, Error> {
+        let writes = writes_of(planned);
         // Each statement sent, with the planned writes it stands for.
         let mut statements: Vec<Statement> = Vec::new();
         let mut covers: Vec<Vec<usize>> = Vec::new();
         let mut index = 0;
         while index < writes.len() {
-            let columns = match &*writes[index] {
+            let first = match writes[index] {
                 Write::Statement(statement) => {
                     statements.push(statement.clone());
                     covers.push(vec![index]);
                     index += 1;
                     continue;
                 }
-                Write::Row(row) => row.columns.clone(),
+                Write::Row(row) => row,
             };
-            // The new rows that follow with the same columns, up to a statement's
-            // worth; their values move into the statement rather than being copied.
-            let mut end = index + 1;
-            while end - index < ROWS_PER_INSERT && matches!(writes.get(end).map(|w| &**w), Some(Write::Row(next)) if next.columns == columns) {
-                end += 1;
+            // The new rows that follow with the same columns, up to a statement's worth.
+            let mut rows = vec![first];
+            while rows.len() < ROWS_PER_INSERT
+                && let Some(Write::Row(next)) = writes.get(index + rows.len())
+                && next.columns == first.columns
+            {
+                rows.push(next);
             }
-            let rows: Vec<Vec<Value>> = writes[index..end]
-                .iter_mut()
-                .filter_map(|write| match &mut **write {
-                    Write::Row(row) => Some(std::mem::take(&mut row.values)),
-                    Write::Statement(_) => None,
+            statements.push(self.insert_rows(table, &rows));
+            covers.push((index..index + rows.len()).collect());
+            index += rows.len();
+        }
+        let executed = self.sql.execute(&statements, BatchMode::AllOrNothing)?;
+        let mut results: Vec<Option<Result<Executed, Error>>> = writes.iter().map(|_| None).collect();
+        for (group, result) in covers.into_iter().zip(executed) {
+            let executed = result?;
+            if let [single] = group.as_slice()
+                && matches!(writes[*single], Write::Statement(_))
+            {
+                results[*single] = Some(Ok(executed));
+                continue;
+            }
+            // Each returned row ends with its origin: it goes to its change.
+            let mut by_origin: std::collections::HashMap<String, Vec<Value>> = executed
+                .returned
+                .into_iter()
+                .filter_map(|mut row| {
+                    let origin = row.pop()?;
+                    Some((origin.as_str()?.to_owned(), row))
                 })
                 .collect();
-            statements.push(self.insert_rows(table, &columns, rows));
-            covers.push((index..end).collect());
-            index = end;
-        }
-        let results = self.sql.execute(&statements, BatchMode::AllOrNothing).and_then(|executed| {
-            let mut results: Vec<Option<Result<Executed, Error>>> = writes.iter().map(|_| None).collect();
-            for (group, result) in covers.iter().zip(executed) {
-                let executed = result?;
-                if let [single] = group.as_slice()
-                    && matches!(*writes[*single], Write::Statement(_))
-                {
-                    results[*single] = Some(Ok(executed));
-                    continue;
-                }
-                // Each returned row ends with its origin: it goes to its change.
-                let mut by_origin: std::collections::HashMap<String, Vec<Value>> = executed
-                    .returned
-                    .into_iter()
-                    .filter_map(|mut row| {
-                        let origin = row.pop()?;
-                        Some((origin.as_str()?.to_owned(), row))
-                    })
-                    .collect();
-                for &i in group {
-                    let Write::Row(row) = &*writes[i] else { continue };
-                    let returned: Vec<Vec<Value>> = by_origin.remove(&row.origin).into_iter().collect();
-                    results[i] = Some(Ok(Executed { rows_affected: returned.len() as u64, returned }));
-                }
-            }
-            Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::new("missing-result", "a statement had no result")))).collect())
-        });
-        if results.is_err() {
-            for (statement, group) in statements.into_iter().zip(&covers) {
-                let mut values = statement.params.into_iter();
-                for &i in group {
-                    if let Write::Row(row) = &mut *writes[i] {
-                        row.values = values.by_ref().take(row.columns.len()).collect();
-                    }
-                }
+            for i in group {
+                let Write::Row(row) = writes[i] else { continue };
+                let returned: Vec<Vec<Value>> = by_origin.remove(&row.origin).into_iter().collect();
+                results[i] = Some(Ok(Executed { rows_affected: returned.len() as u64, returned }));
             }
         }
-        results
+        Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::new("missing-result", "a statement had no result")))).collect())
     }
 
     /// One `INSERT` of several new rows with the same columns, returning each
     /// row as `read` reads it followed by its origin.
-    fn insert_rows(&self, table: &Table<'_>, columns: &[String], rows: Vec<Vec<Value>>) -> Statement {
-        let width = columns.len();
+    fn insert_rows(&self, table: &Table<'_>, rows: &[&NewRow]) -> Statement {
+        let width = rows[0].columns.len();
         let mut params = Vec::with_capacity(width * rows.len());
         let origin = table.origin.as_deref().map(quote).unwrap_or_default();
-        let mut sql = format!("INSERT INTO {} ({}) VALUES ", quote(&table.table), columns.join(", "));
+        let mut sql = format!("INSERT INTO {} ({}) VALUES ", quote(&table.table), rows[0].columns.join(", "));
         // Written in place: a statement of 100 rows has a thousand placeholders.
         let marker = match self.dialect {
             Dialect::Sqlite => '?',
             Dialect::Postgres => '$',
         };
-        for (i, values) in rows.into_iter().enumerate() {
+        for (i, row) in rows.iter().enumerate() {
             let start = params.len();
-            params.extend(values);
+            params.extend(row.values.iter().cloned());
             sql.push_str(if i == 0 { "(" } else { ", (" });
             for n in start + 1..=start + width {
                 if n > start + 1 {
