@@ -238,6 +238,9 @@ pub struct Instance {
 /// One guarded call: a fresh store, instantiate, call, then turn whatever
 /// happened into a value or a [`CallError`].
 /// What the plugin returns is turned into the host's model by `$convert`.
+/// `$pre` instantiates: a version's generated `...Pre` (the call gets its
+/// bindings) or its `InstancePre` (the call gets the bare instance, to
+/// look up a function typed with borrowed arguments).
 macro_rules! guarded_call {
     ($self:ident, $pre:expr, $function:literal, |$bindings:ident, $store:ident| $call:expr, $convert:expr) => {{
         let mut $store = $self.new_store();
@@ -476,10 +479,10 @@ impl Instance {
     pub async fn write(&self, entity: &str, changes: &[Change]) -> Result<Vec<Outcome>, CallError> {
         let outcomes: Vec<Outcome> = match &self.plugin.pre {
             PluginPre::Connector(pre) => {
-                let (fields, changes) = v0_5::changes(changes);
-                guarded_call!(self, pre, "write", |plugin, store| plugin
-                    .synchost_plugin_connector()
-                    .call_write(&mut store, entity, &fields, &changes), api::list)
+                let (fields, changes) = api::borrowed::changes(changes);
+                guarded_call!(self, pre.instance_pre(), "write", |instance, store| v0_5::write(
+                    instance, &mut store, entity, &fields, &changes
+                ), api::list)
             }
             PluginPre::ConnectorV0_4(pre) => {
                 let (fields, changes) = v0_4::changes(changes);
@@ -507,10 +510,10 @@ impl Instance {
     pub async fn map_and_validate(&self, direction: Direction, records: &[Record]) -> Result<Vec<Mapped>, CallError> {
         let mapped: Vec<Mapped> = match &self.plugin.pre {
             PluginPre::Mapper(pre) => {
-                let page = v0_5::page_of(records);
-                guarded_call!(self, pre, "map-records", |plugin, store| plugin
-                    .synchost_plugin_mapper()
-                    .call_map_records(&mut store, direction.into(), &page), api::list)
+                let page = api::borrowed::page(records);
+                guarded_call!(self, pre.instance_pre(), "map-records", |instance, store| v0_5::map_records(
+                    instance, &mut store, direction, &page
+                ), api::list)
             }
             PluginPre::MapperV0_4(pre) => {
                 let page = v0_4::page_of(records);

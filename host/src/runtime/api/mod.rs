@@ -2,7 +2,9 @@
 //! one ([`v0_5`], `schemas/wit/plugin.wit`) and each frozen earlier one
 //! ([`v0_4`], [`v0_3`], `schemas/wit/since_vX.Y.Z`). Each module holds its
 //! version's generated bindings and the conversions between its types and
-//! the host's model (`crate::model`), so the engine sees none of them.
+//! the host's model (`crate::model`), so the engine sees none of them;
+//! [`borrowed`] holds views of the model that the current version's calls
+//! lower without copying the values first.
 //!
 //! The host services are implemented once, for the current version (see
 //! `services`); an earlier version's imports convert and delegate to them
@@ -166,13 +168,14 @@ pub fn layout<'a>(field_lists: impl Iterator<Item = &'a [model::Field]>) -> Vec<
     names
 }
 
-/// One record's values in the slots of `names`.
-pub fn slots<V: From<model::Value> + Clone>(names: &[String], fields: &[model::Field]) -> Vec<Option<V>> {
+/// One record's values in the slots of `names`, each made with `value`
+/// (a copy in a version's own type, or a borrowed view).
+pub fn slots<'a, V: Clone>(names: &[String], fields: &'a [model::Field], value: impl Fn(&'a model::Value) -> V) -> Vec<Option<V>> {
     let mut values: Vec<Option<V>> = vec![None; names.len()];
     for (i, field) in fields.iter().enumerate() {
         let slot = if names.get(i).is_some_and(|n| *n == field.name) { Some(i) } else { names.iter().position(|n| *n == field.name) };
         if let Some(slot) = slot {
-            values[slot] = Some(field.value.clone().into());
+            values[slot] = Some(value(&field.value));
         }
     }
     values
@@ -204,16 +207,6 @@ macro_rules! paged_conversions {
                     born: row.born,
                 })
                 .collect()
-        }
-
-        /// Records as one page.
-        pub fn page_of(records: &[model::Record]) -> $v::Page {
-            let fields = layout(records.iter().map(|r| r.fields.as_slice()));
-            let rows = records
-                .iter()
-                .map(|r| $v::Row { id: r.id.clone(), version: r.version.clone(), deleted: r.deleted, born: r.born.clone(), values: slots(&fields, &r.fields) })
-                .collect();
-            $v::Page { fields, rows }
         }
     };
 }
@@ -329,6 +322,7 @@ macro_rules! delegate_imports {
     };
 }
 
+pub mod borrowed;
 pub mod v0_3;
 pub mod v0_4;
 pub mod v0_5;

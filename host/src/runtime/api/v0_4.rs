@@ -28,11 +28,27 @@ pub fn changes(changes: &[model::Change]) -> (Vec<String>, Vec<v4::Change>) {
             target_id: c.target_id.clone(),
             expected_version: c.expected_version.clone(),
             kind: c.kind.into(),
-            values: slots(&fields, &c.fields),
+            values: slots(&fields, &c.fields, |v| v.clone().into()),
             repeated: c.repeated,
         })
         .collect();
     (fields, changes)
+}
+
+/// Records as one page.
+pub fn page_of(records: &[model::Record]) -> v4::Page {
+    let fields = layout(records.iter().map(|r| r.fields.as_slice()));
+    let rows = records
+        .iter()
+        .map(|r| v4::Row {
+            id: r.id.clone(),
+            version: r.version.clone(),
+            deleted: r.deleted,
+            born: r.born.clone(),
+            values: slots(&fields, &r.fields, |v| v.clone().into()),
+        })
+        .collect();
+    v4::Page { fields, rows }
 }
 
 use self::connector::synchost::plugin as old;

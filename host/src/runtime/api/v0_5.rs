@@ -2,87 +2,63 @@
 //! answers (`identity`), and a change names the person it is made for
 //! (`on-behalf-of`).
 
-use super::{layout, list, slots};
+use wasmtime::component::Instance;
+use wasmtime::Store;
+
+use super::borrowed::{export_func, ChangeRef, PageRef};
+use super::list;
 use crate::model;
+use crate::services::HostState;
 
 world_bindings!("../schemas/wit/plugin.wit");
 
 mod v5 {
-    pub use super::connector::exports::synchost::plugin::connector::{Applied, Change, ChangeKind, EntityNeed, Outcome, ReadBatch};
-    pub use super::connector::synchost::plugin::types::{EntityDef, Field, FieldDef, FieldType, Page, Problem, Record, Row, Value};
+    pub use super::connector::exports::synchost::plugin::connector::{Applied, ChangeKind, EntityNeed, Outcome, ReadBatch};
+    pub use super::connector::synchost::plugin::types::{EntityDef, Field, FieldDef, FieldType, Page, Problem, Record, Value};
     pub use super::mapper::exports::synchost::plugin::mapper::{Direction, Mapped, Violation};
 }
 
 model_conversions!(v5);
 paged_conversions!(v5);
 
-/// Changes with their values in the slots of one list of field names.
-pub fn changes(changes: &[model::Change]) -> (Vec<String>, Vec<v5::Change>) {
-    let fields = layout(changes.iter().map(|c| c.fields.as_slice()));
-    let changes = changes
-        .iter()
-        .map(|c| v5::Change {
-            origin: c.origin.clone(),
-            target_id: c.target_id.clone(),
-            expected_version: c.expected_version.clone(),
-            kind: c.kind.into(),
-            values: slots(&fields, &c.fields),
-            repeated: c.repeated,
-            on_behalf_of: c.on_behalf_of.clone(),
-        })
-        .collect();
-    (fields, changes)
+const CONNECTOR_INTERFACE: &str = "synchost:plugin/connector@0.5.0";
+const MAPPER_INTERFACE: &str = "synchost:plugin/mapper@0.5.0";
+
+type Answer<T> = wasmtime::Result<Result<T, v5::Problem>>;
+
+/// `connector.write`, with the changes lowered from the engine's own.
+pub async fn write(instance: Instance, store: &mut Store<HostState>, entity: &str, fields: &[String], changes: &[ChangeRef<'_>]) -> Answer<Vec<v5::Outcome>> {
+    let write = export_func(&instance, &mut *store, CONNECTOR_INTERFACE, "write")?;
+    let write = write.typed::<(&str, &[String], &[ChangeRef<'_>]), (Result<Vec<v5::Outcome>, v5::Problem>,)>(&*store)?;
+    Ok(write.call_async(store, (entity, fields, changes)).await?.0)
+}
+
+/// `mapper.map-records`, with the page lowered from the engine's records.
+pub async fn map_records(instance: Instance, store: &mut Store<HostState>, direction: model::Direction, page: &PageRef<'_>) -> Answer<Vec<v5::Mapped>> {
+    let map = export_func(&instance, &mut *store, MAPPER_INTERFACE, "map-records")?;
+    let map = map.typed::<(v5::Direction, &PageRef<'_>), (Result<Vec<v5::Mapped>, v5::Problem>,)>(&*store)?;
+    Ok(map.call_async(store, (direction.into(), page)).await?.0)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::connector::synchost::plugin::types::Row;
     use super::*;
 
-    fn record(id: &str, fields: &[(&str, model::Value)]) -> model::Record {
-        model::Record {
-            id: id.into(),
-            version: Some("v1".into()),
-            deleted: false,
-            fields: fields.iter().map(|(n, v)| model::Field { name: (*n).into(), value: v.clone() }).collect(),
-            born: None,
-        }
-    }
-
     #[test]
-    fn records_of_different_layouts_go_through_a_page_unchanged() {
-        let records = vec![
-            record("1", &[("name", model::Value::Text("Ada".into())), ("age", model::Value::Integer(36))]),
-            // Other order, one field missing, one more, and a null that is not a missing field.
-            record("2", &[("email", model::Value::Null), ("name", model::Value::Text("Bob".into()))]),
-            record("3", &[]),
-        ];
-        let page = page_of(&records);
-        assert_eq!(page.fields, vec!["name", "age", "email"]);
-        assert_eq!(page.rows[1].values, vec![Some(v5::Value::Text("Bob".into())), None, Some(v5::Value::Null)]);
-        let back = records_of(page);
-        // The fields come back in the page's order.
-        assert_eq!(back[0], records[0]);
-        assert_eq!(back[1].get("email"), Some(&model::Value::Null));
-        assert_eq!(back[1].get("name"), records[1].get("name"));
-        assert_eq!(back[1].fields.len(), 2);
-        assert_eq!(back[2], records[2]);
-    }
-
-    #[test]
-    fn changes_name_their_fields_once() {
-        let change = |fields: &[(&str, model::Value)]| model::Change {
-            origin: "o".into(),
-            target_id: None,
-            expected_version: None,
-            kind: model::ChangeKind::Upsert,
-            fields: fields.iter().map(|(n, v)| model::Field { name: (*n).into(), value: v.clone() }).collect(),
-            repeated: false,
-            on_behalf_of: None,
+    fn a_page_of_records_of_different_layouts_becomes_records_with_named_fields() {
+        let text = |s: &str| Some(v5::Value::Text(s.into()));
+        let row = |id: &str, values: Vec<Option<v5::Value>>| Row { id: id.into(), version: Some("v1".into()), deleted: false, born: None, values };
+        let page = v5::Page {
+            fields: vec!["name".into(), "age".into(), "email".into()],
+            // A missing field (`none`) is not a null.
+            rows: vec![row("1", vec![text("Ada"), Some(v5::Value::Integer(36)), None]), row("2", vec![text("Bob"), None, Some(v5::Value::Null)])],
         };
-        let (fields, changes) =
-            changes(&[change(&[("a", model::Value::Integer(1))]), change(&[("b", model::Value::Integer(2)), ("a", model::Value::Integer(3))])]);
-        assert_eq!(fields, vec!["a", "b"]);
-        assert_eq!(changes[0].values, vec![Some(v5::Value::Integer(1)), None]);
-        assert_eq!(changes[1].values, vec![Some(v5::Value::Integer(3)), Some(v5::Value::Integer(2))]);
+        let records = records_of(page);
+        assert_eq!(records[0].fields.len(), 2);
+        assert_eq!(records[0].get("age"), Some(&model::Value::Integer(36)));
+        assert_eq!(records[1].get("email"), Some(&model::Value::Null));
+        assert_eq!(records[1].get("age"), None);
+        assert_eq!(records[1].version.as_deref(), Some("v1"));
     }
 }
