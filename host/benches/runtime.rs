@@ -13,6 +13,10 @@ use synchost::catalog::Catalog;
 use synchost::config::LoadedConfig;
 use synchost::model::{Direction, Field, Mapped, Record, Value};
 
+// The allocator the `synchost` binary runs with, for the native rules too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 1000;
 
 const CONFIG: &str = r#"

@@ -53,11 +53,20 @@
 //! - `export`: the [`Connector`] and [`Mapper`] traits and their export macros.
 //! - [`testing`]: a native harness to unit-test plugin logic without the host.
 //! - [`version`]: record versions: a change time and a digest of the values.
+//! - [`allocator`]: the allocator plugins run with: freed small blocks kept
+//!   by size for the next allocation (installed on wasm32 only; a plugin
+//!   cannot set a `#[global_allocator]` of its own).
 
 #![deny(missing_docs)]
 
 // Lets the generated export macros name this crate the same way inside and outside it.
 extern crate self as synchost_plugin_sdk;
+
+pub mod allocator;
+
+#[cfg(target_family = "wasm")]
+#[global_allocator]
+static ALLOCATOR: allocator::KeepingAllocator = allocator::KeepingAllocator::new();
 
 pub mod bindings;
 mod error;
