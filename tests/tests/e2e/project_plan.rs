@@ -118,8 +118,18 @@ pub(crate) async fn setup() -> Setup {
     setup_with(true, |config| config).await
 }
 
+/// The plan file's text. A write by the plugin moves the plan aside for a
+/// moment before the new one takes its name (a save made meanwhile is then
+/// found and kept): a read in that moment is tried again.
 pub(crate) fn plan_text(scene: &Scene) -> String {
-    std::fs::read_to_string(scene.path("plans/office-move.xml")).unwrap()
+    let path = scene.path("plans/office-move.xml");
+    for _ in 0..100 {
+        match std::fs::read_to_string(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::thread::sleep(std::time::Duration::from_millis(20)),
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the plan {} stayed missing for 2 s: a write left it aside", path.display())
 }
 
 /// The plan as MPXJ reads it (`scripts/mpxj install` puts MPXJ in target/).
