@@ -2,20 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use super::super::{BatchPlan, Ctx, Pending, side_ids};
+use super::super::{side_ids, BatchPlan, Ctx, Pending};
 use super::label_of;
 use crate::config::Side;
 use crate::model::{Change, ChangeKind, Field, Record, Value};
 use crate::state::HistoryEntry;
 
 /// A new source record: create it on the target.
-pub(in crate::engine) fn plan_create(
-    ctx: &Ctx<'_>,
-    source: Side,
-    record: &Record,
-    values: &BTreeMap<String, Value>,
-    plan: &mut BatchPlan,
-) {
+pub(in crate::engine) fn plan_create(ctx: &Ctx<'_>, source: Side, record: &Record, values: &BTreeMap<String, Value>, plan: &mut BatchPlan) {
     let target = source.other();
     let mut fields = Vec::new();
     let mut base_source = Vec::new();
@@ -29,27 +23,18 @@ pub(in crate::engine) fn plan_create(
         }
         if let Some(value) = values.get(left) {
             let name = ctx.config.name_on(target, left).to_owned();
-            fields.push(Field {
-                name: name.clone(),
-                value: value.clone(),
-            });
+            fields.push(Field { name: name.clone(), value: value.clone() });
             base_target.push((name, value.clone()));
             // Two sets of books start equal: the mirror field gets the value too.
             if let Some(mirror_field) = ctx.config.books_mirror(left, target) {
-                fields.push(Field {
-                    name: mirror_field.to_owned(),
-                    value: value.clone(),
-                });
+                fields.push(Field { name: mirror_field.to_owned(), value: value.clone() });
             }
         }
     }
     // A record created on a side with a scope is in it.
     for (field, value) in &ctx.side(target).scope {
         if !fields.iter().any(|f: &Field| &f.name == field) {
-            fields.push(Field {
-                name: field.clone(),
-                value: value.to_value(),
-            });
+            fields.push(Field { name: field.clone(), value: value.to_value() });
         }
     }
     // Fields the create does not write start empty on the target: reading the new
@@ -61,10 +46,7 @@ pub(in crate::engine) fn plan_create(
         }
     }
     let (left_id, right_id) = side_ids(source, &record.id, None);
-    let created = fields
-        .iter()
-        .map(|f| (f.name.clone(), None, f.value.clone()))
-        .collect();
+    let created = fields.iter().map(|f| (f.name.clone(), None, f.value.clone())).collect();
     plan.pending.push(Pending {
         label: label_of(record),
         source_id: record.id.clone(),

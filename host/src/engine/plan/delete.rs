@@ -2,7 +2,7 @@
 //! where the counterpart changed since, the record made anew.
 
 use super::super::policy::{self, Decision};
-use super::super::{BatchPlan, Ctx, Pending, side_ids};
+use super::super::{side_ids, BatchPlan, Ctx, Pending};
 use super::{change_of, conflict_entry, flow_name, label_of};
 use crate::config::{ConflictPolicy, DeletePolicy, Side};
 use crate::model::{ChangeKind, Record, Value};
@@ -10,50 +10,16 @@ use crate::state::{Base, Commit, ConflictEntry, HistoryEntry, Link, LinkRef, Lin
 
 /// A linked source record was deleted: propagate by the delete policy; an
 /// edit on the other side since base makes it a conflict.
-pub(in crate::engine) fn plan_delete(
-    ctx: &Ctx<'_>,
-    source: Side,
-    record: &Record,
-    link: &Link,
-    base: &Base,
-    counterpart: Option<&Record>,
-    plan: &mut BatchPlan,
-) {
+pub(in crate::engine) fn plan_delete(ctx: &Ctx<'_>, source: Side, record: &Record, link: &Link, base: &Base, counterpart: Option<&Record>, plan: &mut BatchPlan) {
     let target = source.other();
     let (left_id, right_id) = side_ids(source, &record.id, Some(link.id_on(target)));
     let source_deleted_state = source.deleted_state();
-    let note = |action: &'static str,
-                rule: String,
-                message: String,
-                state: &'static str,
-                plan: &mut BatchPlan| {
-        plan.commit.history.push(HistoryEntry {
-            left_id: left_id.clone(),
-            right_id: right_id.clone(),
-            action,
-            target: None,
-            origin: Some(source),
-            fields: Vec::new(),
-            rule,
-            message: Some(message),
-            label: None,
-        });
-        plan.commit.links.push(LinkWrite {
-            link: LinkRef::Existing(link.link_id),
-            left_version: None,
-            right_version: None,
-            state: Some(state),
-            base: Vec::new(),
-        });
+    let note = |action: &'static str, rule: String, message: String, state: &'static str, plan: &mut BatchPlan| {
+        plan.commit.history.push(HistoryEntry { action, ..conflict_entry(&left_id, &right_id, source, rule, message) });
+        plan.commit.links.push(LinkWrite { link: LinkRef::Existing(link.link_id), left_version: None, right_version: None, state: Some(state), base: Vec::new() });
     };
     let Some(counterpart) = counterpart.filter(|c| !c.deleted) else {
-        note(
-            "delete",
-            "deleted on both sides".into(),
-            "deleted on both sides".into(),
-            "deleted",
-            plan,
-        );
+        note("delete", "deleted on both sides".into(), "deleted on both sides".into(), "deleted", plan);
         return;
     };
     let base_t = base.side(target);
@@ -74,9 +40,7 @@ pub(in crate::engine) fn plan_delete(
         // A delete seen only as a record missing has no time: the edit, made
         // after the last sync, is the later one.
         let decision = match (policy::change_time(record.version.as_deref()), policy) {
-            (None, ConflictPolicy::LastWriterWins | ConflictPolicy::FirstWriterWins) => {
-                Decision::Wins(target)
-            }
+            (None, ConflictPolicy::LastWriterWins | ConflictPolicy::FirstWriterWins) => Decision::Wins(target),
             _ => policy::decide(policy, lv, rv),
         };
         match decision {
@@ -91,24 +55,13 @@ pub(in crate::engine) fn plan_delete(
                 plan.commit.conflicts.push(ConflictEntry {
                     link: LinkRef::Existing(link.link_id),
                     field: "*".into(),
-                    left_value: if source == Side::Left {
-                        Value::Text("deleted".into())
-                    } else {
-                        Value::Text("edited".into())
-                    },
-                    right_value: if source == Side::Right {
-                        Value::Text("deleted".into())
-                    } else {
-                        Value::Text("edited".into())
-                    },
+                    left_value: if source == Side::Left { Value::Text("deleted".into()) } else { Value::Text("edited".into()) },
+                    right_value: if source == Side::Right { Value::Text("deleted".into()) } else { Value::Text("edited".into()) },
                 });
                 note(
                     "conflict",
                     "policy manual".into(),
-                    format!(
-                        "deleted on the {source} side while {} changed on the {target} side; parked for an admin",
-                        edited.join(", ")
-                    ),
+                    format!("deleted on the {source} side while {} changed on the {target} side; parked for an admin", edited.join(", ")),
                     "active",
                     plan,
                 );
@@ -125,12 +78,7 @@ pub(in crate::engine) fn plan_delete(
                         edited.join(", ")
                     ),
                 ));
-                make_anew(
-                    &mut plan.commit,
-                    link.link_id,
-                    target,
-                    counterpart.id.clone(),
-                );
+                make_anew(&mut plan.commit, link.link_id, target, counterpart.id.clone());
                 return;
             }
             _ => {
@@ -140,11 +88,7 @@ pub(in crate::engine) fn plan_delete(
                     format!(
                         "deleted on the {source} side while {} changed on the {target} side; the {target} record is kept, the {source} record stays deleted (it cannot be made anew there: {})",
                         edited.join(", "),
-                        if ctx.config.deletes == DeletePolicy::Ignore {
-                            "deletes = \"ignore\"".to_owned()
-                        } else {
-                            format!("create = \"{}\"", flow_name(ctx.config.create))
-                        }
+                        if ctx.config.deletes == DeletePolicy::Ignore { "deletes = \"ignore\"".to_owned() } else { format!("create = \"{}\"", flow_name(ctx.config.create)) }
                     ),
                     source_deleted_state,
                     plan,
@@ -153,24 +97,13 @@ pub(in crate::engine) fn plan_delete(
             }
         }
     }
-    let propagate = propagation(
-        ctx.config.deletes,
-        ctx.def(source).soft_delete,
-        ctx.def(target).soft_delete,
-        target,
-    );
+    let propagate = propagation(ctx.config.deletes, ctx.def(source).soft_delete, ctx.def(target).soft_delete, target);
     let rule = |rule: String| match &won_conflict {
         Some(conflict) => format!("{rule}; {conflict}"),
         None => rule,
     };
     if let Err(reason) = propagate {
-        note(
-            "skip",
-            rule("delete policy".into()),
-            format!("deleted on the {source} side, not propagated: {reason}"),
-            source_deleted_state,
-            plan,
-        );
+        note("skip", rule("delete policy".into()), format!("deleted on the {source} side, not propagated: {reason}"), source_deleted_state, plan);
         return;
     }
     plan.pending.push(Pending {
@@ -178,14 +111,7 @@ pub(in crate::engine) fn plan_delete(
         source_id: record.id.clone(),
         source_version: record.version.clone(),
         link: Some(link.clone()),
-        change: change_of(
-            ctx,
-            source,
-            record,
-            counterpart,
-            ChangeKind::Delete,
-            Vec::new(),
-        ),
+        change: change_of(ctx, source, record, counterpart, ChangeKind::Delete, Vec::new()),
         history: HistoryEntry {
             left_id,
             right_id,
@@ -193,13 +119,7 @@ pub(in crate::engine) fn plan_delete(
             target: Some(target),
             origin: Some(source),
             fields: Vec::new(),
-            rule: rule(format!(
-                "deletes {}",
-                match ctx.config.deletes {
-                    DeletePolicy::Hard => "hard",
-                    _ => "soft",
-                }
-            )),
+            rule: rule(format!("deletes {}", match ctx.config.deletes { DeletePolicy::Hard => "hard", _ => "soft" })),
             message: None,
             label: None,
         },
@@ -212,12 +132,7 @@ pub(in crate::engine) fn plan_delete(
 
 /// Whether a delete reaches the other side under the pipeline's delete
 /// policy, given which sides' entities have soft delete; else why not.
-fn propagation(
-    deletes: DeletePolicy,
-    source_soft: bool,
-    target_soft: bool,
-    target: Side,
-) -> Result<(), String> {
+fn propagation(deletes: DeletePolicy, source_soft: bool, target_soft: bool, target: Side) -> Result<(), String> {
     match deletes {
         DeletePolicy::Ignore => Err("deletes = \"ignore\"".to_owned()),
         DeletePolicy::Soft if !target_soft || !source_soft => Err(format!(
@@ -248,27 +163,11 @@ mod tests {
 
     #[test]
     fn a_delete_propagates_as_a_tombstone_only_between_two_sides_with_soft_delete() {
-        assert_eq!(
-            propagation(DeletePolicy::Soft, true, true, Side::Right),
-            Ok(())
-        );
+        assert_eq!(propagation(DeletePolicy::Soft, true, true, Side::Right), Ok(()));
         let refused = propagation(DeletePolicy::Soft, true, false, Side::Right).unwrap_err();
-        assert!(
-            refused.contains("the right entity has none") && refused.contains("deletes = \"hard\""),
-            "{refused}"
-        );
-        assert!(
-            propagation(DeletePolicy::Soft, false, true, Side::Left)
-                .unwrap_err()
-                .contains("the left entity has it")
-        );
-        assert_eq!(
-            propagation(DeletePolicy::Hard, false, false, Side::Left),
-            Ok(())
-        );
-        assert_eq!(
-            propagation(DeletePolicy::Ignore, true, true, Side::Left),
-            Err("deletes = \"ignore\"".to_owned())
-        );
+        assert!(refused.contains("the right entity has none") && refused.contains("deletes = \"hard\""), "{refused}");
+        assert!(propagation(DeletePolicy::Soft, false, true, Side::Left).unwrap_err().contains("the left entity has it"));
+        assert_eq!(propagation(DeletePolicy::Hard, false, false, Side::Left), Ok(()));
+        assert_eq!(propagation(DeletePolicy::Ignore, true, true, Side::Left), Err("deletes = \"ignore\"".to_owned()));
     }
 }

@@ -2,19 +2,14 @@
 //! fields, the pipeline's scope, the configured checks; and the failed item
 //! a record that breaks one becomes.
 
-use super::super::{BatchPlan, Ctx, side_ids};
+use super::super::{side_ids, BatchPlan, Ctx};
 use super::label_of;
 use crate::config::Side;
 use crate::model::{Record, Value, Violation};
 use crate::state::{Base, FailedItem, HistoryEntry, Link};
 
 /// Frozen fields (`frozen = true`) a linked record changed since the last sync.
-pub(in crate::engine) fn frozen_changes(
-    ctx: &Ctx<'_>,
-    source: Side,
-    record: &Record,
-    base: &Base,
-) -> Vec<Violation> {
+pub(in crate::engine) fn frozen_changes(ctx: &Ctx<'_>, source: Side, record: &Record, base: &Base) -> Vec<Violation> {
     let base = base.side(source);
     ctx.rules()
         .filter(|(_, rule)| rule.frozen)
@@ -39,11 +34,7 @@ pub(in crate::engine) fn frozen_changes(
 
 /// The scope values a linked record no longer has: it may not leave the
 /// pipeline's scope (a published task stays published).
-pub(in crate::engine) fn scope_left(
-    ctx: &Ctx<'_>,
-    source: Side,
-    record: &Record,
-) -> Vec<Violation> {
+pub(in crate::engine) fn scope_left(ctx: &Ctx<'_>, source: Side, record: &Record) -> Vec<Violation> {
     ctx.side(source)
         .scope
         .iter()
@@ -64,32 +55,18 @@ pub(in crate::engine) fn scope_left(
 }
 
 /// The side's `checks` a record breaks.
-pub(in crate::engine) fn broken_checks(
-    ctx: &Ctx<'_>,
-    source: Side,
-    record: &Record,
-) -> Vec<Violation> {
+pub(in crate::engine) fn broken_checks(ctx: &Ctx<'_>, source: Side, record: &Record) -> Vec<Violation> {
     ctx.side(source)
         .checks
         .iter()
         .filter_map(|(field, check)| {
             let message = check.broken_by(field, record.get(field))?;
-            Some(Violation {
-                field: Some(field.clone()),
-                message,
-                hint: Some(check.hint.clone()),
-            })
+            Some(Violation { field: Some(field.clone()), message, hint: Some(check.hint.clone()) })
         })
         .collect()
 }
 
-pub(in crate::engine) fn fail_invalid(
-    source: Side,
-    record: &Record,
-    link: Option<&Link>,
-    violations: Vec<Violation>,
-    plan: &mut BatchPlan,
-) {
+pub(in crate::engine) fn fail_invalid(source: Side, record: &Record, link: Option<&Link>, violations: Vec<Violation>, plan: &mut BatchPlan) {
     let reason = violations
         .iter()
         .map(|v| match &v.field {
@@ -98,11 +75,7 @@ pub(in crate::engine) fn fail_invalid(
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let hint = violations
-        .iter()
-        .filter_map(|v| v.hint.clone())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let hint = violations.iter().filter_map(|v| v.hint.clone()).collect::<Vec<_>>().join("; ");
     let (left_id, right_id) = side_ids(source, &record.id, link.map(|l| l.id_on(source.other())));
     plan.commit.history.push(HistoryEntry {
         left_id,

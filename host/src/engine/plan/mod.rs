@@ -27,9 +27,7 @@ use crate::state::HistoryEntry;
 /// What a person calls a record: its name, title, subject or comment (the
 /// first of these it has, shortened), for messages that name it. Pure.
 pub(super) fn label_of(record: &Record) -> Option<String> {
-    const NAMING: [&str; 7] = [
-        "name", "title", "subject", "summary", "comments", "comment", "login",
-    ];
+    const NAMING: [&str; 7] = ["name", "title", "subject", "summary", "comments", "comment", "login"];
     let text = NAMING.iter().find_map(|name| match record.get(name) {
         Some(Value::Text(text)) if !text.trim().is_empty() => Some(text),
         _ => None,
@@ -42,14 +40,7 @@ pub(super) fn label_of(record: &Record) -> Option<String> {
 }
 
 /// A change of a linked record's counterpart, guarded by the version it was read at.
-fn change_of(
-    ctx: &Ctx<'_>,
-    source: Side,
-    record: &Record,
-    counterpart: &Record,
-    kind: ChangeKind,
-    fields: Vec<Field>,
-) -> Change {
+fn change_of(ctx: &Ctx<'_>, source: Side, record: &Record, counterpart: &Record, kind: ChangeKind, fields: Vec<Field>) -> Change {
     Change {
         origin: ctx.origin(source, record),
         target_id: Some(counterpart.id.clone()),
@@ -61,25 +52,10 @@ fn change_of(
     }
 }
 
-/// A history entry for a conflict decided without a write here.
-fn conflict_entry(
-    left_id: &Option<String>,
-    right_id: &Option<String>,
-    source: Side,
-    rule: String,
-    message: String,
-) -> HistoryEntry {
-    HistoryEntry {
-        left_id: left_id.clone(),
-        right_id: right_id.clone(),
-        action: "conflict",
-        target: None,
-        origin: Some(source),
-        fields: Vec::new(),
-        rule,
-        message: Some(message),
-        label: None,
-    }
+/// A history entry for a conflict decided without a write here (other
+/// notes without a write take its shape under their own action).
+fn conflict_entry(left_id: &Option<String>, right_id: &Option<String>, source: Side, rule: String, message: String) -> HistoryEntry {
+    HistoryEntry { left_id: left_id.clone(), right_id: right_id.clone(), action: "conflict", target: None, origin: Some(source), fields: Vec::new(), rule, message: Some(message), label: None }
 }
 
 fn flow_name(flow: Flow) -> &'static str {
@@ -101,35 +77,16 @@ mod tests {
             version: None,
             deleted: false,
             born: None,
-            fields: fields
-                .iter()
-                .map(|(n, v)| Field {
-                    name: (*n).into(),
-                    value: Value::Text((*v).into()),
-                })
-                .collect(),
+            fields: fields.iter().map(|(n, v)| Field { name: (*n).into(), value: Value::Text((*v).into()) }).collect(),
         }
     }
 
     #[test]
     fn a_record_is_named_by_its_name_title_or_subject() {
-        assert_eq!(
-            label_of(&record(&[("phone", "030"), ("subject", "Network cabling")])).as_deref(),
-            Some("Network cabling")
-        );
-        assert_eq!(
-            label_of(&record(&[("name", "  "), ("title", "Move")])).as_deref(),
-            Some("Move"),
-            "an empty name names nothing"
-        );
+        assert_eq!(label_of(&record(&[("phone", "030"), ("subject", "Network cabling")])).as_deref(), Some("Network cabling"));
+        assert_eq!(label_of(&record(&[("name", "  "), ("title", "Move")])).as_deref(), Some("Move"), "an empty name names nothing");
         assert_eq!(label_of(&record(&[("phone", "030")])), None);
         let long = "x".repeat(80);
-        assert_eq!(
-            label_of(&record(&[("name", &long)]))
-                .unwrap()
-                .chars()
-                .count(),
-            61
-        );
+        assert_eq!(label_of(&record(&[("name", &long)])).unwrap().chars().count(), 61);
     }
 }

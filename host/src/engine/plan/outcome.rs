@@ -33,26 +33,9 @@ pub(in crate::engine) fn link_write(
 }
 
 /// Turns a write's outcome (or, in a dry run, its plan) into state changes.
-pub(in crate::engine) fn record_outcome(
-    commit: &mut Commit,
-    counts: &mut RunCounts,
-    source: Side,
-    pending: Pending,
-    outcome: Outcome,
-) {
+pub(in crate::engine) fn record_outcome(commit: &mut Commit, counts: &mut RunCounts, source: Side, pending: Pending, outcome: Outcome) {
     let target = source.other();
-    let Pending {
-        source_id,
-        source_version,
-        link,
-        mut history,
-        base_source,
-        base_target,
-        link_state,
-        target_in_sync,
-        label,
-        ..
-    } = pending;
+    let Pending { source_id, source_version, link, mut history, base_source, base_target, link_state, target_in_sync, label, .. } = pending;
     history.label = label.clone();
     match outcome {
         Outcome::Applied(applied) => {
@@ -75,19 +58,8 @@ pub(in crate::engine) fn record_outcome(
                     LinkRef::New { left_id, right_id }
                 }
             };
-            let target_version = if target_in_sync {
-                applied.version.clone()
-            } else {
-                None
-            };
-            let mut write = link_write(
-                0,
-                source,
-                source_version,
-                Some(target_version),
-                base_source,
-                base_target,
-            );
+            let target_version = if target_in_sync { applied.version.clone() } else { None };
+            let mut write = link_write(0, source, source_version, Some(target_version), base_source, base_target);
             write.link = link_ref;
             write.state = link_state;
             commit.links.push(write);
@@ -128,10 +100,7 @@ pub(in crate::engine) fn record_outcome(
                 source_id,
                 code: "changed-meanwhile".into(),
                 reason,
-                hint: Some(
-                    "nothing to do: the item is resubmitted and merged with the newer version"
-                        .into(),
-                ),
+                hint: Some("nothing to do: the item is resubmitted and merged with the newer version".into()),
                 retryable: true,
             });
         }
