@@ -222,7 +222,14 @@ impl State {
             // FULL: a commit survives a power loss, not only a crash of the host.
             // Foreign keys are on once the migrations ran: a migration that
             // builds a table anew must not cascade the old one's drop.
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000; PRAGMA foreign_keys = OFF;")
+            // A checkpoint once the log holds 64 MB rather than 4 MB (the
+            // default): a big first load touches the same index pages batch
+            // after batch, and each is copied into the database once per
+            // checkpoint, not once per batch (at a million rows the commits
+            // took 16 s with the default, 10 s with this). While the host
+            // runs, the log keeps up to 64 MB beside the store; it is folded
+            // in and removed when the store is closed.
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 16384; PRAGMA foreign_keys = OFF;")
             .map_err(open_error)?;
         let found: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = migrations::MIGRATIONS.len() as i64;
