@@ -11,7 +11,7 @@ use synchost_plugin_sdk::version;
 use crate::convert::{id_to_key, to_column, to_id, version_to_value};
 use crate::schema::Table;
 use crate::settings::StampFormat;
-use crate::{clock, quote, SqlTable};
+use crate::{clock, quote, SqlTable, TypedRow};
 
 impl SqlTable {
     /// Applies a batch of changes: one outcome per change, in order.
@@ -79,9 +79,10 @@ impl SqlTable {
                     ),
                     Some(Err(error)) => Outcome::Rejected(error.into_problem()),
                     Some(Ok(executed)) => match executed.returned.into_iter().next() {
+                        // Only the id and version go back: no record is made of the row.
                         Some(row) => {
-                            let written = Self::record_from_row(&table, row);
-                            Outcome::Applied(Applied { id: written.id, version: written.version })
+                            let written = TypedRow::of(&table, row);
+                            Outcome::Applied(Applied { version: written.version(&table), id: written.id })
                         }
                         // No row matched: the record is gone, or changed since the expected version.
                         None => {
