@@ -9,6 +9,17 @@
 //! cursor whose stamp lies within `overlap_ms` of it, and returns those it has
 //! not returned before at their present version: the cursor remembers the
 //! (stamp, key, version) of what it returned within that window.
+//!
+//! The window rests on one assumption: a write commits within `overlap_ms`
+//! of the stamp it gives (the transaction's length and the writers' clock
+//! skew). So once the table holds a stamp `overlap_ms` later than a row's,
+//! nothing can be committed any more with the row's stamp or an earlier one:
+//! the rows behind it are settled. Each read notes the newest stamp in the
+//! table before it reads, and the window behind the next cursor starts no
+//! earlier than `overlap_ms` before that. A read that catches up with the
+//! table's writes finds the window as before; the pages of a big first read
+//! (and of the echo of synchost's own batch writes, read well after they were
+//! stamped) look at nothing behind them again.
 
 use std::collections::HashMap;
 
@@ -32,6 +43,10 @@ pub struct Cursor {
     /// Rows returned within the window: (stamp, key, version), by (stamp, key).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<(serde_json::Value, serde_json::Value, String)>,
+    /// The newest stamp in the table before the read that made this cursor:
+    /// rows `overlap_ms` or more behind it are settled (see above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<serde_json::Value>,
 }
 
 pub fn to_json(value: &Value) -> serde_json::Value {
@@ -70,10 +85,18 @@ impl Cursor {
         if overlap_ms == 0 {
             return None;
         }
-        if self.seen.len() >= REMEMBERED {
-            return self.seen.first().map(|(u, _, _)| from_json(u));
+        let start = if self.seen.len() >= REMEMBERED {
+            self.seen.first().map(|(u, _, _)| from_json(u))
+        } else {
+            clock::earlier(&from_json(last), format, overlap_ms)
+        }?;
+        let settled = self.newest.as_ref().and_then(|newest| clock::earlier(&from_json(newest), format, overlap_ms));
+        match settled {
+            // Everything behind the cursor is settled: no window.
+            Some(settled) if order(&to_json(&settled), last) == std::cmp::Ordering::Greater => None,
+            Some(settled) if order(&to_json(&settled), &to_json(&start)) == std::cmp::Ordering::Greater => Some(settled),
+            _ => Some(start),
         }
-        clock::earlier(&from_json(last), format, overlap_ms)
     }
 
     /// What the cursor returned within its window: key -> version, to tell
@@ -83,13 +106,26 @@ impl Cursor {
     }
 
     /// The cursor after a read that returned `late` rows from behind it and
-    /// `fresh` rows after it, each as (stamp, key, record).
-    pub fn advance(&self, late: &[(Value, Value, &Record)], fresh: &[(Value, Value, &Record)], format: StampFormat, overlap_ms: u64) -> Cursor {
+    /// `fresh` rows after it, each as (stamp, key, record); `newest` is the
+    /// newest stamp the table held before the read.
+    pub fn advance(
+        &self,
+        late: &[(Value, Value, &Record)],
+        fresh: &[(Value, Value, &Record)],
+        newest: Option<&Value>,
+        format: StampFormat,
+        overlap_ms: u64,
+    ) -> Cursor {
         let (u, k) = match fresh.last() {
             Some((u, k, _)) => (Some(to_json(u)), to_json(k)),
             None => (self.u.clone(), self.k.clone()),
         };
-        let mut next = Cursor { u, k, seen: Vec::new() };
+        // The newest stamp never goes back (the row that had it may be deleted).
+        let newest = match (self.newest.clone(), newest.filter(|n| !n.is_null()).map(to_json)) {
+            (Some(before), Some(now)) => Some(if order(&now, &before) == std::cmp::Ordering::Greater { now } else { before }),
+            (before, now) => now.or(before),
+        };
+        let mut next = Cursor { u, k, seen: Vec::new(), newest };
         let Some(start) = next.window_start(format, overlap_ms).map(|v| to_json(&v)) else { return next };
         // The rows just returned replace what was remembered of them (the
         // last return of a key counts).
@@ -129,7 +165,7 @@ mod tests {
         let (a, b) = (record("3", "100/aa"), record("5", "100/bb"));
         let start = Cursor::default();
         let fresh = [(Value::Integer(100), Value::Integer(3), &a), (Value::Integer(100), Value::Integer(5), &b)];
-        let cursor = start.advance(&[], &fresh, StampFormat::UnixSeconds, 2000);
+        let cursor = start.advance(&[], &fresh, None, StampFormat::UnixSeconds, 2000);
         assert_eq!(cursor.u, Some(serde_json::Value::from(100)));
         assert_eq!(cursor.k, serde_json::Value::from(5));
         let seen = cursor.seen_versions();
@@ -138,10 +174,30 @@ mod tests {
         assert_eq!(cursor.window_start(StampFormat::UnixSeconds, 2000), Some(Value::Integer(98)));
         // Later rows push the old ones out of the window.
         let c = record("1", "200/dd");
-        let later = cursor.advance(&[], &[(Value::Integer(200), Value::Integer(1), &c)], StampFormat::UnixSeconds, 2000);
+        let later = cursor.advance(&[], &[(Value::Integer(200), Value::Integer(1), &c)], None, StampFormat::UnixSeconds, 2000);
         assert_eq!(later.seen.len(), 1);
         // No overlap: no window, nothing remembered.
-        assert!(start.advance(&[], &fresh, StampFormat::UnixSeconds, 0).seen.is_empty());
+        assert!(start.advance(&[], &fresh, None, StampFormat::UnixSeconds, 0).seen.is_empty());
+    }
+
+    #[test]
+    fn rows_settled_behind_the_newest_stamp_leave_no_window() {
+        let (a, b) = (record("3", "100/aa"), record("5", "100/bb"));
+        let fresh = [(Value::Integer(100), Value::Integer(3), &a), (Value::Integer(100), Value::Integer(5), &b)];
+        // The table held a stamp of 500 before the read: rows at 100 are settled.
+        let cursor = Cursor::default().advance(&[], &fresh, Some(&Value::Integer(500)), StampFormat::UnixSeconds, 2000);
+        assert_eq!(cursor.window_start(StampFormat::UnixSeconds, 2000), None);
+        assert!(cursor.seen.is_empty(), "nothing settled is remembered: {:?}", cursor.seen);
+        // Newest within the overlap of the cursor: the window starts at the later bound.
+        let cursor = Cursor::default().advance(&[], &fresh, Some(&Value::Integer(101)), StampFormat::UnixSeconds, 2000);
+        assert_eq!(cursor.window_start(StampFormat::UnixSeconds, 2000), Some(Value::Integer(99)));
+        assert_eq!(cursor.seen.len(), 2);
+        // The newest stamp never goes back, though the table's may (its row deleted).
+        let again = cursor.advance(&[], &[], Some(&Value::Integer(50)), StampFormat::UnixSeconds, 2000);
+        assert_eq!(again.newest, Some(serde_json::Value::from(101)));
+        // A cursor made before the newest stamp was noted keeps its whole window.
+        let old: Cursor = serde_json::from_str(r#"{"u":100,"k":5,"seen":[[100,3,"100/aa"]]}"#).unwrap();
+        assert_eq!(old.window_start(StampFormat::UnixSeconds, 2000), Some(Value::Integer(98)));
     }
 
     #[test]
@@ -149,7 +205,7 @@ mod tests {
         let records: Vec<Record> = (0..REMEMBERED + 10).map(|i| record(&i.to_string(), "v")).collect();
         let fresh: Vec<(Value, Value, &Record)> =
             records.iter().enumerate().map(|(i, r)| (Value::Integer(1_000 + i as i64), Value::Integer(i as i64), r)).collect();
-        let cursor = Cursor::default().advance(&[], &fresh, StampFormat::UnixMillis, 60_000);
+        let cursor = Cursor::default().advance(&[], &fresh, None, StampFormat::UnixMillis, 60_000);
         assert_eq!(cursor.seen.len(), REMEMBERED);
         assert_eq!(cursor.window_start(StampFormat::UnixMillis, 60_000), Some(Value::Integer(1_010)));
     }

@@ -224,6 +224,15 @@ impl Connector for SqlTable {
                 (format!(" WHERE {key} > {}", self.param(1)), key.clone())
             }
         };
+        // Noted before the page is read: what commits after it is stamped no
+        // earlier than `overlap_ms` before it (see `feed`).
+        let newest = match &table.updated_at {
+            Some((u, _)) if table.overlap_ms > 0 => {
+                let query = format!("SELECT max({}) FROM {}", quote(&u.name), quote(&table.table));
+                self.sql.query(&query, &[])?.rows.into_iter().next().and_then(|row| row.into_iter().next())
+            }
+            _ => None,
+        };
         let limit = limit.max(1);
         params.push(Value::Integer(i64::from(limit)));
         let columns = Self::select_list(&table);
@@ -246,7 +255,7 @@ impl Connector for SqlTable {
         let has_more = rows.len() == limit as usize;
         let Some((_, format)) = &table.updated_at else {
             // A full scan: the key is the position.
-            let next = rows.last().map(|row| Cursor { u: None, k: to_json(&row[0]), seen: Vec::new() }).or(cursor);
+            let next = rows.last().map(|row| Cursor { u: None, k: to_json(&row[0]), seen: Vec::new(), newest: None }).or(cursor);
             let records = rows.into_iter().map(|row| Self::record_from_row(&table, row)).collect();
             return Ok(ReadBatch { records, cursor: next.map(|c| serde_json::to_string(&c)).transpose()?, has_more });
         };
@@ -267,7 +276,7 @@ impl Connector for SqlTable {
                 (!returned).then(|| (u, k, typed.into_record(&table, version)))
             })
             .collect();
-        let next = previous.advance(&borrowed(&late), &borrowed(&fresh), *format, table.overlap_ms);
+        let next = previous.advance(&borrowed(&late), &borrowed(&fresh), newest.as_ref(), *format, table.overlap_ms);
         // Before the cursor has a position, there is nothing to keep.
         let next = (next.u.is_some() || !fresh.is_empty()).then_some(next);
         let records = late.into_iter().chain(fresh).map(|(_, _, record)| record).collect();

@@ -321,3 +321,28 @@ async fn without_an_overlap_rows_behind_the_cursor_stay_unread() {
     let next = todo.read("tasks", first.cursor.as_deref(), 100).await.unwrap();
     assert!(next.records.is_empty(), "overlap_ms = 0 turns the window off");
 }
+
+// Covers: C7, C8
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_long_settled_behind_the_newest_stamp_are_not_looked_at_again() {
+    let (scene, catalog) = seconds_table("");
+    scene.sql("tasks.sqlite", "INSERT INTO tasks VALUES (4, 'four', 5000);");
+    let todo = instance(&catalog, "todo");
+    // The table held a stamp of 5000 before the read: what sorts behind the
+    // cursor at 1000 can no longer change within the overlap, so the cursor
+    // remembers none of it and the next read does not look behind it.
+    let first = todo.read("tasks", None, 3).await.unwrap();
+    assert_eq!(ids(&first.records), ["1", "2", "3"]);
+    let cursor = first.cursor.clone().unwrap();
+    assert!(!cursor.contains("seen"), "settled rows are not remembered: {cursor}");
+    let rest = todo.read("tasks", first.cursor.as_deref(), 100).await.unwrap();
+    assert_eq!(ids(&rest.records), ["4"]);
+    // Caught up: a late row within the overlap of the newest stamp, and an
+    // edit in the newest stamp's second, are read as before.
+    scene.sql("tasks.sqlite", "INSERT INTO tasks VALUES (0, 'late', 4999); UPDATE tasks SET title = 'four, edited' WHERE id = 4;");
+    let next = todo.read("tasks", rest.cursor.as_deref(), 100).await.unwrap();
+    assert_eq!(ids(&next.records), ["0", "4"]);
+    assert_eq!(next.records[1].get("title"), Some(&Value::Text("four, edited".into())));
+    let after = todo.read("tasks", next.cursor.as_deref(), 100).await.unwrap();
+    assert!(after.records.is_empty(), "{:?}", after.records);
+}
