@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
     // the program. A batch's memory is freed and handed back to the kernel, and
     // the next batch faults it in again: with huge pages the kernel zeroes 2 MB
     // for each of those faults. Without them a first load of 200,000 rows took
-    // a third less system time and 20% less peak memory (docs/benchmarks.md).
+    // about half the system time and 20% less peak memory (docs/benchmarks.md).
     // Set before any thread starts, so that every thread has it.
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
