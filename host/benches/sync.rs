@@ -131,6 +131,8 @@ fn plain_copy(dir: &std::path::Path) -> u64 {
 }
 
 fn main() {
+    // As the `synchost` binary does, for both sides of the comparison.
+    synchost::process::without_transparent_huge_pages();
     let rows: u64 = std::env::var("SYNCHOST_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     fill(&dir.path().join("source.sqlite"), rows);

@@ -17,6 +17,7 @@
 //! - [`bundled`]: the plugins built into the binary.
 //! - [`schema`]: the config's JSON Schema.
 //! - [`admin`]: what an admin sees and does, shared by the command line and the admin API.
+//! - [`process`]: what the process sets for itself before its threads start (memory behaviour).
 //! - [`logging`]: the process's log, and verbose tracing of one pipeline on demand.
 //! - [`metrics`]: what the process counts as it goes (runs, records, plugin calls), for `/metrics`.
 //! - [`http`]: the admin HTTP API `synchost run` serves: users and roles, metrics, probes.
@@ -34,6 +35,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod packages;
+pub mod process;
 pub mod replicas;
 pub mod runtime;
 pub mod schema;
