@@ -77,6 +77,11 @@ fn order(a: &serde_json::Value, b: &serde_json::Value) -> std::cmp::Ordering {
     }
 }
 
+/// Whether stamp `a` comes after stamp `b`.
+fn later(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    order(a, b) == std::cmp::Ordering::Greater
+}
+
 impl Cursor {
     /// The stamp from which the window behind this cursor starts; none when
     /// there is no window (no overlap, no stamp, or one it cannot read).
@@ -93,8 +98,8 @@ impl Cursor {
         let settled = self.newest.as_ref().and_then(|newest| clock::earlier(&from_json(newest), format, overlap_ms));
         match settled {
             // Everything behind the cursor is settled: no window.
-            Some(settled) if order(&to_json(&settled), last) == std::cmp::Ordering::Greater => None,
-            Some(settled) if order(&to_json(&settled), &to_json(&start)) == std::cmp::Ordering::Greater => Some(settled),
+            Some(settled) if later(&to_json(&settled), last) => None,
+            Some(settled) if later(&to_json(&settled), &to_json(&start)) => Some(settled),
             _ => Some(start),
         }
     }
@@ -122,7 +127,7 @@ impl Cursor {
         };
         // The newest stamp never goes back (the row that had it may be deleted).
         let newest = match (self.newest.clone(), newest.filter(|n| !n.is_null()).map(to_json)) {
-            (Some(before), Some(now)) => Some(if order(&now, &before) == std::cmp::Ordering::Greater { now } else { before }),
+            (Some(before), Some(now)) => Some(if later(&now, &before) { now } else { before }),
             (before, now) => now.or(before),
         };
         let mut next = Cursor { u, k, seen: Vec::new(), newest };
