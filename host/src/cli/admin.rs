@@ -472,9 +472,6 @@ pub fn conflicts_list(config: &Path, pipeline: Option<&str>, all: bool) -> Resul
     Ok(())
 }
 
-/// A pair deleted on one side and kept on the other: (deleted side, kept
-/// side, the way to settle it).
-
 /// `synchost approvals list [PIPELINE] [--all]`
 pub fn approvals_list(config: &Path, pipeline: Option<&str>, all: bool, json: bool) -> Result<(), CommandError> {
     let state = open_state_only(config)?;

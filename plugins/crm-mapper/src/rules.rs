@@ -152,36 +152,37 @@ impl CrmRules {
             }
         }
         for field in &self.settings.emails {
-            if let Some(email) = canonical.text(field).filter(|e| !e.is_empty()) {
-                if !is_email(email) {
-                    found.push(violation(
-                        field,
-                        format!("`{field}` value `{email}` is not an email address"),
-                        "write it as name@example.com".into(),
-                    ));
-                }
+            if let Some(email) = canonical.text(field).filter(|e| !e.is_empty())
+                && !is_email(email)
+            {
+                found.push(violation(
+                    field,
+                    format!("`{field}` value `{email}` is not an email address"),
+                    "write it as name@example.com".into(),
+                ));
             }
         }
         for field in &self.settings.phones {
-            if let Some(phone) = canonical.text(field).filter(|p| !p.is_empty()) {
-                if !is_e164(phone) {
-                    found.push(violation(
-                        field,
-                        format!("`{field}` value `{phone}` is not a phone number with country code"),
-                        "write it with its country code, e.g. +49 30 1234567, or set default_country_code".into(),
-                    ));
-                }
+            if let Some(phone) = canonical.text(field).filter(|p| !p.is_empty())
+                && !is_e164(phone)
+            {
+                found.push(violation(
+                    field,
+                    format!("`{field}` value `{phone}` is not a phone number with country code"),
+                    "write it with its country code, e.g. +49 30 1234567, or set default_country_code".into(),
+                ));
             }
         }
         for field in &self.settings.dates {
-            if let Some(value) = canonical.get(field) {
-                if !value.is_null() && !matches!(value, Value::Date(_)) {
-                    found.push(violation(
-                        field,
-                        format!("`{field}` value `{}` is not a date", value.to_display_string()),
-                        "write it as YYYY-MM-DD, DD.MM.YYYY or YYYY/MM/DD".into(),
-                    ));
-                }
+            if let Some(value) = canonical.get(field)
+                && !value.is_null()
+                && !matches!(value, Value::Date(_))
+            {
+                found.push(violation(
+                    field,
+                    format!("`{field}` value `{}` is not a date", value.to_display_string()),
+                    "write it as YYYY-MM-DD, DD.MM.YYYY or YYYY/MM/DD".into(),
+                ));
             }
         }
         found
@@ -203,10 +204,10 @@ impl CrmRules {
                 field.value = Value::Text(text.trim().to_lowercase());
             } else if self.settings.phones.iter().any(|f| f == name) {
                 field.value = Value::Text(normalise_phone(text, self.settings.default_country_code.as_deref()));
-            } else if self.settings.dates.iter().any(|f| f == name) {
-                if let Some(iso) = parse_date(text) {
-                    field.value = Value::Date(iso);
-                }
+            } else if self.settings.dates.iter().any(|f| f == name)
+                && let Some(iso) = parse_date(text)
+            {
+                field.value = Value::Date(iso);
             }
         }
     }
